@@ -1,0 +1,223 @@
+// Package config defines Seawall's configuration file, loads it strictly and
+// validates it, reporting every problem with its file, line and path.
+//
+// The lifecycle is: decode (unknown keys are errors) → defaults from the named
+// constants below → Validate (all problems at once) → build runtime objects.
+package config
+
+import "time"
+
+// Defaults for keys a file leaves out; a key that is written keeps its
+// value, even zero. Each field's comment names the default it takes.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultAdminListen     = "127.0.0.1:9090"
+	DefaultMaxRequestBody  = 10 << 20
+	DefaultMaxResponseBody = 50 << 20
+
+	DefaultConnectTimeout = 2 * time.Second
+	DefaultPerTryTimeout  = 10 * time.Second
+	DefaultOverallTimeout = 30 * time.Second
+
+	DefaultMaxWait = 0
+
+	DefaultBreakerWindow        = 10 * time.Second
+	DefaultBreakerMinCalls      = 20
+	DefaultBreakerFailureRate   = 50
+	DefaultBreakerSlowCallRate  = 100
+	DefaultBreakerSlowCall      = 5 * time.Second
+	DefaultBreakerOpenDuration  = 5 * time.Second
+	DefaultBreakerHalfOpenCalls = 3
+
+	DefaultRetryMaxAttempts = 3
+	DefaultRetryBaseDelay   = 100 * time.Millisecond
+	DefaultRetryMaxDelay    = 2 * time.Second
+	DefaultRetryBudgetRatio = 0.2
+	DefaultRetryBudgetMin   = 3
+	DefaultRetryBufferBody  = 64 << 10
+)
+
+// DefaultFailureStatuses are the upstream statuses the breaker counts as
+// failures when breaker.failure_statuses is unset.
+var DefaultFailureStatuses = []string{"5xx", "429"}
+
+// DefaultRetryStatuses are the upstream statuses retried when retry.statuses is unset.
+var DefaultRetryStatuses = []string{"429", "502", "503", "504"}
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address of the application-facing listener.
+	// Default DefaultListen (loopback only).
+	Listen string `yaml:"listen"`
+	// Admin configures the operator listener (metrics, health).
+	Admin Admin `yaml:"admin"`
+	// Log configures structured logging.
+	Log Log `yaml:"log"`
+	// Limits bounds request and response sizes for all upstreams.
+	Limits Limits `yaml:"limits"`
+	// ShutdownGrace is how long in-flight calls may finish after a stop
+	// signal. Default 15s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Upstreams maps the first path segment of a request to a third party.
+	// At least one is required.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+}
+
+// Admin is the operator listener.
+type Admin struct {
+	// Listen is the admin address. Default DefaultAdminListen; "off" disables it.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token required on every admin endpoint except
+	// /healthz. Empty means no token, allowed only on a loopback address.
+	Token Secret `yaml:"token"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// Limits bounds sizes.
+type Limits struct {
+	// MaxRequestBody is the largest request body accepted; larger ones get 413.
+	// Default DefaultMaxRequestBody (10MiB).
+	MaxRequestBody Size `yaml:"max_request_body"`
+	// MaxResponseBody is the largest upstream response body relayed; a larger
+	// one is cut off and answered 502. Default DefaultMaxResponseBody (50MiB).
+	MaxResponseBody Size `yaml:"max_response_body"`
+}
+
+// Upstream is one third-party API.
+type Upstream struct {
+	// URL is the base URL requests are forwarded to; the path after the
+	// upstream name is appended to its path. Required; http or https.
+	URL string `yaml:"url"`
+	// Headers are set on every request to the upstream, replacing the app's
+	// value; values may reference ${ENV_VAR} or ${file:/path}. Never logged.
+	Headers map[string]Secret `yaml:"headers"`
+	// Timeouts bounds each call.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// RateLimit keeps calls within the third party's quota. Unset means unlimited.
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// Breaker stops calls while the third party is failing.
+	Breaker Breaker `yaml:"breaker"`
+	// Retry retries transient failures.
+	Retry Retry `yaml:"retry"`
+	// Routes override timeouts and retry for requests they match, first
+	// match wins. Requests matching no route use the upstream's policies.
+	Routes []*Route `yaml:"routes"`
+}
+
+// Timeouts bounds an upstream call.
+type Timeouts struct {
+	// Connect bounds dialing and the TLS handshake. Default 2s.
+	Connect Duration `yaml:"connect"`
+	// PerTry bounds one attempt, up to the response headers. Default 10s.
+	PerTry Duration `yaml:"per_try"`
+	// Overall bounds the whole call including retries and waits. Default 30s.
+	Overall Duration `yaml:"overall"`
+}
+
+// Limit actions.
+const (
+	OnLimitWait   = "wait"
+	OnLimitReject = "reject"
+)
+
+// RateLimit is a token bucket per upstream, or per tenant with KeyHeader.
+type RateLimit struct {
+	// Rate is the sustained rate, like "50/s". Zero means no limit.
+	Rate Rate `yaml:"rate"`
+	// Burst is how many calls may go at once above the sustained rate.
+	// Default 1.
+	Burst int `yaml:"burst"`
+	// KeyHeader, when set, gives each value of this request header its own
+	// bucket (per-tenant quotas). Empty means one bucket for the upstream.
+	KeyHeader string `yaml:"key_header"`
+	// OnLimit is "wait" (queue up to MaxWait) or "reject" (429 at once).
+	// Default "wait".
+	OnLimit string `yaml:"on_limit"`
+	// MaxWait is the longest a request waits for a slot in wait mode before
+	// it is rejected with 429. Default 1s.
+	MaxWait Duration `yaml:"max_wait"`
+}
+
+// Breaker is a circuit breaker per upstream.
+type Breaker struct {
+	// Disabled turns the breaker off. Default false.
+	Disabled bool `yaml:"disabled"`
+	// Window is the time window over which rates are judged. Default 10s.
+	Window Duration `yaml:"window"`
+	// MinCalls is how many calls the window must hold before judging.
+	// Default 20.
+	MinCalls int `yaml:"min_calls"`
+	// FailureRate is the failure percentage (1–100) that opens the breaker.
+	// Default 50.
+	FailureRate float64 `yaml:"failure_rate"`
+	// SlowCallRate is the percentage (1–100) of calls slower than
+	// SlowCallDuration that opens the breaker. Default 100.
+	SlowCallRate float64 `yaml:"slow_call_rate"`
+	// SlowCallDuration is how long a call may take before it counts as slow.
+	// Default 5s.
+	SlowCallDuration Duration `yaml:"slow_call_duration"`
+	// OpenDuration is how long the breaker stays open before probing.
+	// Default 5s.
+	OpenDuration Duration `yaml:"open_duration"`
+	// MaxOpenDuration caps the open duration, which doubles on each
+	// consecutive reopening. Zero means it never grows.
+	MaxOpenDuration Duration `yaml:"max_open_duration"`
+	// HalfOpenCalls is how many probe calls are let through while half-open;
+	// all must succeed to close. Default 3.
+	HalfOpenCalls int `yaml:"half_open_calls"`
+	// FailureStatuses lists upstream statuses that count as failures, as
+	// codes ("429") or classes ("5xx"). Connection errors and timeouts always
+	// count. Default ["5xx", "429"].
+	FailureStatuses []string `yaml:"failure_statuses"`
+}
+
+// Retry is the retry policy of an upstream or route.
+type Retry struct {
+	// MaxAttempts counts the first try; 1 disables retries. Default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// BaseDelay is the first backoff; each retry doubles it, with full
+	// jitter. Default 100ms.
+	BaseDelay Duration `yaml:"base_delay"`
+	// MaxDelay caps the backoff. Default 2s.
+	MaxDelay Duration `yaml:"max_delay"`
+	// Statuses lists upstream statuses retried, as codes or classes.
+	// Default ["429", "502", "503", "504"].
+	Statuses []string `yaml:"statuses"`
+	// AllMethods retries non-idempotent requests (POST, PATCH) even without
+	// an Idempotency-Key. Default false.
+	AllMethods bool `yaml:"all_methods"`
+	// BufferBody is the largest request body kept for replay; a larger body
+	// is streamed once and not retried. Default 64KiB.
+	BufferBody Size `yaml:"buffer_body"`
+	// Budget bounds retries to a share of recent requests.
+	Budget RetryBudget `yaml:"budget"`
+}
+
+// RetryBudget bounds retries over a sliding 10s window.
+type RetryBudget struct {
+	// Ratio is the share of requests that may be retried (0–1). Default 0.2.
+	Ratio float64 `yaml:"ratio"`
+	// MinPerSecond allows this many retries per second even at low traffic.
+	// Default 3.
+	MinPerSecond float64 `yaml:"min_per_second"`
+}
+
+// Route overrides policies for requests it matches.
+type Route struct {
+	// Name labels the route in metrics and logs. Default: the Match pattern.
+	Name string `yaml:"name"`
+	// Match is a net/http ServeMux pattern without host, like
+	// "POST /v1/charges" or "GET /v1/items/{id}". Required.
+	Match string `yaml:"match"`
+	// Timeouts override the upstream's; keys left out inherit.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Retry overrides the upstream's; keys left out inherit.
+	Retry Retry `yaml:"retry"`
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+const validDoc = `listen: 127.0.0.1:8080
+upstreams:
+  payments:
+    url: https://api.example.com/v1
+    headers:
+      Authorization: "Bearer ${PAY_KEY}"
+    rate_limit:
+      rate: 50/s
+      burst: 5
+    retry:
+      max_attempts: 4
+    routes:
+      - match: "POST /charges"
+        retry:
+          max_attempts: 1
+`
+
+func TestParseValid(t *testing.T) {
+	cfg, err := Parse("seawall.yaml", []byte(validDoc), env(map[string]string{"PAY_KEY": "sk_live_1"}))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	u := cfg.Upstreams["payments"]
+	if got, want := u.Headers["Authorization"].Value(), "Bearer sk_live_1"; got != want {
+		t.Errorf("header = %q, want %q", got, want)
+	}
+	if got := u.RateLimit.Rate.PerSecond(); got != 50 {
+		t.Errorf("rate = %v/s, want 50", got)
+	}
+	if got := u.Routes[0].Retry.MaxAttempts; got != 1 {
+		t.Errorf("route max_attempts = %d, want 1", got)
+	}
+	if got := u.Routes[0].Retry.BaseDelay.D(); got != DefaultRetryBaseDelay {
+		t.Errorf("route base_delay = %v, want inherited %v", got, DefaultRetryBaseDelay)
+	}
+	if got := u.Routes[0].Timeouts.Overall.D(); got != DefaultOverallTimeout {
+		t.Errorf("route overall timeout = %v, want %v", got, DefaultOverallTimeout)
+	}
+	if got := u.Breaker.FailureStatuses; len(got) != 2 {
+		t.Errorf("failure statuses = %v, want defaults", got)
+	}
+}
+
+func TestParseReportsEveryProblemWithLine(t *testing.T) {
+	doc := `listen: 127.0.0.1:8080
+upstreams:
+  payments:
+    url: ftp://api.example.com
+    rate_limit:
+      rate: fast
+    retry:
+      max_attempts: 0
+      bakeoff: 1s
+`
+	_, err := Parse("seawall.yaml", []byte(doc), env(nil))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	want := []string{
+		`seawall.yaml:4 upstreams.payments.url: scheme must be http or https, got "ftp"`,
+		`seawall.yaml:6 upstreams.payments.rate_limit.rate: invalid rate "fast"`,
+		`seawall.yaml:8 upstreams.payments.retry.max_attempts: must be >= 1`,
+		`seawall.yaml:9 upstreams.payments.retry.bakeoff: unknown key`,
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(ps[i].String(), w) {
+			t.Errorf("problem %d = %q, want prefix %q", i, ps[i].String(), w)
+		}
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"empty", "", "config is empty"},
+		{"syntax", "upstreams: [\n", "seawall.yaml:"},
+		{"no upstreams", "listen: 127.0.0.1:1\n", "upstreams: at least one upstream is required"},
+		{"missing env", "upstreams:\n  a:\n    url: http://x\n    headers:\n      X-Key: ${NOPE}\n", "seawall.yaml:5 upstreams.a.headers.X-Key: environment variable NOPE is not set"},
+		{"bad pattern", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: GET\n", "seawall.yaml:5 upstreams.a.routes[0].match: invalid pattern"},
+		{"wrong type", "upstreams:\n  a:\n    url: http://x\n    retry:\n      max_attempts: lots\n", `seawall.yaml:5 upstreams.a.retry.max_attempts: got str "lots", want int`},
+		{"suggestion", "upstreams:\n  a:\n    url: http://x\n    retyr: {}\n", `unknown key (did you mean "retry"?)`},
+		{"reserved", "upstreams:\n  _seawall:\n    url: http://x\n", "name must be lower-case"},
+		{"timeouts", "upstreams:\n  a:\n    url: http://x\n    timeouts: {per_try: 5s, overall: 1s}\n", "per_try: must not exceed overall"},
+		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
+		{"admin token", "admin:\n  listen: 0.0.0.0:9090\nupstreams:\n  a:\n    url: http://x\n", "admin.token: required"},
+		{"negative duration", "upstreams:\n  a:\n    url: http://x\n    timeouts: {connect: -1s}\n", "must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("seawall.yaml", []byte(tt.doc), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretFileAndRedaction(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(f, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := "upstreams:\n  a:\n    url: http://x\n    headers:\n      X-Key: ${file:" + f + "}\n"
+	cfg, err := Parse("c.yaml", []byte(doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Upstreams["a"].Headers["X-Key"]
+	if s.Value() != "s3cr3t" {
+		t.Errorf("Value = %q, want s3cr3t", s.Value())
+	}
+	for _, shown := range []string{s.String(), s.LogValue().String()} {
+		if strings.Contains(shown, "s3cr3t") {
+			t.Errorf("secret shown as %q", shown)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	rates := map[string]float64{"100/s": 100, "6000/m": 100, "3600/h": 1, "5/10s": 0.5, " 2.5/s ": 2.5}
+	for in, want := range rates {
+		r, err := ParseRate(in)
+		if err != nil || r.PerSecond() != want {
+			t.Errorf("ParseRate(%q) = %v/s, %v; want %v/s", in, r.PerSecond(), err, want)
+		}
+	}
+	for _, bad := range []string{"", "100", "0/s", "-1/s", "1/x", "NaN/s", "1/0s"} {
+		if _, err := ParseRate(bad); err == nil {
+			t.Errorf("ParseRate(%q) succeeded, want error", bad)
+		}
+	}
+	sizes := map[string]int64{"512": 512, "1KiB": 1024, "1MiB": 1 << 20, "2 GiB": 2 << 30, "1KB": 1000, "10B": 10}
+	for in, want := range sizes {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "1TiB", "99999999999999GiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) succeeded, want error", bad)
+		}
+	}
+	if d, err := ParseDuration("250ms"); err != nil || d != 250*time.Millisecond {
+		t.Errorf("ParseDuration(250ms) = %v, %v", d, err)
+	}
+}

@@ -1,0 +1,271 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File string
+	Line int // 0 when the problem has no place in the file
+	Path string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	if p.Path != "" {
+		return loc + " " + p.Path + ": " + p.Msg
+	}
+	return loc + ": " + p.Msg
+}
+
+// Problems is every problem found in one file, in line order.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LoadFile reads, decodes, defaults and validates the config at path.
+// Any problems are returned together as Problems.
+func LoadFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, b, os.LookupEnv)
+}
+
+// Parse decodes, defaults and validates a config document. name is used in
+// problem locations; lookup resolves ${ENV} references.
+func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{syntaxProblem(name, err)}
+	}
+	if len(root.Content) == 0 {
+		return nil, Problems{{File: name, Msg: "config is empty"}}
+	}
+	doc := root.Content[0]
+	idx := &index{lines: map[string]int{}}
+	idx.walk(doc, reflect.TypeOf(Config{}), "")
+
+	var cfg Config
+	if err := doc.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, Problems{{File: name, Msg: err.Error()}}
+		}
+		for _, msg := range te.Errors {
+			idx.addLineMsg(msg)
+		}
+	}
+	// Validate even when decoding found problems, so one run reports them
+	// all, but say nothing more of a path that already failed to decode.
+	reported := map[string]bool{}
+	for _, p := range idx.problems {
+		reported[p.Path] = true
+	}
+	cfg.applyDefaults(defaulter{present: idx.lines})
+	for _, p := range cfg.validate(lookup) {
+		if !reported[p.Path] {
+			idx.problems = append(idx.problems, Problem{Line: idx.lineOf(p.Path), Path: p.Path, Msg: p.Msg})
+		}
+	}
+	if len(idx.problems) > 0 {
+		ps := idx.problems
+		for i := range ps {
+			ps[i].File = name
+		}
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+		return nil, ps
+	}
+	return &cfg, nil
+}
+
+var lineMsg = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func syntaxProblem(name string, err error) Problem {
+	if m := lineMsg.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Problem{File: name, Line: line, Msg: m[2]}
+	}
+	return Problem{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+// index maps config paths to the lines they stand on and collects the
+// problems found while walking and decoding the document.
+type index struct {
+	lines    map[string]int // path -> line of its key
+	byLine   map[int]string // line -> deepest path on it
+	problems Problems
+}
+
+func (ix *index) add(path string, line int) {
+	ix.lines[path] = line
+	if ix.byLine == nil {
+		ix.byLine = map[int]string{}
+	}
+	if len(path) > len(ix.byLine[line]) {
+		ix.byLine[line] = path
+	}
+}
+
+// addLineMsg turns a yaml.v3 "line N: message" error into a problem.
+func (ix *index) addLineMsg(msg string) {
+	m := lineMsg.FindStringSubmatch(msg)
+	if m == nil {
+		ix.problems = append(ix.problems, Problem{Msg: msg})
+		return
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[2]
+	if strings.HasPrefix(text, "cannot unmarshal") {
+		text = friendlyTypeError(text)
+	}
+	ix.problems = append(ix.problems, Problem{Line: line, Path: ix.byLine[line], Msg: text})
+}
+
+var unmarshalMsg = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (.*)$")
+
+func friendlyTypeError(text string) string {
+	m := unmarshalMsg.FindStringSubmatch(text)
+	if m == nil {
+		return text
+	}
+	want := m[3]
+	switch {
+	case strings.HasPrefix(want, "map["), strings.HasPrefix(want, "config."):
+		want = "a mapping"
+	case strings.HasPrefix(want, "[]"):
+		want = "a list"
+	case strings.HasPrefix(want, "*"):
+		want = strings.TrimPrefix(want, "*")
+	}
+	return fmt.Sprintf("got %s %q, want %s", m[1], m[2], want)
+}
+
+// lineOf finds the line of path, or of its nearest parent present in the file.
+func (ix *index) lineOf(path string) int {
+	for p := path; p != ""; {
+		if l, ok := ix.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// walk records each key's line and reports keys that t has no field for.
+func (ix *index) walk(n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			f, ok := fields[k.Value]
+			if !ok {
+				ix.problems = append(ix.problems, Problem{Line: k.Line, Path: p, Msg: "unknown key" + suggest(k.Value, fields)})
+				continue
+			}
+			ix.add(p, k.Line)
+			ix.walk(v, f.Type, p)
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			ix.add(p, k.Line)
+			ix.walk(v, t.Elem(), p)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, v := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			ix.add(p, v.Line)
+			ix.walk(v, t.Elem(), p)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+// suggest names the known key closest to a misspelt one.
+func suggest(key string, fields map[string]reflect.StructField) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if d := editDistance(key, name); d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,299 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const defaultShutdownGrace = 15 * time.Second
+
+// defaulter fills the fields a file left out. A key written in the file
+// keeps its value, even zero, so that Validate can reject it.
+type defaulter struct{ present map[string]int }
+
+func set[T any](d defaulter, path string, field *T, def T) {
+	if _, ok := d.present[path]; !ok {
+		*field = def
+	}
+}
+
+func (c *Config) applyDefaults(d defaulter) {
+	set(d, "listen", &c.Listen, DefaultListen)
+	set(d, "admin.listen", &c.Admin.Listen, DefaultAdminListen)
+	set(d, "log.level", &c.Log.Level, "info")
+	set(d, "log.format", &c.Log.Format, "json")
+	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
+	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
+	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
+	for name, u := range c.Upstreams {
+		if u == nil {
+			u = &Upstream{}
+			c.Upstreams[name] = u
+		}
+		u.applyDefaults(d, "upstreams."+name)
+	}
+}
+
+func (u *Upstream) applyDefaults(d defaulter, p string) {
+	u.Timeouts.inherit(d, p+".timeouts", Timeouts{
+		Connect: Duration(DefaultConnectTimeout),
+		PerTry:  Duration(DefaultPerTryTimeout),
+		Overall: Duration(DefaultOverallTimeout),
+	})
+	rl, rp := &u.RateLimit, p+".rate_limit"
+	set(d, rp+".burst", &rl.Burst, 1)
+	set(d, rp+".on_limit", &rl.OnLimit, OnLimitWait)
+	set(d, rp+".max_wait", &rl.MaxWait, Duration(time.Second))
+	b, bp := &u.Breaker, p+".breaker"
+	set(d, bp+".window", &b.Window, Duration(DefaultBreakerWindow))
+	set(d, bp+".min_calls", &b.MinCalls, DefaultBreakerMinCalls)
+	set(d, bp+".failure_rate", &b.FailureRate, DefaultBreakerFailureRate)
+	set(d, bp+".slow_call_rate", &b.SlowCallRate, DefaultBreakerSlowCallRate)
+	set(d, bp+".slow_call_duration", &b.SlowCallDuration, Duration(DefaultBreakerSlowCall))
+	set(d, bp+".open_duration", &b.OpenDuration, Duration(DefaultBreakerOpenDuration))
+	set(d, bp+".half_open_calls", &b.HalfOpenCalls, DefaultBreakerHalfOpenCalls)
+	set(d, bp+".failure_statuses", &b.FailureStatuses, DefaultFailureStatuses)
+	u.Retry.inherit(d, p+".retry", Retry{
+		MaxAttempts: DefaultRetryMaxAttempts,
+		BaseDelay:   Duration(DefaultRetryBaseDelay),
+		MaxDelay:    Duration(DefaultRetryMaxDelay),
+		Statuses:    DefaultRetryStatuses,
+		AllMethods:  false,
+		BufferBody:  DefaultRetryBufferBody,
+		Budget:      RetryBudget{Ratio: DefaultRetryBudgetRatio, MinPerSecond: DefaultRetryBudgetMin},
+	})
+	for i, r := range u.Routes {
+		if r == nil {
+			continue
+		}
+		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		set(d, rp+".name", &r.Name, r.Match)
+		r.Timeouts.inherit(d, rp+".timeouts", u.Timeouts)
+		r.Retry.inherit(d, rp+".retry", u.Retry)
+	}
+}
+
+func (t *Timeouts) inherit(d defaulter, p string, from Timeouts) {
+	set(d, p+".connect", &t.Connect, from.Connect)
+	set(d, p+".per_try", &t.PerTry, from.PerTry)
+	set(d, p+".overall", &t.Overall, from.Overall)
+}
+
+func (r *Retry) inherit(d defaulter, p string, from Retry) {
+	set(d, p+".max_attempts", &r.MaxAttempts, from.MaxAttempts)
+	set(d, p+".base_delay", &r.BaseDelay, from.BaseDelay)
+	set(d, p+".max_delay", &r.MaxDelay, from.MaxDelay)
+	set(d, p+".buffer_body", &r.BufferBody, from.BufferBody)
+	set(d, p+".budget.ratio", &r.Budget.Ratio, from.Budget.Ratio)
+	set(d, p+".budget.min_per_second", &r.Budget.MinPerSecond, from.Budget.MinPerSecond)
+	set(d, p+".statuses", &r.Statuses, from.Statuses)
+	set(d, p+".all_methods", &r.AllMethods, from.AllMethods)
+}
+
+// checker collects problems by path.
+type checker struct{ problems []Problem }
+
+func (c *checker) add(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) check(ok bool, path, format string, args ...any) {
+	if !ok {
+		c.add(path, format, args...)
+	}
+}
+
+var upstreamName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// validate reports every problem in a defaulted config. It expands secrets.
+func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
+	v := &checker{}
+	v.checkAddr("listen", c.Listen)
+	if c.Admin.Listen != "off" {
+		v.checkAddr("admin.listen", c.Admin.Listen)
+		if err := c.Admin.Token.expand(lookup); err != nil {
+			v.add("admin.token", "%v", err)
+		}
+		if c.Admin.Token.Value() == "" && !isLoopback(c.Admin.Listen) {
+			v.add("admin.token", "required when admin.listen is not a loopback address")
+		}
+	}
+	v.check(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log.level", "must be one of debug, info, warn, error")
+	v.check(oneOf(c.Log.Format, "json", "text"), "log.format", "must be json or text")
+	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
+	names := make([]string, 0, len(c.Upstreams))
+	for name := range c.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := "upstreams." + name
+		v.check(upstreamName.MatchString(name), p, "name must be lower-case letters, digits, '-' or '_'")
+		v.check(name != "_seawall", p, "the name _seawall is reserved")
+		c.Upstreams[name].validate(v, p, lookup)
+	}
+	return v.problems
+}
+
+func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, bool)) {
+	switch pu, err := url.Parse(u.URL); {
+	case u.URL == "":
+		v.add(p+".url", "required")
+	case err != nil:
+		v.add(p+".url", "not a URL: %v", err)
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		v.add(p+".url", "scheme must be http or https, got %q", pu.Scheme)
+	case pu.Host == "":
+		v.add(p+".url", "has no host")
+	case pu.RawQuery != "" || pu.Fragment != "":
+		v.add(p+".url", "must not have a query or fragment")
+	}
+	hdrs := make([]string, 0, len(u.Headers))
+	for h := range u.Headers {
+		hdrs = append(hdrs, h)
+	}
+	sort.Strings(hdrs)
+	for _, h := range hdrs {
+		s := u.Headers[h]
+		if err := s.expand(lookup); err != nil {
+			v.add(p+".headers."+h, "%v", err)
+		}
+		u.Headers[h] = s
+		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
+	}
+	u.Timeouts.validate(v, p+".timeouts")
+	u.RateLimit.validate(v, p+".rate_limit")
+	u.Breaker.validate(v, p+".breaker")
+	u.Retry.validate(v, p+".retry")
+	mux := http.NewServeMux()
+	for i, r := range u.Routes {
+		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		if r == nil {
+			v.add(rp, "empty route")
+			continue
+		}
+		if r.Match == "" {
+			v.add(rp+".match", "required")
+		} else if err := registerPattern(mux, r.Match); err != nil {
+			v.add(rp+".match", "%v", err)
+		}
+		r.Timeouts.validate(v, rp+".timeouts")
+		r.Retry.validate(v, rp+".retry")
+	}
+}
+
+// registerPattern checks a route pattern with the ServeMux that will match it.
+func registerPattern(mux *http.ServeMux, pattern string) (err error) {
+	fields := strings.Fields(pattern)
+	if len(fields) == 0 || len(fields) > 2 || !strings.HasPrefix(fields[len(fields)-1], "/") {
+		return fmt.Errorf("invalid pattern %q: want [METHOD] /path, like \"GET /v1/items/{id}\"", pattern)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, http.NotFoundHandler())
+	return nil
+}
+
+func (t Timeouts) validate(v *checker, p string) {
+	v.check(t.PerTry <= t.Overall, p+".per_try", "must not exceed overall (%s)", t.Overall.D())
+	v.check(t.Connect <= t.PerTry, p+".connect", "must not exceed per_try (%s)", t.PerTry.D())
+}
+
+func (r RateLimit) validate(v *checker, p string) {
+	v.check(r.Burst >= 1, p+".burst", "must be >= 1")
+	v.check(oneOf(r.OnLimit, OnLimitWait, OnLimitReject), p+".on_limit", "must be wait or reject")
+	if r.KeyHeader != "" {
+		v.check(validHeaderName(r.KeyHeader), p+".key_header", "not a valid header name")
+	}
+}
+
+func (b Breaker) validate(v *checker, p string) {
+	v.check(b.MinCalls >= 1, p+".min_calls", "must be >= 1")
+	v.check(b.FailureRate > 0 && b.FailureRate <= 100, p+".failure_rate", "must be a percentage in (0, 100]")
+	v.check(b.SlowCallRate > 0 && b.SlowCallRate <= 100, p+".slow_call_rate", "must be a percentage in (0, 100]")
+	v.check(b.Window >= Duration(time.Second), p+".window", "must be at least 1s")
+	v.check(b.HalfOpenCalls >= 1, p+".half_open_calls", "must be >= 1")
+	v.check(b.MaxOpenDuration == 0 || b.MaxOpenDuration >= b.OpenDuration, p+".max_open_duration", "must be 0 or >= open_duration (%s)", b.OpenDuration.D())
+	checkStatuses(v, p+".failure_statuses", b.FailureStatuses)
+}
+
+func (r Retry) validate(v *checker, p string) {
+	v.check(r.MaxAttempts >= 1, p+".max_attempts", "must be >= 1")
+	v.check(r.MaxDelay >= r.BaseDelay, p+".max_delay", "must be >= base_delay (%s)", r.BaseDelay.D())
+	v.check(r.Budget.Ratio >= 0 && r.Budget.Ratio <= 1, p+".budget.ratio", "must be between 0 and 1")
+	v.check(r.Budget.MinPerSecond >= 0, p+".budget.min_per_second", "must be >= 0")
+	checkStatuses(v, p+".statuses", r.Statuses)
+}
+
+func checkStatuses(v *checker, p string, list []string) {
+	for i, s := range list {
+		if _, _, err := ParseStatus(s); err != nil {
+			v.add(fmt.Sprintf("%s[%d]", p, i), "%v", err)
+		}
+	}
+}
+
+// ParseStatus parses a status code ("503") or class ("5xx") into the
+// inclusive range it covers.
+func ParseStatus(s string) (lo, hi int, err error) {
+	if len(s) == 3 && s[1:] == "xx" && s[0] >= '1' && s[0] <= '5' {
+		c := int(s[0]-'0') * 100
+		return c, c + 99, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 || n > 599 {
+		return 0, 0, fmt.Errorf("invalid status %q: want a code like \"503\" or a class like \"5xx\"", s)
+	}
+	return n, n, nil
+}
+
+func (c *checker) checkAddr(p, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		c.add(p, "want host:port, like 127.0.0.1:8080: %v", err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		c.add(p, "invalid port %q", port)
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func oneOf(s string, choices ...string) bool {
+	for _, c := range choices {
+		if s == c {
+			return true
+		}
+	}
+	return false
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if r > 127 || !strings.ContainsRune("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", r) {
+			return false
+		}
+	}
+	return true
+}
