@@ -1,0 +1,214 @@
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/seawall/seawall/internal/window"
+)
+
+// ErrOpen is returned while the breaker refuses calls.
+var ErrOpen = errors.New("circuit breaker open")
+
+// OpenError says when the breaker expects to let calls through again.
+type OpenError struct{ RetryAfter time.Duration }
+
+func (e *OpenError) Error() string {
+	return fmt.Sprintf("circuit breaker open, retry in %s", e.RetryAfter.Round(time.Millisecond))
+}
+
+func (e *OpenError) Unwrap() error { return ErrOpen }
+
+// State is a breaker state.
+type State int
+
+// The breaker states.
+const (
+	Closed State = iota
+	Open
+	HalfOpen
+)
+
+func (s State) String() string {
+	return [...]string{"closed", "open", "half_open"}[s]
+}
+
+// Outcome is how a permitted call ended.
+type Outcome int
+
+// The call outcomes.
+const (
+	Success Outcome = iota
+	Failure
+	// Ignored is a call that tells nothing of the upstream's health, such as
+	// one whose client went away.
+	Ignored
+)
+
+// The window's counters.
+const (
+	calls = iota
+	failures
+	slowCalls
+)
+
+// Config tunes a breaker. Rates are percentages in (0, 100].
+type Config struct {
+	Window          time.Duration
+	MinCalls        int
+	FailureRate     float64
+	SlowCallRate    float64
+	SlowCall        time.Duration
+	OpenDuration    time.Duration
+	MaxOpenDuration time.Duration // 0: the open duration never grows
+	HalfOpenCalls   int
+	OnStateChange   func(from, to State)
+	Now             func() time.Time
+}
+
+// Breaker is safe for concurrent use.
+type Breaker struct {
+	cfg Config
+
+	mu       sync.Mutex
+	state    State         // guarded by mu
+	gen      uint64        // guarded by mu; bumped on every transition
+	window   window.Window // guarded by mu
+	openedAt time.Time     // guarded by mu
+	openFor  time.Duration // guarded by mu
+	probes   int           // guarded by mu; probes let through in this half-open
+	passed   int           // guarded by mu; probes that succeeded
+}
+
+// New returns a closed breaker.
+func New(cfg Config) *Breaker {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.MinCalls = max(cfg.MinCalls, 1)
+	cfg.HalfOpenCalls = max(cfg.HalfOpenCalls, 1)
+	return &Breaker{cfg: cfg, window: window.New(cfg.Window), openFor: cfg.OpenDuration}
+}
+
+// Permit is a permission to make one call; report its outcome with Done.
+type Permit struct {
+	b     *Breaker
+	gen   uint64
+	probe bool
+}
+
+// Allow asks to make a call. It returns an *OpenError while the breaker is
+// open, or half-open with all its probes out.
+func (b *Breaker) Allow() (Permit, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Now()
+	if b.state == Open {
+		if wait := b.openedAt.Add(b.openFor).Sub(now); wait > 0 {
+			return Permit{}, &OpenError{RetryAfter: wait}
+		}
+		b.transition(HalfOpen, now)
+	}
+	if b.state == HalfOpen {
+		if b.probes >= b.cfg.HalfOpenCalls {
+			return Permit{}, &OpenError{RetryAfter: min(b.openFor, time.Second)}
+		}
+		b.probes++
+		return Permit{b: b, gen: b.gen, probe: true}, nil
+	}
+	return Permit{b: b, gen: b.gen}, nil
+}
+
+// Done records the outcome of a permitted call that took elapsed. A permit
+// from before a state change is ignored, so late answers to old calls do not
+// judge the new state.
+func (p Permit) Done(o Outcome, elapsed time.Duration) {
+	b := p.b
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.gen != b.gen {
+		return
+	}
+	now := b.cfg.Now()
+	slow := b.cfg.SlowCall > 0 && elapsed >= b.cfg.SlowCall
+	if p.probe {
+		b.probeDone(o, slow, now)
+		return
+	}
+	if o == Ignored {
+		return
+	}
+	b.window.Add(now, calls, 1)
+	if o == Failure {
+		b.window.Add(now, failures, 1)
+	}
+	if slow {
+		b.window.Add(now, slowCalls, 1)
+	}
+	if b.tripped(now) {
+		b.transition(Open, now)
+	}
+}
+
+func (b *Breaker) probeDone(o Outcome, slow bool, now time.Time) {
+	switch {
+	case o == Ignored:
+		b.probes-- // free the slot for another probe
+	case o == Failure || slow:
+		b.openFor = b.grow(b.openFor)
+		b.transition(Open, now)
+	default:
+		b.passed++
+		if b.passed >= b.cfg.HalfOpenCalls {
+			b.openFor = b.cfg.OpenDuration
+			b.transition(Closed, now)
+		}
+	}
+}
+
+func (b *Breaker) grow(d time.Duration) time.Duration {
+	if b.cfg.MaxOpenDuration <= b.cfg.OpenDuration {
+		return b.cfg.OpenDuration
+	}
+	return min(2*d, b.cfg.MaxOpenDuration)
+}
+
+func (b *Breaker) tripped(now time.Time) bool {
+	n := b.window.Sums(now)
+	if n[calls] < b.cfg.MinCalls {
+		return false
+	}
+	pct := func(i int) float64 { return 100 * float64(n[i]) / float64(n[calls]) }
+	return pct(failures) >= b.cfg.FailureRate || (b.cfg.SlowCall > 0 && pct(slowCalls) >= b.cfg.SlowCallRate)
+}
+
+// transition moves to state to. Caller holds mu.
+func (b *Breaker) transition(to State, now time.Time) {
+	from := b.state
+	b.state, b.gen = to, b.gen+1
+	b.probes, b.passed = 0, 0
+	switch to {
+	case Open:
+		b.openedAt = now
+	case Closed:
+		b.window.Reset()
+	}
+	if b.cfg.OnStateChange != nil && from != to {
+		b.cfg.OnStateChange(from, to)
+	}
+}
+
+// State reports the current state, moving open to half-open when due.
+func (b *Breaker) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == Open && !b.cfg.Now().Before(b.openedAt.Add(b.openFor)) {
+		return HalfOpen
+	}
+	return b.state
+}

@@ -1,0 +1,185 @@
+package breaker
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTest(c *clock, mod func(*Config)) (*Breaker, *[]string) {
+	var changes []string
+	cfg := Config{
+		Window: 10 * time.Second, MinCalls: 10, FailureRate: 50, SlowCallRate: 80,
+		SlowCall: time.Second, OpenDuration: 5 * time.Second, MaxOpenDuration: 20 * time.Second,
+		HalfOpenCalls: 2, Now: c.now,
+		OnStateChange: func(from, to State) { changes = append(changes, from.String()+">"+to.String()) },
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return New(cfg), &changes
+}
+
+func call(t *testing.T, b *Breaker, o Outcome, elapsed time.Duration) {
+	t.Helper()
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatalf("Allow: %v", err)
+	}
+	p.Done(o, elapsed)
+}
+
+func TestOpensOnFailureRateAfterMinCalls(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, nil)
+	for i := 0; i < 9; i++ {
+		call(t, b, Failure, 0)
+	}
+	if b.State() != Closed {
+		t.Fatalf("opened after 9 calls, want MinCalls=10 first")
+	}
+	call(t, b, Failure, 0)
+	if b.State() != Open {
+		t.Fatalf("state = %v after 10 failures, want open", b.State())
+	}
+	_, err := b.Allow()
+	var oe *OpenError
+	if !errors.As(err, &oe) || !errors.Is(err, ErrOpen) || oe.RetryAfter != 5*time.Second {
+		t.Fatalf("Allow = %v, want OpenError retry in 5s", err)
+	}
+}
+
+func TestStaysClosedBelowThreshold(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, nil)
+	for i := 0; i < 100; i++ {
+		o := Success
+		if i%3 == 0 {
+			o = Failure
+		}
+		call(t, b, o, 0)
+	}
+	if b.State() != Closed {
+		t.Errorf("state = %v at 34%% failures, want closed", b.State())
+	}
+}
+
+func TestOpensOnSlowCallRate(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, nil)
+	for i := 0; i < 10; i++ {
+		call(t, b, Success, 2*time.Second)
+	}
+	if b.State() != Open {
+		t.Errorf("state = %v after 10 slow calls, want open", b.State())
+	}
+}
+
+func TestOldOutcomesSlideOut(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, nil)
+	for i := 0; i < 9; i++ {
+		call(t, b, Failure, 0)
+	}
+	c.advance(11 * time.Second)
+	call(t, b, Failure, 0)
+	if b.State() != Closed {
+		t.Errorf("state = %v, want closed: the first 9 failures left the window", b.State())
+	}
+}
+
+func TestIgnoredOutcomesDoNotCount(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, nil)
+	for i := 0; i < 50; i++ {
+		call(t, b, Ignored, 0)
+	}
+	call(t, b, Failure, 0)
+	if b.State() != Closed {
+		t.Errorf("state = %v, want closed: ignored calls must not count", b.State())
+	}
+}
+
+func TestHalfOpenProbesThenCloses(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, changes := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	call(t, b, Failure, 0)
+	c.advance(5 * time.Second)
+	p1, err1 := b.Allow()
+	p2, err2 := b.Allow()
+	if err1 != nil || err2 != nil {
+		t.Fatalf("probes refused: %v, %v", err1, err2)
+	}
+	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+		t.Fatalf("third call in half-open allowed, want refused while 2 probes are out")
+	}
+	p1.Done(Success, 0)
+	p2.Done(Success, 0)
+	if b.State() != Closed {
+		t.Fatalf("state = %v after 2 good probes, want closed", b.State())
+	}
+	want := []string{"closed>open", "open>half_open", "half_open>closed"}
+	if len(*changes) != len(want) {
+		t.Fatalf("changes = %v, want %v", *changes, want)
+	}
+	for i := range want {
+		if (*changes)[i] != want[i] {
+			t.Errorf("changes = %v, want %v", *changes, want)
+		}
+	}
+}
+
+func TestFailedProbeReopensLonger(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	call(t, b, Failure, 0)
+	for _, wantOpen := range []time.Duration{10 * time.Second, 20 * time.Second, 20 * time.Second} {
+		c.advance(time.Hour)
+		call(t, b, Failure, 0) // the probe fails
+		_, err := b.Allow()
+		var oe *OpenError
+		if !errors.As(err, &oe) || oe.RetryAfter != wantOpen {
+			t.Fatalf("after failed probe: %v, want open for %v", err, wantOpen)
+		}
+	}
+	c.advance(time.Hour)
+	call(t, b, Success, 0)
+	call(t, b, Success, 0)
+	call(t, b, Failure, 0) // closed again; one failure is enough with MinCalls=1
+	_, err := b.Allow()
+	var oe *OpenError
+	if !errors.As(err, &oe) || oe.RetryAfter != 5*time.Second {
+		t.Fatalf("after closing, reopen = %v, want the base 5s", err)
+	}
+}
+
+func TestIgnoredProbeFreesItsSlot(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1; cfg.HalfOpenCalls = 1 })
+	call(t, b, Failure, 0)
+	c.advance(5 * time.Second)
+	call(t, b, Ignored, 0)
+	call(t, b, Success, 0)
+	if b.State() != Closed {
+		t.Errorf("state = %v, want closed", b.State())
+	}
+}
+
+func TestLateOutcomeFromOldStateIgnored(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	late, _ := b.Allow()
+	call(t, b, Failure, 0) // opens
+	c.advance(5 * time.Second)
+	probe, _ := b.Allow()
+	late.Done(Failure, 0) // from the closed state: must not reopen
+	if b.State() != HalfOpen {
+		t.Fatalf("state = %v, want half_open", b.State())
+	}
+	probe.Done(Success, 0)
+}
