@@ -121,6 +121,15 @@ type Timeouts struct {
 	Overall Duration `yaml:"overall"`
 }
 
+// RouteTimeouts are the timeouts a route may override; the connect timeout
+// belongs to the upstream's connection pool.
+type RouteTimeouts struct {
+	// PerTry bounds one attempt, up to the response headers. Default: the upstream's.
+	PerTry Duration `yaml:"per_try"`
+	// Overall bounds the whole call. Default: the upstream's.
+	Overall Duration `yaml:"overall"`
+}
+
 // Limit actions.
 const (
 	OnLimitWait   = "wait"
@@ -217,7 +226,7 @@ type Route struct {
 	// "POST /v1/charges" or "GET /v1/items/{id}". Required.
 	Match string `yaml:"match"`
 	// Timeouts override the upstream's; keys left out inherit.
-	Timeouts Timeouts `yaml:"timeouts"`
+	Timeouts RouteTimeouts `yaml:"timeouts"`
 	// Retry overrides the upstream's; keys left out inherit.
 	Retry Retry `yaml:"retry"`
 }

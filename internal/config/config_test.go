@@ -115,6 +115,18 @@ func TestParseProblems(t *testing.T) {
 	}
 }
 
+func TestSecretDefault(t *testing.T) {
+	doc := "upstreams:\n  a:\n    url: http://x\n    headers:\n      X-A: ${UNSET:-dflt}\n      X-B: ${SET:-dflt}\n"
+	cfg, err := Parse("c.yaml", []byte(doc), env(map[string]string{"SET": "v"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Upstreams["a"].Headers
+	if h["X-A"].Value() != "dflt" || h["X-B"].Value() != "v" {
+		t.Errorf("X-A = %q, X-B = %q; want dflt, v", h["X-A"].Value(), h["X-B"].Value())
+	}
+}
+
 func TestSecretFileAndRedaction(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(f, []byte("s3cr3t\n"), 0o600); err != nil {

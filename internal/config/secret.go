@@ -11,7 +11,7 @@ import (
 )
 
 // Secret is a config value that may hold a credential. It is written with
-// ${ENV_VAR} or ${file:/path} references, expanded at load, and never shown:
+// ${ENV_VAR}, ${ENV_VAR:-default} or ${file:/path} references, expanded at load, and never shown:
 // String, MarshalJSON and slog render it as "[redacted]".
 type Secret struct {
 	raw   string
@@ -61,11 +61,16 @@ func (s *Secret) expand(lookup func(string) (string, bool)) error {
 			}
 			return strings.TrimRight(string(b), "\r\n")
 		}
+		name, def, hasDef := strings.Cut(name, ":-")
 		v, ok := lookup(name)
-		if !ok {
-			errs = append(errs, fmt.Sprintf("environment variable %s is not set", name))
+		switch {
+		case ok:
+			return v
+		case hasDef:
+			return def
 		}
-		return v
+		errs = append(errs, fmt.Sprintf("environment variable %s is not set", name))
+		return ""
 	})
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))

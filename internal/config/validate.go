@@ -75,7 +75,8 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		}
 		rp := fmt.Sprintf("%s.routes[%d]", p, i)
 		set(d, rp+".name", &r.Name, r.Match)
-		r.Timeouts.inherit(d, rp+".timeouts", u.Timeouts)
+		set(d, rp+".timeouts.per_try", &r.Timeouts.PerTry, u.Timeouts.PerTry)
+		set(d, rp+".timeouts.overall", &r.Timeouts.Overall, u.Timeouts.Overall)
 		r.Retry.inherit(d, rp+".retry", u.Retry)
 	}
 }
@@ -184,7 +185,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		} else if err := registerPattern(mux, r.Match); err != nil {
 			v.add(rp+".match", "%v", err)
 		}
-		r.Timeouts.validate(v, rp+".timeouts")
+		Timeouts{PerTry: r.Timeouts.PerTry, Overall: r.Timeouts.Overall}.validate(v, rp+".timeouts")
 		r.Retry.validate(v, rp+".retry")
 	}
 }
@@ -206,7 +207,8 @@ func registerPattern(mux *http.ServeMux, pattern string) (err error) {
 
 func (t Timeouts) validate(v *checker, p string) {
 	v.check(t.PerTry <= t.Overall, p+".per_try", "must not exceed overall (%s)", t.Overall.D())
-	v.check(t.Connect <= t.PerTry, p+".connect", "must not exceed per_try (%s)", t.PerTry.D())
+	v.check(t.Connect <= t.PerTry || t.Connect == 0, p+".connect", "must not exceed per_try (%s)", t.PerTry.D())
+	v.check(t.Overall > 0, p+".overall", "must be > 0")
 }
 
 func (r RateLimit) validate(v *checker, p string) {

@@ -20,10 +20,16 @@ func PauseFor(status int, h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	for _, parse := range []func(http.Header, time.Time) (time.Duration, bool){
-		func(h http.Header, now time.Time) (time.Duration, bool) { return ParseRetryAfter(h.Get("Retry-After"), now) },
+		func(h http.Header, now time.Time) (time.Duration, bool) {
+			return ParseRetryAfter(h.Get("Retry-After"), now)
+		},
 		parseRateLimit,
-		func(h http.Header, now time.Time) (time.Duration, bool) { return parseReset(h.Get("RateLimit-Reset"), now) },
-		func(h http.Header, now time.Time) (time.Duration, bool) { return parseReset(h.Get("X-RateLimit-Reset"), now) },
+		func(h http.Header, now time.Time) (time.Duration, bool) {
+			return parseReset(h.Get("RateLimit-Reset"), now)
+		},
+		func(h http.Header, now time.Time) (time.Duration, bool) {
+			return parseReset(h.Get("X-RateLimit-Reset"), now)
+		},
 	} {
 		if d, ok := parse(h, now); ok {
 			return min(d, MaxPause), true

@@ -48,21 +48,6 @@ type Limiter interface {
 	Policy() Policy
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // budget is how long a caller may wait: maxWait, cut short by ctx's deadline.
 func budget(ctx context.Context, now time.Time, maxWait time.Duration) time.Duration {
 	if dl, ok := ctx.Deadline(); ok && dl.Sub(now) < maxWait {

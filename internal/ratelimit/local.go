@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/seawall/seawall/internal/clock"
 	"golang.org/x/time/rate"
 )
 
@@ -78,7 +79,7 @@ func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) err
 		r.CancelAt(now)
 		return &ExceededError{RetryAfter: d}
 	}
-	if err := sleep(ctx, d); err != nil {
+	if err := clock.Sleep(ctx, d); err != nil {
 		r.Cancel()
 		return err
 	}
@@ -98,7 +99,7 @@ func (l *Local) waitPause(ctx context.Context, maxWait time.Duration) error {
 	if d > budget(ctx, now, maxWait) {
 		return &ExceededError{RetryAfter: d, Paused: true}
 	}
-	return sleep(ctx, d)
+	return clock.Sleep(ctx, d)
 }
 
 // Pause implements Limiter.

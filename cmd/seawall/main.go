@@ -1,0 +1,148 @@
+// Command seawall is a resilience proxy for third-party HTTP APIs.
+//
+//	seawall serve -c seawall.yaml      run the proxy
+//	seawall validate -c seawall.yaml   check a config and report every problem
+//	seawall fake -listen ADDR          run a controllable fake third party
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/server"
+)
+
+const usage = `usage: seawall <command> [flags]
+
+commands:
+  serve -c FILE       run the proxy with the config in FILE
+  validate -c FILE    check a config; print every problem and exit 1 if any
+  fake [flags]        run a controllable fake third-party API (see -h)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "fake":
+		return fake(args[1:], stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "seawall: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "seawall.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	return *path, true
+}
+
+func load(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintf(stderr, "%s\n%s: %d problem(s)\n", ps.Error(), path, len(ps))
+		} else {
+			fmt.Fprintf(stderr, "seawall: %v\n", err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("validate", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d upstreams)\n", path, len(cfg.Upstreams))
+	return 0
+}
+
+func serve(args []string, stderr io.Writer) int {
+	path, ok := configFlag("serve", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return 1
+	}
+	log := server.NewLogger(cfg.Log)
+	s, lns, err := server.Listen(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "seawall: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := s.Serve(ctx, lns); err != nil {
+		log.Error("stopped with error", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func fake(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fake", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9999", "address to listen on")
+	var b fakeapi.Behavior
+	fs.Float64Var(&b.ErrorRate, "error-rate", 0, "share of calls (0-1) answered with -error-status")
+	fs.IntVar(&b.ErrorStatus, "error-status", 503, "status of failed calls")
+	latMin := fs.Duration("latency-min", 0, "least delay before answering")
+	latMax := fs.Duration("latency-max", 0, "most delay before answering (uniform between min and max)")
+	fs.IntVar(&b.QuotaPerSecond, "quota", 0, "answer 429 past this many calls a second (0: no quota)")
+	fs.IntVar(&b.RetryAfter, "retry-after", 0, "Retry-After seconds on quota 429s and outage errors")
+	fs.StringVar(&b.Body, "body", "", `response body (default {"ok":true})`)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	b.LatencyMin, b.LatencyMax = fakeapi.Duration(*latMin), fakeapi.Duration(*latMax)
+	srv := &http.Server{Addr: *listen, Handler: fakeapi.New(b), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stderr, "fake API on http://%s (control: PUT /_fake/behavior, GET /_fake/calls, POST /_fake/reset)\n", *listen)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Shutdown(context.Background())
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(stderr, "seawall fake: %v\n", err)
+		return 1
+	}
+	return 0
+}

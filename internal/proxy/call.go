@@ -1,0 +1,35 @@
+package proxy
+
+import (
+	"context"
+	"net/url"
+	"time"
+)
+
+// call is what the handler knows of one proxied request, carried to the
+// ReverseProxy hooks and the attempt loop in the request context.
+type call struct {
+	upstream  *Upstream
+	route     *Route
+	target    *url.URL
+	requestID string
+	tenant    string          // rate-limit key
+	client    context.Context // the client's own context, without the overall deadline
+	start     time.Time
+	attempts  int
+	err       error // the error answered, if Seawall answered
+}
+
+type callKey struct{}
+
+func withCall(ctx context.Context, c *call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// clientGone reports whether the client has gone away.
+func (c *call) clientGone() bool { return c.client.Err() != nil }

@@ -1,0 +1,29 @@
+// Package proxy is Seawall's request handler: it routes an application's
+// request to a configured upstream and protects both sides on the way.
+//
+// The request path, in order, is written down here once and tested once
+// (proxy_test.go):
+//
+//  1. Handler.ServeHTTP: reject what is not a proxied request (absolute-URI,
+//     CONNECT, unknown upstream, reserved /_seawall/), pick the mode (only
+//     sync so far), bound the request body, set the overall deadline and
+//     the request id.
+//  2. Route match: the upstream's routes pick the retry policy and timeouts.
+//  3. httputil.ReverseProxy: strips hop-by-hop headers both ways, rewrites
+//     the URL, injects the upstream's credentials.
+//  4. Upstream.RoundTrip, the attempt loop. For each attempt:
+//     a. retry gate (attempts after the first): budget, backoff with full jitter;
+//     b. rate limiter: the upstream's pause (from its Retry-After), then a
+//     token, waiting up to max_wait;
+//     c. circuit breaker: a permit, or fail fast with 503;
+//     d. transport, bounded by the per-try timeout up to response headers.
+//     The outcome feeds the breaker (client cancellation excepted), a
+//     429/503 with Retry-After pauses the upstream, and retryable failures
+//     go round again while the request can be replayed.
+//  5. The response is relayed, or the error mapped once to problem+json
+//     (errors.go), and one log line and the metrics are written.
+//
+// The limiter and breaker sit inside the retry loop so that every attempt
+// that reaches the upstream is counted against its quota and judged by its
+// breaker: retries can never push a third party past its limit.
+package proxy

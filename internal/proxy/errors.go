@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/ratelimit"
+)
+
+// Errors Seawall answers with instead of an upstream response.
+var (
+	ErrUnknownUpstream     = errors.New("unknown upstream")
+	ErrNotProxy            = errors.New("Seawall is not an open proxy")
+	ErrUpstreamTimeout     = errors.New("upstream timed out")
+	ErrUpstreamUnreachable = errors.New("upstream unreachable")
+	ErrRequestTooLarge     = errors.New("request body too large")
+	ErrResponseTooLarge    = errors.New("upstream response too large")
+	ErrUnsupportedMode     = errors.New("access mode not available")
+	ErrClientGone          = errors.New("client went away")
+)
+
+// RetriesError says every attempt failed; Err is the last attempt's failure.
+type RetriesError struct {
+	Attempts int
+	Err      error
+}
+
+func (e *RetriesError) Error() string {
+	return fmt.Sprintf("%d attempts failed, last: %v", e.Attempts, e.Err)
+}
+
+func (e *RetriesError) Unwrap() error { return e.Err }
+
+// StatusClientClosed is logged for requests whose client went away; nothing
+// is sent (nginx's 499).
+const StatusClientClosed = 499
+
+// problem is an RFC 9457 problem detail.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Upstream  string `json:"upstream,omitempty"`
+	Hint      string `json:"hint,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Attempts  int    `json:"attempts"` // upstream calls made for this request
+}
+
+// problemTypePrefix makes each code a stable URI for the problem's type.
+const problemTypePrefix = "urn:seawall:problem:"
+
+// classify maps an error to its status, stable code, title and a hint. It
+// is the one place where Seawall's errors become HTTP.
+func classify(err error) (status int, code, title, hint string) {
+	var re *RetriesError
+	retried := errors.As(err, &re) && re.Attempts > 1
+	switch {
+	case errors.Is(err, ErrClientGone), errors.Is(err, context.Canceled):
+		return StatusClientClosed, "client-closed", "Client closed request", ""
+	case errors.Is(err, ErrUnknownUpstream):
+		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
+	case errors.Is(err, ErrNotProxy):
+		return http.StatusBadRequest, "not-a-proxy", "Not a proxy request", "Send origin-form requests: /{upstream}/{path}."
+	case errors.Is(err, ErrUnsupportedMode):
+		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode or send Seawall-Mode: sync."
+	case errors.Is(err, ErrRequestTooLarge):
+		return http.StatusRequestEntityTooLarge, "request-too-large", "Request too large", "Raise limits.max_request_body, or send a smaller body."
+	case errors.Is(err, ratelimit.ErrExceeded):
+		var ex *ratelimit.ExceededError
+		if errors.As(err, &ex) && ex.Paused {
+			return http.StatusTooManyRequests, "upstream-paused", "Upstream asked to pause", "The upstream sent Retry-After; retry after the time given."
+		}
+		return http.StatusTooManyRequests, "rate-limited", "Rate limited", "Retry after the time in Retry-After, or raise the upstream's rate_limit."
+	case errors.Is(err, breaker.ErrOpen):
+		return http.StatusServiceUnavailable, "circuit-open", "Circuit open", "The upstream has been failing; Seawall is not calling it until Retry-After."
+	case errors.Is(err, ErrResponseTooLarge):
+		return http.StatusBadGateway, "response-too-large", "Upstream response too large", "Raise limits.max_response_body."
+	case retried && errors.Is(err, ErrUpstreamTimeout):
+		return http.StatusGatewayTimeout, "retries-exhausted", "Retries exhausted", "Every attempt timed out; see the upstream's health."
+	case retried:
+		return http.StatusBadGateway, "retries-exhausted", "Retries exhausted", "Every attempt failed; see the upstream's health."
+	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "upstream-timeout", "Upstream timed out", "Raise the route's timeouts, or check the upstream's latency."
+	default:
+		return http.StatusBadGateway, "upstream-unreachable", "Upstream unreachable", "Check the upstream's URL, DNS and network."
+	}
+}
+
+// writeProblem answers err as application/problem+json and returns the status.
+func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, attempts int) int {
+	status, code, title, hint := classify(err)
+	if status == StatusClientClosed {
+		return status
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Seawall-Source", "seawall")
+	h.Set("Seawall-Error", code)
+	if d, ok := retryAfter(err); ok {
+		h.Set("Retry-After", strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second))))
+	}
+	p := problem{Type: problemTypePrefix + code, Title: title, Status: status, Detail: err.Error(),
+		Upstream: upstream, Hint: hint, RequestID: requestID, Attempts: attempts}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+	return status
+}
+
+func retryAfter(err error) (time.Duration, bool) {
+	var ex *ratelimit.ExceededError
+	if errors.As(err, &ex) {
+		return ex.RetryAfter, true
+	}
+	var oe *breaker.OpenError
+	if errors.As(err, &oe) {
+		return oe.RetryAfter, true
+	}
+	return 0, false
+}

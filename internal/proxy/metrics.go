@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/ratelimit"
+)
+
+// Metrics are Seawall's Prometheus metrics, in a registry of their own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests          *prometheus.CounterVec
+	duration          *prometheus.HistogramVec
+	attempts          *prometheus.CounterVec
+	attemptDuration   *prometheus.HistogramVec
+	retries           *prometheus.CounterVec
+	budgetExhausted   *prometheus.CounterVec
+	breakerState      *prometheus.GaugeVec
+	breakerRejections *prometheus.CounterVec
+	limiterWait       *prometheus.HistogramVec
+	limiterRejections *prometheus.CounterVec
+	pauses            *prometheus.CounterVec
+}
+
+// NewMetrics registers Seawall's metrics and the Go runtime's.
+func NewMetrics() *Metrics {
+	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	f := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "seawall", Name: name, Help: help}, labels)
+	}
+	h := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "seawall", Name: name, Help: help, Buckets: latency}, labels)
+	}
+	m := &Metrics{
+		Registry:          prometheus.NewRegistry(),
+		requests:          f("requests_total", "Requests answered, by upstream, route, status code and source (upstream or seawall).", "upstream", "route", "code", "source"),
+		duration:          h("request_duration_seconds", "Time to answer a request, retries and waits included.", "upstream", "route"),
+		attempts:          f("upstream_attempts_total", "Calls made to an upstream, by result (status class, timeout or error).", "upstream", "result"),
+		attemptDuration:   h("upstream_attempt_duration_seconds", "Time of one upstream call, up to its response headers.", "upstream"),
+		retries:           f("retries_total", "Retries made.", "upstream"),
+		budgetExhausted:   f("retry_budget_exhausted_total", "Retries not made because the retry budget was spent.", "upstream"),
+		breakerRejections: f("breaker_rejections_total", "Calls refused by an open circuit breaker.", "upstream"),
+		limiterRejections: f("ratelimit_rejections_total", "Calls refused by the rate limiter, by reason (quota or paused).", "upstream", "reason"),
+		pauses:            f("upstream_pauses_total", "Times an upstream asked Seawall to pause (429/503 with Retry-After).", "upstream"),
+		limiterWait:       h("ratelimit_wait_seconds", "Time calls waited for a rate-limit slot.", "upstream"),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "seawall", Name: "breaker_state",
+			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
+		m.breakerState, m.breakerRejections, m.limiterWait, m.limiterRejections, m.pauses,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// upstreamMetrics are the metrics of one upstream, with labels bound.
+type upstreamMetrics struct {
+	m                                                   *Metrics
+	name                                                string
+	retries, budgetExhausted, breakerRejections, pauses prometheus.Counter
+	quotaRejections, pausedRejections                   prometheus.Counter
+	attemptDuration, limiterWait                        prometheus.Observer
+	states                                              [3]prometheus.Gauge
+}
+
+func (m *Metrics) forUpstream(name string) *upstreamMetrics {
+	um := &upstreamMetrics{
+		m: m, name: name,
+		retries:           m.retries.WithLabelValues(name),
+		budgetExhausted:   m.budgetExhausted.WithLabelValues(name),
+		breakerRejections: m.breakerRejections.WithLabelValues(name),
+		pauses:            m.pauses.WithLabelValues(name),
+		quotaRejections:   m.limiterRejections.WithLabelValues(name, "quota"),
+		pausedRejections:  m.limiterRejections.WithLabelValues(name, "paused"),
+		attemptDuration:   m.attemptDuration.WithLabelValues(name),
+		limiterWait:       m.limiterWait.WithLabelValues(name),
+	}
+	for s := breaker.Closed; s <= breaker.HalfOpen; s++ {
+		um.states[s] = m.breakerState.WithLabelValues(name, s.String())
+	}
+	return um
+}
+
+func (um *upstreamMetrics) breakerState(s breaker.State) {
+	for i, g := range um.states {
+		if breaker.State(i) == s {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+	}
+}
+
+func (um *upstreamMetrics) limited(err error) {
+	var ex *ratelimit.ExceededError
+	if errors.As(err, &ex) && ex.Paused {
+		um.pausedRejections.Inc()
+	} else if ex != nil {
+		um.quotaRejections.Inc()
+	}
+}
+
+func (um *upstreamMetrics) attempt(resp *http.Response, err error, elapsed time.Duration) {
+	result := "error"
+	switch {
+	case errors.Is(err, ErrClientGone):
+		result = "canceled"
+	case errors.Is(err, ErrUpstreamTimeout):
+		result = "timeout"
+	case resp != nil:
+		result = strconv.Itoa(resp.StatusCode/100) + "xx"
+	}
+	um.m.attempts.WithLabelValues(um.name, result).Inc()
+	um.attemptDuration.Observe(elapsed.Seconds())
+}
+
+// routeMetrics are the metrics of one route, with labels bound.
+type routeMetrics struct {
+	requests *prometheus.CounterVec // curried with upstream and route
+	duration prometheus.Observer
+}
+
+func (um *upstreamMetrics) forRoute(route string) *routeMetrics {
+	return &routeMetrics{
+		requests: um.m.requests.MustCurryWith(prometheus.Labels{"upstream": um.name, "route": route}),
+		duration: um.m.duration.WithLabelValues(um.name, route),
+	}
+}
+
+func (rm *routeMetrics) done(code int, source string, elapsed time.Duration) {
+	rm.requests.WithLabelValues(strconv.Itoa(code), source).Inc()
+	rm.duration.Observe(elapsed.Seconds())
+}

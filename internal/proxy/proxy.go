@@ -1,0 +1,267 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/ratelimit"
+)
+
+const requestIDHeader = "Seawall-Request-Id"
+
+// Proxy is the application-facing handler: package doc step 1.
+type Proxy struct {
+	upstreams map[string]*Upstream
+	log       *slog.Logger
+	metrics   *Metrics
+	maxReq    int64
+	maxResp   int64
+}
+
+// New builds a proxy from a validated config.
+func New(cfg *config.Config, log *slog.Logger, m *Metrics) *Proxy {
+	p := &Proxy{
+		upstreams: map[string]*Upstream{},
+		log:       log,
+		metrics:   m,
+		maxReq:    int64(cfg.Limits.MaxRequestBody),
+		maxResp:   int64(cfg.Limits.MaxResponseBody),
+	}
+	for name, uc := range cfg.Upstreams {
+		p.upstreams[name] = newUpstream(name, uc, p)
+	}
+	return p
+}
+
+// Upstream returns the named upstream, or nil.
+func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := r.Header.Get(requestIDHeader)
+	if rid == "" || len(rid) > 128 {
+		rid = newRequestID()
+	}
+	w.Header().Set(requestIDHeader, rid)
+
+	u, rest, err := p.resolve(r)
+	if err != nil {
+		status := writeProblem(w, err, "", rid, 0)
+		p.logRequest(r, rid, "", "", status, "seawall", 0, start, err)
+		return
+	}
+	route := u.route(r, rest)
+	c := &call{
+		upstream:  u,
+		route:     route,
+		target:    u.target(rest, r.URL.RawQuery),
+		requestID: rid,
+		client:    r.Context(),
+		start:     start,
+	}
+	if u.keyHeader != "" {
+		c.tenant = r.Header.Get(u.keyHeader)
+	}
+	if r.ContentLength > p.maxReq {
+		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, p.maxReq)
+		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, p.maxReq)
+	}
+	ctx, cancel := context.WithTimeout(withCall(r.Context(), c), route.Overall)
+	defer cancel()
+	sw := &statusWriter{ResponseWriter: w}
+	u.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	source := "upstream"
+	if c.err != nil {
+		source = "seawall"
+	}
+	p.finish(w, r, c, sw.code(), source)
+}
+
+// resolve finds the upstream and the upstream-relative escaped path.
+func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
+		return nil, "", fmt.Errorf("%w: %s %s is not an origin-form request", ErrNotProxy, r.Method, truncate(r.RequestURI, 200))
+	}
+	if m := r.Header.Get("Seawall-Mode"); m != "" && m != "sync" {
+		return nil, "", fmt.Errorf("%w: %q (this Seawall serves sync)", ErrUnsupportedMode, truncate(m, 40))
+	}
+	path := r.URL.EscapedPath()
+	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	u := p.upstreams[name]
+	if u == nil {
+		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
+	}
+	return u, "/" + rest, nil
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	c := callFrom(resp.Request.Context())
+	h := resp.Header
+	h.Set("Seawall-Source", "upstream")
+	h.Del(requestIDHeader) // already set on the writer; ReverseProxy would add a second
+	if c.attempts > 1 {
+		h.Set("Seawall-Attempts", strconv.Itoa(c.attempts))
+	}
+	if resp.ContentLength > p.maxResp {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, p.maxResp)
+	}
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: p.maxResp}
+	return nil
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	c := callFrom(r.Context())
+	if c.clientGone() {
+		err = ErrClientGone
+	}
+	c.err = err
+	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
+		setRateLimitHeaders(w.Header(), c.upstream, c.tenant)
+	}
+	writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts)
+}
+
+// setRateLimitHeaders states the quota (draft-ietf-httpapi-ratelimit-headers).
+func setRateLimitHeaders(h http.Header, u *Upstream, tenant string) {
+	pol := u.policy
+	if pol.Quota == 0 {
+		return
+	}
+	w := int(pol.Window / time.Second)
+	h.Set("RateLimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, pol.Quota, w))
+	reset := 1
+	if l, ok := u.Limiter.(*ratelimit.Local); ok {
+		reset = max(1, int((l.PausedFor()+time.Second-1)/time.Second))
+	}
+	h.Set("RateLimit", fmt.Sprintf(`"default";r=%d;t=%d`, u.Limiter.Remaining(tenant), reset))
+}
+
+func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status int, source string) {
+	c.route.m.done(status, source, time.Since(c.start))
+	p.logRequest(r, c.requestID, c.upstream.Name, c.route.Name, status, source, c.attempts, c.start, c.err)
+}
+
+func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status int, source string, attempts int, start time.Time, err error) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !p.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rid),
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.Path, 512)),
+		slog.String("upstream", upstream),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.String("source", source),
+		slog.Int("attempts", attempts),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	p.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// statusWriter records the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return StatusClientClosed
+	}
+	return w.status
+}
+
+// limitedBody fails a response body that runs past the size limit, which
+// makes ReverseProxy abort the response rather than relay it whole.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), ErrResponseTooLarge
+	}
+	return n, err
+}
+
+// UpstreamStatus is an upstream's live state, for the admin API.
+type UpstreamStatus struct {
+	Name         string  `json:"name"`
+	URL          string  `json:"url"`
+	Breaker      string  `json:"breaker"`
+	PausedFor    float64 `json:"paused_for_seconds"`
+	RateLimitMax int     `json:"rate_limit_quota,omitempty"`
+}
+
+// Status reports every upstream's live state, sorted by name.
+func (p *Proxy) Status() []UpstreamStatus {
+	out := make([]UpstreamStatus, 0, len(p.upstreams))
+	for _, u := range p.upstreams {
+		s := UpstreamStatus{Name: u.Name, URL: u.base.Redacted(), Breaker: "disabled", RateLimitMax: u.policy.Quota}
+		if u.Breaker != nil {
+			s.Breaker = u.Breaker.State().String()
+		}
+		if l, ok := u.Limiter.(*ratelimit.Local); ok {
+			s.PausedFor = l.PausedFor().Seconds()
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/seawall/seawall/internal/clock"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/ratelimit"
+)
+
+// keptBodyLimit bounds how much of a failed response is held while retrying,
+// so that it can still be relayed if no later attempt gets through.
+const keptBodyLimit = 64 << 10
+
+// gateError is a refusal by the limiter or breaker: no call was made.
+type gateError struct{ error }
+
+func (e gateError) Unwrap() error { return e.error }
+
+// RoundTrip implements http.RoundTripper: the attempt loop of package doc
+// step 4. It returns the first response worth relaying, or an error that
+// classify maps to a problem.
+func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := callFrom(req.Context())
+	rt := c.route
+	body, buffered, err := bufferBody(req, rt.BufferBody)
+	if err != nil {
+		return nil, err
+	}
+	replayable := buffered && rt.Retry.Replayable(req.Method, req.Header)
+	u.budget.Request()
+
+	var last *http.Response
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		resp, err := u.attempt(req, c, body, attempt)
+		var gate gateError
+		switch {
+		case errors.As(err, &gate):
+			if attempt == 1 {
+				return nil, gate.error
+			}
+			return u.giveUp(c, last, lastErr)
+		case errors.Is(err, ErrClientGone):
+			closeBody(last)
+			return nil, err
+		}
+		c.attempts = attempt
+		if err == nil && !rt.Retry.RetryableStatus(resp.StatusCode) {
+			closeBody(last)
+			return resp, nil
+		}
+		closeBody(last)
+		last, lastErr = keep(resp), err
+		if attempt >= rt.Retry.MaxAttempts || !(replayable || (buffered && notSent(err))) {
+			return u.giveUp(c, last, lastErr)
+		}
+		if !u.budget.Withdraw() {
+			u.m.budgetExhausted.Inc()
+			return u.giveUp(c, last, lastErr)
+		}
+		u.m.retries.Inc()
+		if clock.Sleep(req.Context(), rt.Retry.Backoff(attempt)) != nil {
+			return u.giveUp(c, last, lastErr)
+		}
+	}
+}
+
+// giveUp relays the last upstream response, or the last error.
+func (u *Upstream) giveUp(c *call, last *http.Response, lastErr error) (*http.Response, error) {
+	if c.clientGone() {
+		closeBody(last)
+		return nil, ErrClientGone
+	}
+	if last != nil {
+		return last, nil
+	}
+	if c.attempts > 1 {
+		return nil, &RetriesError{Attempts: c.attempts, Err: lastErr}
+	}
+	return nil, lastErr
+}
+
+// attempt passes the limiter and breaker gates and makes one call.
+func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*http.Response, error) {
+	ctx := req.Context()
+	maxWait := u.maxWait
+	if n > 1 {
+		maxWait = time.Hour // a retry waits as long as the overall deadline allows
+	}
+	waitStart := time.Now()
+	err := u.Limiter.Wait(ctx, c.tenant, maxWait)
+	u.m.limiterWait.Observe(time.Since(waitStart).Seconds())
+	if err != nil {
+		if c.clientGone() {
+			return nil, ErrClientGone
+		}
+		u.m.limited(err)
+		return nil, gateError{err}
+	}
+	var permit breaker.Permit
+	if u.Breaker != nil {
+		p, err := u.Breaker.Allow()
+		if err != nil {
+			u.m.breakerRejections.Inc()
+			return nil, gateError{err}
+		}
+		permit = p
+	}
+	out := req
+	if body != nil {
+		out = req.Clone(ctx)
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+	}
+	start := time.Now()
+	resp, err := u.send(out, c)
+	elapsed := time.Since(start)
+	permit.Done(u.outcome(resp, err), elapsed)
+	u.m.attempt(resp, err, elapsed)
+	if resp != nil {
+		if d, ok := ratelimit.PauseFor(resp.StatusCode, resp.Header, time.Now()); ok && d > 0 {
+			u.Limiter.Pause(time.Now().Add(d))
+			u.m.pauses.Inc()
+		}
+	}
+	return resp, err
+}
+
+// send makes the call, bounded by the route's per-try timeout up to the
+// response headers, and names the failure.
+func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
+	ctx := out.Context()
+	tryCtx, cancel := context.WithCancel(ctx)
+	var timedOut atomic.Bool
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.route.PerTry {
+		t := time.AfterFunc(c.route.PerTry, func() { timedOut.Store(true); cancel() })
+		defer t.Stop()
+	}
+	resp, err := u.transport.RoundTrip(out.WithContext(tryCtx))
+	if err == nil {
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+	cancel()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case c.clientGone():
+		return nil, ErrClientGone
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
+	case timedOut.Load():
+		return nil, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.route.PerTry)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+	default:
+		return nil, fmt.Errorf("%w: %w", ErrUpstreamUnreachable, err)
+	}
+}
+
+// outcome judges an attempt for the breaker.
+func (u *Upstream) outcome(resp *http.Response, err error) breaker.Outcome {
+	switch {
+	case errors.Is(err, ErrClientGone), errors.Is(err, ErrRequestTooLarge):
+		return breaker.Ignored
+	case err != nil:
+		return breaker.Failure
+	}
+	for _, r := range u.failureStatuses {
+		if resp.StatusCode >= r.Lo && resp.StatusCode <= r.Hi {
+			return breaker.Failure
+		}
+	}
+	return breaker.Success
+}
+
+// notSent reports whether an attempt failed before the request could reach
+// the upstream (a dial error), which makes any method safe to retry.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// bufferBody reads the request body into memory, up to limit, so it can be
+// replayed. A larger body is left to stream once (buffered is false).
+func bufferBody(req *http.Request, limit int64) (body []byte, buffered bool, err error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, true, nil
+	}
+	if req.ContentLength > limit {
+		return nil, false, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, false, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
+	case err != nil:
+		return nil, false, ErrClientGone
+	case int64(len(b)) > limit:
+		req.Body = readCloser{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
+		return nil, false, nil
+	}
+	return b, true, nil
+}
+
+// keep holds a failed response for relaying if retries run out, reading
+// its body into memory; one too large to hold is dropped.
+func keep(resp *http.Response) *http.Response {
+	if resp == nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, keptBodyLimit+1))
+	if err != nil || len(b) > keptBodyLimit {
+		return nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	return resp
+}
+
+func closeBody(resp *http.Response) {
+	if resp != nil {
+		resp.Body.Close()
+	}
+}
+
+// cancelOnClose ends an attempt's context once its body is done with.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}

@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/retry"
+)
+
+// Upstream is one configured third party at run time.
+type Upstream struct {
+	Name    string
+	base    *url.URL
+	headers [][2]string // injected, canonical names
+
+	transport http.RoundTripper
+	proxy     *httputil.ReverseProxy
+
+	Limiter   ratelimit.Limiter
+	keyHeader string
+	maxWait   time.Duration // 0 in reject mode
+	policy    ratelimit.Policy
+
+	Breaker         *breaker.Breaker // nil when disabled
+	failureStatuses []retry.StatusRange
+	budget          *retry.Budget
+
+	mux    *http.ServeMux
+	routes []*Route
+	def    *Route
+	m      *upstreamMetrics
+}
+
+// Route is the policy a matched request runs under.
+type Route struct {
+	Name       string
+	Retry      retry.Policy
+	BufferBody int64
+	PerTry     time.Duration
+	Overall    time.Duration
+	m          *routeMetrics
+}
+
+// routeIndex is registered on the upstream's mux to identify a route.
+type routeIndex int
+
+func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
+	base, _ := url.Parse(c.URL) // validated
+	u := &Upstream{
+		Name:      name,
+		base:      base,
+		keyHeader: c.RateLimit.KeyHeader,
+		mux:       http.NewServeMux(),
+		m:         p.metrics.forUpstream(name),
+	}
+	for k, v := range c.Headers {
+		u.headers = append(u.headers, [2]string{http.CanonicalHeaderKey(k), v.Value()})
+	}
+	if c.RateLimit.OnLimit == config.OnLimitWait {
+		u.maxWait = c.RateLimit.MaxWait.D()
+	}
+	local := ratelimit.NewLocal(c.RateLimit.Rate.PerSecond(), c.RateLimit.Burst, nil)
+	u.Limiter, u.policy = local, local.Policy()
+	u.Breaker = newBreaker(c.Breaker, u.m)
+	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
+	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
+	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.m)
+	for i, rc := range c.Routes {
+		u.routes = append(u.routes, newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.m))
+		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
+	}
+	u.transport = newTransport(c.Timeouts.Connect.D())
+	u.proxy = &httputil.ReverseProxy{
+		Rewrite:        u.rewrite,
+		Transport:      u,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     bufferPool{},
+	}
+	return u
+}
+
+func newBreaker(c config.Breaker, m *upstreamMetrics) *breaker.Breaker {
+	if c.Disabled {
+		return nil
+	}
+	m.breakerState(breaker.Closed)
+	return breaker.New(breaker.Config{
+		Window:          c.Window.D(),
+		MinCalls:        c.MinCalls,
+		FailureRate:     c.FailureRate,
+		SlowCallRate:    c.SlowCallRate,
+		SlowCall:        c.SlowCallDuration.D(),
+		OpenDuration:    c.OpenDuration.D(),
+		MaxOpenDuration: c.MaxOpenDuration.D(),
+		HalfOpenCalls:   c.HalfOpenCalls,
+		OnStateChange:   func(_, to breaker.State) { m.breakerState(to) },
+	})
+}
+
+func newRoute(name string, c config.Retry, perTry, overall config.Duration, m *upstreamMetrics) *Route {
+	return &Route{
+		Name: name,
+		Retry: retry.Policy{
+			MaxAttempts: c.MaxAttempts,
+			BaseDelay:   c.BaseDelay.D(),
+			MaxDelay:    c.MaxDelay.D(),
+			Statuses:    statusRanges(c.Statuses),
+			AllMethods:  c.AllMethods,
+		},
+		BufferBody: int64(c.BufferBody),
+		PerTry:     perTry.D(),
+		Overall:    overall.D(),
+		m:          m.forRoute(name),
+	}
+}
+
+func statusRanges(list []string) []retry.StatusRange {
+	out := make([]retry.StatusRange, 0, len(list))
+	for _, s := range list {
+		lo, hi, _ := config.ParseStatus(s) // validated
+		out = append(out, retry.StatusRange{Lo: lo, Hi: hi})
+	}
+	return out
+}
+
+func newTransport(connect time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never chain through an environment proxy by surprise
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   connect,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// route picks the route for a request whose upstream-relative path is path.
+func (u *Upstream) route(r *http.Request, path string) *Route {
+	if len(u.routes) == 0 {
+		return u.def
+	}
+	probe := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: path}}
+	if h, _ := u.mux.Handler(probe); h != nil {
+		if i, ok := h.(routeIndex); ok {
+			return u.routes[i]
+		}
+	}
+	return u.def
+}
+
+// target builds the upstream URL for an upstream-relative escaped path.
+func (u *Upstream) target(escapedPath, rawQuery string) *url.URL {
+	t := *u.base
+	joined := strings.TrimSuffix(u.base.EscapedPath(), "/") + escapedPath
+	t.Path, _ = url.PathUnescape(joined)
+	t.RawPath = joined
+	t.RawQuery = rawQuery
+	return &t
+}
+
+// controlHeaders are Seawall's own request headers, never sent upstream.
+var controlHeaders = []string{"Seawall-Mode", "Seawall-Callback"}
+
+func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
+	c := callFrom(pr.In.Context())
+	pr.Out.URL = c.target
+	pr.Out.Host = ""
+	h := pr.Out.Header
+	for _, name := range controlHeaders {
+		h.Del(name)
+	}
+	h[requestIDHeader] = []string{c.requestID}
+	for _, kv := range u.headers {
+		h[kv[0]] = []string{kv[1]}
+	}
+}
+
+// bufferPool lends ReverseProxy its copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = newPool(func() *[]byte { b := make([]byte, 32<<10); return &b })
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get() }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -1,0 +1,108 @@
+// Package server runs Seawall: the application listener and the admin
+// listener, started together and shut down together.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/seawall/seawall/internal/admin"
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/proxy"
+)
+
+// Server is a running Seawall.
+type Server struct {
+	Proxy   *proxy.Proxy
+	Metrics *proxy.Metrics
+	log     *slog.Logger
+	grace   time.Duration
+	servers []*http.Server
+	addrs   []net.Addr
+}
+
+// NewLogger builds the logger the config asks for, writing to stderr.
+func NewLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// Listen binds the listeners of a validated config; Serve then serves them.
+func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
+	m := proxy.NewMetrics()
+	p := proxy.New(cfg, log, m)
+	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D()}
+	handlers := map[string]http.Handler{cfg.Listen: p}
+	order := []string{cfg.Listen}
+	if cfg.Admin.Listen != "off" {
+		handlers[cfg.Admin.Listen] = admin.Handler(p, m, cfg.Admin.Token.Value())
+		order = append(order, cfg.Admin.Listen)
+	}
+	var lns []net.Listener
+	for _, addr := range order {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+		s.addrs = append(s.addrs, ln.Addr())
+		s.servers = append(s.servers, &http.Server{
+			Handler:           handlers[addr],
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		})
+	}
+	return s, lns, nil
+}
+
+// Addrs are the bound addresses: the application listener, then admin.
+func (s *Server) Addrs() []net.Addr { return s.addrs }
+
+// Serve serves until ctx ends, then stops accepting, lets in-flight calls
+// finish within the grace period, and returns.
+func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
+	errc := make(chan error, len(lns))
+	var wg sync.WaitGroup
+	for i, ln := range lns {
+		wg.Add(1)
+		go func(srv *http.Server, ln net.Listener) {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(s.servers[i], ln)
+		s.log.Info("listening", "addr", ln.Addr().String())
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.log.Info("shutting down", "grace", s.grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.grace)
+	defer cancel()
+	for _, srv := range s.servers {
+		if e := srv.Shutdown(sctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("in-flight calls cut off after %s: %w", s.grace, e))
+		}
+	}
+	wg.Wait()
+	return err
+}
