@@ -113,9 +113,10 @@ type Upstream struct {
 
 // Timeouts bounds an upstream call.
 type Timeouts struct {
-	// Connect bounds dialing and the TLS handshake. Default 2s.
+	// Connect bounds dialing and the TLS handshake. Default 2s, or per_try if less.
 	Connect Duration `yaml:"connect"`
-	// PerTry bounds one attempt, up to the response headers. Default 10s.
+	// PerTry bounds one attempt, up to the response headers. Default 10s,
+	// or overall if less.
 	PerTry Duration `yaml:"per_try"`
 	// Overall bounds the whole call including retries and waits. Default 30s.
 	Overall Duration `yaml:"overall"`

@@ -82,9 +82,9 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 }
 
 func (t *Timeouts) inherit(d defaulter, p string, from Timeouts) {
-	set(d, p+".connect", &t.Connect, from.Connect)
-	set(d, p+".per_try", &t.PerTry, from.PerTry)
 	set(d, p+".overall", &t.Overall, from.Overall)
+	set(d, p+".per_try", &t.PerTry, min(from.PerTry, t.Overall))
+	set(d, p+".connect", &t.Connect, min(from.Connect, t.PerTry))
 }
 
 func (r *Retry) inherit(d defaulter, p string, from Retry) {

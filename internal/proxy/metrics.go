@@ -24,6 +24,7 @@ type Metrics struct {
 	retries           *prometheus.CounterVec
 	budgetExhausted   *prometheus.CounterVec
 	breakerState      *prometheus.GaugeVec
+	breakerChanges    *prometheus.CounterVec
 	breakerRejections *prometheus.CounterVec
 	limiterWait       *prometheus.HistogramVec
 	limiterRejections *prometheus.CounterVec
@@ -47,6 +48,7 @@ func NewMetrics() *Metrics {
 		attemptDuration:   h("upstream_attempt_duration_seconds", "Time of one upstream call, up to its response headers.", "upstream"),
 		retries:           f("retries_total", "Retries made.", "upstream"),
 		budgetExhausted:   f("retry_budget_exhausted_total", "Retries not made because the retry budget was spent.", "upstream"),
+		breakerChanges:    f("breaker_transitions_total", "Circuit breaker state changes, by the state entered.", "upstream", "state"),
 		breakerRejections: f("breaker_rejections_total", "Calls refused by an open circuit breaker.", "upstream"),
 		limiterRejections: f("ratelimit_rejections_total", "Calls refused by the rate limiter, by reason (quota or paused).", "upstream", "reason"),
 		pauses:            f("upstream_pauses_total", "Times an upstream asked Seawall to pause (429/503 with Retry-After).", "upstream"),
@@ -55,7 +57,7 @@ func NewMetrics() *Metrics {
 			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
-		m.breakerState, m.breakerRejections, m.limiterWait, m.limiterRejections, m.pauses,
+		m.breakerState, m.breakerChanges, m.breakerRejections, m.limiterWait, m.limiterRejections, m.pauses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -68,6 +70,7 @@ type upstreamMetrics struct {
 	quotaRejections, pausedRejections                   prometheus.Counter
 	attemptDuration, limiterWait                        prometheus.Observer
 	states                                              [3]prometheus.Gauge
+	entered                                             [3]prometheus.Counter
 }
 
 func (m *Metrics) forUpstream(name string) *upstreamMetrics {
@@ -84,8 +87,14 @@ func (m *Metrics) forUpstream(name string) *upstreamMetrics {
 	}
 	for s := breaker.Closed; s <= breaker.HalfOpen; s++ {
 		um.states[s] = m.breakerState.WithLabelValues(name, s.String())
+		um.entered[s] = m.breakerChanges.WithLabelValues(name, s.String())
 	}
 	return um
+}
+
+func (um *upstreamMetrics) breakerChanged(s breaker.State) {
+	um.entered[s].Inc()
+	um.breakerState(s)
 }
 
 func (um *upstreamMetrics) breakerState(s breaker.State) {

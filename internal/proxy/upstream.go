@@ -103,7 +103,7 @@ func newBreaker(c config.Breaker, m *upstreamMetrics) *breaker.Breaker {
 		OpenDuration:    c.OpenDuration.D(),
 		MaxOpenDuration: c.MaxOpenDuration.D(),
 		HalfOpenCalls:   c.HalfOpenCalls,
-		OnStateChange:   func(_, to breaker.State) { m.breakerState(to) },
+		OnStateChange:   func(_, to breaker.State) { m.breakerChanged(to) },
 	})
 }
 

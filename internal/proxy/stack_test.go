@@ -1,0 +1,148 @@
+package proxy_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/proxy"
+)
+
+// stack is a real fake upstream behind a real Seawall, both on loopback.
+type stack struct {
+	t     *testing.T
+	fake  *fakeapi.Server
+	up    *httptest.Server
+	sw    *httptest.Server
+	proxy *proxy.Proxy
+	m     *proxy.Metrics
+	c     *http.Client
+}
+
+// newStack starts a fake upstream named "api" and a Seawall in front of it;
+// extra is YAML for the upstream (indented four spaces), and top for the root.
+func newStack(t *testing.T, top, extra string) *stack {
+	t.Helper()
+	s := &stack{t: t, fake: fakeapi.New(fakeapi.Behavior{})}
+	s.up = httptest.NewServer(s.fake)
+	t.Cleanup(s.up.Close)
+	doc := "admin: {listen: \"off\"}\n" + top + "\nupstreams:\n  api:\n    url: " + s.up.URL + "\n" + extra
+	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", doc, err)
+	}
+	s.m = proxy.NewMetrics()
+	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), s.m)
+	s.sw = httptest.NewServer(s.proxy)
+	t.Cleanup(s.sw.Close)
+	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	t.Cleanup(s.c.CloseIdleConnections)
+	return s
+}
+
+// result is what the app saw of one request.
+type result struct {
+	status int
+	header http.Header
+	body   string
+	err    error
+}
+
+func (s *stack) do(req *http.Request) result {
+	resp, err := s.c.Do(req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, header: resp.Header, body: string(b), err: err}
+}
+
+func (s *stack) get(path string) result {
+	req, _ := http.NewRequest(http.MethodGet, s.sw.URL+path, nil)
+	return s.do(req)
+}
+
+func (s *stack) post(path, body string, header map[string]string) result {
+	req, _ := http.NewRequest(http.MethodPost, s.sw.URL+path, strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return s.do(req)
+}
+
+// metric sums the samples of seawall_<name> whose labels include the given
+// name=value pairs.
+func (s *stack) metric(name string, labels ...string) float64 {
+	s.t.Helper()
+	families, err := s.m.Registry.Gather()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != "seawall_"+name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for _, kv := range labels {
+				k, v, _ := strings.Cut(kv, "=")
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+// drive offers rate requests a second for d (open model: one goroutine per
+// request on a ticker), calling fn for each, and waits for all to finish.
+// It sends at most rate*d requests.
+func drive(rate int, d time.Duration, fn func(i int, sent time.Time)) {
+	n := int(float64(rate) * d.Seconds())
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sent := <-tick.C
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			fn(i, sent)
+		}(i)
+	}
+	wg.Wait()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
