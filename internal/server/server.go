@@ -44,14 +44,17 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 	m := proxy.NewMetrics()
 	p := proxy.New(cfg, log, m)
 	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D()}
-	handlers := map[string]http.Handler{cfg.Listen: p}
-	order := []string{cfg.Listen}
+	type listener struct {
+		addr    string
+		handler http.Handler
+	}
+	order := []listener{{cfg.Listen, p}}
 	if cfg.Admin.Listen != "off" {
-		handlers[cfg.Admin.Listen] = admin.Handler(p, m, cfg.Admin.Token.Value())
-		order = append(order, cfg.Admin.Listen)
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, cfg.Admin.Token.Value())})
 	}
 	var lns []net.Listener
-	for _, addr := range order {
+	for _, l := range order {
+		addr := l.addr
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
@@ -62,7 +65,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		lns = append(lns, ln)
 		s.addrs = append(s.addrs, ln.Addr())
 		s.servers = append(s.servers, &http.Server{
-			Handler:           handlers[addr],
+			Handler:           l.handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/fakeapi"
+)
+
+func start(t *testing.T, upstream string) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
+	doc := `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: s3cret}
+shutdown_grace: 5s
+upstreams:
+  api: {url: ` + upstream + `}
+`
+	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, lns, err := Listen(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, lns) }()
+	t.Cleanup(cancel)
+	return s, cancel, done
+}
+
+func status(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestAdminRequiresToken(t *testing.T) {
+	up := httptest.NewServer(fakeapi.New(fakeapi.Behavior{}))
+	defer up.Close()
+	s, _, _ := start(t, up.URL)
+	admin := "http://" + s.Addrs()[1].String()
+	if got := status(t, admin+"/healthz", ""); got != 200 {
+		t.Errorf("/healthz without token = %d, want 200", got)
+	}
+	for _, path := range []string{"/metrics", "/admin/upstreams"} {
+		if got := status(t, admin+path, ""); got != 401 {
+			t.Errorf("%s without token = %d, want 401", path, got)
+		}
+		if got := status(t, admin+path, "wrong"); got != 401 {
+			t.Errorf("%s with a wrong token = %d, want 401", path, got)
+		}
+		if got := status(t, admin+path, "s3cret"); got != 200 {
+			t.Errorf("%s with the token = %d, want 200", path, got)
+		}
+	}
+}
+
+// Graceful shutdown: a call in flight when the stop comes still completes.
+func TestShutdownFinishesInFlightCalls(t *testing.T) {
+	fake := fakeapi.New(fakeapi.Behavior{LatencyMin: fakeapi.Duration(500 * time.Millisecond), Body: "late but whole"})
+	up := httptest.NewServer(fake)
+	defer up.Close()
+	s, stop, done := start(t, up.URL)
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.Addrs()[0].String() + "/api/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- string(b)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); fake.Count() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the call never reached the upstream: %s", <-got)
+		}
+	}
+	stop()
+	if body := <-got; !strings.Contains(body, "late but whole") {
+		t.Errorf("in-flight call got %q, want the upstream's answer", body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if _, err := http.Get("http://" + s.Addrs()[0].String() + "/api/x"); err == nil {
+		t.Error("still accepting after shutdown")
+	}
+}
