@@ -103,6 +103,7 @@ func TestParseProblems(t *testing.T) {
 		{"timeouts", "upstreams:\n  a:\n    url: http://x\n    timeouts: {per_try: 5s, overall: 1s}\n", "per_try: must not exceed overall"},
 		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
 		{"admin token", "admin:\n  listen: 0.0.0.0:9090\nupstreams:\n  a:\n    url: http://x\n", "admin.token: required"},
+		{"route budget", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: /x\n        retry: {budget: {ratio: 1}}\n", "seawall.yaml:6 upstreams.a.routes[0].retry.budget: the retry budget is per upstream"},
 		{"negative duration", "upstreams:\n  a:\n    url: http://x\n    timeouts: {connect: -1s}\n", "must not be negative"},
 	}
 	for _, tt := range tests {

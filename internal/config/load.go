@@ -77,6 +77,11 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 			idx.addLineMsg(msg)
 		}
 	}
+	for path, line := range idx.lines {
+		if routeBudget.MatchString(path) {
+			idx.problems = append(idx.problems, Problem{Line: line, Path: path, Msg: "the retry budget is per upstream; set it under upstreams.<name>.retry.budget"})
+		}
+	}
 	// Validate even when decoding found problems, so one run reports them
 	// all, but say nothing more of a path that already failed to decode.
 	reported := map[string]bool{}
@@ -99,6 +104,8 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	return &cfg, nil
 }
+
+var routeBudget = regexp.MustCompile(`\.routes\[\d+\]\.retry\.budget$`)
 
 var lineMsg = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
