@@ -182,9 +182,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	if b.Body == "" {
-		io.WriteString(w, `{"ok":true}`)
+		_, _ = io.WriteString(w, `{"ok":true}`)
 	} else {
-		io.WriteString(w, b.Body)
+		_, _ = io.WriteString(w, b.Body)
 	}
 }
 
@@ -232,7 +232,7 @@ func latency(b Behavior) time.Duration {
 
 func drop(w http.ResponseWriter) {
 	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		c.Close()
+		_ = c.Close()
 		return
 	}
 	panic(http.ErrAbortHandler)

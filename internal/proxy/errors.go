@@ -16,7 +16,7 @@ import (
 // Errors Seawall answers with instead of an upstream response.
 var (
 	ErrUnknownUpstream     = errors.New("unknown upstream")
-	ErrNotProxy            = errors.New("Seawall is not an open proxy")
+	ErrNotProxy            = errors.New("not an open proxy")
 	ErrUpstreamTimeout     = errors.New("upstream timed out")
 	ErrUpstreamUnreachable = errors.New("upstream unreachable")
 	ErrRequestTooLarge     = errors.New("request body too large")

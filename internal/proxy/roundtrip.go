@@ -60,7 +60,8 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		closeBody(last)
 		last, lastErr = keep(resp), err
-		if attempt >= rt.Retry.MaxAttempts || !(replayable || (buffered && notSent(err))) {
+		canReplay := replayable || (buffered && notSent(err))
+		if attempt >= rt.Retry.MaxAttempts || !canReplay {
 			return u.giveUp(c, last, lastErr)
 		}
 		if !u.budget.Withdraw() {
@@ -230,7 +231,7 @@ func keep(resp *http.Response) *http.Response {
 
 func closeBody(resp *http.Response) {
 	if resp != nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 }
 

@@ -58,7 +58,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
-				l.Close()
+				_ = l.Close()
 			}
 			return nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
