@@ -8,6 +8,7 @@
 package fakeapi
 
 import (
+	"cmp"
 	"encoding/json"
 
 	"fmt"
@@ -180,12 +181,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"error":"fake %d"}`, status)
 		return
 	}
+	out := cmp.Or(b.Body, `{"ok":true}`)
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(status)
-	if b.Body == "" {
-		_, _ = io.WriteString(w, `{"ok":true}`)
-	} else {
-		_, _ = io.WriteString(w, b.Body)
-	}
+	_, _ = io.WriteString(w, out)
 }
 
 // decide picks the status for a call at now (0 to drop). Caller holds mu.

@@ -157,11 +157,7 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status i
 }
 
 func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status int, source string, attempts int, start time.Time, err error) {
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelWarn
-	}
-	if !p.log.Enabled(r.Context(), level) {
+	if !p.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -178,7 +174,7 @@ func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status 
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	p.log.LogAttrs(context.Background(), level, "request", attrs...)
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 func newRequestID() string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,5 +258,30 @@ func TestClientDisconnectIsNotAFailure(t *testing.T) {
 	s.fake.Set(fakeapi.Behavior{})
 	if r := s.get("/api/ok"); r.status != 200 {
 		t.Errorf("after cancellations: status %d, want 200", r.status)
+	}
+}
+
+func TestResponseTooLarge(t *testing.T) {
+	s := newStack(t, "limits: {max_response_body: 1KiB}", "")
+	s.fake.Set(fakeapi.Behavior{Body: strings.Repeat("x", 4096)})
+	r := s.get("/api/big")
+	if r.status != 502 || problemOf(t, r)["type"] != "urn:seawall:problem:response-too-large" {
+		t.Errorf("declared-length body over the limit: %d %s, want 502 response-too-large", r.status, r.body)
+	}
+	// A chunked body that grows past the limit is cut off, never relayed whole.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for i := 0; i < 8; i++ {
+			_, _ = w.Write([]byte(strings.Repeat("y", 512)))
+			http.NewResponseController(w).Flush()
+		}
+	}))
+	defer up.Close()
+	s2 := newStackURL(t, "limits: {max_response_body: 1KiB}", up.URL, "")
+	r = s2.get("/api/stream")
+	if r.err == nil && len(r.body) > 1024 {
+		t.Errorf("chunked body relayed with %d bytes, want at most 1024 and an aborted response", len(r.body))
+	}
+	if r.err == nil {
+		t.Errorf("chunked body over the limit ended cleanly (%d bytes), want the response aborted", len(r.body))
 	}
 }

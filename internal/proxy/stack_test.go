@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,22 +25,50 @@ type stack struct {
 	proxy *proxy.Proxy
 	m     *proxy.Metrics
 	c     *http.Client
+	logs  *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // newStack starts a fake upstream named "api" and a Seawall in front of it;
 // extra is YAML for the upstream (indented four spaces), and top for the root.
 func newStack(t *testing.T, top, extra string) *stack {
 	t.Helper()
-	s := &stack{t: t, fake: fakeapi.New(fakeapi.Behavior{})}
-	s.up = httptest.NewServer(s.fake)
-	t.Cleanup(s.up.Close)
-	doc := "admin: {listen: \"off\"}\n" + top + "\nupstreams:\n  api:\n    url: " + s.up.URL + "\n" + extra
+	fake := fakeapi.New(fakeapi.Behavior{})
+	up := httptest.NewServer(fake)
+	t.Cleanup(up.Close)
+	s := newStackURL(t, top, up.URL, extra)
+	s.fake, s.up = fake, up
+	return s
+}
+
+// newStackURL puts a Seawall in front of any upstream URL.
+func newStackURL(t *testing.T, top, url, extra string) *stack {
+	t.Helper()
+	s := &stack{t: t, logs: &syncBuffer{}}
+	doc := "admin: {listen: \"off\"}\n" + top + "\nupstreams:\n  api:\n    url: " + url + "\n" + extra
 	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)
 	}
 	s.m = proxy.NewMetrics()
-	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), s.m)
+	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m)
 	s.sw = httptest.NewServer(s.proxy)
 	t.Cleanup(s.sw.Close)
 	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
