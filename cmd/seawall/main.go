@@ -55,51 +55,41 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// loadConfig reads the -c flag and loads that config, printing every
+// problem. A non-zero exit code means the command must stop with it.
+func loadConfig(name string, args []string, stderr io.Writer) (path string, cfg *config.Config, exit int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", "seawall.yaml", "config file")
+	fs.StringVar(&path, "c", "seawall.yaml", "config file")
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return path, nil, 2
 	}
-	return *path, true
-}
-
-func load(path string, stderr io.Writer) (*config.Config, bool) {
 	cfg, err := config.LoadFile(path)
-	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintf(stderr, "%s\n%s: %d problem(s)\n", ps.Error(), path, len(ps))
-		} else {
-			fmt.Fprintf(stderr, "seawall: %v\n", err)
-		}
-		return nil, false
+	var ps config.Problems
+	switch {
+	case errors.As(err, &ps):
+		fmt.Fprintf(stderr, "%s\n%s: %d problem(s)\n", ps.Error(), path, len(ps))
+		return path, nil, 1
+	case err != nil:
+		fmt.Fprintf(stderr, "seawall: %v\n", err)
+		return path, nil, 1
 	}
-	return cfg, true
+	return path, cfg, 0
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
-	if !ok {
-		return 2
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return 1
+	path, cfg, exit := loadConfig("validate", args, stderr)
+	if exit != 0 {
+		return exit
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d upstreams)\n", path, len(cfg.Upstreams))
 	return 0
 }
 
 func serve(args []string, stderr io.Writer) int {
-	path, ok := configFlag("serve", args, stderr)
-	if !ok {
-		return 2
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return 1
+	_, cfg, exit := loadConfig("serve", args, stderr)
+	if exit != 0 {
+		return exit
 	}
 	log := server.NewLogger(cfg.Log)
 	s, lns, err := server.Listen(cfg, log)

@@ -25,6 +25,13 @@ func newTest(c *clock, mod func(*Config)) (*Breaker, *[]string) {
 	return New(cfg), &changes
 }
 
+// setup returns a clock at zero and a breaker on it.
+func setup(mod func(*Config)) (*clock, *Breaker) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, mod)
+	return c, b
+}
+
 func call(t *testing.T, b *Breaker, o Outcome, elapsed time.Duration) {
 	t.Helper()
 	p, err := b.Allow()
@@ -35,8 +42,7 @@ func call(t *testing.T, b *Breaker, o Outcome, elapsed time.Duration) {
 }
 
 func TestOpensOnFailureRateAfterMinCalls(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, nil)
+	_, b := setup(nil)
 	for i := 0; i < 9; i++ {
 		call(t, b, Failure, 0)
 	}
@@ -55,8 +61,7 @@ func TestOpensOnFailureRateAfterMinCalls(t *testing.T) {
 }
 
 func TestStaysClosedBelowThreshold(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, nil)
+	_, b := setup(nil)
 	for i := 0; i < 100; i++ {
 		o := Success
 		if i%3 == 0 {
@@ -70,8 +75,7 @@ func TestStaysClosedBelowThreshold(t *testing.T) {
 }
 
 func TestOpensOnSlowCallRate(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, nil)
+	_, b := setup(nil)
 	for i := 0; i < 10; i++ {
 		call(t, b, Success, 2*time.Second)
 	}
@@ -81,8 +85,7 @@ func TestOpensOnSlowCallRate(t *testing.T) {
 }
 
 func TestOldOutcomesSlideOut(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, nil)
+	c, b := setup(nil)
 	for i := 0; i < 9; i++ {
 		call(t, b, Failure, 0)
 	}
@@ -94,8 +97,7 @@ func TestOldOutcomesSlideOut(t *testing.T) {
 }
 
 func TestIgnoredOutcomesDoNotCount(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, nil)
+	_, b := setup(nil)
 	for i := 0; i < 50; i++ {
 		call(t, b, Ignored, 0)
 	}
@@ -135,8 +137,7 @@ func TestHalfOpenProbesThenCloses(t *testing.T) {
 }
 
 func TestFailedProbeReopensLonger(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	c, b := setup(func(cfg *Config) { cfg.MinCalls = 1 })
 	call(t, b, Failure, 0)
 	for _, wantOpen := range []time.Duration{10 * time.Second, 20 * time.Second, 20 * time.Second} {
 		c.advance(time.Hour)
@@ -171,8 +172,7 @@ func TestIgnoredProbeFreesItsSlot(t *testing.T) {
 }
 
 func TestLateOutcomeFromOldStateIgnored(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	c, b := setup(func(cfg *Config) { cfg.MinCalls = 1 })
 	late, _ := b.Allow()
 	call(t, b, Failure, 0) // opens
 	c.advance(5 * time.Second)
