@@ -184,10 +184,14 @@ func TestRetriesMaskTransientErrors(t *testing.T) {
     breaker: {failure_rate: 90}
 `)
 	s.fake.Set(fakeapi.Behavior{ErrorRate: 0.3})
-	const requests = 1000
+	// With independent 30% errors and 4 attempts, 0.3^4 = 0.81% of requests
+	// are expected to fail. 20,000 requests put the 1% limit about three
+	// standard deviations (sqrt(162) ≈ 12.7 requests) above that, so the
+	// test fails on a real regression, not on chance.
+	const requests = 20000
 	var ok atomic.Int64
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 20)
+	sem := make(chan struct{}, 32)
 	for i := 0; i < requests; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
