@@ -1,0 +1,194 @@
+package cache
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func hdr(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func TestParseCacheControl(t *testing.T) {
+	d := ParseCacheControl(hdr("Cache-Control", `public, max-age=60, s-maxage="30", no-cache="Set-Cookie, X", stale-if-error=600`, "Cache-Control", "max-age=5, stale-while-revalidate=bad, MUST-REVALIDATE"))
+	if d.MaxAge != time.Minute || d.SMaxAge != 30*time.Second || !d.Public || !d.NoCache || !d.MustRevalidate {
+		t.Errorf("got %+v", d)
+	}
+	if d.StaleIfError != 10*time.Minute || d.StaleWhileRevalidate != -1 {
+		t.Errorf("stale-if-error %v, stale-while-revalidate %v; want 10m and -1 (malformed)", d.StaleIfError, d.StaleWhileRevalidate)
+	}
+	if d := ParseCacheControl(hdr("Cache-Control", "max-stale, max-age=99999999999999")); !d.MaxStaleAny || d.MaxAge != maxDelta*time.Second {
+		t.Errorf("got %+v, want max-stale any and max-age capped", d)
+	}
+}
+
+func TestStorable(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    http.Header
+		status int
+		resp   http.Header
+		o      Overrides
+		want   bool
+		reason string
+	}{
+		{"max-age", nil, 200, hdr("Cache-Control", "max-age=60"), Overrides{}, true, ""},
+		{"no-store response", nil, 200, hdr("Cache-Control", "no-store, max-age=60"), Overrides{}, false, "no-store"},
+		{"no-store request", hdr("Cache-Control", "no-store"), 200, hdr("Cache-Control", "max-age=60"), Overrides{}, false, "no-store"},
+		{"private", nil, 200, hdr("Cache-Control", "private, max-age=60"), Overrides{}, false, "private"},
+		{"vary star", nil, 200, hdr("Cache-Control", "max-age=60", "Vary", "*"), Overrides{}, false, "vary-star"},
+		{"500 without freshness", nil, 500, hdr(), Overrides{TTL: time.Minute}, false, "status"},
+		{"500 with max-age", nil, 500, hdr("Cache-Control", "max-age=5"), Overrides{}, true, ""},
+		{"nothing to go on", nil, 200, hdr(), Overrides{}, false, "no-freshness"},
+		{"route ttl", nil, 200, hdr(), Overrides{TTL: time.Minute}, true, ""},
+		{"validator only", nil, 200, hdr("ETag", `"v1"`), Overrides{}, true, ""},
+		{"authorization, plain", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "max-age=60"), Overrides{}, false, "authorization"},
+		{"authorization, public", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "public, max-age=60"), Overrides{}, true, ""},
+		{"authorization, s-maxage", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "s-maxage=60"), Overrides{}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.req == nil {
+				tt.req = hdr()
+			}
+			got, reason := Storable(tt.req, tt.status, tt.resp, tt.o)
+			if got != tt.want || reason != tt.reason {
+				t.Errorf("Storable = %v %q, want %v %q", got, reason, tt.want, tt.reason)
+			}
+		})
+	}
+}
+
+func TestLifetimeAndAge(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	date := t0.Format(http.TimeFormat)
+	e := Entry{Status: 200, RequestTime: t0, ResponseTime: t0.Add(2 * time.Second),
+		Header: hdr("Date", date, "Expires", t0.Add(time.Hour).Format(http.TimeFormat), "Age", "10")}
+	if got := e.Lifetime(Overrides{}); got != time.Hour {
+		t.Errorf("Expires lifetime = %v, want 1h", got)
+	}
+	// corrected initial age = Age 10s + 2s response delay; then 30s resident.
+	if got := e.Age(t0.Add(32 * time.Second)); got != 42*time.Second {
+		t.Errorf("Age = %v, want 42s", got)
+	}
+	e.Header.Set("Cache-Control", "max-age=60, s-maxage=5")
+	if got := e.Lifetime(Overrides{TTL: time.Hour}); got != 5*time.Second {
+		t.Errorf("s-maxage lifetime = %v, want 5s", got)
+	}
+	e.Header = hdr("Date", date, "Last-Modified", t0.Add(-100*time.Hour).Format(http.TimeFormat))
+	if got := e.Lifetime(Overrides{}); got != 10*time.Hour {
+		t.Errorf("heuristic lifetime = %v, want 10%% of 100h", got)
+	}
+	e.Header = hdr("Date", date, "Expires", "0")
+	if got := e.Lifetime(Overrides{TTL: time.Hour}); got != 0 {
+		t.Errorf("invalid Expires lifetime = %v, want 0", got)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	entry := func(cc string) *Entry {
+		return &Entry{Status: 200, RequestTime: t0, ResponseTime: t0, Header: hdr("Date", t0.Format(http.TimeFormat), "Cache-Control", cc)}
+	}
+	tests := []struct {
+		name     string
+		cc, req  string
+		at       time.Duration
+		o        Overrides
+		fresh    bool
+		swr, sie bool
+	}{
+		{"fresh", "max-age=60", "", 30 * time.Second, Overrides{}, true, false, false},
+		{"expired", "max-age=60", "", 90 * time.Second, Overrides{}, false, false, false},
+		{"swr window", "max-age=60, stale-while-revalidate=60", "", 90 * time.Second, Overrides{}, false, true, false},
+		{"past swr", "max-age=60, stale-while-revalidate=10", "", 90 * time.Second, Overrides{}, false, false, false},
+		{"sie window", "max-age=60, stale-if-error=600", "", 5 * time.Minute, Overrides{}, false, false, true},
+		{"route sie", "max-age=60", "", 5 * time.Minute, Overrides{StaleIfError: 10 * time.Minute}, false, false, true},
+		{"must-revalidate forbids stale", "max-age=60, must-revalidate, stale-if-error=600", "", 90 * time.Second, Overrides{}, false, false, false},
+		{"proxy-revalidate forbids stale", "max-age=60, proxy-revalidate, stale-while-revalidate=600", "", 90 * time.Second, Overrides{}, false, false, false},
+		{"response no-cache", "max-age=60, no-cache", "", time.Second, Overrides{}, false, false, false},
+		{"request no-cache", "max-age=60", "no-cache", time.Second, Overrides{}, false, false, false},
+		{"request max-age", "max-age=60", "max-age=10", 30 * time.Second, Overrides{}, false, false, false},
+		{"request min-fresh", "max-age=60", "min-fresh=40", 30 * time.Second, Overrides{}, false, false, false},
+		{"request max-stale", "max-age=60", "max-stale=60", 90 * time.Second, Overrides{}, true, false, false},
+		{"request max-stale any", "max-age=60", "max-stale", time.Hour, Overrides{}, true, false, false},
+		{"max-stale vs must-revalidate", "max-age=60, must-revalidate", "max-stale", 90 * time.Second, Overrides{}, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := entry(tt.cc).Judge(ParseCacheControl(hdr("Cache-Control", tt.req)), t0.Add(tt.at), tt.o)
+			if v.Fresh != tt.fresh || v.ServeWhileRevalidating != tt.swr || v.ServeOnError != tt.sie {
+				t.Errorf("Judge = %+v, want fresh %v swr %v sie %v", v, tt.fresh, tt.swr, tt.sie)
+			}
+		})
+	}
+}
+
+func TestVaryNames(t *testing.T) {
+	names, star := VaryNames(hdr("Vary", "accept-encoding, Accept", "Vary", "X-Tenant, accept"))
+	if star || fmt.Sprint(names) != "[Accept Accept-Encoding X-Tenant]" {
+		t.Errorf("VaryNames = %v %v", names, star)
+	}
+}
+
+func TestMemoryStaysWithinBytes(t *testing.T) {
+	evictions := 0
+	m := NewMemory(10_000, 2_000, func() { evictions++ })
+	body := make([]byte, 1000)
+	for i := 0; i < 40; i++ {
+		if !m.Set(fmt.Sprintf("k%d", i), &Entry{Body: body, Header: hdr()}) {
+			t.Fatalf("Set %d refused", i)
+		}
+		if b := m.Bytes(); b > 10_000 {
+			t.Fatalf("after %d sets, %d bytes stored, over the 10000 limit", i+1, b)
+		}
+	}
+	if _, ok := m.Get("k0"); ok {
+		t.Error("oldest entry still present after filling 4x the limit")
+	}
+	if _, ok := m.Get("k39"); !ok {
+		t.Error("newest entry missing")
+	}
+	if evictions == 0 {
+		t.Error("no evictions reported")
+	}
+	if m.Set("big", &Entry{Body: make([]byte, 3000)}) {
+		t.Error("entry over max entry size stored")
+	}
+	// Entries weigh 1256 bytes, so 7 fit: k33..k39 remain.
+	if n := m.Purge("k3"); n != 7 || m.Bytes() != 0 {
+		t.Errorf("Purge(k3) removed %d leaving %d bytes, want 7 and 0", n, m.Bytes())
+	}
+}
+
+func FuzzHeaders(f *testing.F) {
+	f.Add(`public, max-age=60, no-cache="a,b"`, "10", "Accept, *")
+	f.Add(`max-stale, s-maxage=99999999999999999999`, "-1", ",,")
+	f.Add(`"unterminated, max-age=5`, "1e9", "accept-encoding")
+	f.Fuzz(func(t *testing.T, cc, age, vary string) {
+		h := hdr("Cache-Control", cc, "Age", age, "Vary", vary)
+		d := ParseCacheControl(h)
+		for _, v := range []time.Duration{d.MaxAge, d.SMaxAge, d.MaxStale, d.MinFresh, d.StaleIfError, d.StaleWhileRevalidate} {
+			if v < -1 || v > maxDelta*time.Second {
+				t.Fatalf("directive out of range: %+v", d)
+			}
+		}
+		if a := ParseAge(h); a < 0 {
+			t.Fatalf("Age %v", a)
+		}
+		names, star := VaryNames(h)
+		if star && names != nil {
+			t.Fatal("star with names")
+		}
+		now := time.Now()
+		e := &Entry{Status: 200, Header: h, RequestTime: now, ResponseTime: now}
+		_ = e.Judge(d, now.Add(time.Minute), Overrides{})
+		_, _ = Storable(h, 200, h, Overrides{})
+	})
+}

@@ -1,0 +1,149 @@
+package cache
+
+import (
+	"net/http"
+	"time"
+)
+
+// Entry is a stored response with the times RFC 9111's age calculation needs.
+type Entry struct {
+	Status       int
+	Header       http.Header
+	Body         []byte
+	RequestTime  time.Time // when the request that fetched it was sent
+	ResponseTime time.Time // when its response arrived
+}
+
+// entryOverhead approximates the bookkeeping bytes of an entry beyond its
+// header and body, so that many tiny entries still count.
+const entryOverhead = 256
+
+// Size is the entry's weight against the store's byte limit.
+func (e *Entry) Size() int64 {
+	n := int64(len(e.Body)) + entryOverhead
+	for k, vs := range e.Header {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
+}
+
+// Overrides are a route's settings that stand in for missing response directives.
+type Overrides struct {
+	TTL                  time.Duration // freshness when the response states none
+	StaleWhileRevalidate time.Duration // at least this stale-while-revalidate
+	StaleIfError         time.Duration // at least this stale-if-error
+}
+
+// heuristicStatuses may be cached without explicit freshness (RFC 9110 §15.1).
+var heuristicStatuses = map[int]bool{200: true, 203: true, 204: true, 300: true, 301: true, 308: true, 404: true, 405: true, 410: true, 414: true, 501: true}
+
+// Storable reports whether a shared cache may store this response to a GET
+// (RFC 9111 §3), and why not.
+func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool, string) {
+	rq, rs := ParseCacheControl(req), ParseCacheControl(resp)
+	switch _, star := VaryNames(resp); {
+	case rq.NoStore || rs.NoStore:
+		return false, "no-store"
+	case rs.Private:
+		return false, "private"
+	case star:
+		return false, "vary-star"
+	case !heuristicStatuses[status] && !explicitFreshness(rs, resp):
+		return false, "status"
+	case req.Get("Authorization") != "" && !rs.Public && rs.SMaxAge < 0 && !rs.MustRevalidate && o.TTL <= 0:
+		// RFC 9111 §3.5. The key holds the credential, so when it is stored
+		// it is still only served to the same credential.
+		return false, "authorization"
+	}
+	e := Entry{Status: status, Header: resp}
+	useful := e.Lifetime(o) > 0 || resp.Get("ETag") != "" || resp.Get("Last-Modified") != "" ||
+		max(rs.StaleIfError, o.StaleIfError) > 0
+	if !useful {
+		return false, "no-freshness"
+	}
+	return true, ""
+}
+
+func explicitFreshness(cc Directives, h http.Header) bool {
+	return cc.MaxAge >= 0 || cc.SMaxAge >= 0 || cc.Public || h.Get("Expires") != ""
+}
+
+// Lifetime is the freshness lifetime (RFC 9111 §4.2.1): s-maxage, max-age,
+// Expires minus Date, the route's ttl, then the heuristic of 10% of the time
+// since Last-Modified (at most a day) for statuses that allow it.
+func (e *Entry) Lifetime(o Overrides) time.Duration {
+	cc := ParseCacheControl(e.Header)
+	switch {
+	case cc.SMaxAge >= 0:
+		return cc.SMaxAge
+	case cc.MaxAge >= 0:
+		return cc.MaxAge
+	case e.Header.Get("Expires") != "":
+		exp, err := http.ParseTime(e.Header.Get("Expires"))
+		if err != nil {
+			return 0 // an invalid Expires means already expired (§5.3)
+		}
+		return max(0, exp.Sub(e.date()))
+	case o.TTL > 0:
+		return o.TTL
+	}
+	if lm, err := http.ParseTime(e.Header.Get("Last-Modified")); err == nil && heuristicStatuses[e.Status] {
+		return min(e.date().Sub(lm)/10, 24*time.Hour)
+	}
+	return 0
+}
+
+// date is the response's Date, or when it arrived if it has none.
+func (e *Entry) date() time.Time {
+	if d, err := http.ParseTime(e.Header.Get("Date")); err == nil {
+		return d
+	}
+	return e.ResponseTime
+}
+
+// Age is the entry's current age (RFC 9111 §4.2.3).
+func (e *Entry) Age(now time.Time) time.Duration {
+	apparent := max(0, e.ResponseTime.Sub(e.date()))
+	corrected := ParseAge(e.Header) + e.ResponseTime.Sub(e.RequestTime)
+	return max(apparent, corrected) + now.Sub(e.ResponseTime)
+}
+
+// Verdict is what a cache may do with an entry for one request.
+type Verdict struct {
+	Fresh bool          // serve without contacting the upstream
+	TTL   time.Duration // freshness left; negative when stale
+	// ServeWhileRevalidating: stale, but may be served while one background
+	// request revalidates it (stale-while-revalidate).
+	ServeWhileRevalidating bool
+	// ServeOnError: stale, but may be served if the upstream fails
+	// (stale-if-error).
+	ServeOnError bool
+}
+
+// Judge decides how an entry may serve a request with directives rq at now.
+func (e *Entry) Judge(rq Directives, now time.Time, o Overrides) Verdict {
+	rs := ParseCacheControl(e.Header)
+	age, life := e.Age(now), e.Lifetime(o)
+	left := life - age
+	v := Verdict{TTL: left}
+	mustRevalidate := rs.MustRevalidate || rs.ProxyRevalidate
+	fresh := left > 0 && !rs.NoCache && !rq.NoCache &&
+		(rq.MaxAge < 0 || age <= rq.MaxAge) && (rq.MinFresh < 0 || left >= rq.MinFresh)
+	if fresh {
+		v.Fresh = true
+		return v
+	}
+	stale := -left
+	if !mustRevalidate && !rs.NoCache && !rq.NoCache && left <= 0 && (rq.MaxStaleAny || (rq.MaxStale >= 0 && stale <= rq.MaxStale)) {
+		v.Fresh = true // the client accepts this much staleness (§5.2.1.2)
+		return v
+	}
+	if mustRevalidate || rs.NoCache || left > 0 {
+		return v // must revalidate; stale-serving applies only to stale entries
+	}
+	v.ServeWhileRevalidating = !rq.NoCache && stale <= max(rs.StaleWhileRevalidate, o.StaleWhileRevalidate)
+	v.ServeOnError = stale <= max(rs.StaleIfError, o.StaleIfError)
+	return v
+}
