@@ -25,6 +25,15 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(p.Status())
 	})))
+	mux.Handle("POST /admin/cache/purge", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := p.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int{"purged": n})
+	})))
 	return mux
 }
 

@@ -92,7 +92,7 @@ func parseDelta(v string) time.Duration {
 			return -1
 		}
 	}
-	n, err := strconv.ParseUint(v, 10, 64)
+	n, err := strconv.ParseInt(v, 10, 64) // digits only: err is overflow
 	if err != nil || n > maxDelta {
 		n = maxDelta
 	}

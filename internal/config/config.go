@@ -35,6 +35,10 @@ const (
 	DefaultRetryBudgetRatio = 0.2
 	DefaultRetryBudgetMin   = 3
 	DefaultRetryBufferBody  = 64 << 10
+
+	DefaultCacheMaxBytes     = 64 << 20
+	DefaultCacheMaxEntry     = 1 << 20
+	DefaultCacheCoalesceWait = 10 * time.Second
 )
 
 // DefaultFailureStatuses are the upstream statuses the breaker counts as
@@ -55,6 +59,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Limits bounds request and response sizes for all upstreams.
 	Limits Limits `yaml:"limits"`
+	// Cache bounds the response cache shared by all cached routes.
+	Cache CacheLimits `yaml:"cache"`
 	// ShutdownGrace is how long in-flight calls may finish after a stop
 	// signal. Default 15s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -90,6 +96,48 @@ type Limits struct {
 	MaxResponseBody Size `yaml:"max_response_body"`
 }
 
+// CacheLimits bounds the in-memory response cache.
+type CacheLimits struct {
+	// MaxBytes is the most the cache holds; least recently used entries are
+	// evicted past it. Default DefaultCacheMaxBytes (64MiB).
+	MaxBytes Size `yaml:"max_bytes"`
+	// MaxEntry is the largest response stored; larger ones pass through
+	// uncached. Default DefaultCacheMaxEntry (1MiB).
+	MaxEntry Size `yaml:"max_entry"`
+}
+
+// Access modes.
+const (
+	ModeSync   = "sync"
+	ModeCached = "cached"
+)
+
+// Cache is a route's caching policy, used in cached mode.
+type Cache struct {
+	// TTL is the freshness of responses that state none (no max-age,
+	// s-maxage or Expires). Zero means only the response's headers decide.
+	TTL Duration `yaml:"ttl"`
+	// StaleWhileRevalidate serves an expired entry for this long while one
+	// background request revalidates it, when the response says less.
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	// StaleIfError serves an expired entry for this long when the upstream
+	// fails, times out, is rate limited or its breaker is open, when the
+	// response says less.
+	StaleIfError Duration `yaml:"stale_if_error"`
+	// KeyHeaders are request headers added to the cache key (beyond Vary).
+	KeyHeaders []string `yaml:"key_headers"`
+	// KeyQuery, when set, lists the only query parameters in the key; unset
+	// means the whole query.
+	KeyQuery []string `yaml:"key_query"`
+	// IdentityHeaders name the request headers that identify the caller; a
+	// response is only served to requests with the same values. Authorization
+	// and the rate limit's key_header always count.
+	IdentityHeaders []string `yaml:"identity_headers"`
+	// CoalesceWait bounds how long a request waits for another's identical
+	// in-flight miss before going on its own. Default 10s.
+	CoalesceWait Duration `yaml:"coalesce_wait"`
+}
+
 // Upstream is one third-party API.
 type Upstream struct {
 	// URL is the base URL requests are forwarded to; the path after the
@@ -106,6 +154,11 @@ type Upstream struct {
 	Breaker Breaker `yaml:"breaker"`
 	// Retry retries transient failures.
 	Retry Retry `yaml:"retry"`
+	// Mode is the default access mode: sync or cached. Default sync.
+	// A request may ask for cached with Seawall-Mode where Cache is set.
+	Mode string `yaml:"mode"`
+	// Cache is the caching policy for cached mode.
+	Cache *Cache `yaml:"cache"`
 	// Routes override timeouts and retry for requests they match, first
 	// match wins. Requests matching no route use the upstream's policies.
 	Routes []*Route `yaml:"routes"`
@@ -230,4 +283,8 @@ type Route struct {
 	Timeouts RouteTimeouts `yaml:"timeouts"`
 	// Retry overrides the upstream's; keys left out inherit.
 	Retry Retry `yaml:"retry"`
+	// Mode overrides the upstream's access mode.
+	Mode string `yaml:"mode"`
+	// Cache replaces the upstream's caching policy as a whole.
+	Cache *Cache `yaml:"cache"`
 }

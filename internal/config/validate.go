@@ -32,6 +32,8 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
 	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
+	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
+	set(d, "cache.max_entry", &c.Cache.MaxEntry, DefaultCacheMaxEntry)
 	for name, u := range c.Upstreams {
 		if u == nil {
 			u = &Upstream{}
@@ -69,15 +71,26 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		BufferBody:  DefaultRetryBufferBody,
 		Budget:      RetryBudget{Ratio: DefaultRetryBudgetRatio, MinPerSecond: DefaultRetryBudgetMin},
 	})
+	set(d, p+".mode", &u.Mode, ModeSync)
+	u.Cache.applyDefaults(d, p+".cache")
 	for i, r := range u.Routes {
 		if r == nil {
 			continue
 		}
 		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		set(d, rp+".mode", &r.Mode, u.Mode)
+		set(d, rp+".cache", &r.Cache, u.Cache)
+		r.Cache.applyDefaults(d, rp+".cache")
 		set(d, rp+".name", &r.Name, r.Match)
 		set(d, rp+".timeouts.per_try", &r.Timeouts.PerTry, u.Timeouts.PerTry)
 		set(d, rp+".timeouts.overall", &r.Timeouts.Overall, u.Timeouts.Overall)
 		r.Retry.inherit(d, rp+".retry", u.Retry)
+	}
+}
+
+func (c *Cache) applyDefaults(d defaulter, p string) {
+	if c != nil {
+		set(d, p+".coalesce_wait", &c.CoalesceWait, Duration(DefaultCacheCoalesceWait))
 	}
 }
 
@@ -129,6 +142,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log.level", "must be one of debug, info, warn, error")
 	v.check(oneOf(c.Log.Format, "json", "text"), "log.format", "must be json or text")
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
+	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
@@ -170,6 +184,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
 	}
 	u.Timeouts.validate(v, p+".timeouts")
+	validateMode(v, p, u.Mode, u.Cache)
 	u.RateLimit.validate(v, p+".rate_limit")
 	u.Breaker.validate(v, p+".breaker")
 	u.Retry.validate(v, p+".retry")
@@ -187,6 +202,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		}
 		Timeouts{PerTry: r.Timeouts.PerTry, Overall: r.Timeouts.Overall}.validate(v, rp+".timeouts")
 		r.Retry.validate(v, rp+".retry")
+		validateMode(v, rp, r.Mode, r.Cache)
 	}
 }
 
@@ -203,6 +219,21 @@ func registerPattern(mux *http.ServeMux, pattern string) (err error) {
 	}()
 	mux.Handle(pattern, http.NotFoundHandler())
 	return nil
+}
+
+func validateMode(v *checker, p, mode string, c *Cache) {
+	v.check(oneOf(mode, ModeSync, ModeCached), p+".mode", "must be sync or cached")
+	if mode == ModeCached && c == nil {
+		v.add(p+".cache", "required when mode is cached")
+	}
+	if c == nil {
+		return
+	}
+	for field, list := range map[string][]string{"key_headers": c.KeyHeaders, "identity_headers": c.IdentityHeaders} {
+		for i, h := range list {
+			v.check(validHeaderName(h), fmt.Sprintf("%s.cache.%s[%d]", p, field, i), "not a valid header name")
+		}
+	}
 }
 
 func (t Timeouts) validate(v *checker, p string) {

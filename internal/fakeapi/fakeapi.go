@@ -28,7 +28,8 @@ const maxRecorded = 200_000
 type Behavior struct {
 	// Status answers successful calls. Default 200.
 	Status int `json:"status,omitempty"`
-	// Body is the response body of successful calls. Default `{"ok":true}`.
+	// Body is the response body of successful calls; "{n}" in it becomes the
+	// call's number, so tests can tell answers apart. Default `{"ok":true}`.
 	Body string `json:"body,omitempty"`
 	// Headers are added to every response.
 	Headers map[string]string `json:"headers,omitempty"`
@@ -92,6 +93,10 @@ type Call struct {
 
 // Server is the fake API. It is safe for concurrent use.
 type Server struct {
+	// Now, if set, dates responses (the Date header), so that a test can
+	// move the fake's clock together with Seawall's.
+	Now func() time.Time
+
 	mu       sync.Mutex
 	b        Behavior  // guarded by mu
 	start    time.Time // guarded by mu
@@ -153,6 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := s.b
 	status, retryAfter := s.decide(b, now)
 	s.count++
+	seq := s.count
 	if len(s.calls) < maxRecorded {
 		s.calls = append(s.calls, Call{At: now, Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(body), Status: status})
 	}
@@ -169,6 +175,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		drop(w)
 		return
 	}
+	if s.Now != nil {
+		w.Header().Set("Date", s.Now().UTC().Format(http.TimeFormat))
+	}
 	for k, v := range b.Headers {
 		w.Header().Set(k, v)
 	}
@@ -181,7 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"error":"fake %d"}`, status)
 		return
 	}
-	out := cmp.Or(b.Body, `{"ok":true}`)
+	out := strings.ReplaceAll(cmp.Or(b.Body, `{"ok":true}`), "{n}", strconv.Itoa(seq))
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, out)

@@ -69,7 +69,9 @@ func classify(err error) (status int, code, title, hint string) {
 	case errors.Is(err, ErrNotProxy):
 		return http.StatusBadRequest, "not-a-proxy", "Not a proxy request", "Send origin-form requests: /{upstream}/{path}."
 	case errors.Is(err, ErrUnsupportedMode):
-		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode or send Seawall-Mode: sync."
+		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode, send sync, or cached on a route with a cache."
+	case errors.Is(err, ErrNotCached):
+		return http.StatusGatewayTimeout, "not-cached", "Not in cache", "The request said only-if-cached and no usable response is stored."
 	case errors.Is(err, ErrRequestTooLarge):
 		return http.StatusRequestEntityTooLarge, "request-too-large", "Request too large", "Raise limits.max_request_body, or send a smaller body."
 	case errors.Is(err, ratelimit.ErrExceeded):

@@ -29,6 +29,9 @@ type Metrics struct {
 	limiterWait       *prometheus.HistogramVec
 	limiterRejections *prometheus.CounterVec
 	pauses            *prometheus.CounterVec
+	cacheLookups      *prometheus.CounterVec
+	cacheSaved        *prometheus.CounterVec
+	cacheEvictions    prometheus.Counter
 }
 
 // NewMetrics registers Seawall's metrics and the Go runtime's.
@@ -52,14 +55,28 @@ func NewMetrics() *Metrics {
 		breakerRejections: f("breaker_rejections_total", "Calls refused by an open circuit breaker.", "upstream"),
 		limiterRejections: f("ratelimit_rejections_total", "Calls refused by the rate limiter, by reason (quota or paused).", "upstream", "reason"),
 		pauses:            f("upstream_pauses_total", "Times an upstream asked Seawall to pause (429/503 with Retry-After).", "upstream"),
-		limiterWait:       h("ratelimit_wait_seconds", "Time calls waited for a rate-limit slot.", "upstream"),
+		cacheLookups:      f("cache_lookups_total", "Cached-mode requests, by result (hit, miss, stale, revalidated, bypass).", "upstream", "result"),
+		cacheSaved:        f("cache_upstream_calls_saved_total", "Upstream calls the cache saved: hits, stale answers and coalesced misses.", "upstream"),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "seawall", Name: "cache_evictions_total",
+			Help: "Cache entries evicted to stay within cache.max_bytes."}),
+		limiterWait: h("ratelimit_wait_seconds", "Time calls waited for a rate-limit slot.", "upstream"),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "seawall", Name: "breaker_state",
 			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
-		m.breakerState, m.breakerChanges, m.breakerRejections, m.limiterWait, m.limiterRejections, m.pauses,
+		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.cacheEvictions, m.limiterWait, m.limiterRejections, m.pauses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchCacheBytes exports the cache's size as a gauge.
+func (m *Metrics) watchCacheBytes(bytes func() int64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "seawall", Name: "cache_bytes",
+		Help: "Bytes held by the response cache."}, func() float64 { return float64(bytes()) }))
+}
+
+func (um *upstreamMetrics) cacheLookup(result string) {
+	um.m.cacheLookups.WithLabelValues(um.name, result).Inc()
 }
 
 // upstreamMetrics are the metrics of one upstream, with labels bound.
@@ -71,6 +88,7 @@ type upstreamMetrics struct {
 	attemptDuration, limiterWait                        prometheus.Observer
 	states                                              [3]prometheus.Gauge
 	entered                                             [3]prometheus.Counter
+	cacheSaved                                          prometheus.Counter
 }
 
 func (m *Metrics) forUpstream(name string) *upstreamMetrics {
@@ -84,6 +102,7 @@ func (m *Metrics) forUpstream(name string) *upstreamMetrics {
 		pausedRejections:  m.limiterRejections.WithLabelValues(name, "paused"),
 		attemptDuration:   m.attemptDuration.WithLabelValues(name),
 		limiterWait:       m.limiterWait.WithLabelValues(name),
+		cacheSaved:        m.cacheSaved.WithLabelValues(name),
 	}
 	for s := breaker.Closed; s <= breaker.HalfOpen; s++ {
 		um.states[s] = m.breakerState.WithLabelValues(name, s.String())

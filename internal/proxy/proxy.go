@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
@@ -26,22 +27,43 @@ type Proxy struct {
 	metrics   *Metrics
 	maxReq    int64
 	maxResp   int64
+	maxEntry  int64
+	cache     cache.Store
+	flights   coalescer
+	now       func() time.Time
 }
 
+// Option adjusts a Proxy.
+type Option func(*Proxy)
+
+// WithClock makes the cache read time from now, for tests.
+func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
+
 // New builds a proxy from a validated config.
-func New(cfg *config.Config, log *slog.Logger, m *Metrics) *Proxy {
+func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Proxy {
 	p := &Proxy{
 		upstreams: map[string]*Upstream{},
 		log:       log,
 		metrics:   m,
 		maxReq:    int64(cfg.Limits.MaxRequestBody),
 		maxResp:   int64(cfg.Limits.MaxResponseBody),
+		maxEntry:  int64(cfg.Cache.MaxEntry),
+		now:       time.Now,
 	}
+	for _, o := range opts {
+		o(p)
+	}
+	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.cacheEvictions.Inc)
+	p.cache = store
+	m.watchCacheBytes(store.Bytes)
 	for name, uc := range cfg.Upstreams {
 		p.upstreams[name] = newUpstream(name, uc, p)
 	}
 	return p
 }
+
+// Cache is the response cache, for the admin API.
+func (p *Proxy) Cache() cache.Store { return p.cache }
 
 // Upstream returns the named upstream, or nil.
 func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
@@ -62,6 +84,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := u.route(r, rest)
+	mode, err := route.modeFor(r)
+	if err != nil {
+		status := writeProblem(w, err, u.Name, rid, 0)
+		p.logRequest(r, rid, u.Name, route.Name, status, "seawall", 0, start, err)
+		return
+	}
 	c := &call{
 		upstream:  u,
 		route:     route,
@@ -78,10 +106,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
 		return
 	}
+	if mode == config.ModeCached && r.Method == http.MethodGet {
+		p.serveCached(w, r, c, rest)
+		return
+	}
+	p.serveSync(w, r, c)
+}
+
+// serveSync sends a request down the sync path: package doc steps 3-5.
+func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
+	u := c.upstream
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, p.maxReq)
 	}
-	ctx, cancel := context.WithTimeout(withCall(r.Context(), c), route.Overall)
+	ctx, cancel := context.WithTimeout(withCall(r.Context(), c), c.route.Overall)
 	defer cancel()
 	sw := &statusWriter{ResponseWriter: w}
 	u.proxy.ServeHTTP(sw, r.WithContext(ctx))
@@ -96,9 +134,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
 		return nil, "", fmt.Errorf("%w: %s %s is not an origin-form request", ErrNotProxy, r.Method, truncate(r.RequestURI, 200))
-	}
-	if m := r.Header.Get("Seawall-Mode"); m != "" && m != "sync" {
-		return nil, "", fmt.Errorf("%w: %q (this Seawall serves sync)", ErrUnsupportedMode, truncate(m, 40))
 	}
 	path := r.URL.EscapedPath()
 	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,15 @@ type stack struct {
 	m     *proxy.Metrics
 	c     *http.Client
 	logs  *syncBuffer
+	clock *testClock
 }
+
+// testClock is the wall clock plus an offset a test can advance, so that
+// cached entries age without waiting.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
 type syncBuffer struct {
@@ -55,20 +64,21 @@ func newStack(t *testing.T, top, extra string) *stack {
 	t.Cleanup(up.Close)
 	s := newStackURL(t, top, up.URL, extra)
 	s.fake, s.up = fake, up
+	fake.Now = s.clock.now
 	return s
 }
 
 // newStackURL puts a Seawall in front of any upstream URL.
 func newStackURL(t *testing.T, top, url, extra string) *stack {
 	t.Helper()
-	s := &stack{t: t, logs: &syncBuffer{}}
+	s := &stack{t: t, logs: &syncBuffer{}, clock: &testClock{}}
 	doc := "admin: {listen: \"off\"}\n" + top + "\nupstreams:\n  api:\n    url: " + url + "\n" + extra
 	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)
 	}
 	s.m = proxy.NewMetrics()
-	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m)
+	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
 	s.sw = httptest.NewServer(s.proxy)
 	t.Cleanup(s.sw.Close)
 	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,7 +47,27 @@ type Route struct {
 	BufferBody int64
 	PerTry     time.Duration
 	Overall    time.Duration
+	mode       string
+	cache      *routeCache // nil: the route cannot serve cached mode
 	m          *routeMetrics
+}
+
+// modeFor picks a request's access mode: the route's, or the one it asks
+// for with Seawall-Mode where the route allows it.
+func (rt *Route) modeFor(r *http.Request) (string, error) {
+	switch m := r.Header.Get("Seawall-Mode"); m {
+	case "":
+		return rt.mode, nil
+	case config.ModeSync:
+		return m, nil
+	case config.ModeCached:
+		if rt.cache == nil {
+			return "", fmt.Errorf("%w: route %s has no cache configured", ErrUnsupportedMode, rt.Name)
+		}
+		return m, nil
+	default:
+		return "", fmt.Errorf("%w: %q (this Seawall serves sync and cached)", ErrUnsupportedMode, truncate(m, 40))
+	}
 }
 
 // routeIndex is registered on the upstream's mux to identify a route.
@@ -75,8 +96,11 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
 	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.m)
+	u.def.mode, u.def.cache = c.Mode, newRouteCache(c.Cache, u.keyHeader)
 	for i, rc := range c.Routes {
-		u.routes = append(u.routes, newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.m))
+		rt := newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.m)
+		rt.mode, rt.cache = rc.Mode, newRouteCache(rc.Cache, u.keyHeader)
+		u.routes = append(u.routes, rt)
 		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
 	}
 	u.transport = newTransport(c.Timeouts.Connect.D())
@@ -180,14 +204,7 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	c := callFrom(pr.In.Context())
 	pr.Out.URL = c.target
 	pr.Out.Host = ""
-	h := pr.Out.Header
-	for _, name := range controlHeaders {
-		h.Del(name)
-	}
-	h[requestIDHeader] = []string{c.requestID}
-	for _, kv := range u.headers {
-		h[kv[0]] = []string{kv[1]}
-	}
+	u.prepareOutbound(pr.Out.Header, c.requestID)
 }
 
 // bufferPool lends ReverseProxy its copy buffers.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,57 @@ upstreams:
 	go func() { done <- s.Serve(ctx, lns) }()
 	t.Cleanup(cancel)
 	return s, cancel, done
+}
+
+func TestAdminPurgesCache(t *testing.T) {
+	fake := fakeapi.New(fakeapi.Behavior{Headers: map[string]string{"Cache-Control": "max-age=600"}})
+	up := httptest.NewServer(fake)
+	defer up.Close()
+	doc := `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: s3cret}
+upstreams:
+  api: {url: ` + up.URL + `, mode: cached, cache: {}}
+`
+	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, lns, err := Listen(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx, lns) }()
+	app, admin := "http://"+s.Addrs()[0].String(), "http://"+s.Addrs()[1].String()
+	for _, path := range []string{"/api/v1/items/1", "/api/v1/items/1", "/api/v1/other"} {
+		status(t, app+path, "")
+	}
+	if n := fake.Count(); n != 2 {
+		t.Fatalf("upstream calls = %d, want 2 (one hit)", n)
+	}
+	purge := func(q string) string {
+		req, _ := http.NewRequest(http.MethodPost, admin+"/admin/cache/purge?"+q, nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, b))
+	}
+	if got := purge("upstream=api&path=/v1/items"); got != `200 {"purged":1}` {
+		t.Errorf("purge = %s", got)
+	}
+	if got := purge("upstream=nope"); !strings.HasPrefix(got, "400") {
+		t.Errorf("purge of an unknown upstream = %s, want 400", got)
+	}
+	status(t, app+"/api/v1/items/1", "")
+	status(t, app+"/api/v1/other", "")
+	if n := fake.Count(); n != 3 {
+		t.Errorf("upstream calls = %d, want 3: the purged key refetched, the other still cached", n)
+	}
 }
 
 func status(t *testing.T, url, token string) int {

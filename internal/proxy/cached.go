@@ -1,0 +1,404 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/seawall/seawall/internal/cache"
+	"github.com/seawall/seawall/internal/config"
+)
+
+// routeCache is a route's caching policy at run time.
+type routeCache struct {
+	over     cache.Overrides
+	keyHdrs  []string
+	keyQuery []string // nil: the whole query
+	identity []string
+	wait     time.Duration
+}
+
+func newRouteCache(c *config.Cache, keyHeader string) *routeCache {
+	if c == nil {
+		return nil
+	}
+	identity := append([]string{"Authorization"}, c.IdentityHeaders...)
+	if keyHeader != "" {
+		identity = append(identity, keyHeader)
+	}
+	return &routeCache{
+		over:     cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D()},
+		keyHdrs:  c.KeyHeaders,
+		keyQuery: c.KeyQuery,
+		identity: identity,
+		wait:     c.CoalesceWait.D(),
+	}
+}
+
+// ErrNotCached answers a request with only-if-cached that the cache cannot serve.
+var ErrNotCached = errors.New("not in cache")
+
+// key is the primary cache key: method, upstream, path and the chosen
+// query, then a hash of the caller's identity and the key headers. Purging
+// by prefix works on "GET|upstream|/path".
+func (rc *routeCache) key(u *Upstream, r *http.Request, path string) string {
+	query := r.URL.RawQuery
+	if rc.keyQuery != nil {
+		q := r.URL.Query()
+		kept := url.Values{}
+		for _, name := range rc.keyQuery {
+			if v, ok := q[name]; ok {
+				kept[name] = v
+			}
+		}
+		query = kept.Encode()
+	}
+	h := sha256.New()
+	for _, names := range [][]string{rc.identity, rc.keyHdrs} {
+		for _, name := range names {
+			fmt.Fprintf(h, "%s=%q;", name, r.Header.Values(name))
+		}
+		h.Write([]byte{'|'})
+	}
+	return "GET|" + u.Name + "|" + path + "?" + query + "|" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// PurgeCache removes an upstream's cached responses whose path starts with
+// pathPrefix ("" for all of them) and reports how many keys went.
+func (p *Proxy) PurgeCache(upstream, pathPrefix string) (int, error) {
+	if p.upstreams[upstream] == nil {
+		return 0, fmt.Errorf("%w %q", ErrUnknownUpstream, upstream)
+	}
+	if pathPrefix != "" && !strings.HasPrefix(pathPrefix, "/") {
+		return 0, fmt.Errorf("path %q must start with /", pathPrefix)
+	}
+	return p.cache.Purge("GET|" + upstream + "|" + pathPrefix), nil
+}
+
+// varyKey extends a primary key with the request's values of the headers
+// the stored response varies on.
+func varyKey(primary string, names []string, r *http.Request) string {
+	var b strings.Builder
+	b.WriteString(primary)
+	for _, n := range names {
+		fmt.Fprintf(&b, "|%s=%q", n, r.Header.Values(n))
+	}
+	return b.String()
+}
+
+// lookup finds the stored entry for a request, following a Vary marker.
+func (p *Proxy) lookup(primary string, r *http.Request) (*cache.Entry, string) {
+	e, ok := p.cache.Get(primary)
+	if !ok {
+		return nil, primary
+	}
+	if e.Status != 0 {
+		return e, primary
+	}
+	names, _ := cache.VaryNames(e.Header) // a Vary marker
+	full := varyKey(primary, names, r)
+	e, ok = p.cache.Get(full)
+	if !ok {
+		return nil, full
+	}
+	return e, full
+}
+
+// store keeps a response under its key, writing a Vary marker first when
+// the response varies.
+func (p *Proxy) store(primary string, r *http.Request, e *cache.Entry) bool {
+	names, _ := cache.VaryNames(e.Header)
+	if len(names) == 0 {
+		return p.cache.Set(primary, e)
+	}
+	p.cache.Set(primary, &cache.Entry{Header: http.Header{"Vary": {strings.Join(names, ", ")}}})
+	return p.cache.Set(varyKey(primary, names, r), e)
+}
+
+// fillResult is what one upstream call for a key produced.
+type fillResult struct {
+	entry   *cache.Entry // the response, body in memory; nil on error or when too large
+	stored  bool
+	notes   string // why it was not stored
+	status  int    // the upstream's status, 0 if none
+	err     error
+	stream  *http.Response // a response too large to hold, for the leader alone
+	revalid bool           // a 304 refreshed the stale entry
+}
+
+// serveCached is the cached mode of package doc step 1: answer from the
+// cache, or fill it through the sync path.
+func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
+	rc := c.route.cache
+	primary := rc.key(c.upstream, r, path)
+	rq := cache.ParseCacheControl(r.Header)
+	stale, key := p.lookup(primary, r)
+	now := p.now()
+	var v cache.Verdict
+	if stale != nil {
+		v = stale.Judge(rq, now, rc.over)
+		switch {
+		case v.Fresh:
+			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d", ttlSeconds(v.TTL)), "hit")
+			return
+		case v.ServeWhileRevalidating:
+			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", ttlSeconds(v.TTL)), "stale")
+			bg, br := *c, r.Clone(context.WithoutCancel(r.Context()))
+			go func() {
+				if res, _ := p.fill(br.Context(), br, &bg, primary, key, stale); res.stream != nil {
+					_ = res.stream.Body.Close() // too large to cache; nobody to send it to
+				}
+			}()
+			return
+		}
+	}
+	if rq.OnlyIfCached {
+		p.cacheProblem(w, r, c, fmt.Errorf("%w: the request has only-if-cached", ErrNotCached), "fwd=miss; detail=only-if-cached")
+		return
+	}
+	res, led := p.fill(r.Context(), r, c, primary, key, stale)
+	if res.stream != nil && !led {
+		res = fillResult{err: errTooLargeToShare}
+	}
+	if errors.Is(res.err, errTooLargeToShare) {
+		p.cacheMetric(c, "bypass")
+		p.serveSync(w, r, c)
+		return
+	}
+	failed := res.err != nil || res.status >= 500
+	if failed && stale != nil && v.ServeOnError && !c.clientGone() {
+		p.cacheHit(w, r, c, stale, now, fmt.Sprintf("fwd=stale; %sttl=%d; detail=stale-if-error", fwdStatus(res.status), ttlSeconds(v.TTL)), "stale")
+		return
+	}
+	p.cacheForwarded(w, r, c, res, stale != nil, led)
+}
+
+// errTooLargeToShare sends coalesced waiters of an oversized response, and
+// requests that could not wait, down the sync path on their own.
+var errTooLargeToShare = errors.New("response not shareable")
+
+// fill makes the one upstream call for a key, or waits for the call already
+// in flight (at most the route's coalesce_wait). led reports whether this
+// caller made the call.
+func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key string, stale *cache.Entry) (fillResult, bool) {
+	f, leader := p.flights.join(key)
+	if leader {
+		// A flight for this key may have landed since the caller looked.
+		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.route.cache.over).Fresh {
+			f.res = fillResult{entry: e, stored: true, status: e.Status}
+			p.flights.land(key, f)
+			return f.res, true
+		}
+	}
+	if !leader {
+		t := time.NewTimer(c.route.cache.wait)
+		defer t.Stop()
+		select {
+		case <-f.done:
+			return f.res, false
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return fillResult{err: errTooLargeToShare}, false
+	}
+	// Waiters depend on this call: it outlives the leader's client, within
+	// the route's overall timeout.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.route.Overall)
+	fc := *c
+	fc.client = fctx
+	f.res = p.fetch(withCall(fctx, &fc), r, &fc, primary, stale)
+	if f.res.stream != nil {
+		f.res.stream.Body = &cancelOnClose{ReadCloser: f.res.stream.Body, cancel: cancel}
+	} else {
+		cancel()
+	}
+	c.attempts = fc.attempts
+	p.flights.land(key, f)
+	return f.res, true
+}
+
+// fetch calls the upstream through the sync attempt loop and stores what it may.
+func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary string, stale *cache.Entry) fillResult {
+	u, rc := c.upstream, c.route.cache
+	out := r.Clone(ctx)
+	out.URL, out.Host, out.RequestURI, out.Body = c.target, "", "", http.NoBody
+	out.ContentLength = 0
+	stripHopByHop(out.Header)
+	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
+		out.Header.Del(h) // the cache needs the whole response
+	}
+	if stale != nil {
+		if etag := stale.Header.Get("ETag"); etag != "" {
+			out.Header.Set("If-None-Match", etag)
+		}
+		if lm := stale.Header.Get("Last-Modified"); lm != "" {
+			out.Header.Set("If-Modified-Since", lm)
+		}
+	}
+	u.prepareOutbound(out.Header, c.requestID)
+	sent := p.now()
+	resp, err := u.RoundTrip(out)
+	if err != nil {
+		return fillResult{err: err}
+	}
+	received := p.now()
+	stripHopByHop(resp.Header)
+	if resp.StatusCode == http.StatusNotModified && stale != nil {
+		_ = resp.Body.Close()
+		e := refreshed(stale, resp.Header, sent, received)
+		return fillResult{entry: e, stored: p.store(primary, r, e), status: resp.StatusCode, revalid: true}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxEntry+1))
+	if err != nil {
+		_ = resp.Body.Close()
+		return fillResult{err: fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnreachable, err), status: resp.StatusCode}
+	}
+	if int64(len(body)) > p.maxEntry {
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return fillResult{stream: resp, status: resp.StatusCode, notes: "too-large"}
+	}
+	_ = resp.Body.Close()
+	e := &cache.Entry{Status: resp.StatusCode, Header: resp.Header, Body: body, RequestTime: sent, ResponseTime: received}
+	res := fillResult{entry: e, status: resp.StatusCode}
+	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.over)
+	switch {
+	case !ok:
+		res.notes = why
+	case !p.store(primary, r, e):
+		res.notes = "too-large"
+	default:
+		res.stored = true
+	}
+	return res
+}
+
+// refreshed is a stale entry updated by a 304 (RFC 9111 §4.3.4).
+func refreshed(stale *cache.Entry, h http.Header, sent, received time.Time) *cache.Entry {
+	e := *stale
+	e.Header = stale.Header.Clone()
+	for k, vs := range h {
+		if k != "Content-Length" {
+			e.Header[k] = vs
+		}
+	}
+	e.RequestTime, e.ResponseTime = sent, received
+	return &e
+}
+
+func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, res fillResult, hadStale, led bool) {
+	if res.err != nil {
+		p.cacheProblem(w, r, c, res.err, "fwd=miss")
+		return
+	}
+	fwd := "miss"
+	if hadStale {
+		fwd = "stale"
+	}
+	status := fmt.Sprintf("fwd=%s; %s", fwd, fwdStatus(res.status))
+	switch {
+	case res.stored:
+		status += fmt.Sprintf("stored; ttl=%d", ttlSeconds(res.entry.Lifetime(c.route.cache.over)))
+	case res.notes != "":
+		status += "detail=" + res.notes
+	}
+	if !led {
+		status += "; collapsed"
+	}
+	result := "miss"
+	if res.revalid {
+		result = "revalidated"
+	}
+	p.cacheMetric(c, result)
+	if res.stream != nil {
+		c.upstream.proxyResponse(w, res.stream, status)
+		p.finish(w, r, c, res.status, "upstream")
+		return
+	}
+	if !led {
+		c.upstream.m.cacheSaved.Inc()
+	}
+	writeEntry(w, res.entry, p.now(), status, "upstream")
+	p.finish(w, r, c, res.entry.Status, "upstream")
+}
+
+func (p *Proxy) cacheHit(w http.ResponseWriter, r *http.Request, c *call, e *cache.Entry, now time.Time, status, result string) {
+	p.cacheMetric(c, result)
+	c.upstream.m.cacheSaved.Inc()
+	writeEntry(w, e, now, status, "cache")
+	p.finish(w, r, c, e.Status, "cache")
+}
+
+func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, err error, status string) {
+	if c.clientGone() {
+		err = ErrClientGone
+	}
+	c.err = err
+	p.cacheMetric(c, "miss")
+	w.Header().Set("Cache-Status", "Seawall; "+status)
+	if code, _, _, _ := classify(err); code == http.StatusTooManyRequests {
+		setRateLimitHeaders(w.Header(), c.upstream, c.tenant)
+	}
+	p.finish(w, r, c, writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts), "seawall")
+}
+
+func (p *Proxy) cacheMetric(c *call, result string) {
+	c.upstream.m.cacheLookup(result)
+}
+
+// writeEntry answers from a response held in memory.
+func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatus, source string) {
+	h := w.Header()
+	for k, vs := range e.Header {
+		if k != requestIDHeader {
+			h[k] = vs
+		}
+	}
+	h.Set("Age", strconv.FormatInt(int64(e.Age(now)/time.Second), 10))
+	h.Set("Cache-Status", "Seawall; "+cacheStatus)
+	h.Set("Seawall-Source", source)
+	h.Set("Content-Length", strconv.Itoa(len(e.Body)))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(e.Body)
+}
+
+// proxyResponse streams a response too large to cache.
+func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if k != requestIDHeader {
+			h[k] = vs
+		}
+	}
+	h.Set("Cache-Status", "Seawall; "+cacheStatus)
+	h.Set("Seawall-Source", "upstream")
+	w.WriteHeader(resp.StatusCode)
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	_, _ = io.CopyBuffer(w, resp.Body, *buf)
+}
+
+func fwdStatus(status int) string {
+	if status == 0 {
+		return ""
+	}
+	return fmt.Sprintf("fwd-status=%d; ", status)
+}
+
+func ttlSeconds(d time.Duration) int64 {
+	s := d / time.Second
+	if d < 0 && d%time.Second != 0 {
+		s--
+	}
+	return int64(s)
+}
