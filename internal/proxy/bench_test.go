@@ -76,3 +76,32 @@ upstreams:
 	b.Cleanup(sw.Close)
 	benchGet(b, sw.URL+"/api/v1/items/42")
 }
+
+// BenchmarkCacheHit answers a cached-mode GET from the cache, with the same
+// policies on as BenchmarkPassThrough.
+func BenchmarkCacheHit(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write([]byte(`{"ok":true,"id":"item-42","price":1999}`))
+	}))
+	b.Cleanup(up.Close)
+	doc := `admin: {listen: "off"}
+log: {level: warn}
+upstreams:
+  api:
+    url: ` + up.URL + `
+    mode: cached
+    cache: {}
+    headers: {Authorization: Bearer k}
+    rate_limit: {rate: 10000000/s, burst: 1000}
+    retry: {max_attempts: 3}
+`
+	cfg, err := config.Parse("bench.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
+	sw := httptest.NewServer(p)
+	b.Cleanup(sw.Close)
+	benchGet(b, sw.URL+"/api/v1/items/42")
+}

@@ -8,7 +8,9 @@
 //     CONNECT, unknown upstream, reserved /_seawall/), pick the mode (only
 //     sync so far), bound the request body, set the overall deadline and
 //     the request id.
-//  2. Route match: the upstream's routes pick the retry policy and timeouts.
+//  2. Route match: the upstream's routes pick the retry policy, timeouts and
+//     mode. A cached-mode GET is answered by cached.go from the cache, or
+//     filled by one coalesced call through steps 4 and 5.
 //  3. httputil.ReverseProxy: strips hop-by-hop headers both ways, rewrites
 //     the URL, injects the upstream's credentials.
 //  4. Upstream.RoundTrip, the attempt loop. For each attempt:
