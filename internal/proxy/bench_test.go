@@ -67,14 +67,7 @@ upstreams:
     routes:
       - match: "GET /v1/items/{id}"
 `
-	cfg, err := config.Parse("bench.yaml", []byte(doc), func(string) (string, bool) { return "", false })
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
-	sw := httptest.NewServer(p)
-	b.Cleanup(sw.Close)
-	benchGet(b, sw.URL+"/api/v1/items/42")
+	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
 }
 
 // BenchmarkCacheHit answers a cached-mode GET from the cache, with the same
@@ -96,6 +89,11 @@ upstreams:
     rate_limit: {rate: 10000000/s, burst: 1000}
     retry: {max_attempts: 3}
 `
+	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
+}
+
+// benchSeawall starts a Seawall with the config document and returns its URL.
+func benchSeawall(b *testing.B, doc string) string {
 	cfg, err := config.Parse("bench.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)
@@ -103,5 +101,5 @@ upstreams:
 	p := proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
 	sw := httptest.NewServer(p)
 	b.Cleanup(sw.Close)
-	benchGet(b, sw.URL+"/api/v1/items/42")
+	return sw.URL
 }

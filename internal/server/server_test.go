@@ -15,14 +15,9 @@ import (
 	"github.com/seawall/seawall/internal/fakeapi"
 )
 
-func start(t *testing.T, upstream string) (*Server, context.CancelFunc, chan error) {
+// startDoc serves a Seawall with the config document until the test ends.
+func startDoc(t *testing.T, doc string) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
-	doc := `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0, token: s3cret}
-shutdown_grace: 5s
-upstreams:
-  api: {url: ` + upstream + `}
-`
 	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -38,26 +33,25 @@ upstreams:
 	return s, cancel, done
 }
 
+func start(t *testing.T, upstream string) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
+	return startDoc(t, `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: s3cret}
+shutdown_grace: 5s
+upstreams:
+  api: {url: `+upstream+`}
+`)
+}
+
 func TestAdminPurgesCache(t *testing.T) {
 	fake := fakeapi.New(fakeapi.Behavior{Headers: map[string]string{"Cache-Control": "max-age=600"}})
 	up := httptest.NewServer(fake)
 	defer up.Close()
-	doc := `listen: 127.0.0.1:0
+	s, _, _ := startDoc(t, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0, token: s3cret}
 upstreams:
-  api: {url: ` + up.URL + `, mode: cached, cache: {}}
-`
-	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, lns, err := Listen(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = s.Serve(ctx, lns) }()
+  api: {url: `+up.URL+`, mode: cached, cache: {}}
+`)
 	app, admin := "http://"+s.Addrs()[0].String(), "http://"+s.Addrs()[1].String()
 	for _, path := range []string{"/api/v1/items/1", "/api/v1/items/1", "/api/v1/other"} {
 		status(t, app+path, "")
