@@ -229,37 +229,42 @@ func TestCacheDirectives(t *testing.T) {
 	tests := []struct {
 		name      string
 		resp      map[string]string
+		status    int           // the upstream's status; 0 for 200
 		req2      string        // Cache-Control of the second request
 		advance   time.Duration // between the two requests
 		wantCalls int           // upstream calls for both requests
 	}{
-		{"max-age fresh", map[string]string{"Cache-Control": "max-age=60"}, "", 0, 1},
-		{"max-age expired", map[string]string{"Cache-Control": "max-age=60"}, "", 2 * time.Minute, 2},
-		{"s-maxage over max-age", map[string]string{"Cache-Control": "max-age=0, s-maxage=60"}, "", 0, 1},
-		{"no-store", map[string]string{"Cache-Control": "no-store, max-age=60"}, "", 0, 2},
-		{"private", map[string]string{"Cache-Control": "private, max-age=60"}, "", 0, 2},
-		{"no-cache response", map[string]string{"Cache-Control": "no-cache, max-age=60", "ETag": `"x"`}, "", 0, 2},
-		{"must-revalidate expired", map[string]string{"Cache-Control": "max-age=60, must-revalidate"}, "max-stale=600", 2 * time.Minute, 2},
-		{"proxy-revalidate fresh", map[string]string{"Cache-Control": "max-age=60, proxy-revalidate"}, "", 0, 1},
-		{"Expires future", map[string]string{"Expires": future()}, "", 0, 1},
-		{"Expires invalid", map[string]string{"Expires": "0"}, "", 0, 2},
-		{"heuristic from Last-Modified", map[string]string{"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, "", 0, 1},
-		{"request no-cache", map[string]string{"Cache-Control": "max-age=60"}, "no-cache", 0, 2},
-		{"request no-store", map[string]string{"Cache-Control": "max-age=60"}, "no-store", 0, 1},
-		{"request max-age", map[string]string{"Cache-Control": "max-age=60"}, "max-age=5", 30 * time.Second, 2},
-		{"request min-fresh", map[string]string{"Cache-Control": "max-age=60"}, "min-fresh=50", 30 * time.Second, 2},
-		{"request max-stale", map[string]string{"Cache-Control": "max-age=60"}, "max-stale=120", 2 * time.Minute, 1},
+		{"max-age fresh", map[string]string{"Cache-Control": "max-age=60"}, 0, "", 0, 1},
+		{"Age beyond max-age", map[string]string{"Cache-Control": "max-age=60", "Age": "100"}, 0, "", 0, 2},
+		{"no heuristic for 500", map[string]string{"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 500, "", 0, 2},
+		{"explicit max-age on 500", map[string]string{"Cache-Control": "max-age=60"}, 500, "", 0, 1},
+		{"proxy-revalidate expired", map[string]string{"Cache-Control": "max-age=60, proxy-revalidate"}, 0, "max-stale=600", 2 * time.Minute, 2},
+		{"max-age expired", map[string]string{"Cache-Control": "max-age=60"}, 0, "", 2 * time.Minute, 2},
+		{"s-maxage over max-age", map[string]string{"Cache-Control": "max-age=0, s-maxage=60"}, 0, "", 0, 1},
+		{"no-store", map[string]string{"Cache-Control": "no-store, max-age=60"}, 0, "", 0, 2},
+		{"private", map[string]string{"Cache-Control": "private, max-age=60"}, 0, "", 0, 2},
+		{"no-cache response", map[string]string{"Cache-Control": "no-cache, max-age=60", "ETag": `"x"`}, 0, "", 0, 2},
+		{"must-revalidate expired", map[string]string{"Cache-Control": "max-age=60, must-revalidate"}, 0, "max-stale=600", 2 * time.Minute, 2},
+		{"proxy-revalidate fresh", map[string]string{"Cache-Control": "max-age=60, proxy-revalidate"}, 0, "", 0, 1},
+		{"Expires future", map[string]string{"Expires": future()}, 0, "", 0, 1},
+		{"Expires invalid", map[string]string{"Expires": "0"}, 0, "", 0, 2},
+		{"heuristic from Last-Modified", map[string]string{"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 0, "", 0, 1},
+		{"request no-cache", map[string]string{"Cache-Control": "max-age=60"}, 0, "no-cache", 0, 2},
+		{"request no-store", map[string]string{"Cache-Control": "max-age=60"}, 0, "no-store", 0, 1},
+		{"request max-age", map[string]string{"Cache-Control": "max-age=60"}, 0, "max-age=5", 30 * time.Second, 2},
+		{"request min-fresh", map[string]string{"Cache-Control": "max-age=60"}, 0, "min-fresh=50", 30 * time.Second, 2},
+		{"request max-stale", map[string]string{"Cache-Control": "max-age=60"}, 0, "max-stale=120", 2 * time.Minute, 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := fmt.Sprintf("/api/v1/d/%d", i)
-			s.fake.Set(fakeapi.Behavior{Body: "b{n}", Headers: tt.resp})
+			s.fake.Set(fakeapi.Behavior{Body: "b{n}", Status: tt.status, Headers: tt.resp})
 			s.fake.Reset()
 			s.get(path)
 			s.clock.advance(tt.advance)
 			r := s.getWith(path, "Cache-Control", tt.req2)
-			if r.status != 200 {
-				t.Fatalf("second request: %d %s", r.status, r.body)
+			if want := max(tt.status, 200); r.status != want {
+				t.Fatalf("second request: %d %s, want %d", r.status, r.body, want)
 			}
 			if got := s.fake.Count(); got != tt.wantCalls {
 				t.Errorf("upstream calls = %d, want %d (Cache-Status %q)", got, tt.wantCalls, r.header.Get("Cache-Status"))
@@ -282,4 +287,35 @@ func TestCacheDirectives(t *testing.T) {
 			t.Errorf("upstream calls = %d, want 2: one cached miss then a hit, then one sync call", n)
 		}
 	})
+}
+
+// The route names what forms the key: some query parameters, some headers,
+// and identity headers whose values must match.
+func TestCacheKeyConfig(t *testing.T) {
+	s := newStack(t, "", `    mode: cached
+    cache:
+      ttl: 1m
+      key_query: [id]
+      key_headers: [X-Region]
+      identity_headers: [X-Api-User]
+`)
+	s.fake.Set(fakeapi.Behavior{Body: "r{n}"})
+	steps := []struct {
+		path string
+		hdr  []string
+		want string
+	}{
+		{"/api/v1/x?id=1&utm=a", nil, "r1"},
+		{"/api/v1/x?utm=b&id=1", nil, "r1"}, // utm is not in the key
+		{"/api/v1/x?id=2", nil, "r2"},
+		{"/api/v1/x?id=1", []string{"X-Region", "eu"}, "r3"},
+		{"/api/v1/x?id=1", []string{"X-Api-User", "u1"}, "r4"},
+		{"/api/v1/x?id=1", []string{"X-Api-User", "u2"}, "r5"},
+		{"/api/v1/x?id=1", []string{"X-Api-User", "u1"}, "r4"},
+	}
+	for i, st := range steps {
+		if r := s.getWith(st.path, st.hdr...); r.body != st.want {
+			t.Errorf("step %d %s %v: got %q, want %q", i, st.path, st.hdr, r.body, st.want)
+		}
+	}
 }
