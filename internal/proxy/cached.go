@@ -154,11 +154,11 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		case v.ServeWhileRevalidating:
 			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", ttlSeconds(v.TTL)), "stale")
 			bg, br := *c, r.Clone(context.WithoutCancel(r.Context()))
-			go func() {
+			p.goBackground("revalidate "+primary, func() {
 				if res, _ := p.fill(br.Context(), br, &bg, primary, key, stale); res.stream != nil {
 					_ = res.stream.Body.Close() // too large to cache; nobody to send it to
 				}
-			}()
+			})
 			return
 		}
 	}

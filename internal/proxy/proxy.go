@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/seawall/seawall/internal/cache"
@@ -31,6 +32,8 @@ type Proxy struct {
 	cache     cache.Store
 	flights   coalescer
 	now       func() time.Time
+
+	background sync.WaitGroup // see goBackground
 }
 
 // Option adjusts a Proxy.

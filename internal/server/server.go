@@ -107,5 +107,6 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 	}
 	wg.Wait()
+	s.Proxy.Close() // background revalidations, bounded by their routes' timeouts
 	return err
 }
