@@ -1,0 +1,118 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delivery is an accepted request to deliver to an upstream.
+type Delivery struct {
+	Upstream string              `json:"upstream"`
+	Method   string              `json:"method"`
+	Path     string              `json:"path"` // upstream-relative, escaped, with the query
+	Header   map[string][]string `json:"header,omitempty"`
+	Body     []byte              `json:"body,omitempty"`
+	// IdempotencyKey deduplicates enqueues within the retention window and
+	// is sent with every attempt; empty means the job id is sent instead.
+	IdempotencyKey string `json:"idempotency_key,omitempty" river:"unique"`
+	Callback       string `json:"callback,omitempty"`
+	Deferred       bool   `json:"deferred,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (Delivery) Kind() string { return "seawall.delivery" }
+
+// State is a job's state as Seawall reports it.
+type State string
+
+// The job states.
+const (
+	Queued    State = "queued"
+	Running   State = "running"
+	Retrying  State = "retrying"
+	Succeeded State = "succeeded"
+	Dead      State = "dead"
+	Canceled  State = "canceled"
+)
+
+// Job is a delivery with its state.
+type Job struct {
+	ID          int64      `json:"id"`
+	State       State      `json:"state"`
+	Attempt     int        `json:"attempt"`
+	MaxAttempts int        `json:"max_attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	NextAt      time.Time  `json:"next_at"`
+	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	Delivery    Delivery   `json:"delivery"`
+}
+
+// Filter selects jobs to list.
+type Filter struct {
+	Upstream string // empty: all
+	State    State  // empty: all
+	Limit    int    // default 100
+	AfterID  int64  // paging: jobs with a larger id
+}
+
+// ErrNotFound is returned for an unknown job id.
+var ErrNotFound = errors.New("job not found")
+
+// WaitError asks for a job to be tried again after After without spending
+// an attempt: the upstream's breaker is open, or it asked to pause.
+type WaitError struct{ After time.Duration }
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("waiting %s without spending an attempt", e.After)
+}
+
+// Deliverer makes one delivery attempt. A nil error is success; a
+// *WaitError defers the job without spending an attempt; any other error
+// spends one, and the job is retried on the schedule or dead-lettered.
+type Deliverer interface {
+	Deliver(ctx context.Context, id int64, attempt int, d Delivery) error
+}
+
+// Store is the durable job store.
+type Store interface {
+	// Enqueue stores d durably before returning. existing is true when a
+	// job with the same upstream and idempotency key was already there.
+	Enqueue(ctx context.Context, d Delivery) (job Job, existing bool, err error)
+	Get(ctx context.Context, id int64) (Job, error)
+	List(ctx context.Context, f Filter) ([]Job, error)
+	// Cancel stops a job that has not finished.
+	Cancel(ctx context.Context, id int64) (Job, error)
+	// Retry makes a finished job (dead, canceled, succeeded) run again now.
+	Retry(ctx context.Context, id int64) (Job, error)
+	// Start begins delivering; Stop stops, leaving unfinished jobs queued.
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Schedule is when to retry: an explicit list of delays, or capped
+// exponential backoff with full jitter when Delays is empty.
+type Schedule struct {
+	Delays    []time.Duration
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+}
+
+// Config tunes a store.
+type Config struct {
+	// Upstreams lists the queues to work, with their worker concurrency.
+	Upstreams map[string]int
+	// MaxAttempts dead-letters a job after this many failed attempts.
+	MaxAttempts int
+	// Schedule spaces retries.
+	Schedule Schedule
+	// Retention is how long an idempotency key deduplicates.
+	Retention time.Duration
+	// VisibilityTimeout returns a running job to the queue when its worker
+	// has not finished it for this long (a consumer died).
+	VisibilityTimeout time.Duration
+	// PollInterval is how often idle workers look for new jobs.
+	PollInterval time.Duration
+}
