@@ -110,8 +110,11 @@ type Config struct {
 	Schedule Schedule
 	// Retention is how long an idempotency key deduplicates.
 	Retention time.Duration
+	// AttemptTimeout bounds one delivery attempt.
+	AttemptTimeout time.Duration
 	// VisibilityTimeout returns a running job to the queue when its worker
-	// has not finished it for this long (a consumer died).
+	// has not finished it for this long (a consumer died). It must exceed
+	// AttemptTimeout; River looks for such jobs every 30 seconds.
 	VisibilityTimeout time.Duration
 	// PollInterval is how often idle workers look for new jobs.
 	PollInterval time.Duration

@@ -1,11 +1,13 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,12 +79,14 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		Workers:              workers,
 		MaxAttempts:          cfg.MaxAttempts,
 		RetryPolicy:          schedulePolicy(cfg.Schedule),
-		RescueStuckJobsAfter: cfg.VisibilityTimeout,
+		RescueStuckJobsAfter: max(cfg.VisibilityTimeout, cfg.AttemptTimeout+time.Second),
 		FetchPollInterval:    cfg.PollInterval,
 		FetchCooldown:        min(cfg.PollInterval, 100*time.Millisecond),
-		JobTimeout:           -1, // the deliverer bounds each attempt itself
-		PollOnly:             pollOnly,
-		Logger:               discardLogger(),
+		// Without a job timeout River never rescues a job left running by a
+		// killed process, so every attempt has one.
+		JobTimeout: cmp.Or(cfg.AttemptTimeout, time.Minute),
+		PollOnly:   pollOnly,
+		Logger:     discardLogger(),
 	}
 	if len(queues) > 0 {
 		rc.Queues = queues
@@ -250,4 +254,14 @@ func cmpOr(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// Open opens the store a DSN names: "postgres://…" or "postgresql://…" for
+// PostgreSQL, otherwise a SQLite file path (an optional "sqlite:" prefix is
+// dropped).
+func Open(ctx context.Context, dsn string, cfg Config, d Deliverer) (Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return OpenPostgres(ctx, dsn, cfg, d)
+	}
+	return OpenSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), cfg, d)
 }

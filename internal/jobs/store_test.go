@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,7 @@ var testConfig = Config{
 	MaxAttempts:       3,
 	Schedule:          Schedule{Delays: []time.Duration{10 * time.Millisecond}},
 	Retention:         time.Hour,
+	AttemptTimeout:    10 * time.Second,
 	VisibilityTimeout: time.Minute,
 	PollInterval:      20 * time.Millisecond,
 }
@@ -58,20 +60,9 @@ var testConfig = Config{
 // opener opens a store of one kind; each call in one test gets the same database.
 type opener func(t *testing.T, d Deliverer) Store
 
-func sqliteOpener(t *testing.T) opener {
-	path := filepath.Join(t.TempDir(), "jobs.db")
-	return func(t *testing.T, d Deliverer) Store {
-		s, err := OpenSQLite(context.Background(), path, testConfig, d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-}
-
-// postgresOpener gives the test a schema of its own in the database named
-// by SEAWALL_TEST_POSTGRES (default: the local test database).
-func postgresOpener(t *testing.T) opener {
+// postgresURL gives the test a schema of its own in the database named by
+// SEAWALL_TEST_POSTGRES (default: the local test database).
+func postgresURL(t *testing.T) string {
 	base := os.Getenv("SEAWALL_TEST_POSTGRES")
 	if base == "" {
 		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -92,9 +83,16 @@ func postgresOpener(t *testing.T) opener {
 		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		_ = conn.Close(context.Background())
 	})
-	url := base + "&search_path=" + schema
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+func dsnOpener(dsn string) opener {
 	return func(t *testing.T, d Deliverer) Store {
-		s, err := OpenPostgres(ctx, url, testConfig, d)
+		s, err := Open(context.Background(), dsn, testConfig, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,8 +102,13 @@ func postgresOpener(t *testing.T) opener {
 
 // forEachStore runs a test over both stores.
 func forEachStore(t *testing.T, test func(t *testing.T, open opener)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, sqliteOpener(t)) })
-	t.Run("postgres", func(t *testing.T) { test(t, postgresOpener(t)) })
+	forEachDSN(t, func(t *testing.T, dsn string) { test(t, dsnOpener(dsn)) })
+}
+
+// forEachDSN runs a test over a fresh database of each kind.
+func forEachDSN(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, filepath.Join(t.TempDir(), "jobs.db")) })
+	t.Run("postgres", func(t *testing.T) { test(t, postgresURL(t)) })
 }
 
 func start(t *testing.T, open opener, d Deliverer) Store {
