@@ -39,6 +39,8 @@ const (
 	DefaultCacheMaxBytes     = 64 << 20
 	DefaultCacheMaxEntry     = 1 << 20
 	DefaultCacheCoalesceWait = 10 * time.Second
+
+	DefaultJobsStore = "data/seawall-jobs.db"
 )
 
 // DefaultFailureStatuses are the upstream statuses the breaker counts as
@@ -59,6 +61,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Limits bounds request and response sizes for all upstreams.
 	Limits Limits `yaml:"limits"`
+	// Jobs configures the durable queue behind async mode.
+	Jobs Jobs `yaml:"jobs"`
 	// Cache bounds the response cache shared by all cached routes.
 	Cache CacheLimits `yaml:"cache"`
 	// ShutdownGrace is how long in-flight calls may finish after a stop
@@ -110,7 +114,30 @@ type CacheLimits struct {
 const (
 	ModeSync   = "sync"
 	ModeCached = "cached"
+	ModeAsync  = "async"
 )
+
+// Jobs configures the durable job store and its consumers.
+type Jobs struct {
+	// Store is where accepted jobs live: a SQLite file path (the embedded
+	// default) or a postgres:// URL for several replicas.
+	// Default DefaultJobsStore.
+	Store string `yaml:"store"`
+	// MaxAttempts dead-letters a job after this many failed deliveries.
+	// Default 10.
+	MaxAttempts int `yaml:"max_attempts"`
+	// BaseDelay and MaxDelay space retries: capped exponential backoff with
+	// full jitter. Defaults 1s and 5m.
+	BaseDelay Duration `yaml:"base_delay"`
+	MaxDelay  Duration `yaml:"max_delay"`
+	// Retention is how long an Idempotency-Key deduplicates. Default 24h.
+	Retention Duration `yaml:"retention"`
+	// VisibilityTimeout requeues a job whose consumer died mid-delivery.
+	// Default 5m; it must exceed every route's overall timeout.
+	VisibilityTimeout Duration `yaml:"visibility_timeout"`
+	// Concurrency is how many deliveries run at once per upstream. Default 4.
+	Concurrency int `yaml:"concurrency"`
+}
 
 // Cache is a route's caching policy, used in cached mode.
 type Cache struct {
@@ -287,4 +314,20 @@ type Route struct {
 	Mode string `yaml:"mode"`
 	// Cache replaces the upstream's caching policy as a whole.
 	Cache *Cache `yaml:"cache"`
+}
+
+// UsesAsync reports whether any upstream or route defaults to async mode,
+// which makes Seawall open its job store.
+func (c *Config) UsesAsync() bool {
+	for _, u := range c.Upstreams {
+		if u.Mode == ModeAsync {
+			return true
+		}
+		for _, r := range u.Routes {
+			if r != nil && r.Mode == ModeAsync {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -32,6 +32,13 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
 	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
+	set(d, "jobs.store", &c.Jobs.Store, DefaultJobsStore)
+	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
+	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
+	set(d, "jobs.max_delay", &c.Jobs.MaxDelay, Duration(5*time.Minute))
+	set(d, "jobs.retention", &c.Jobs.Retention, Duration(24*time.Hour))
+	set(d, "jobs.visibility_timeout", &c.Jobs.VisibilityTimeout, Duration(5*time.Minute))
+	set(d, "jobs.concurrency", &c.Jobs.Concurrency, 4)
 	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
 	set(d, "cache.max_entry", &c.Cache.MaxEntry, DefaultCacheMaxEntry)
 	for name, u := range c.Upstreams {
@@ -143,6 +150,9 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(oneOf(c.Log.Format, "json", "text"), "log.format", "must be json or text")
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
+	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
+	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
+	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
@@ -222,7 +232,7 @@ func registerPattern(mux *http.ServeMux, pattern string) (err error) {
 }
 
 func validateMode(v *checker, p, mode string, c *Cache) {
-	v.check(oneOf(mode, ModeSync, ModeCached), p+".mode", "must be sync or cached")
+	v.check(oneOf(mode, ModeSync, ModeCached, ModeAsync), p+".mode", "must be sync, cached or async")
 	if mode == ModeCached && c == nil {
 		v.add(p+".cache", "required when mode is cached")
 	}

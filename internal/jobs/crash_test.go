@@ -133,18 +133,18 @@ func TestCrashSafety(t *testing.T) {
 		// Jobs running at a kill come back when River's rescuer (every 30s) finds them.
 		deadline, lastLog := time.Now().Add(4*time.Minute), time.Now()
 		for {
-			done, err := s.List(ctx, Filter{State: Succeeded, Limit: n + 1})
+			done, err := countState(ctx, s, Succeeded)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(done) == n {
+			if done == n {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d jobs succeeded after the last restart; %s", len(done), n, stateCounts(ctx, s, n))
+				t.Fatalf("%d of %d jobs succeeded after the last restart; %s", done, n, stateCounts(ctx, s))
 			}
 			if time.Since(lastLog) > 15*time.Second {
-				t.Logf("waiting: %s", stateCounts(ctx, s, n))
+				t.Logf("waiting: %s", stateCounts(ctx, s))
 				lastLog = time.Now()
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -181,14 +181,27 @@ func startChild(t *testing.T, dsn, upstream string) *exec.Cmd {
 	return cmd
 }
 
-func stateCounts(ctx context.Context, s Store, n int) string {
+func stateCounts(ctx context.Context, s Store) string {
 	var parts []string
 	for _, st := range []State{Queued, Running, Retrying, Succeeded, Dead, Canceled} {
-		jobs, err := s.List(ctx, Filter{State: st, Limit: n + 1})
+		n, err := countState(ctx, s, st)
 		if err != nil {
 			return err.Error()
 		}
-		parts = append(parts, fmt.Sprintf("%s %d", st, len(jobs)))
+		parts = append(parts, fmt.Sprintf("%s %d", st, n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// countState pages through the jobs in a state.
+func countState(ctx context.Context, s Store, st State) (int, error) {
+	n, after := 0, int64(0)
+	for {
+		page, err := s.List(ctx, Filter{State: st, Limit: MaxListLimit, AfterID: after})
+		if err != nil || len(page) == 0 {
+			return n, err
+		}
+		n += len(page)
+		after = page[len(page)-1].ID
+	}
 }

@@ -54,9 +54,12 @@ type Job struct {
 type Filter struct {
 	Upstream string // empty: all
 	State    State  // empty: all
-	Limit    int    // default 100
+	Limit    int    // default 100, at most MaxListLimit
 	AfterID  int64  // paging: jobs with a larger id
 }
+
+// MaxListLimit is the most jobs one List returns; page with AfterID.
+const MaxListLimit = 1000
 
 // ErrNotFound is returned for an unknown job id.
 var ErrNotFound = errors.New("job not found")

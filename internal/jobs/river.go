@@ -134,7 +134,7 @@ func (s *riverStore[TTx]) row(r *rivertype.JobRow, err error) (Job, error) {
 }
 
 func (s *riverStore[TTx]) List(ctx context.Context, f Filter) ([]Job, error) {
-	p := river.NewJobListParams().First(cmpOr(f.Limit, 100)).OrderBy(river.JobListOrderByID, river.SortOrderAsc)
+	p := river.NewJobListParams().First(min(cmpOr(f.Limit, 100), MaxListLimit)).OrderBy(river.JobListOrderByID, river.SortOrderAsc)
 	if f.Upstream != "" {
 		p = p.Queues(f.Upstream)
 	}

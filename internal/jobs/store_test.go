@@ -260,6 +260,9 @@ func TestCancelAndStopKeepQueued(t *testing.T) {
 		if len(page1) != 2 || len(page2) != 2 || page2[0].ID <= page1[1].ID {
 			t.Errorf("paging: %d then %d jobs", len(page1), len(page2))
 		}
+		if all, err := s.List(ctx, Filter{Limit: 1 << 30}); err != nil || len(all) != 5 {
+			t.Errorf("List with a huge limit = %d jobs, %v; want the 5, clamped, without a panic", len(all), err)
+		}
 		if _, err := s.Get(ctx, 999999); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
 		}

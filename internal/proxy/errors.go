@@ -70,6 +70,10 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusBadRequest, "not-a-proxy", "Not a proxy request", "Send origin-form requests: /{upstream}/{path}."
 	case errors.Is(err, ErrUnsupportedMode):
 		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode, send sync, or cached on a route with a cache."
+	case errors.Is(err, ErrUnknownJob):
+		return http.StatusNotFound, "unknown-job", "Unknown job", "Use the id from Seawall-Job-Id or Location."
+	case errors.Is(err, ErrQueueUnavailable):
+		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again."
 	case errors.Is(err, ErrNotCached):
 		return http.StatusGatewayTimeout, "not-cached", "Not in cache", "The request said only-if-cached and no usable response is stored."
 	case errors.Is(err, ErrRequestTooLarge):

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
 
@@ -33,6 +34,7 @@ type Proxy struct {
 	flights   coalescer
 	now       func() time.Time
 
+	jobs       jobs.Store     // nil: async mode is off
 	background sync.WaitGroup // see goBackground
 }
 
@@ -80,6 +82,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(requestIDHeader, rid)
 
+	if strings.HasPrefix(r.URL.Path, JobsPrefix) {
+		p.serveJob(w, r, rid)
+		return
+	}
 	u, rest, err := p.resolve(r)
 	if err != nil {
 		status := writeProblem(w, err, "", rid, 0)
@@ -87,7 +93,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := u.route(r, rest)
-	mode, err := route.modeFor(r)
+	mode, err := route.modeFor(r, p.jobs != nil)
 	if err != nil {
 		status := writeProblem(w, err, u.Name, rid, 0)
 		p.logRequest(r, rid, u.Name, route.Name, status, "seawall", 0, start, err)
@@ -107,6 +113,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > p.maxReq {
 		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, p.maxReq)
 		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
+		return
+	}
+	if mode == config.ModeAsync {
+		p.serveAsync(w, r, c, rest)
 		return
 	}
 	if mode == config.ModeCached && r.Method == http.MethodGet {

@@ -28,6 +28,7 @@ type stack struct {
 	c     *http.Client
 	logs  *syncBuffer
 	clock *testClock
+	cfg   *config.Config
 }
 
 // testClock is the wall clock plus an offset a test can advance, so that
@@ -77,6 +78,7 @@ func newStackURL(t *testing.T, top, url, extra string) *stack {
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)
 	}
+	s.cfg = cfg
 	s.m = proxy.NewMetrics()
 	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
 	s.sw = httptest.NewServer(s.proxy)

@@ -54,10 +54,18 @@ type Route struct {
 
 // modeFor picks a request's access mode: the route's, or the one it asks
 // for with Seawall-Mode where the route allows it.
-func (rt *Route) modeFor(r *http.Request) (string, error) {
+func (rt *Route) modeFor(r *http.Request, async bool) (string, error) {
 	switch m := r.Header.Get("Seawall-Mode"); m {
 	case "":
+		if rt.mode == config.ModeAsync && !async {
+			return "", fmt.Errorf("%w: async needs the job store, which is not open", ErrUnsupportedMode)
+		}
 		return rt.mode, nil
+	case config.ModeAsync:
+		if !async {
+			return "", fmt.Errorf("%w: async needs a route in async mode, which opens the job store", ErrUnsupportedMode)
+		}
+		return m, nil
 	case config.ModeSync:
 		return m, nil
 	case config.ModeCached:
@@ -66,7 +74,7 @@ func (rt *Route) modeFor(r *http.Request) (string, error) {
 		}
 		return m, nil
 	default:
-		return "", fmt.Errorf("%w: %q (this Seawall serves sync and cached)", ErrUnsupportedMode, truncate(m, 40))
+		return "", fmt.Errorf("%w: %q (this Seawall serves sync, cached and async)", ErrUnsupportedMode, truncate(m, 40))
 	}
 }
 

@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 )
 
@@ -25,6 +28,7 @@ type Server struct {
 	log     *slog.Logger
 	grace   time.Duration
 	servers []*http.Server
+	jobs    jobs.Store // nil unless a route is async
 	addrs   []net.Addr
 }
 
@@ -44,6 +48,14 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 	m := proxy.NewMetrics()
 	p := proxy.New(cfg, log, m)
 	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D()}
+	if cfg.UsesAsync() {
+		store, err := OpenJobs(context.Background(), cfg, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.SetJobs(store)
+		s.jobs = store
+	}
 	type listener struct {
 		addr    string
 		handler http.Handler
@@ -93,6 +105,11 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}(s.servers[i], ln)
 		s.log.Info("listening", "addr", ln.Addr().String())
 	}
+	if s.jobs != nil {
+		if err := s.jobs.Start(ctx); err != nil {
+			return fmt.Errorf("starting delivery: %w", err)
+		}
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -108,5 +125,38 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	wg.Wait()
 	s.Proxy.Close() // background revalidations, bounded by their routes' timeouts
+	if s.jobs != nil {
+		// Unfinished jobs stay queued for the next start.
+		if e := s.jobs.Stop(sctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("stopping delivery: %w", e))
+		}
+	}
 	return err
+}
+
+// OpenJobs opens the job store the config names, creating the data
+// directory of an embedded store, with p delivering.
+func OpenJobs(ctx context.Context, cfg *config.Config, d jobs.Deliverer) (jobs.Store, error) {
+	jc := jobs.Config{
+		Upstreams:         map[string]int{},
+		MaxAttempts:       cfg.Jobs.MaxAttempts,
+		Schedule:          jobs.Schedule{BaseDelay: cfg.Jobs.BaseDelay.D(), MaxDelay: cfg.Jobs.MaxDelay.D()},
+		Retention:         cfg.Jobs.Retention.D(),
+		VisibilityTimeout: cfg.Jobs.VisibilityTimeout.D(),
+		PollInterval:      100 * time.Millisecond,
+	}
+	for name, u := range cfg.Upstreams {
+		jc.Upstreams[name] = cfg.Jobs.Concurrency
+		jc.AttemptTimeout = max(jc.AttemptTimeout, u.Timeouts.Overall.D())
+		for _, r := range u.Routes {
+			jc.AttemptTimeout = max(jc.AttemptTimeout, r.Timeouts.Overall.D())
+		}
+	}
+	dsn := cfg.Jobs.Store
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if err := os.MkdirAll(filepath.Dir(strings.TrimPrefix(dsn, "sqlite:")), 0o750); err != nil {
+			return nil, fmt.Errorf("creating the job store's directory: %w", err)
+		}
+	}
+	return jobs.Open(ctx, dsn, jc, d)
 }
