@@ -62,7 +62,11 @@ type opener func(t *testing.T, d Deliverer) Store
 
 // postgresURL gives the test a schema of its own in the database named by
 // SEAWALL_TEST_POSTGRES (default: the local test database).
-func postgresURL(t *testing.T) string {
+func postgresURL(t *testing.T) string { return postgresURLFor(t) }
+
+func postgresURLForBench(b *testing.B) string { return postgresURLFor(b) }
+
+func postgresURLFor(t testing.TB) string {
 	base := os.Getenv("SEAWALL_TEST_POSTGRES")
 	if base == "" {
 		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
