@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestServeCrashSafety runs the real binary: the app's async requests are
+// accepted with 202 while the upstream is slow; `seawall serve` is killed
+// with SIGKILL three times during delivery and restarted each time. Every
+// accepted job must reach the upstream and end succeeded; duplicates must
+// carry their original's Idempotency-Key. SEAWALL_CRASH_JOBS sets the count
+// (default 600).
+func TestServeCrashSafety(t *testing.T) {
+	n := 600
+	if v, err := strconv.Atoi(os.Getenv("SEAWALL_CRASH_JOBS")); err == nil && v > 0 {
+		n = v
+	}
+	bin := filepath.Join(t.TempDir(), "seawall")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building seawall: %v\n%s", err, out)
+	}
+	t.Run("sqlite", func(t *testing.T) { crashServe(t, bin, filepath.Join(t.TempDir(), "jobs.db"), n) })
+	t.Run("postgres", func(t *testing.T) { crashServe(t, bin, postgresSchemaURL(t), n) })
+}
+
+func crashServe(t *testing.T, bin, store string, n int) {
+	var mu sync.Mutex
+	seen := map[string]int{} // Idempotency-Key -> deliveries
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * time.Millisecond)
+		mu.Lock()
+		seen[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+	}))
+	defer up.Close()
+	addr := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "seawall.yaml")
+	doc := fmt.Sprintf(`listen: %s
+admin: {listen: "off"}
+log: {level: error}
+jobs: {store: "%s", base_delay: 20ms, max_delay: 200ms, max_attempts: 25, visibility_timeout: 3s, concurrency: 8}
+upstreams:
+  api:
+    url: %s
+    mode: async
+    timeouts: {overall: 2s}
+`, addr, store, up.URL)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	accepted := map[string]string{} // job id -> the key its deliveries carry
+	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	send := func(i int) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/events", strings.NewReader(`{"i":`+strconv.Itoa(i)+`}`))
+		key := ""
+		if i%2 == 0 {
+			key = "app-" + strconv.Itoa(i)
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return // the process was killed mid-request: not accepted
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			id := resp.Header.Get("Seawall-Job-Id")
+			if key == "" {
+				key = "seawall-job-" + id
+			}
+			accepted[id] = key
+		}
+	}
+
+	next := 0
+	for kill := 1; kill <= 4; kill++ {
+		proc := startServe(t, bin, cfg, base)
+		for ; next < n*kill/4; next++ {
+			send(next)
+		}
+		if kill == 4 {
+			defer func() { _ = proc.Process.Signal(syscall.SIGKILL); _ = proc.Wait() }()
+			break
+		}
+		for target := delivered() + 20; delivered() < target; time.Sleep(2 * time.Millisecond) {
+		}
+		_ = proc.Process.Signal(syscall.SIGKILL)
+		_ = proc.Wait()
+		t.Logf("kill %d: SIGKILL with %d accepted, %d delivered", kill, len(accepted), delivered())
+	}
+
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		pending := 0
+		for id := range accepted {
+			if jobState(t, client, base, id) != "succeeded" {
+				pending++
+			}
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted jobs not succeeded", pending, len(accepted))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lost, dups := 0, 0
+	for _, key := range accepted {
+		if seen[key] == 0 {
+			lost++
+		}
+	}
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("%d sent, %d accepted (202), 3 SIGKILLs: lost %d, duplicate deliveries %d", n, len(accepted), lost, dups)
+	if lost > 0 || len(seen) > len(accepted) {
+		t.Errorf("lost %d accepted jobs; %d keys delivered for %d accepted jobs", lost, len(seen), len(accepted))
+	}
+}
+
+func startServe(t *testing.T, bin, cfg, base string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-c", cfg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/_seawall/jobs/0"); err == nil {
+			_ = resp.Body.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("seawall serve did not start listening")
+		}
+	}
+}
+
+func jobState(t *testing.T, c *http.Client, base, id string) string {
+	resp, err := c.Get(base + "/_seawall/jobs/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var j struct {
+		State string `json:"state"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&j)
+	return j.State
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// postgresSchemaURL gives the test a schema of its own in the database named
+// by SEAWALL_TEST_POSTGRES (default: the local test database).
+func postgresSchemaURL(t *testing.T) string {
+	base := os.Getenv("SEAWALL_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	conn, err := pgx.Connect(context.Background(), base)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL unreachable at %s: %v", base, err)
+		}
+		t.Skipf("PostgreSQL unreachable at %s (set SEAWALL_TEST_POSTGRES): %v", base, err)
+	}
+	schema := fmt.Sprintf("seawall_test_%d", rand.Int64())
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
