@@ -130,6 +130,10 @@ type Jobs struct {
 	// full jitter. Defaults 1s and 5m.
 	BaseDelay Duration `yaml:"base_delay"`
 	MaxDelay  Duration `yaml:"max_delay"`
+	// Schedule, when set, lists the delays before each retry, like
+	// ["10s", "1m", "5m", "30m", "2h"]; retries past its end use the last.
+	// It replaces base_delay and max_delay.
+	Schedule []Duration `yaml:"schedule"`
 	// Retention is how long an Idempotency-Key deduplicates. Default 24h.
 	Retention Duration `yaml:"retention"`
 	// VisibilityTimeout requeues a job whose consumer died mid-delivery.

@@ -104,6 +104,7 @@ func TestParseProblems(t *testing.T) {
 		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
 		{"admin token", "admin:\n  listen: 0.0.0.0:9090\nupstreams:\n  a:\n    url: http://x\n", "admin.token: required"},
 		{"route budget", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: /x\n        retry: {budget: {ratio: 1}}\n", "seawall.yaml:6 upstreams.a.routes[0].retry.budget: the retry budget is per upstream"},
+		{"schedule", "jobs: {schedule: [10s, 0s]}\nupstreams:\n  a:\n    url: http://x\n", "seawall.yaml:1 jobs.schedule[1]: must be > 0"},
 		{"negative duration", "upstreams:\n  a:\n    url: http://x\n    timeouts: {connect: -1s}\n", "must not be negative"},
 	}
 	for _, tt := range tests {

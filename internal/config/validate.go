@@ -153,6 +153,9 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
 	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
+	for i, d := range c.Jobs.Schedule {
+		v.check(d > 0, fmt.Sprintf("jobs.schedule[%d]", i), "must be > 0")
+	}
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)

@@ -145,6 +145,9 @@ func OpenJobs(ctx context.Context, cfg *config.Config, d jobs.Deliverer) (jobs.S
 		VisibilityTimeout: cfg.Jobs.VisibilityTimeout.D(),
 		PollInterval:      100 * time.Millisecond,
 	}
+	for _, d := range cfg.Jobs.Schedule {
+		jc.Schedule.Delays = append(jc.Schedule.Delays, d.D())
+	}
 	for name, u := range cfg.Upstreams {
 		jc.Upstreams[name] = cfg.Jobs.Concurrency
 		jc.AttemptTimeout = max(jc.AttemptTimeout, u.Timeouts.Overall.D())
