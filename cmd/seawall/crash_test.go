@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/seawall/seawall/internal/testdb"
 )
 
 // TestServeCrashSafety runs the real binary: the app's async requests are
@@ -37,7 +35,7 @@ func TestServeCrashSafety(t *testing.T) {
 		t.Fatalf("building seawall: %v\n%s", err, out)
 	}
 	t.Run("sqlite", func(t *testing.T) { crashServe(t, bin, filepath.Join(t.TempDir(), "jobs.db"), n) })
-	t.Run("postgres", func(t *testing.T) { crashServe(t, bin, postgresSchemaURL(t), n) })
+	t.Run("postgres", func(t *testing.T) { crashServe(t, bin, testdb.PostgresURL(t), n) })
 }
 
 func crashServe(t *testing.T, bin, store string, n int) {
@@ -179,33 +177,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// postgresSchemaURL gives the test a schema of its own in the database named
-// by SEAWALL_TEST_POSTGRES (default: the local test database).
-func postgresSchemaURL(t *testing.T) string {
-	base := os.Getenv("SEAWALL_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	conn, err := pgx.Connect(context.Background(), base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable at %s: %v", base, err)
-		}
-		t.Skipf("PostgreSQL unreachable at %s (set SEAWALL_TEST_POSTGRES): %v", base, err)
-	}
-	schema := fmt.Sprintf("seawall_test_%d", rand.Int64())
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/seawall/seawall/internal/testdb"
 )
 
 // BenchmarkEnqueue measures durable enqueues, 8 at a time, on each store:
@@ -16,7 +18,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			dsn := b.TempDir() + "/jobs.db"
 			if kind == "postgres" {
-				dsn = postgresURLForBench(b)
+				dsn = testdb.PostgresURL(b)
 			}
 			s, err := Open(context.Background(), dsn, testConfig, nil)
 			if err != nil {

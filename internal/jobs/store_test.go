@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/seawall/seawall/internal/testdb"
 )
 
 // recorder is a Deliverer whose answers a test scripts per upstream.
@@ -60,40 +57,6 @@ var testConfig = Config{
 // opener opens a store of one kind; each call in one test gets the same database.
 type opener func(t *testing.T, d Deliverer) Store
 
-// postgresURL gives the test a schema of its own in the database named by
-// SEAWALL_TEST_POSTGRES (default: the local test database).
-func postgresURL(t *testing.T) string { return postgresURLFor(t) }
-
-func postgresURLForBench(b *testing.B) string { return postgresURLFor(b) }
-
-func postgresURLFor(t testing.TB) string {
-	base := os.Getenv("SEAWALL_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable at %s: %v", base, err)
-		}
-		t.Skipf("PostgreSQL unreachable at %s (set SEAWALL_TEST_POSTGRES): %v", base, err)
-	}
-	schema := fmt.Sprintf("seawall_test_%d", rand.Int64())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
-
 func dsnOpener(dsn string) opener {
 	return func(t *testing.T, d Deliverer) Store {
 		s, err := Open(context.Background(), dsn, testConfig, d)
@@ -112,7 +75,7 @@ func forEachStore(t *testing.T, test func(t *testing.T, open opener)) {
 // forEachDSN runs a test over a fresh database of each kind.
 func forEachDSN(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, filepath.Join(t.TempDir(), "jobs.db")) })
-	t.Run("postgres", func(t *testing.T) { test(t, postgresURL(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, testdb.PostgresURL(t)) })
 }
 
 func start(t *testing.T, open opener, d Deliverer) Store {
