@@ -198,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // decide picks the status for a call at now (0 to drop). Caller holds mu.
 func (s *Server) decide(b Behavior, now time.Time) (status, retryAfter int) {
-	errStatus := cmpOr(b.ErrorStatus, http.StatusServiceUnavailable)
+	errStatus := cmp.Or(b.ErrorStatus, http.StatusServiceUnavailable)
 	if b.Drop {
 		return 0, 0
 	}
@@ -217,7 +217,7 @@ func (s *Server) decide(b Behavior, now time.Time) (status, retryAfter int) {
 	if b.ErrorRate > 0 && rand.Float64() < b.ErrorRate {
 		return errStatus, 0
 	}
-	return cmpOr(b.Status, http.StatusOK), 0
+	return cmp.Or(b.Status, http.StatusOK), 0
 }
 
 func (s *Server) inOutage(b Behavior, now time.Time) bool {
@@ -244,13 +244,6 @@ func drop(w http.ResponseWriter) {
 		return
 	}
 	panic(http.ErrAbortHandler)
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {

@@ -171,7 +171,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		res = fillResult{err: errTooLargeToShare}
 	}
 	if errors.Is(res.err, errTooLargeToShare) {
-		p.cacheMetric(c, "bypass")
+		c.upstream.m.cacheLookup("bypass")
 		p.serveSync(w, r, c)
 		return
 	}
@@ -318,7 +318,7 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	if res.revalid {
 		result = "revalidated"
 	}
-	p.cacheMetric(c, result)
+	c.upstream.m.cacheLookup(result)
 	if res.stream != nil {
 		c.upstream.proxyResponse(w, res.stream, status)
 		p.finish(w, r, c, res.status, "upstream")
@@ -332,27 +332,16 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 }
 
 func (p *Proxy) cacheHit(w http.ResponseWriter, r *http.Request, c *call, e *cache.Entry, now time.Time, status, result string) {
-	p.cacheMetric(c, result)
+	c.upstream.m.cacheLookup(result)
 	c.upstream.m.cacheSaved.Inc()
 	writeEntry(w, e, now, status, "cache")
 	p.finish(w, r, c, e.Status, "cache")
 }
 
 func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, err error, status string) {
-	if c.clientGone() {
-		err = ErrClientGone
-	}
-	c.err = err
-	p.cacheMetric(c, "miss")
+	c.upstream.m.cacheLookup("miss")
 	w.Header().Set("Cache-Status", "Seawall; "+status)
-	if code, _, _, _ := classify(err); code == http.StatusTooManyRequests {
-		setRateLimitHeaders(w.Header(), c.upstream, c.tenant)
-	}
-	p.finish(w, r, c, writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts), "seawall")
-}
-
-func (p *Proxy) cacheMetric(c *call, result string) {
-	c.upstream.m.cacheLookup(result)
+	p.finish(w, r, c, answerError(w, c, err), "seawall")
 }
 
 // writeEntry answers from a response held in memory.

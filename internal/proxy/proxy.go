@@ -67,9 +67,6 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	return p
 }
 
-// Cache is the response cache, for the admin API.
-func (p *Proxy) Cache() cache.Store { return p.cache }
-
 // Upstream returns the named upstream, or nil.
 func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
 
@@ -173,7 +170,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	c := callFrom(r.Context())
+	answerError(w, callFrom(r.Context()), err)
+}
+
+// answerError answers a proxied call that failed with a problem, stating
+// the quota on a 429, and returns the status (499 when the client left).
+func answerError(w http.ResponseWriter, c *call, err error) int {
 	if c.clientGone() {
 		err = ErrClientGone
 	}
@@ -181,7 +183,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
 		setRateLimitHeaders(w.Header(), c.upstream, c.tenant)
 	}
-	writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts)
+	return writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts)
 }
 
 // setRateLimitHeaders states the quota (draft-ietf-httpapi-ratelimit-headers).
