@@ -113,8 +113,9 @@ type CacheLimits struct {
 // Access modes.
 const (
 	ModeSync   = "sync"
-	ModeCached = "cached"
-	ModeAsync  = "async"
+	ModeCached   = "cached"
+	ModeAsync    = "async"
+	ModeDeferred = "deferred"
 )
 
 // Jobs configures the durable job store and its consumers.
@@ -134,13 +135,44 @@ type Jobs struct {
 	// ["10s", "1m", "5m", "30m", "2h"]; retries past its end use the last.
 	// It replaces base_delay and max_delay.
 	Schedule []Duration `yaml:"schedule"`
-	// Retention is how long an Idempotency-Key deduplicates. Default 24h.
+	// MaxAge dead-letters a job not delivered this long after it was
+	// accepted, however few attempts it has spent. Default 24h; 0 means
+	// no limit.
+	MaxAge Duration `yaml:"max_age"`
+	// Retention is how long succeeded and canceled jobs are kept after they
+	// finish, with deferred results and idempotency keys. Default 24h.
 	Retention Duration `yaml:"retention"`
+	// DeadRetention is how long dead jobs are kept for inspection and
+	// replay. Default 168h (7 days).
+	DeadRetention Duration `yaml:"dead_retention"`
+	// MaxResult bounds the response body kept for a deferred job; a longer
+	// body is cut and marked truncated. Default 1MiB.
+	MaxResult Size `yaml:"max_result"`
 	// VisibilityTimeout requeues a job whose consumer died mid-delivery.
 	// Default 5m; it must exceed every route's overall timeout.
 	VisibilityTimeout Duration `yaml:"visibility_timeout"`
-	// Concurrency is how many deliveries run at once per upstream. Default 4.
+	// Concurrency is how many deliveries run at once per upstream, unless
+	// the upstream sets job_concurrency. Default 4.
 	Concurrency int `yaml:"concurrency"`
+	// Callbacks configures the POSTs that tell the app a job has ended.
+	Callbacks Callbacks `yaml:"callbacks"`
+}
+
+// Callbacks configures job callbacks (the Seawall-Callback request header),
+// signed in the Standard Webhooks format.
+type Callbacks struct {
+	// AllowedHosts lists the hosts (host or host:port) a callback may be
+	// sent to; a request naming another is refused at enqueue. Empty means
+	// callbacks are refused.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// Secret signs callbacks: base64, optionally prefixed "whsec_", at
+	// least 16 bytes decoded. Required when allowed_hosts is set.
+	Secret Secret `yaml:"secret"`
+	// MaxAttempts bounds the tries of one callback, spaced by jobs.schedule
+	// or base_delay/max_delay. Default 10.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeout bounds one callback POST. Default 10s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Cache is a route's caching policy, used in cached mode.
@@ -190,6 +222,9 @@ type Upstream struct {
 	Mode string `yaml:"mode"`
 	// Cache is the caching policy for cached mode.
 	Cache *Cache `yaml:"cache"`
+	// JobConcurrency is how many of this upstream's jobs are delivered at
+	// once. Default jobs.concurrency.
+	JobConcurrency int `yaml:"job_concurrency"`
 	// Routes override timeouts and retry for requests they match, first
 	// match wins. Requests matching no route use the upstream's policies.
 	Routes []*Route `yaml:"routes"`
@@ -320,15 +355,16 @@ type Route struct {
 	Cache *Cache `yaml:"cache"`
 }
 
-// UsesAsync reports whether any upstream or route defaults to async mode,
-// which makes Seawall open its job store.
+// UsesAsync reports whether any upstream or route defaults to async or
+// deferred mode, which makes Seawall open its job store.
 func (c *Config) UsesAsync() bool {
+	queued := func(m string) bool { return m == ModeAsync || m == ModeDeferred }
 	for _, u := range c.Upstreams {
-		if u.Mode == ModeAsync {
+		if queued(u.Mode) {
 			return true
 		}
 		for _, r := range u.Routes {
-			if r != nil && r.Mode == ModeAsync {
+			if r != nil && queued(r.Mode) {
 				return true
 			}
 		}

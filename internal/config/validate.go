@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seawall/seawall/internal/webhook"
 )
 
 const defaultShutdownGrace = 15 * time.Second
@@ -36,7 +38,12 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
 	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
 	set(d, "jobs.max_delay", &c.Jobs.MaxDelay, Duration(5*time.Minute))
+	set(d, "jobs.max_age", &c.Jobs.MaxAge, Duration(24*time.Hour))
 	set(d, "jobs.retention", &c.Jobs.Retention, Duration(24*time.Hour))
+	set(d, "jobs.dead_retention", &c.Jobs.DeadRetention, Duration(7*24*time.Hour))
+	set(d, "jobs.max_result", &c.Jobs.MaxResult, Size(1<<20))
+	set(d, "jobs.callbacks.max_attempts", &c.Jobs.Callbacks.MaxAttempts, 10)
+	set(d, "jobs.callbacks.timeout", &c.Jobs.Callbacks.Timeout, Duration(10*time.Second))
 	set(d, "jobs.visibility_timeout", &c.Jobs.VisibilityTimeout, Duration(5*time.Minute))
 	set(d, "jobs.concurrency", &c.Jobs.Concurrency, 4)
 	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
@@ -47,6 +54,7 @@ func (c *Config) applyDefaults(d defaulter) {
 			c.Upstreams[name] = u
 		}
 		u.applyDefaults(d, "upstreams."+name)
+		set(d, "upstreams."+name+".job_concurrency", &u.JobConcurrency, c.Jobs.Concurrency)
 	}
 }
 
@@ -156,6 +164,11 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	for i, d := range c.Jobs.Schedule {
 		v.check(d > 0, fmt.Sprintf("jobs.schedule[%d]", i), "must be > 0")
 	}
+	v.check(c.Jobs.MaxAge >= 0, "jobs.max_age", "must be >= 0 (0: no limit)")
+	v.check(c.Jobs.Retention > 0, "jobs.retention", "must be > 0")
+	v.check(c.Jobs.DeadRetention > 0, "jobs.dead_retention", "must be > 0")
+	v.check(c.Jobs.MaxResult > 0, "jobs.max_result", "must be > 0")
+	c.Jobs.Callbacks.validate(v, "jobs.callbacks", lookup)
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
@@ -164,13 +177,14 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	for _, name := range names {
 		p := "upstreams." + name
 		v.check(upstreamName.MatchString(name), p, "name must be lower-case letters, digits, '-' or '_'")
-		v.check(name != "_seawall", p, "the name _seawall is reserved")
+		v.check(!strings.HasPrefix(name, "seawall") && name != "_seawall", p, "names starting with seawall are reserved")
 		c.Upstreams[name].validate(v, p, lookup)
 	}
 	return v.problems
 }
 
 func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, bool)) {
+	v.check(u.JobConcurrency >= 1, p+".job_concurrency", "must be >= 1")
 	switch pu, err := url.Parse(u.URL); {
 	case u.URL == "":
 		v.add(p+".url", "required")
@@ -234,8 +248,30 @@ func registerPattern(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
+// validate checks the callback hosts and expands the signing secret.
+func (cb *Callbacks) validate(v *checker, p string, lookup func(string) (string, bool)) {
+	v.check(cb.MaxAttempts >= 1, p+".max_attempts", "must be >= 1")
+	v.check(cb.Timeout > 0, p+".timeout", "must be > 0")
+	for i, h := range cb.AllowedHosts {
+		u, err := url.Parse("http://" + h)
+		v.check(err == nil && u.Host == h && h != "" && u.Path == "", fmt.Sprintf("%s.allowed_hosts[%d]", p, i), "must be a host or host:port, like app.internal:8080")
+	}
+	if err := cb.Secret.expand(lookup); err != nil {
+		v.add(p+".secret", "%v", err)
+		return
+	}
+	switch {
+	case len(cb.AllowedHosts) > 0 && cb.Secret.Value() == "":
+		v.add(p+".secret", "required when allowed_hosts is set: callbacks are always signed")
+	case cb.Secret.Value() != "":
+		if _, err := webhook.Key(cb.Secret.Value()); err != nil {
+			v.add(p+".secret", "%v", err)
+		}
+	}
+}
+
 func validateMode(v *checker, p, mode string, c *Cache) {
-	v.check(oneOf(mode, ModeSync, ModeCached, ModeAsync), p+".mode", "must be sync, cached or async")
+	v.check(oneOf(mode, ModeSync, ModeCached, ModeAsync, ModeDeferred), p+".mode", "must be sync, cached, async or deferred")
 	if mode == ModeCached && c == nil {
 		v.add(p+".cache", "required when mode is cached")
 	}

@@ -19,10 +19,10 @@ import (
 // key (or its id) in Idempotency-Key, as Seawall's consumers do.
 type httpDeliverer struct{ base string }
 
-func (h httpDeliverer) Deliver(ctx context.Context, id int64, _ int, d Delivery) error {
+func (h httpDeliverer) Deliver(ctx context.Context, id int64, _ int, d Delivery) (*Result, error) {
 	req, err := http.NewRequestWithContext(ctx, d.Method, h.base+d.Path, strings.NewReader(string(d.Body)))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := d.IdempotencyKey
 	if key == "" {
@@ -31,13 +31,13 @@ func (h httpDeliverer) Deliver(ctx context.Context, id int64, _ int, d Delivery)
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode >= 500 {
-		return fmt.Errorf("upstream answered %d", resp.StatusCode)
+		return nil, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}
-	return nil
+	return &Result{Status: resp.StatusCode}, nil
 }
 
 // TestCrashChild is the delivering process that TestCrashSafety kills. It

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Delivery is an accepted request to deliver to an upstream.
@@ -17,8 +19,19 @@ type Delivery struct {
 	// IdempotencyKey deduplicates enqueues within the retention window and
 	// is sent with every attempt; empty means the job id is sent instead.
 	IdempotencyKey string `json:"idempotency_key,omitempty" river:"unique"`
-	Callback       string `json:"callback,omitempty"`
-	Deferred       bool   `json:"deferred,omitempty"`
+	// Callback, when set, receives a signed POST when the job ends.
+	Callback string `json:"callback,omitempty"`
+	// Deferred keeps the upstream's response for the app to fetch.
+	Deferred bool `json:"deferred,omitempty"`
+}
+
+// Result is an upstream's response to a delivery, kept for deferred jobs.
+type Result struct {
+	Status int                 `json:"status"`
+	Header map[string][]string `json:"header,omitempty"`
+	Body   []byte              `json:"body,omitempty"`
+	// Truncated says Body was cut at the configured limit.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -48,7 +61,12 @@ type Job struct {
 	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	Delivery    Delivery   `json:"delivery"`
+	// Result is the last upstream response of a deferred job, if any.
+	Result *Result `json:"-"`
 }
+
+// Finished reports whether the job has reached a final state.
+func (j Job) Finished() bool { return j.State == Succeeded || j.State == Dead || j.State == Canceled }
 
 // Filter selects jobs to list.
 type Filter struct {
@@ -74,9 +92,16 @@ func (e *WaitError) Error() string {
 
 // Deliverer makes one delivery attempt. A nil error is success; a
 // *WaitError defers the job without spending an attempt; any other error
-// spends one, and the job is retried on the schedule or dead-lettered.
+// spends one, and the job is retried on the schedule or dead-lettered. The
+// upstream's response, when there was one, is returned with either, and
+// kept for deferred jobs.
 type Deliverer interface {
-	Deliver(ctx context.Context, id int64, attempt int, d Delivery) error
+	Deliver(ctx context.Context, id int64, attempt int, d Delivery) (*Result, error)
+}
+
+// Notifier sends a finished job's callback. An error retries it later.
+type Notifier interface {
+	Notify(ctx context.Context, j Job) error
 }
 
 // Store is the durable job store.
@@ -90,6 +115,9 @@ type Store interface {
 	Cancel(ctx context.Context, id int64) (Job, error)
 	// Retry makes a finished job (dead, canceled, succeeded) run again now.
 	Retry(ctx context.Context, id int64) (Job, error)
+	// Counts reports how many jobs each upstream has in each state, and
+	// when its oldest unfinished job was accepted.
+	Counts(ctx context.Context) ([]Count, error)
 	// Start begins delivering; Stop stops, leaving unfinished jobs queued.
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
@@ -109,10 +137,16 @@ type Config struct {
 	Upstreams map[string]int
 	// MaxAttempts dead-letters a job after this many failed attempts.
 	MaxAttempts int
+	// MaxAge dead-letters a job not delivered this long after it was
+	// accepted; zero means no limit.
+	MaxAge time.Duration
 	// Schedule spaces retries.
 	Schedule Schedule
-	// Retention is how long an idempotency key deduplicates.
+	// Retention is how long succeeded and canceled jobs, with their
+	// results and idempotency keys, are kept after they finish.
 	Retention time.Duration
+	// DeadRetention is how long dead jobs are kept for inspection and replay.
+	DeadRetention time.Duration
 	// AttemptTimeout bounds one delivery attempt.
 	AttemptTimeout time.Duration
 	// VisibilityTimeout returns a running job to the queue when its worker
@@ -121,4 +155,56 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	// PollInterval is how often idle workers look for new jobs.
 	PollInterval time.Duration
+	// Notifier sends callbacks; nil means jobs carry none.
+	Notifier Notifier
+	// CallbackAttempts bounds the tries of one callback. Default 10.
+	CallbackAttempts int
+	// CallbackConcurrency is how many callbacks are sent at once. Default 4.
+	CallbackConcurrency int
+	// Metrics, when set, receives the store's metrics.
+	Metrics prometheus.Registerer
+}
+
+// Count is how many jobs of one upstream are in one state; Oldest is when
+// the oldest of them was accepted.
+type Count struct {
+	Upstream string
+	State    State
+	N        int
+	Oldest   time.Time
+}
+
+// View is a job as the app and operators see it, in JSON.
+type View struct {
+	ID             int64      `json:"id"`
+	State          State      `json:"state"`
+	Upstream       string     `json:"upstream"`
+	Method         string     `json:"method"`
+	Path           string     `json:"path"`
+	Deferred       bool       `json:"deferred,omitempty"`
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Callback       string     `json:"callback,omitempty"`
+	Attempt        int        `json:"attempt"`
+	MaxAttempts    int        `json:"max_attempts"`
+	CreatedAt      time.Time  `json:"created_at"`
+	NextAt         *time.Time `json:"next_at,omitempty"`
+	FinalizedAt    *time.Time `json:"finalized_at,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	// ResponseStatus is the kept response's status, for deferred jobs.
+	ResponseStatus int `json:"response_status,omitempty"`
+}
+
+// View returns the job's public view.
+func (j Job) View() View {
+	v := View{ID: j.ID, State: j.State, Upstream: j.Delivery.Upstream, Method: j.Delivery.Method, Path: j.Delivery.Path,
+		Deferred: j.Delivery.Deferred, IdempotencyKey: j.Delivery.IdempotencyKey, Callback: j.Delivery.Callback,
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, FinalizedAt: j.FinalizedAt, LastError: j.LastError}
+	if !j.Finished() {
+		next := j.NextAt
+		v.NextAt = &next
+	}
+	if j.Result != nil {
+		v.ResponseStatus = j.Result.Status
+	}
+	return v
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -26,6 +27,31 @@ type riverStore[TTx any] struct {
 	client *river.Client[TTx]
 	cfg    Config
 	close  func()
+	// query runs the counting query, which differs by database.
+	query   func(ctx context.Context) ([]Count, error)
+	batcher *batcher
+	m       *metrics
+}
+
+// countSQL counts jobs by queue and state, with the oldest one's creation
+// time in Unix seconds; sqlite and postgres spell the conversion apart.
+const (
+	countSQLite   = `SELECT queue, state, count(*), CAST(unixepoch(min(created_at)) AS INTEGER) FROM river_job WHERE kind = 'seawall.delivery' GROUP BY queue, state`
+	countPostgres = `SELECT queue, state::text, count(*), extract(epoch from min(created_at))::bigint FROM river_job WHERE kind = 'seawall.delivery' GROUP BY queue, state`
+)
+
+// scanCounts reads countSQL's rows, however the database returns them.
+func scanCounts(next func() bool, scan func(...any) error) ([]Count, error) {
+	var out []Count
+	for next() {
+		var queue, state string
+		var n, oldest int64
+		if err := scan(&queue, &state, &n, &oldest); err != nil {
+			return nil, err
+		}
+		out = append(out, Count{Upstream: queue, State: fromRiver(rivertype.JobState(state), false), N: int(n), Oldest: time.Unix(oldest, 0)})
+	}
+	return out, nil
 }
 
 // OpenSQLite opens (creating if needed) the embedded store at path. The
@@ -43,6 +69,15 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 		return nil, err
 	}
 	s.close = func() { _ = db.Close() }
+	s.query = func(ctx context.Context) ([]Count, error) {
+		rows, err := db.QueryContext(ctx, countSQLite)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = rows.Close() }()
+		out, err := scanCounts(rows.Next, rows.Scan)
+		return out, errors.Join(err, rows.Err())
+	}
 	return s, nil
 }
 
@@ -58,6 +93,15 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 		return nil, err
 	}
 	s.close = pool.Close
+	s.query = func(ctx context.Context) ([]Count, error) {
+		rows, err := pool.Query(ctx, countPostgres)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out, err := scanCounts(rows.Next, rows.Scan)
+		return out, errors.Join(err, rows.Err())
+	}
 	return s, nil
 }
 
@@ -69,11 +113,16 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("migrating the job store: %w", err)
 	}
+	s := &riverStore[TTx]{cfg: cfg, m: newMetrics()}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &worker{d: d})
+	river.AddWorker(workers, &worker[TTx]{d: d, s: s})
+	river.AddWorker(workers, &callbackWorker[TTx]{s: s})
 	queues := map[string]river.QueueConfig{}
 	for name, n := range cfg.Upstreams {
 		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+	}
+	if cfg.Notifier != nil {
+		queues[callbackQueue] = river.QueueConfig{MaxWorkers: cmp.Or(cfg.CallbackConcurrency, 4)}
 	}
 	rc := &river.Config{
 		Workers:              workers,
@@ -87,6 +136,10 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		JobTimeout: cmp.Or(cfg.AttemptTimeout, time.Minute),
 		PollOnly:   pollOnly,
 		Logger:     discardLogger(),
+		// Finished jobs keep their results and idempotency keys this long.
+		CompletedJobRetentionPeriod: retention(cfg.Retention),
+		CancelledJobRetentionPeriod: retention(cfg.Retention),
+		DiscardedJobRetentionPeriod: retention(cfg.DeadRetention),
 	}
 	if len(queues) > 0 {
 		rc.Queues = queues
@@ -95,20 +148,60 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 	if err != nil {
 		return nil, fmt.Errorf("starting the job store: %w", err)
 	}
-	return &riverStore[TTx]{client: client, cfg: cfg}, nil
+	s.client = client
+	s.batcher = newBatcher(s.insertMany)
+	if cfg.Metrics != nil {
+		if err := s.m.register(cfg.Metrics, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-func (s *riverStore[TTx]) Enqueue(ctx context.Context, d Delivery) (Job, bool, error) {
-	opts := &river.InsertOpts{Queue: d.Upstream, MaxAttempts: s.cfg.MaxAttempts}
-	if d.IdempotencyKey != "" {
-		opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true, ByPeriod: s.cfg.Retention}
+// retention maps a configured period to River's: zero keeps River's default.
+func retention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
 	}
-	res, err := s.client.Insert(ctx, d, opts)
+	return d
+}
+
+// uniqueStates are the states in which a job holds its idempotency key:
+// every state but canceled, so a key dedupes until its job is purged.
+var uniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStateCompleted, rivertype.JobStateDiscarded,
+	rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
+
+// Enqueue hands d to the batcher, which writes it with whatever other
+// enqueues are waiting in one transaction (group commit), and returns once
+// that transaction has committed.
+func (s *riverStore[TTx]) Enqueue(_ context.Context, d Delivery) (Job, bool, error) {
+	return s.batcher.enqueue(d)
+}
+
+// insertMany writes a batch in one transaction; results are in batch order.
+func (s *riverStore[TTx]) insertMany(ds []Delivery) ([]inserted, error) {
+	params := make([]river.InsertManyParams, len(ds))
+	for i, d := range ds {
+		opts := &river.InsertOpts{Queue: d.Upstream, MaxAttempts: s.cfg.MaxAttempts}
+		if d.IdempotencyKey != "" {
+			opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true, ByState: uniqueStates}
+		}
+		params[i] = river.InsertManyParams{Args: d, InsertOpts: opts}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.client.InsertMany(ctx, params)
 	if err != nil {
-		return Job{}, false, fmt.Errorf("enqueueing: %w", err)
+		return nil, fmt.Errorf("enqueueing: %w", err)
 	}
-	j, err := toJob(res.Job)
-	return j, res.UniqueSkippedAsDuplicate, err
+	out := make([]inserted, len(res))
+	for i, r := range res {
+		out[i].job, out[i].err = toJob(r.Job)
+		out[i].existing = r.UniqueSkippedAsDuplicate
+	}
+	return out, nil
 }
 
 func (s *riverStore[TTx]) Get(ctx context.Context, id int64) (Job, error) {
@@ -159,9 +252,40 @@ func (s *riverStore[TTx]) List(ctx context.Context, f Filter) ([]Job, error) {
 	return out, nil
 }
 
+func (s *riverStore[TTx]) Counts(ctx context.Context) ([]Count, error) {
+	rows, err := s.query(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("counting jobs: %w", err)
+	}
+	// River's states map onto fewer of Seawall's: add them up.
+	type key struct {
+		u  string
+		st State
+	}
+	at := map[key]int{}
+	var out []Count
+	for _, c := range rows {
+		k := key{c.Upstream, c.State}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, c)
+			continue
+		}
+		out[i].N += c.N
+		if c.Oldest.Before(out[i].Oldest) {
+			out[i].Oldest = c.Oldest
+		}
+	}
+	return out, nil
+}
+
 func (s *riverStore[TTx]) Start(ctx context.Context) error { return s.client.Start(ctx) }
 
+// Stop finishes the enqueues in flight, then stops delivering; jobs not
+// finished stay queued for the next start.
 func (s *riverStore[TTx]) Stop(ctx context.Context) error {
+	s.batcher.close()
 	err := s.client.Stop(ctx)
 	if s.close != nil {
 		s.close()
@@ -169,17 +293,45 @@ func (s *riverStore[TTx]) Stop(ctx context.Context) error {
 	return err
 }
 
-// worker hands River's jobs to the Deliverer.
-type worker struct {
+// worker hands River's jobs to the Deliverer, keeps deferred jobs'
+// results, dead-letters jobs past their age and queues their callbacks.
+type worker[TTx any] struct {
 	river.WorkerDefaults[Delivery]
 	d Deliverer
+	s *riverStore[TTx]
 }
 
-func (w *worker) Work(ctx context.Context, job *river.Job[Delivery]) error {
-	err := w.d.Deliver(ctx, job.ID, job.Attempt, job.Args)
+func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error {
+	maxAge, m := w.s.cfg.MaxAge, w.s.m
+	if maxAge > 0 && time.Since(job.CreatedAt) > maxAge {
+		// River dead-letters a failed job on its last attempt: make this one it.
+		job.MaxAttempts = job.Attempt
+		m.dead.WithLabelValues(job.Queue).Inc()
+		return errors.Join(fmt.Errorf("not delivered within max_age %s", maxAge), w.s.finished(job.ID, job.Args))
+	}
+	res, err := w.d.Deliver(ctx, job.ID, job.Attempt, job.Args)
+	if res != nil && job.Args.Deferred {
+		if rerr := river.RecordOutput(ctx, res); rerr != nil {
+			return fmt.Errorf("keeping the result: %w", rerr)
+		}
+	}
 	var wait *WaitError
-	if errors.As(err, &wait) {
+	switch {
+	case errors.As(err, &wait):
+		m.deliveries.WithLabelValues(job.Queue, "waited").Inc()
 		return river.JobSnooze(max(wait.After, 0))
+	case err == nil:
+		m.deliveries.WithLabelValues(job.Queue, "succeeded").Inc()
+		// Should its callback fail to queue, the job is delivered again
+		// rather than its callback lost; every attempt carries one key.
+		return w.s.finished(job.ID, job.Args)
+	case ctx.Err() != nil:
+		return err // stopping or timed out: River requeues it
+	}
+	m.deliveries.WithLabelValues(job.Queue, "failed").Inc()
+	if job.Attempt >= job.MaxAttempts {
+		m.dead.WithLabelValues(job.Queue).Inc()
+		return errors.Join(err, w.s.finished(job.ID, job.Args))
 	}
 	return err
 }
@@ -209,27 +361,38 @@ func toJob(r *rivertype.JobRow) (Job, error) {
 	if len(r.Errors) > 0 {
 		j.LastError = r.Errors[len(r.Errors)-1].Error
 	}
-	switch r.State {
-	case rivertype.JobStateRunning:
-		j.State = Running
-	case rivertype.JobStateCompleted:
-		j.State = Succeeded
-	case rivertype.JobStateDiscarded:
-		j.State = Dead
-	case rivertype.JobStateCancelled:
-		j.State = Canceled
-	case rivertype.JobStateRetryable:
-		j.State = Retrying
-	default:
-		j.State = Queued
-		if r.Attempt > 0 && len(r.Errors) > 0 {
-			j.State = Retrying
-		}
-	}
+	j.State = fromRiver(r.State, r.Attempt > 0 && len(r.Errors) > 0)
 	if err := decodeArgs(r.EncodedArgs, &j.Delivery); err != nil {
 		return Job{}, fmt.Errorf("job %d: %w", r.ID, err)
 	}
+	if out := r.Output(); len(out) > 0 {
+		j.Result = &Result{}
+		if err := json.Unmarshal(out, j.Result); err != nil {
+			return Job{}, fmt.Errorf("job %d result: %w", r.ID, err)
+		}
+	}
 	return j, nil
+}
+
+// fromRiver names River's state as Seawall's; a job waiting after a failed
+// attempt is retrying.
+func fromRiver(s rivertype.JobState, failedBefore bool) State {
+	switch s {
+	case rivertype.JobStateRunning:
+		return Running
+	case rivertype.JobStateCompleted:
+		return Succeeded
+	case rivertype.JobStateDiscarded:
+		return Dead
+	case rivertype.JobStateCancelled:
+		return Canceled
+	case rivertype.JobStateRetryable:
+		return Retrying
+	}
+	if failedBefore {
+		return Retrying
+	}
+	return Queued
 }
 
 func riverStates(s State) []rivertype.JobState {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -24,12 +25,15 @@ func newRecorder() *recorder {
 	return &recorder{calls: map[int64][]int{}, keys: map[int64]string{}, fn: func(int64, int, Delivery) error { return nil }}
 }
 
-func (r *recorder) Deliver(_ context.Context, id int64, attempt int, d Delivery) error {
+func (r *recorder) Deliver(_ context.Context, id int64, attempt int, d Delivery) (*Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls[id] = append(r.calls[id], attempt)
 	r.keys[id] = d.IdempotencyKey
-	return r.fn(id, attempt, d)
+	if err := r.fn(id, attempt, d); err != nil {
+		return &Result{Status: 503, Body: []byte("attempt " + strconv.Itoa(attempt) + " failed")}, err
+	}
+	return &Result{Status: 201, Header: map[string][]string{"Location": {"/v1/things/" + strconv.FormatInt(id, 10)}}, Body: []byte(`{"ok":true}`)}, nil
 }
 
 func (r *recorder) set(fn func(id int64, attempt int, d Delivery) error) {
@@ -57,9 +61,9 @@ var testConfig = Config{
 // opener opens a store of one kind; each call in one test gets the same database.
 type opener func(t *testing.T, d Deliverer) Store
 
-func dsnOpener(dsn string) opener {
+func dsnOpener(dsn string, cfg Config) opener {
 	return func(t *testing.T, d Deliverer) Store {
-		s, err := Open(context.Background(), dsn, testConfig, d)
+		s, err := Open(context.Background(), dsn, cfg, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +73,12 @@ func dsnOpener(dsn string) opener {
 
 // forEachStore runs a test over both stores.
 func forEachStore(t *testing.T, test func(t *testing.T, open opener)) {
-	forEachDSN(t, func(t *testing.T, dsn string) { test(t, dsnOpener(dsn)) })
+	forEachStoreWith(t, testConfig, test)
+}
+
+// forEachStoreWith runs a test over both stores opened with cfg.
+func forEachStoreWith(t *testing.T, cfg Config, test func(t *testing.T, open opener)) {
+	forEachDSN(t, func(t *testing.T, dsn string) { test(t, dsnOpener(dsn, cfg)) })
 }
 
 // forEachDSN runs a test over a fresh database of each kind.
@@ -243,6 +252,173 @@ func TestCancelAndStopKeepQueued(t *testing.T) {
 		}
 		if j, _ := s2.Get(ctx, ids[0]); j.State != Canceled || rec.count(ids[0]) != 0 {
 			t.Errorf("canceled job: %s, delivered %d times", j.State, rec.count(ids[0]))
+		}
+	})
+}
+
+func TestDeferredJobsKeepTheirResult(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		rec := newRecorder()
+		s := start(t, open, rec)
+		ctx := context.Background()
+		d := delivery("")
+		d.Deferred = true
+		deferred, _, _ := s.Enqueue(ctx, d)
+		plain, _, _ := s.Enqueue(ctx, delivery(""))
+		got := waitState(t, s, deferred.ID, Succeeded)
+		if got.Result == nil || got.Result.Status != 201 || string(got.Result.Body) != `{"ok":true}` ||
+			got.Result.Header["Location"][0] != "/v1/things/"+strconv.FormatInt(deferred.ID, 10) {
+			t.Errorf("deferred result = %+v", got.Result)
+		}
+		if p := waitState(t, s, plain.ID, Succeeded); p.Result != nil {
+			t.Errorf("an async job kept a result: %+v", p.Result)
+		}
+		// A deferred job that dies keeps the last answer it got.
+		rec.set(func(int64, int, Delivery) error { return errors.New("upstream said 503") })
+		failing, _, _ := s.Enqueue(ctx, d)
+		dead := waitState(t, s, failing.ID, Dead)
+		if dead.Result == nil || dead.Result.Status != 503 || string(dead.Result.Body) != "attempt 3 failed" {
+			t.Errorf("dead deferred result = %+v", dead.Result)
+		}
+	})
+}
+
+// notifier records callbacks; the first fail calls fail.
+type notifier struct {
+	mu   sync.Mutex
+	fail int
+	got  []Job
+	errs int
+}
+
+func (n *notifier) Notify(_ context.Context, j Job) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail > 0 {
+		n.fail--
+		n.errs++
+		return errors.New("callback endpoint answered 500")
+	}
+	n.got = append(n.got, j)
+	return nil
+}
+
+func (n *notifier) sent() []Job {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Job(nil), n.got...)
+}
+
+func TestCallbacksFollowTheFinalStateAndRetry(t *testing.T) {
+	n := &notifier{fail: 2}
+	cfg := testConfig
+	cfg.Notifier = n
+	forEachStoreWith(t, cfg, func(t *testing.T, open opener) {
+		n.mu.Lock()
+		n.got, n.fail, n.errs = nil, 2, 0
+		n.mu.Unlock()
+		rec := newRecorder()
+		rec.set(func(_ int64, _ int, d Delivery) error {
+			if string(d.Body) == "fail" {
+				return errors.New("upstream said 500")
+			}
+			return nil
+		})
+		s := start(t, open, rec)
+		ctx := context.Background()
+		ok := delivery("")
+		ok.Callback, ok.Deferred = "http://app.test/done", true
+		bad := ok
+		bad.Body = []byte("fail")
+		none := delivery("")
+		a, _, _ := s.Enqueue(ctx, ok)
+		b, _, _ := s.Enqueue(ctx, bad)
+		c, _, _ := s.Enqueue(ctx, none)
+		waitState(t, s, c.ID, Succeeded)
+		deadline := time.Now().Add(15 * time.Second)
+		for len(n.sent()) < 2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // room for a wrong extra callback
+		byID := map[int64]Job{}
+		for _, j := range n.sent() {
+			if _, dup := byID[j.ID]; dup {
+				t.Errorf("job %d called back twice", j.ID)
+			}
+			byID[j.ID] = j
+		}
+		if len(byID) != 2 || byID[a.ID].State != Succeeded || byID[a.ID].Result == nil || byID[b.ID].State != Dead {
+			t.Fatalf("callbacks = %+v; want job %d succeeded with its result and job %d dead", byID, a.ID, b.ID)
+		}
+		if n.errs != 2 {
+			t.Errorf("the endpoint failed %d times, want the 2 scripted failures retried", n.errs)
+		}
+	})
+}
+
+func TestMaxAgeDeadLettersUndelivered(t *testing.T) {
+	cfg := testConfig
+	cfg.MaxAge = 50 * time.Millisecond
+	forEachStoreWith(t, cfg, func(t *testing.T, open opener) {
+		rec := newRecorder()
+		s := open(t, rec) // not started: the job only ages
+		j, _, err := s.Enqueue(context.Background(), delivery(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		_ = s.Stop(context.Background())
+		s = start(t, open, rec)
+		dead := waitState(t, s, j.ID, Dead)
+		if rec.count(j.ID) != 0 || dead.LastError != "not delivered within max_age 50ms" {
+			t.Errorf("delivered %d times; dead job %+v", rec.count(j.ID), dead)
+		}
+	})
+}
+
+func TestConcurrentEnqueuesShareTransactionsNotKeys(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		s := open(t, newRecorder())
+		const n = 300
+		ids := make([]int64, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := ""
+				if i%3 == 0 {
+					key = fmt.Sprintf("k%d", i%30) // 10 keys, 10 requests each
+				}
+				j, _, err := s.Enqueue(context.Background(), delivery(key))
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = j.ID
+			}()
+		}
+		wg.Wait()
+		byKey := map[int]int64{}
+		distinct := map[int64]bool{}
+		for i, id := range ids {
+			distinct[id] = true
+			if i%3 == 0 {
+				if prev, ok := byKey[i%30]; ok && prev != id {
+					t.Errorf("key k%d gave jobs %d and %d", i%30, prev, id)
+				}
+				byKey[i%30] = id
+			}
+		}
+		if want := n - n/3 + 10; len(distinct) != want {
+			t.Errorf("%d distinct jobs, want %d", len(distinct), want)
+		}
+		counts, err := s.Counts(context.Background())
+		if err != nil || len(counts) != 1 || counts[0].State != Queued || counts[0].N != n-n/3+10 || time.Since(counts[0].Oldest) > time.Minute {
+			t.Errorf("Counts = %+v, %v", counts, err)
+		}
+		_ = s.Stop(context.Background())
+		if _, _, err := s.Enqueue(context.Background(), delivery("")); !errors.Is(err, ErrStopped) {
+			t.Errorf("Enqueue after Stop = %v, want ErrStopped", err)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,19 +15,42 @@ import (
 	"github.com/seawall/seawall/internal/jobs"
 )
 
-// SetJobs gives the proxy its job store, enabling async mode. The store
-// delivers through the proxy (Deliver), so it is set after both exist.
+// SetJobs gives the proxy its job store, enabling async and deferred
+// modes. The store delivers through the proxy (Deliver), so it is set
+// after both exist.
 func (p *Proxy) SetJobs(s jobs.Store) { p.jobs = s }
 
 // JobsPrefix is where the application reads its jobs' state.
 const JobsPrefix = "/_seawall/jobs/"
 
+// Errors of the job paths.
+var (
+	// ErrQueueUnavailable is answered when a job cannot be written durably.
+	ErrQueueUnavailable = errors.New("job store unavailable")
+	// ErrUnknownJob is answered for a job id the store does not have.
+	ErrUnknownJob = errors.New("unknown job")
+	// ErrCallbackNotAllowed refuses a Seawall-Callback outside the allowed hosts.
+	ErrCallbackNotAllowed = errors.New("callback URL not allowed")
+	// ErrJobNotFinished is answered for the response of a job still under way.
+	ErrJobNotFinished = errors.New("job not finished")
+	// ErrNoResult is answered for the response of a job that kept none.
+	ErrNoResult = errors.New("job has no stored response")
+)
+
 // serveAsync writes the request durably and answers 202 with the job id.
-func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path string) {
-	body, err := io.ReadAll(r.Body)
+func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path string, deferred bool) {
+	refuse := func(err error) {
+		c.err = err
+		p.finish(w, r, c, writeProblem(w, err, c.upstream.Name, c.requestID, 0), "seawall")
+	}
+	callback, err := p.checkCallback(r.Header.Get("Seawall-Callback"))
 	if err != nil {
-		c.err = fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
-		p.finish(w, r, c, writeProblem(w, c.err, c.upstream.Name, c.requestID, 0), "seawall")
+		refuse(err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxReq))
+	if err != nil {
+		refuse(fmt.Errorf("%w: %w", ErrRequestTooLarge, err))
 		return
 	}
 	h := r.Header.Clone()
@@ -35,15 +59,15 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		h.Del(name)
 	}
 	h.Del(requestIDHeader)
+	h.Del("Prefer")
 	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
-		IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred}
 	if r.URL.RawQuery != "" {
 		d.Path += "?" + r.URL.RawQuery
 	}
 	job, existing, err := p.jobs.Enqueue(r.Context(), d)
 	if err != nil {
-		c.err = fmt.Errorf("%w: %w", ErrQueueUnavailable, err)
-		p.finish(w, r, c, writeProblem(w, c.err, c.upstream.Name, c.requestID, 0), "seawall")
+		refuse(fmt.Errorf("%w: %w", ErrQueueUnavailable, err))
 		return
 	}
 	id := strconv.FormatInt(job.ID, 10)
@@ -51,20 +75,34 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	w.Header().Set("Location", JobsPrefix+id)
 	w.Header().Set("Seawall-Source", "seawall")
 	w.Header().Set("Content-Type", "application/json")
+	if deferred && preferAsync(r.Header) {
+		w.Header().Set("Preference-Applied", "respond-async")
+	}
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]any{"id": job.ID, "state": job.State, "existing": existing})
 	p.finish(w, r, c, http.StatusAccepted, "seawall")
 }
 
-// ErrQueueUnavailable is answered when a job cannot be written durably.
-var ErrQueueUnavailable = errors.New("job store unavailable")
+// checkCallback returns the callback URL if it is absent or allowed.
+func (p *Proxy) checkCallback(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
+		return "", fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrCallbackNotAllowed, truncate(raw, 200))
+	case !p.callbackHosts[strings.ToLower(u.Host)]:
+		return "", fmt.Errorf("%w: host %q is not in jobs.callbacks.allowed_hosts", ErrCallbackNotAllowed, truncate(u.Host, 100))
+	}
+	return u.String(), nil
+}
 
-// ErrUnknownJob is answered for a job id the store does not have.
-var ErrUnknownJob = errors.New("unknown job")
-
-// serveJob answers GET /_seawall/jobs/{id}.
+// serveJob answers GET /_seawall/jobs/{id} and /_seawall/jobs/{id}/response.
 func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
-	id, err := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, JobsPrefix), 10, 64)
+	rest := strings.TrimPrefix(r.URL.Path, JobsPrefix)
+	rest, wantResponse := strings.CutSuffix(rest, "/response")
+	id, err := strconv.ParseInt(rest, 10, 64)
 	if p.jobs == nil || err != nil || r.Method != http.MethodGet {
 		writeProblem(w, fmt.Errorf("%w: %s", ErrUnknownJob, truncate(r.URL.Path, 100)), "", rid, 0)
 		return
@@ -78,27 +116,54 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 		writeProblem(w, fmt.Errorf("%w: %w", ErrQueueUnavailable, err), "", rid, 0)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"id": job.ID, "state": job.State, "upstream": job.Delivery.Upstream, "method": job.Delivery.Method,
-		"path": job.Delivery.Path, "attempt": job.Attempt, "max_attempts": job.MaxAttempts,
-		"created_at": job.CreatedAt, "next_at": job.NextAt, "finalized_at": job.FinalizedAt, "last_error": job.LastError,
-	})
+	if !wantResponse {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(job.View())
+		return
+	}
+	switch {
+	case !job.Delivery.Deferred:
+		writeProblem(w, fmt.Errorf("%w: job %d is async; only deferred jobs keep their response", ErrNoResult, id), job.Delivery.Upstream, rid, 0)
+	case !job.Finished():
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, fmt.Errorf("%w: job %d is %s", ErrJobNotFinished, id, job.State), job.Delivery.Upstream, rid, 0)
+	case job.Result == nil:
+		writeProblem(w, fmt.Errorf("%w: job %d ended %s without an upstream answer (%s)", ErrNoResult, id, job.State, job.LastError), job.Delivery.Upstream, rid, 0)
+	default:
+		writeResult(w, job)
+	}
+}
+
+// writeResult relays a deferred job's kept response as the upstream sent it.
+func writeResult(w http.ResponseWriter, job jobs.Job) {
+	h := w.Header()
+	for k, vs := range job.Result.Header {
+		h[k] = vs
+	}
+	h.Del("Content-Length")
+	h.Set("Seawall-Source", "upstream")
+	h.Set("Seawall-Job-Id", strconv.FormatInt(job.ID, 10))
+	h.Set("Seawall-Job-State", string(job.State))
+	if job.Result.Truncated {
+		h.Set("Seawall-Result-Truncated", "true")
+	}
+	w.WriteHeader(job.Result.Status)
+	_, _ = w.Write(job.Result.Body)
 }
 
 // Deliver implements jobs.Deliverer: one delivery attempt through the
-// upstream's pause gate, limiter and breaker. A refusal by those gates
-// defers the job without spending an attempt.
-func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) error {
+// upstream's pause gate, limiter (behind interactive calls) and breaker. A
+// refusal by those gates defers the job without spending an attempt.
+func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (*jobs.Result, error) {
 	u := p.upstreams[d.Upstream]
 	if u == nil {
-		return fmt.Errorf("%w %q: no longer configured", ErrUnknownUpstream, d.Upstream)
+		return nil, fmt.Errorf("%w %q: no longer configured", ErrUnknownUpstream, d.Upstream)
 	}
 	path, query, _ := strings.Cut(d.Path, "?")
 	target := u.target(path, query)
 	req, err := http.NewRequestWithContext(ctx, d.Method, target.String(), http.NoBody)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header = http.Header(d.Header).Clone()
 	if req.Header == nil {
@@ -109,7 +174,10 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) e
 		key = "seawall-job-" + strconv.FormatInt(id, 10)
 	}
 	req.Header.Set("Idempotency-Key", key)
-	c := &call{upstream: u, target: target, requestID: newRequestID(), client: ctx, start: time.Now()}
+	c := &call{upstream: u, target: target, requestID: newRequestID(), client: ctx, start: time.Now(), background: true}
+	if u.keyHeader != "" {
+		c.tenant = req.Header.Get(u.keyHeader)
+	}
 	c.route = u.route(req, path)
 	u.prepareOutbound(req.Header, c.requestID)
 	actx, cancel := context.WithTimeout(withCall(ctx, c), c.route.Overall)
@@ -118,17 +186,29 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) e
 	var gate gateError
 	if errors.As(err, &gate) {
 		after, _ := retryAfter(gate.error)
-		return &jobs.WaitError{After: max(after, 50*time.Millisecond)}
+		return nil, &jobs.WaitError{After: max(after, 50*time.Millisecond)}
 	}
 	if err != nil {
-		return err
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	res := &jobs.Result{Status: resp.StatusCode}
+	if d.Deferred {
+		res.Header = resp.Header.Clone()
+		stripHopByHop(res.Header)
+		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, p.maxResult+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading the upstream's answer: %w", err)
+		}
+		if int64(len(res.Body)) > p.maxResult {
+			res.Body, res.Truncated = res.Body[:p.maxResult], true
+		}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, p.maxResp))
-	_ = resp.Body.Close()
 	if c.route.Retry.RetryableStatus(resp.StatusCode) || resp.StatusCode >= 500 {
-		return fmt.Errorf("upstream answered %d", resp.StatusCode)
+		return res, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}
-	return nil
+	return res, nil
 }
 
 // bodyOrNil gives attempt a replayable body, or none.

@@ -18,6 +18,9 @@ type call struct {
 	start     time.Time
 	attempts  int
 	err       error // the error answered, if Seawall answered
+	// background marks a job delivery, which yields rate-limit slots to
+	// interactive calls.
+	background bool
 }
 
 type callKey struct{}

@@ -72,6 +72,12 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode, send sync, or cached on a route with a cache."
 	case errors.Is(err, ErrUnknownJob):
 		return http.StatusNotFound, "unknown-job", "Unknown job", "Use the id from Seawall-Job-Id or Location."
+	case errors.Is(err, ErrCallbackNotAllowed):
+		return http.StatusBadRequest, "callback-not-allowed", "Callback URL not allowed", "Use an http(s) URL on a host listed in jobs.callbacks.allowed_hosts. The request was not accepted."
+	case errors.Is(err, ErrJobNotFinished):
+		return http.StatusConflict, "job-not-finished", "Job not finished", "Poll the job, or ask for a Seawall-Callback; the response is kept once the job ends."
+	case errors.Is(err, ErrNoResult):
+		return http.StatusNotFound, "no-result", "No stored response", "Only deferred jobs (Seawall-Mode: deferred, or Prefer: respond-async) keep the upstream's response, and only once it answered."
 	case errors.Is(err, ErrQueueUnavailable):
 		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again."
 	case errors.Is(err, ErrNotCached):

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/jobs"
@@ -34,7 +36,9 @@ type Proxy struct {
 	flights   coalescer
 	now       func() time.Time
 
-	jobs       jobs.Store     // nil: async mode is off
+	jobs          jobs.Store      // nil: async and deferred modes are off
+	maxResult     int64           // of a deferred job's response body
+	callbackHosts map[string]bool // where Seawall-Callback may point
 	background sync.WaitGroup // see goBackground
 }
 
@@ -54,6 +58,12 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 		maxResp:   int64(cfg.Limits.MaxResponseBody),
 		maxEntry:  int64(cfg.Cache.MaxEntry),
 		now:       time.Now,
+
+		maxResult:     int64(cfg.Jobs.MaxResult),
+		callbackHosts: map[string]bool{},
+	}
+	for _, h := range cfg.Jobs.Callbacks.AllowedHosts {
+		p.callbackHosts[strings.ToLower(h)] = true
 	}
 	for _, o := range opts {
 		o(p)
@@ -66,6 +76,9 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	}
 	return p
 }
+
+// Registry is where the proxy's metrics, and its job store's, are registered.
+func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }
 
 // Upstream returns the named upstream, or nil.
 func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
@@ -112,8 +125,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
 		return
 	}
-	if mode == config.ModeAsync {
-		p.serveAsync(w, r, c, rest)
+	if mode == config.ModeAsync || mode == config.ModeDeferred {
+		p.serveAsync(w, r, c, rest, mode == config.ModeDeferred)
 		return
 	}
 	if mode == config.ModeCached && r.Method == http.MethodGet {

@@ -98,7 +98,11 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
 	}
 	waitStart := time.Now()
-	err := u.Limiter.Wait(ctx, c.tenant, maxWait)
+	wait := u.Limiter.Wait
+	if c.background {
+		wait = u.Limiter.WaitBackground
+	}
+	err := wait(ctx, c.tenant, maxWait)
 	u.m.limiterWait.Observe(time.Since(waitStart).Seconds())
 	if err != nil {
 		if c.clientGone() {

@@ -52,18 +52,22 @@ type Route struct {
 	m          *routeMetrics
 }
 
-// modeFor picks a request's access mode: the route's, or the one it asks
-// for with Seawall-Mode where the route allows it.
-func (rt *Route) modeFor(r *http.Request, async bool) (string, error) {
+// modeFor picks a request's access mode: the one it asks for with
+// Seawall-Mode where the route allows it, deferred for Prefer:
+// respond-async when the job store is open, else the route's.
+func (rt *Route) modeFor(r *http.Request, queue bool) (string, error) {
 	switch m := r.Header.Get("Seawall-Mode"); m {
 	case "":
-		if rt.mode == config.ModeAsync && !async {
-			return "", fmt.Errorf("%w: async needs the job store, which is not open", ErrUnsupportedMode)
+		if preferAsync(r.Header) && queue {
+			return config.ModeDeferred, nil
+		}
+		if (rt.mode == config.ModeAsync || rt.mode == config.ModeDeferred) && !queue {
+			return "", fmt.Errorf("%w: %s needs the job store, which is not open", ErrUnsupportedMode, rt.mode)
 		}
 		return rt.mode, nil
-	case config.ModeAsync:
-		if !async {
-			return "", fmt.Errorf("%w: async needs a route in async mode, which opens the job store", ErrUnsupportedMode)
+	case config.ModeAsync, config.ModeDeferred:
+		if !queue {
+			return "", fmt.Errorf("%w: %s needs a route in async or deferred mode, which opens the job store", ErrUnsupportedMode, m)
 		}
 		return m, nil
 	case config.ModeSync:
@@ -74,8 +78,22 @@ func (rt *Route) modeFor(r *http.Request, async bool) (string, error) {
 		}
 		return m, nil
 	default:
-		return "", fmt.Errorf("%w: %q (this Seawall serves sync, cached and async)", ErrUnsupportedMode, truncate(m, 40))
+		return "", fmt.Errorf("%w: %q (this Seawall serves sync, cached, async and deferred)", ErrUnsupportedMode, truncate(m, 40))
 	}
+}
+
+// preferAsync reports whether the request carries Prefer: respond-async
+// (RFC 7240), among other preferences or not.
+func preferAsync(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(p), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // routeIndex is registered on the upstream's mux to identify a route.

@@ -39,6 +39,10 @@ type Limiter interface {
 	// past ctx's deadline). It returns an *ExceededError when no slot comes
 	// in time, or ctx's error when ctx ends first.
 	Wait(ctx context.Context, key string, maxWait time.Duration) error
+	// WaitBackground is Wait for work that yields to interactive calls
+	// (job deliveries): it takes a slot only when one is free now and no
+	// Wait is queued, so interactive traffic has priority over it.
+	WaitBackground(ctx context.Context, key string, maxWait time.Duration) error
 	// Pause holds back every key until the given time. An earlier time than
 	// a pause in force does not shorten it.
 	Pause(until time.Time)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -147,4 +149,54 @@ func FuzzPauseFor(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Interactive callers queued on the bucket keep background callers out;
+// once they stop, background callers get the slots.
+func TestBackgroundYieldsToInteractive(t *testing.T) {
+	l := NewLocal(50, 1, nil)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var fg atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if l.Wait(ctx, "", time.Second) == nil {
+					fg.Add(1)
+				}
+			}
+		}()
+	}
+	bg := 0
+	for i := 0; i < 20; i++ { // about a second of 50ms tries
+		if l.WaitBackground(ctx, "", 50*time.Millisecond) == nil {
+			bg++
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if bg > 1 || fg.Load() < 10 {
+		t.Errorf("while interactive callers kept the bucket busy: %d background slots, %d interactive; want background shut out", bg, fg.Load())
+	}
+	got := 0
+	for i := 0; i < 5; i++ {
+		if l.WaitBackground(ctx, "", time.Second) == nil {
+			got++
+		}
+	}
+	if got != 5 {
+		t.Errorf("an idle bucket gave the background %d of 5 slots", got)
+	}
+	var ex *ExceededError
+	if err := l.WaitBackground(ctx, "", 0); !errors.As(err, &ex) || ex.RetryAfter <= 0 {
+		t.Errorf("no slot free now and no wait allowed: %v, want ExceededError with RetryAfter", err)
+	}
 }

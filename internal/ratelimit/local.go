@@ -22,6 +22,7 @@ type Local struct {
 	now   func() time.Time
 
 	pausedUntil atomic.Int64 // unix nanoseconds
+	queued      atomic.Int64 // interactive callers waiting for a slot
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter // guarded by mu
@@ -79,11 +80,44 @@ func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) err
 		r.CancelAt(now)
 		return &ExceededError{RetryAfter: d}
 	}
+	if d <= 0 {
+		return nil
+	}
+	l.queued.Add(1)
+	defer l.queued.Add(-1)
 	if err := clock.Sleep(ctx, d); err != nil {
 		r.Cancel()
 		return err
 	}
 	return nil
+}
+
+// WaitBackground implements Limiter. A background caller never reserves a
+// future slot (which would push interactive callers back); it checks once
+// per slot interval whether a slot is free and nobody interactive waits.
+func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Duration) error {
+	if err := l.waitPause(ctx, maxWait); err != nil {
+		return err
+	}
+	if l.limit == rate.Inf {
+		return nil
+	}
+	b := l.bucket(key)
+	interval := time.Duration(float64(time.Second) / float64(l.limit))
+	start := l.now()
+	limit := budget(ctx, start, maxWait)
+	for {
+		now := l.now()
+		if l.queued.Load() == 0 && b.TokensAt(now) >= 1 && b.AllowN(now, 1) {
+			return nil
+		}
+		if now.Add(interval).Sub(start) > limit {
+			return &ExceededError{RetryAfter: interval}
+		}
+		if err := clock.Sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
 }
 
 func (l *Local) waitPause(ctx context.Context, maxWait time.Duration) error {

@@ -135,25 +135,36 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 }
 
 // OpenJobs opens the job store the config names, creating the data
-// directory of an embedded store, with p delivering.
-func OpenJobs(ctx context.Context, cfg *config.Config, d jobs.Deliverer) (jobs.Store, error) {
+// directory of an embedded store, with p delivering and sending callbacks.
+func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Store, error) {
 	jc := jobs.Config{
 		Upstreams:         map[string]int{},
 		MaxAttempts:       cfg.Jobs.MaxAttempts,
+		MaxAge:            cfg.Jobs.MaxAge.D(),
 		Schedule:          jobs.Schedule{BaseDelay: cfg.Jobs.BaseDelay.D(), MaxDelay: cfg.Jobs.MaxDelay.D()},
 		Retention:         cfg.Jobs.Retention.D(),
+		DeadRetention:     cfg.Jobs.DeadRetention.D(),
 		VisibilityTimeout: cfg.Jobs.VisibilityTimeout.D(),
 		PollInterval:      100 * time.Millisecond,
+		CallbackAttempts:  cfg.Jobs.Callbacks.MaxAttempts,
+		Metrics:           p.Registry(),
 	}
 	for _, d := range cfg.Jobs.Schedule {
 		jc.Schedule.Delays = append(jc.Schedule.Delays, d.D())
 	}
 	for name, u := range cfg.Upstreams {
-		jc.Upstreams[name] = cfg.Jobs.Concurrency
+		jc.Upstreams[name] = u.JobConcurrency
 		jc.AttemptTimeout = max(jc.AttemptTimeout, u.Timeouts.Overall.D())
 		for _, r := range u.Routes {
 			jc.AttemptTimeout = max(jc.AttemptTimeout, r.Timeouts.Overall.D())
 		}
+	}
+	cb, err := proxy.NewCallbacks(cfg.Jobs.Callbacks)
+	if err != nil {
+		return nil, err
+	}
+	if cb != nil {
+		jc.Notifier = cb
 	}
 	dsn := cfg.Jobs.Store
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
@@ -161,5 +172,5 @@ func OpenJobs(ctx context.Context, cfg *config.Config, d jobs.Deliverer) (jobs.S
 			return nil, fmt.Errorf("creating the job store's directory: %w", err)
 		}
 	}
-	return jobs.Open(ctx, dsn, jc, d)
+	return jobs.Open(ctx, dsn, jc, p)
 }
