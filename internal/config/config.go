@@ -112,7 +112,7 @@ type CacheLimits struct {
 
 // Access modes.
 const (
-	ModeSync   = "sync"
+	ModeSync     = "sync"
 	ModeCached   = "cached"
 	ModeAsync    = "async"
 	ModeDeferred = "deferred"

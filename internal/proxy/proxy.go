@@ -39,7 +39,7 @@ type Proxy struct {
 	jobs          jobs.Store      // nil: async and deferred modes are off
 	maxResult     int64           // of a deferred job's response body
 	callbackHosts map[string]bool // where Seawall-Callback may point
-	background sync.WaitGroup // see goBackground
+	background    sync.WaitGroup  // see goBackground
 }
 
 // Option adjusts a Proxy.
