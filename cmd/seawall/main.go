@@ -3,6 +3,8 @@
 //	seawall serve -c seawall.yaml      run the proxy
 //	seawall validate -c seawall.yaml   check a config and report every problem
 //	seawall fake -listen ADDR          run a controllable fake third party
+//	seawall jobs list|show|retry|cancel  operate the job queue
+//	seawall dead list|replay           inspect and replay dead jobs
 package main
 
 import (
@@ -28,6 +30,8 @@ commands:
   serve -c FILE       run the proxy with the config in FILE
   validate -c FILE    check a config; print every problem and exit 1 if any
   fake [flags]        run a controllable fake third-party API (see -h)
+  jobs VERB           list, show, retry or cancel jobs of a running Seawall
+  dead VERB           list or replay dead jobs (see seawall jobs -h)
 `
 
 func main() {
@@ -46,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "fake":
 		return fake(args[1:], stderr)
+	case "jobs", "dead":
+		return jobsCmd(args[0], args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,10 +1,10 @@
 // Package admin serves Seawall's operator API on its own listener:
-// Prometheus metrics, health and the live state of each upstream.
+// Prometheus metrics, health, the live state of each upstream, the cache
+// purge, and the jobs and dead letters of the durable queue.
 package admin
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,18 +22,17 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 	})
 	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(p.Status())
+		writeJSON(w, p.Status())
 	})))
 	mux.Handle("POST /admin/cache/purge", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := p.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]int{"purged": n})
+		writeJSON(w, map[string]int{"purged": n})
 	})))
+	jobsAPI{p.Jobs()}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	return mux
 }
 

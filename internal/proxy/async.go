@@ -20,6 +20,9 @@ import (
 // after both exist.
 func (p *Proxy) SetJobs(s jobs.Store) { p.jobs = s }
 
+// Jobs is the job store, or nil when no route is async or deferred.
+func (p *Proxy) Jobs() jobs.Store { return p.jobs }
+
 // JobsPrefix is where the application reads its jobs' state.
 const JobsPrefix = "/_seawall/jobs/"
 

@@ -4,41 +4,55 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/proxy"
 	"github.com/seawall/seawall/internal/server"
+	"github.com/seawall/seawall/internal/testdb"
+	"github.com/seawall/seawall/internal/webhook"
 )
 
-// newAsyncStack is a stack whose "api" upstream is async, with an embedded
-// job store of its own, delivering.
-func newAsyncStack(t *testing.T, jobsYAML, extra string) *stack {
+// forEachStore runs an async test over the embedded store and PostgreSQL.
+func forEachStore(t *testing.T, test func(t *testing.T, store string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, filepath.Join(t.TempDir(), "jobs.db")) })
+	t.Run("postgres", func(t *testing.T) { test(t, testdb.PostgresURL(t)) })
+}
+
+// newAsyncStack is a stack whose "api" upstream is in the given mode, with
+// a job store of its own at store, delivering. jobsYAML adds keys to jobs.
+func newAsyncStack(t *testing.T, store, mode, jobsYAML, extra string) *stack {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "jobs.db")
-	s := newStack(t, "jobs: {store: "+db+", "+jobsYAML+"}", "    mode: async\n"+extra)
-	store, err := server.OpenJobs(context.Background(), s.cfg, s.proxy)
+	s := newStack(t, fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
+	js, err := server.OpenJobs(context.Background(), s.cfg, s.proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.proxy.SetJobs(store)
-	if err := store.Start(context.Background()); err != nil {
+	s.proxy.SetJobs(js)
+	if err := js.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = store.Stop(ctx)
+		_ = js.Stop(ctx)
 	})
 	return s
 }
 
 type jobView struct {
-	ID      int64  `json:"id"`
-	State   string `json:"state"`
-	Attempt int    `json:"attempt"`
+	ID             int64  `json:"id"`
+	State          string `json:"state"`
+	Attempt        int    `json:"attempt"`
+	ResponseStatus int    `json:"response_status"`
 }
 
 func (s *stack) job(t *testing.T, location string) jobView {
@@ -54,69 +68,208 @@ func (s *stack) job(t *testing.T, location string) jobView {
 func (s *stack) waitJob(t *testing.T, location, state string) jobView {
 	t.Helper()
 	var j jobView
-	eventually(t, 20*time.Second, location+" "+state, func() bool { j = s.job(t, location); return j.State == state })
+	deadline := time.Now().Add(60 * time.Second)
+	for j = s.job(t, location); j.State != state; j = s.job(t, location) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s after attempt %d, want %s", location, j.State, j.Attempt, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return j
 }
 
 func TestAsyncAcceptsThenDelivers(t *testing.T) {
-	s := newAsyncStack(t, "base_delay: 20ms, max_delay: 100ms", "")
-	r := s.post("/api/v1/notify?x=1", `{"msg":"hi"}`, map[string]string{"Content-Type": "application/json"})
-	if r.status != 202 || r.header.Get("Seawall-Job-Id") == "" || r.header.Get("Location") != "/_seawall/jobs/"+r.header.Get("Seawall-Job-Id") {
-		t.Fatalf("enqueue: %d %v %s", r.status, r.header, r.body)
-	}
-	j := s.waitJob(t, r.header.Get("Location"), "succeeded")
-	calls := s.fake.Calls()
-	if len(calls) != 1 {
-		t.Fatalf("upstream got %d calls, want 1", len(calls))
-	}
-	c := calls[0]
-	if c.Path != "/v1/notify?x=1" || c.Body != `{"msg":"hi"}` || c.Header.Get("Content-Type") != "application/json" ||
-		c.Header.Get("Idempotency-Key") != fmt.Sprintf("seawall-job-%d", j.ID) {
-		t.Errorf("delivered %s %s %q key %q", c.Method, c.Path, c.Body, c.Header.Get("Idempotency-Key"))
-	}
-	if r := s.get("/_seawall/jobs/987654"); r.status != 404 || problemOf(t, r)["type"] != "urn:seawall:problem:unknown-job" {
-		t.Errorf("unknown job: %d %s", r.status, r.body)
-	}
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "async", "base_delay: 20ms, max_delay: 100ms", "")
+		r := s.post("/api/v1/notify?x=1", `{"msg":"hi"}`, map[string]string{"Content-Type": "application/json"})
+		if r.status != 202 || r.header.Get("Seawall-Job-Id") == "" || r.header.Get("Location") != "/_seawall/jobs/"+r.header.Get("Seawall-Job-Id") {
+			t.Fatalf("enqueue: %d %v %s", r.status, r.header, r.body)
+		}
+		j := s.waitJob(t, r.header.Get("Location"), "succeeded")
+		calls := s.fake.Calls()
+		if len(calls) != 1 {
+			t.Fatalf("upstream got %d calls, want 1", len(calls))
+		}
+		c := calls[0]
+		if c.Path != "/v1/notify?x=1" || c.Body != `{"msg":"hi"}` || c.Header.Get("Content-Type") != "application/json" ||
+			c.Header.Get("Idempotency-Key") != fmt.Sprintf("seawall-job-%d", j.ID) {
+			t.Errorf("delivered %s %s %q key %q", c.Method, c.Path, c.Body, c.Header.Get("Idempotency-Key"))
+		}
+		if r := s.get("/_seawall/jobs/987654"); r.status != 404 || problemOf(t, r)["type"] != "urn:seawall:problem:unknown-job" {
+			t.Errorf("unknown job: %d %s", r.status, r.body)
+		}
+		if r := s.get(r.header.Get("Location") + "/response"); r.status != 404 || problemOf(t, r)["type"] != "urn:seawall:problem:no-result" {
+			t.Errorf("response of an async job: %d %s, want 404 no-result", r.status, r.body)
+		}
+	})
 }
 
+// Acceptance 5: one Idempotency-Key sent twice gives one job and one delivery.
 func TestAsyncIdempotencyKeyGivesOneJobOneDelivery(t *testing.T) {
-	s := newAsyncStack(t, "base_delay: 20ms, max_delay: 100ms", "")
-	key := map[string]string{"Idempotency-Key": "order-77"}
-	a, b := s.post("/api/v1/charge", "{}", key), s.post("/api/v1/charge", "{}", key)
-	if a.header.Get("Seawall-Job-Id") != b.header.Get("Seawall-Job-Id") || !strings.Contains(b.body, `"existing":true`) {
-		t.Fatalf("two enqueues with one key: %s and %s", a.body, b.body)
-	}
-	s.waitJob(t, a.header.Get("Location"), "succeeded")
-	time.Sleep(300 * time.Millisecond) // room for a wrong second delivery to show
-	if calls := s.fake.Calls(); len(calls) != 1 || calls[0].Header.Get("Idempotency-Key") != "order-77" {
-		t.Errorf("upstream got %d deliveries, want 1 carrying the app's key", len(calls))
-	}
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "async", "base_delay: 20ms, max_delay: 100ms", "")
+		key := map[string]string{"Idempotency-Key": "order-77"}
+		a, b := s.post("/api/v1/charge", "{}", key), s.post("/api/v1/charge", "{}", key)
+		if a.status != 202 || a.header.Get("Seawall-Job-Id") != b.header.Get("Seawall-Job-Id") || !strings.Contains(b.body, `"existing":true`) {
+			t.Fatalf("two enqueues with one key: %s and %s", a.body, b.body)
+		}
+		s.waitJob(t, a.header.Get("Location"), "succeeded")
+		c := s.post("/api/v1/charge", "{}", key) // after delivery, still the same job
+		if c.header.Get("Seawall-Job-Id") != a.header.Get("Seawall-Job-Id") {
+			t.Errorf("the key after delivery gave job %s, want %s", c.header.Get("Seawall-Job-Id"), a.header.Get("Seawall-Job-Id"))
+		}
+		time.Sleep(300 * time.Millisecond) // room for a wrong second delivery to show
+		if calls := s.fake.Calls(); len(calls) != 1 || calls[0].Header.Get("Idempotency-Key") != "order-77" {
+			t.Errorf("upstream got %d deliveries, want 1 carrying the app's key", len(calls))
+		}
+	})
 }
 
-// While the breaker is open, jobs wait without spending attempts: only
-// real upstream calls (the first failures and the half-open probes) count.
-// Retried every 50ms, 10 attempts would be spent long before a 3s outage ends.
-func TestAsyncWaitsOutAnOutage(t *testing.T) {
-	s := newAsyncStack(t, "max_attempts: 10, base_delay: 50ms, max_delay: 50ms",
-		"    breaker: {min_calls: 2, failure_rate: 50, open_duration: 500ms, half_open_calls: 1}\n")
-	s.fake.Set(fakeapi.Behavior{Down: true})
-	var locations []string
-	for i := 0; i < 5; i++ {
-		locations = append(locations, s.post("/api/v1/event", fmt.Sprintf(`{"i":%d}`, i), nil).header.Get("Location"))
+// Acceptance 2: the upstream is down for 30s while jobs keep arriving. No
+// attempt is spent while the breaker is open (only real upstream calls
+// count as attempts), all jobs are delivered after recovery, and the
+// upstream never sees more than the configured rate.
+func TestAsyncOutageSpendsNoAttemptsAndKeepsTheRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30s outage per store; run without -short")
 	}
-	time.Sleep(3 * time.Second)
-	s.fake.Set(fakeapi.Behavior{})
-	attempts := 0
-	for _, l := range locations {
-		attempts += s.waitJob(t, l, "succeeded").Attempt
-	}
-	calls := s.fake.Count()
-	if attempts != calls {
-		t.Errorf("jobs spent %d attempts for %d upstream calls: waiting must spend none", attempts, calls)
-	}
-	// Two failures open the breaker; then about one probe per 500ms; then 5 successes.
-	if calls > 2+8+5 {
-		t.Errorf("upstream saw %d calls across a 3s outage, want only the first failures and the probes", calls)
-	}
-	t.Logf("5 jobs across a 3s outage: %d upstream calls, %d attempts", calls, attempts)
+	const outage, perSecond, rate, burst = 30 * time.Second, 5, 20, 5
+	forEachStore(t, func(t *testing.T, store string) {
+		t.Parallel()
+		// Half-open probes are real calls and spend attempts: allow for them.
+		s := newAsyncStack(t, store, "async", "max_attempts: 50, base_delay: 50ms, max_delay: 50ms", fmt.Sprintf(
+			"    rate_limit: {rate: %d/s, burst: %d}\n    breaker: {min_calls: 4, failure_rate: 50, open_duration: 1s, half_open_calls: 1}\n", rate, burst))
+		s.fake.Set(fakeapi.Behavior{Down: true})
+		var locations []string
+		send := func(i int) {
+			r := s.post("/api/v1/event", fmt.Sprintf(`{"i":%d}`, i), nil)
+			if r.status != 202 {
+				t.Fatalf("enqueue %d: %d %s", i, r.status, r.body)
+			}
+			locations = append(locations, r.header.Get("Location"))
+		}
+		start, i := time.Now(), 0
+		for time.Since(start) < outage {
+			send(i)
+			i++
+			time.Sleep(time.Second / perSecond)
+		}
+		duringOutage := s.fake.Count()
+		s.fake.Set(fakeapi.Behavior{})
+		for j := 0; j < 50; j++ { // and more arrive after recovery
+			send(i + j)
+		}
+		attempts := 0
+		for _, l := range locations {
+			attempts += s.waitJob(t, l, "succeeded").Attempt
+		}
+		calls := s.fake.Calls()
+		if attempts != len(calls) {
+			t.Errorf("jobs spent %d attempts for %d upstream calls: waiting must spend none", attempts, len(calls))
+		}
+		// 4 failures open the breaker; then one probe per second or so.
+		if limit := 4 + int(outage/time.Second)*2; duringOutage > limit {
+			t.Errorf("upstream saw %d calls during the outage, want at most %d (the opening failures and the probes)", duringOutage, limit)
+		}
+		if peak := fakeapi.MaxInWindow(calls, time.Second); peak > rate+burst {
+			t.Errorf("upstream saw %d calls in one second, the limit is %d/s with burst %d", peak, rate, burst)
+		}
+		t.Logf("%d jobs, %s outage: %d calls during it, %d in all, %d attempts; busiest second %d calls (limit %d+%d)",
+			len(locations), outage, duringOutage, len(calls), attempts, fakeapi.MaxInWindow(calls, time.Second), rate, burst)
+	})
+}
+
+// Acceptance 4 and 6: a deferred job goes queued -> succeeded, its
+// response is kept as the upstream sent it, and its callback arrives
+// signed, retried after the app's endpoint first answers 500. A callback
+// on a host not configured is refused at enqueue.
+func TestDeferredResponseAndSignedCallback(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	forEachStore(t, func(t *testing.T, store string) {
+		type received struct {
+			header http.Header
+			body   []byte
+		}
+		var mu sync.Mutex
+		var got []received
+		hits := 0
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			defer mu.Unlock()
+			hits++
+			if hits == 1 {
+				w.WriteHeader(500) // the app's endpoint fails once
+				return
+			}
+			got = append(got, received{r.Header.Clone(), body})
+		}))
+		defer app.Close()
+		host := strings.TrimPrefix(app.URL, "http://")
+		s := newAsyncStack(t, store, "sync", fmt.Sprintf("base_delay: 50ms, max_delay: 100ms, callbacks: {allowed_hosts: [%q], secret: %s}", host, secret), "")
+		s.fake.Set(fakeapi.Behavior{Status: 201, Body: `{"charge":"ch_{n}"}`, Headers: map[string]string{"X-Charge-Id": "ch_1"},
+			LatencyMin: fakeapi.Duration(300 * time.Millisecond), LatencyMax: fakeapi.Duration(300 * time.Millisecond)})
+
+		refused := s.post("/api/v1/charges", `{}`, map[string]string{"Seawall-Mode": "deferred", "Seawall-Callback": "http://evil.example/hook"})
+		if refused.status != 400 || problemOf(t, refused)["type"] != "urn:seawall:problem:callback-not-allowed" {
+			t.Fatalf("callback to an unlisted host: %d %s, want 400 callback-not-allowed", refused.status, refused.body)
+		}
+
+		r := s.post("/api/v1/charges", `{"amount":5}`, map[string]string{"Prefer": "respond-async, wait=5", "Seawall-Callback": app.URL + "/hooks/seawall"})
+		if r.status != 202 || r.header.Get("Preference-Applied") != "respond-async" || !strings.Contains(r.body, `"state":"queued"`) {
+			t.Fatalf("deferred enqueue: %d %v %s", r.status, r.header, r.body)
+		}
+		loc := r.header.Get("Location")
+		states := []string{}
+		sawNotFinished := false
+		eventually(t, 30*time.Second, "job succeeded", func() bool {
+			st := s.job(t, loc).State
+			if len(states) == 0 || states[len(states)-1] != st {
+				states = append(states, st)
+			}
+			if st != "succeeded" && !sawNotFinished {
+				if rr := s.get(loc + "/response"); rr.status == 409 {
+					sawNotFinished = true
+				}
+			}
+			return st == "succeeded"
+		})
+		order := map[string]int{"queued": 0, "running": 1, "succeeded": 2}
+		for k := 1; k < len(states); k++ {
+			if order[states[k]] <= order[states[k-1]] {
+				t.Errorf("states went %v", states)
+			}
+		}
+		if !sawNotFinished {
+			t.Error("the response was never reported not finished (409) before the job ended")
+		}
+		resp := s.get(loc + "/response")
+		if resp.status != 201 || resp.body != `{"charge":"ch_1"}` || resp.header.Get("X-Charge-Id") != "ch_1" || resp.header.Get("Seawall-Job-State") != "succeeded" {
+			t.Errorf("/response = %d %v %s; want the upstream's 201, header and body", resp.status, resp.header, resp.body)
+		}
+
+		eventually(t, 30*time.Second, "callback", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
+		time.Sleep(300 * time.Millisecond) // room for a wrong second callback
+		mu.Lock()
+		defer mu.Unlock()
+		if hits != 2 || len(got) != 1 {
+			t.Fatalf("the callback endpoint was hit %d times with %d accepted; want a 500 then one success", hits, len(got))
+		}
+		key, _ := webhook.Key(secret)
+		if err := webhook.Verify(key, got[0].header, got[0].body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("callback signature: %v", err)
+		}
+		var p proxy.CallbackPayload
+		if err := json.Unmarshal(got[0].body, &p); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseInt(r.header.Get("Seawall-Job-Id"), 10, 64)
+		if p.Type != "job.succeeded" || p.Data.ID != id || p.Data.Response == nil || p.Data.Response.Status != 201 ||
+			p.Data.Response.Body != `{"charge":"ch_1"}` || got[0].header.Get("webhook-id") != fmt.Sprintf("job_%d_succeeded", id) {
+			t.Errorf("callback payload %s, webhook-id %s", got[0].body, got[0].header.Get("webhook-id"))
+		}
+		if c := s.fake.Calls(); len(c) != 1 || c[0].Header.Get("Seawall-Callback") != "" || c[0].Header.Get("Prefer") != "" {
+			t.Errorf("upstream got %d calls; control headers must not reach it: %v", len(c), c[0].Header)
+		}
+	})
 }

@@ -1,0 +1,241 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/seawall/seawall/internal/jobs"
+)
+
+// Page is one page of a job listing. NextAfter, when not zero, is the
+// after= of the next page.
+type Page struct {
+	Jobs      []jobs.View `json:"jobs"`
+	NextAfter int64       `json:"next_after,omitempty"`
+}
+
+// Detail is one job as `seawall jobs show` prints it: its view and the
+// request it delivers, with credentials redacted.
+type Detail struct {
+	jobs.View
+	Header     map[string][]string `json:"header,omitempty"`
+	Body       string              `json:"body,omitempty"`
+	BodyBase64 []byte              `json:"body_base64,omitempty"`
+}
+
+// Replayed is the outcome of a dead-letter replay.
+type Replayed struct {
+	Replayed int     `json:"replayed"`
+	IDs      []int64 `json:"ids"`
+}
+
+// sensitive are request headers whose values show redacted.
+var sensitive = map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
+
+// maxReplay bounds one bulk replay; run it again for more.
+const maxReplay = 100_000
+
+// jobsAPI serves the operator's job endpoints over s.
+type jobsAPI struct{ s jobs.Store }
+
+func (a jobsAPI) register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	handle := func(pattern string, f func(w http.ResponseWriter, r *http.Request) (any, error)) {
+		mux.Handle(pattern, auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a.s == nil {
+				writeError(w, http.StatusNotFound, errors.New("no job store: no route is in async or deferred mode"))
+				return
+			}
+			v, err := f(w, r)
+			if err != nil {
+				writeError(w, statusOf(err), err)
+				return
+			}
+			writeJSON(w, v)
+		})))
+	}
+	handle("GET /admin/jobs", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return a.list(r, jobs.State(r.URL.Query().Get("state")))
+	})
+	handle("GET /admin/dead", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return a.list(r, jobs.Dead)
+	})
+	handle("GET /admin/jobs/{id}", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		j, err := a.get(r)
+		if err != nil {
+			return nil, err
+		}
+		return detail(j), nil
+	})
+	handle("POST /admin/jobs/{id}/retry", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		j, err := a.get(r)
+		if err != nil {
+			return nil, err
+		}
+		if !j.Finished() {
+			return nil, conflict(fmt.Errorf("job %d is %s: only finished jobs run again", j.ID, j.State))
+		}
+		j, err = a.s.Retry(r.Context(), j.ID)
+		return j.View(), err
+	})
+	handle("POST /admin/jobs/{id}/cancel", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		j, err := a.get(r)
+		if err != nil {
+			return nil, err
+		}
+		if j.Finished() {
+			return nil, conflict(fmt.Errorf("job %d is already %s", j.ID, j.State))
+		}
+		j, err = a.s.Cancel(r.Context(), j.ID)
+		return j.View(), err
+	})
+	handle("POST /admin/dead/replay", a.replay)
+}
+
+// list answers one page of jobs filtered by upstream and state.
+func (a jobsAPI) list(r *http.Request, state jobs.State) (Page, error) {
+	q := r.URL.Query()
+	f := jobs.Filter{Upstream: q.Get("upstream"), State: state, Limit: 100}
+	if err := validState(state); err != nil {
+		return Page{}, err
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return Page{}, badRequest(fmt.Errorf("after=%q: want a job id", v))
+		}
+		f.AfterID = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > jobs.MaxListLimit {
+			return Page{}, badRequest(fmt.Errorf("limit=%q: want 1 to %d", v, jobs.MaxListLimit))
+		}
+		f.Limit = n
+	}
+	list, err := a.s.List(r.Context(), f)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Jobs: make([]jobs.View, 0, len(list))}
+	for _, j := range list {
+		p.Jobs = append(p.Jobs, j.View())
+	}
+	if len(list) == f.Limit {
+		p.NextAfter = list[len(list)-1].ID
+	}
+	return p, nil
+}
+
+// replay runs dead jobs again: the one named by id=, or every dead job
+// (of upstream=, if given).
+func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	out := Replayed{IDs: []int64{}}
+	if v := q.Get("id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, badRequest(fmt.Errorf("id=%q: want a job id", v))
+		}
+		j, err := a.s.Get(r.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State != jobs.Dead {
+			return nil, conflict(fmt.Errorf("job %d is %s, not dead", id, j.State))
+		}
+		if _, err := a.s.Retry(r.Context(), id); err != nil {
+			return nil, err
+		}
+		out.Replayed, out.IDs = 1, append(out.IDs, id)
+		return out, nil
+	}
+	f := jobs.Filter{Upstream: q.Get("upstream"), State: jobs.Dead, Limit: jobs.MaxListLimit}
+	for out.Replayed < maxReplay {
+		page, err := a.s.List(r.Context(), f)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range page {
+			if _, err := a.s.Retry(r.Context(), j.ID); err != nil {
+				return nil, fmt.Errorf("replayed %d, then job %d: %w", out.Replayed, j.ID, err)
+			}
+			out.Replayed++
+			out.IDs = append(out.IDs, j.ID)
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+	return out, nil
+}
+
+func (a jobsAPI) get(r *http.Request) (jobs.Job, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return jobs.Job{}, badRequest(fmt.Errorf("%q is not a job id", r.PathValue("id")))
+	}
+	return a.s.Get(r.Context(), id)
+}
+
+func detail(j jobs.Job) Detail {
+	d := Detail{View: j.View(), Header: map[string][]string{}}
+	for k, vs := range j.Delivery.Header {
+		if sensitive[http.CanonicalHeaderKey(k)] {
+			vs = []string{"[redacted]"}
+		}
+		d.Header[k] = vs
+	}
+	if utf8.Valid(j.Delivery.Body) {
+		d.Body = string(j.Delivery.Body)
+	} else {
+		d.BodyBase64 = j.Delivery.Body
+	}
+	return d
+}
+
+func validState(s jobs.State) error {
+	switch s {
+	case "", jobs.Queued, jobs.Running, jobs.Retrying, jobs.Succeeded, jobs.Dead, jobs.Canceled:
+		return nil
+	}
+	return badRequest(fmt.Errorf("state=%q: want queued, running, retrying, succeeded, dead or canceled", s))
+}
+
+// statusError carries the HTTP status of an operator error.
+type statusError struct {
+	status int
+	error
+}
+
+func (e statusError) Unwrap() error { return e.error }
+
+func badRequest(err error) error { return statusError{http.StatusBadRequest, err} }
+func conflict(err error) error   { return statusError{http.StatusConflict, err} }
+
+func statusOf(err error) int {
+	var se statusError
+	switch {
+	case errors.As(err, &se):
+		return se.status
+	case errors.Is(err, jobs.ErrNotFound):
+		return http.StatusNotFound
+	}
+	return http.StatusServiceUnavailable
+}
+
+// writeError answers an operator error as problem+json.
+func writeError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "detail": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
