@@ -30,10 +30,7 @@ func TestServeCrashSafety(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_CRASH_JOBS")); err == nil && v > 0 {
 		n = v
 	}
-	bin := filepath.Join(t.TempDir(), "seawall")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building seawall: %v\n%s", err, out)
-	}
+	bin := buildSeawall(t)
 	t.Run("sqlite", func(t *testing.T) { crashServe(t, bin, filepath.Join(t.TempDir(), "jobs.db"), n) })
 	t.Run("postgres", func(t *testing.T) { crashServe(t, bin, testdb.PostgresURL(t), n) })
 }
@@ -138,6 +135,32 @@ upstreams:
 		t.Errorf("lost %d accepted jobs; %d keys delivered for %d accepted jobs", lost, len(seen), len(accepted))
 	}
 }
+
+// buildSeawall builds the binary once for the tests that run it.
+func buildSeawall(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "seawall-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "seawall")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building seawall: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
 
 func startServe(t *testing.T, bin, cfg, base string) *exec.Cmd {
 	t.Helper()

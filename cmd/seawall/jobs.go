@@ -58,7 +58,8 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 50, "jobs per page (at most 1000)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "replay every dead job (of -upstream, if given)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
 	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
@@ -89,13 +90,13 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	oneID := func() (int64, bool) {
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			fmt.Fprintf(stderr, "seawall %s %s: want one job id\n%s", group, verb, jobsUsage)
 			return 0, false
 		}
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		id, err := strconv.ParseInt(pos[0], 10, 64)
 		if err != nil {
-			fmt.Fprintf(stderr, "seawall %s %s: %q is not a job id\n", group, verb, fs.Arg(0))
+			fmt.Fprintf(stderr, "seawall %s %s: %q is not a job id\n", group, verb, pos[0])
 			return 0, false
 		}
 		return id, true
@@ -124,10 +125,26 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "job %d is now %s\n", out.ID, out.State)
 		return 0
 	case "dead replay":
-		return c.replay(fs.Args(), *all, q, stdout, stderr)
+		return c.replay(pos, *all, q, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "seawall %s: unknown verb %q\n%s", group, verb, jobsUsage)
 	return 2
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// the positional arguments, which it returns.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // replay runs dead jobs again: those named, or all with -all.
@@ -256,4 +273,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n-1] + "…"
 }
-

@@ -95,6 +95,10 @@ func TestAsyncAcceptsThenDelivers(t *testing.T) {
 			c.Header.Get("Idempotency-Key") != fmt.Sprintf("seawall-job-%d", j.ID) {
 			t.Errorf("delivered %s %s %q key %q", c.Method, c.Path, c.Body, c.Header.Get("Idempotency-Key"))
 		}
+		if d, ok, q := s.metric("job_deliveries_total", "upstream=api", "outcome=succeeded"), s.metric("jobs", "upstream=api", "state=succeeded"),
+			s.metric("jobs_queue_depth", "upstream=api"); d != 1 || ok != 1 || q != 0 {
+			t.Errorf("metrics: %v deliveries succeeded, %v jobs succeeded, depth %v; want 1, 1, 0", d, ok, q)
+		}
 		if r := s.get("/_seawall/jobs/987654"); r.status != 404 || problemOf(t, r)["type"] != "urn:seawall:problem:unknown-job" {
 			t.Errorf("unknown job: %d %s", r.status, r.body)
 		}
@@ -170,6 +174,9 @@ func TestAsyncOutageSpendsNoAttemptsAndKeepsTheRate(t *testing.T) {
 		// 4 failures open the breaker; then one probe per second or so.
 		if limit := 4 + int(outage/time.Second)*2; duringOutage > limit {
 			t.Errorf("upstream saw %d calls during the outage, want at most %d (the opening failures and the probes)", duringOutage, limit)
+		}
+		if w := s.metric("job_deliveries_total", "outcome=waited"); w == 0 {
+			t.Error("no delivery was counted as waiting for the breaker")
 		}
 		if peak := fakeapi.MaxInWindow(calls, time.Second); peak > rate+burst {
 			t.Errorf("upstream saw %d calls in one second, the limit is %d/s with burst %d", peak, rate, burst)
