@@ -353,6 +353,19 @@ func TestCallbacksFollowTheFinalStateAndRetry(t *testing.T) {
 		if n.errs != 2 {
 			t.Errorf("the endpoint failed %d times, want the 2 scripted failures retried", n.errs)
 		}
+		// Callbacks are bookkeeping: not listed, counted or shown as jobs.
+		list, _ := s.List(ctx, Filter{})
+		counts, _ := s.Counts(ctx)
+		total := 0
+		for _, c := range counts {
+			total += c.N
+		}
+		if len(list) != 3 || total != 3 {
+			t.Errorf("List gave %d jobs and Counts %d, want the 3 deliveries", len(list), total)
+		}
+		if _, err := s.Get(ctx, c.ID+1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get of a callback's id = %v, want ErrNotFound", err)
+		}
 	})
 }
 

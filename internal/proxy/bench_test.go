@@ -1,14 +1,22 @@
 package proxy_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/server"
+	"github.com/seawall/seawall/internal/testdb"
 )
 
 // benchUpstream answers a small fixed body, doing as little as it can, so
@@ -92,14 +100,99 @@ upstreams:
 	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
 }
 
-// benchSeawall starts a Seawall with the config document and returns its URL.
-func benchSeawall(b *testing.B, doc string) string {
+// BenchmarkAsync is the async path end to end, on each store: 32 clients
+// POST b.N jobs over HTTP (each 202 means the job is on disk), and the
+// upstream, which allows any rate, receives them. It reports accepted/s
+// for the POSTs and delivered/s from the first POST to the last delivery.
+func BenchmarkAsync(b *testing.B) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		b.Run(kind, func(b *testing.B) {
+			store := b.TempDir() + "/jobs.db"
+			if kind == "postgres" {
+				store = testdb.PostgresURL(b)
+			}
+			var delivered atomic.Int64
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				delivered.Add(1)
+			}))
+			b.Cleanup(up.Close)
+			doc := fmt.Sprintf(`admin: {listen: "off"}
+log: {level: warn}
+jobs: {store: %q, concurrency: 16}
+upstreams:
+  api:
+    url: %s
+    mode: async
+`, store, up.URL)
+			url, p := startSeawall(b, doc)
+			js, err := server.OpenJobs(context.Background(), mustParse(b, doc), p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.SetJobs(js)
+			if err := js.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = js.Stop(context.Background()) })
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			next := make(chan int)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for w := 0; w < 32; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range next {
+						resp, err := c.Post(url+"/api/v1/events", "application/json", strings.NewReader(fmt.Sprintf(`{"i":%d}`, i)))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						_ = resp.Body.Close()
+						if resp.StatusCode != http.StatusAccepted {
+							b.Errorf("status %d", resp.StatusCode)
+						}
+					}
+				}()
+			}
+			for i := 0; i < b.N; i++ {
+				next <- i
+			}
+			close(next)
+			wg.Wait()
+			accepted := time.Since(start)
+			for deadline := time.Now().Add(5 * time.Minute); delivered.Load() < int64(b.N); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d delivered", delivered.Load(), b.N)
+				}
+			}
+			all := time.Since(start)
+			b.ReportMetric(float64(b.N)/accepted.Seconds(), "accepted/s")
+			b.ReportMetric(float64(b.N)/all.Seconds(), "delivered/s")
+		})
+	}
+}
+
+func mustParse(b *testing.B, doc string) *config.Config {
 	cfg, err := config.Parse("bench.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := proxy.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
+	return cfg
+}
+
+// benchSeawall starts a Seawall with the config document and returns its URL.
+func benchSeawall(b *testing.B, doc string) string {
+	url, _ := startSeawall(b, doc)
+	return url
+}
+
+func startSeawall(b *testing.B, doc string) (string, *proxy.Proxy) {
+	p := proxy.New(mustParse(b, doc), slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
 	sw := httptest.NewServer(p)
 	b.Cleanup(sw.Close)
-	return sw.URL
+	return sw.URL, p
 }
