@@ -124,6 +124,12 @@ type Jobs struct {
 	// default) or a postgres:// URL for several replicas.
 	// Default DefaultJobsStore.
 	Store string `yaml:"store"`
+	// Fsync makes every enqueue wait until its commit is flushed to disk
+	// before the 202 (SQLite synchronous=FULL, PostgreSQL
+	// synchronous_commit=on). false acknowledges a commit that survives a
+	// crash of Seawall but may be lost if the machine or database server
+	// crashes. Default true.
+	Fsync bool `yaml:"fsync"`
 	// MaxAttempts dead-letters a job after this many failed deliveries.
 	// Default 10.
 	MaxAttempts int `yaml:"max_attempts"`

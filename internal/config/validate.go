@@ -38,6 +38,7 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
 	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
 	set(d, "jobs.max_delay", &c.Jobs.MaxDelay, Duration(5*time.Minute))
+	set(d, "jobs.fsync", &c.Jobs.Fsync, true)
 	set(d, "jobs.max_age", &c.Jobs.MaxAge, Duration(24*time.Hour))
 	set(d, "jobs.retention", &c.Jobs.Retention, Duration(24*time.Hour))
 	set(d, "jobs.dead_retention", &c.Jobs.DeadRetention, Duration(7*24*time.Hour))

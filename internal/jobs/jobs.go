@@ -133,6 +133,11 @@ type Schedule struct {
 
 // Config tunes a store.
 type Config struct {
+	// NoFsync acknowledges an enqueue before its commit is flushed to disk
+	// (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off): it
+	// survives a crash of Seawall, but not of the machine. False, the
+	// default, waits for the flush.
+	NoFsync bool
 	// Upstreams lists the queues to work, with their worker concurrency.
 	Upstreams map[string]int
 	// MaxAttempts dead-letters a job after this many failed attempts.

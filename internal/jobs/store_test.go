@@ -435,3 +435,21 @@ func TestConcurrentEnqueuesShareTransactionsNotKeys(t *testing.T) {
 		}
 	})
 }
+
+// With fsync off the stores still take, keep and deliver jobs across a
+// restart (the relaxed policy differs only on a machine crash).
+func TestNoFsyncStoresWork(t *testing.T) {
+	cfg := testConfig
+	cfg.NoFsync = true
+	forEachStoreWith(t, cfg, func(t *testing.T, open opener) {
+		rec := newRecorder()
+		s := open(t, rec)
+		j, _, err := s.Enqueue(context.Background(), delivery("k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Stop(context.Background())
+		s = start(t, open, rec)
+		waitState(t, s, j.ID, Succeeded)
+	})
+}

@@ -139,6 +139,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Store, error) {
 	jc := jobs.Config{
 		Upstreams:         map[string]int{},
+		NoFsync:           !cfg.Jobs.Fsync,
 		MaxAttempts:       cfg.Jobs.MaxAttempts,
 		MaxAge:            cfg.Jobs.MaxAge.D(),
 		Schedule:          jobs.Schedule{BaseDelay: cfg.Jobs.BaseDelay.D(), MaxDelay: cfg.Jobs.MaxDelay.D()},
