@@ -39,7 +39,7 @@ func crashServe(t *testing.T, bin, store string, n int) {
 	var mu sync.Mutex
 	seen := map[string]int{} // Idempotency-Key -> deliveries
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // slow, so that kills land mid-delivery
 		mu.Lock()
 		seen[r.Header.Get("Idempotency-Key")]++
 		mu.Unlock()
@@ -96,7 +96,11 @@ upstreams:
 			defer func() { _ = proc.Process.Signal(syscall.SIGKILL); _ = proc.Wait() }()
 			break
 		}
-		for target := delivered() + 20; delivered() < target; time.Sleep(2 * time.Millisecond) {
+		// Kill once some of these jobs are delivered and, most likely, others
+		// are in flight. Bounded: a fast run may have delivered them all.
+		target := min(delivered()+20, len(accepted))
+		for deadline := time.Now().Add(10 * time.Second); delivered() < target && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
 		}
 		_ = proc.Process.Signal(syscall.SIGKILL)
 		_ = proc.Wait()
