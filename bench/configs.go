@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The three proxies are configured for the same job: /api/ passes through
+// to the upstream with rate limiting (never triggered), retries and a
+// breaker or its closest equivalent; /cache/ caches; /down/ fails fast
+// because its only server is known to be down.
+
+func seawallConfig(dir string, listen, upstream int) string {
+	return fmt.Sprintf(`listen: 127.0.0.1:%d
+admin: {listen: "off"}
+log: {level: error}
+jobs: {store: %q, concurrency: 8}
+cache: {max_bytes: 64MiB, max_entry: 1MiB}
+upstreams:
+  api:
+    url: http://127.0.0.1:%d
+    rate_limit: {rate: 10000000/s, burst: 100000}
+    retry: {max_attempts: 3}
+    breaker: {min_calls: 100}
+  cache:
+    url: http://127.0.0.1:%d
+    mode: cached
+    cache: {}
+    rate_limit: {rate: 10000000/s, burst: 100000}
+    retry: {max_attempts: 3}
+  down:
+    url: http://127.0.0.1:1
+    retry: {max_attempts: 1}
+    breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
+  jobs:
+    url: http://127.0.0.1:%d
+    mode: async
+`, listen, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream)
+}
+
+func nginxConfig(dir string, listen, upstream int) string {
+	return fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log error;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    proxy_cache_path %[1]s/cache keys_zone=c:16m max_size=64m;
+    limit_req_zone $server_name zone=rl:1m rate=1000000r/s;
+    upstream api { server 127.0.0.1:%[3]d; keepalive 128; }
+    upstream down { server 127.0.0.1:1 down; }
+    server {
+        listen 127.0.0.1:%[2]d;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location /api/ {
+            limit_req zone=rl burst=100000 nodelay;
+            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
+            proxy_next_upstream_tries 3;
+            proxy_pass http://api/;
+        }
+        location /cache/ {
+            limit_req zone=rl burst=100000 nodelay;
+            proxy_cache c;
+            proxy_pass http://api/;
+        }
+        location /down/ { proxy_pass http://down/; }
+    }
+}
+`, dir, listen, upstream)
+}
+
+func haproxyConfig(dir string, listen, upstream int) string {
+	return fmt.Sprintf(`global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 3
+    retry-on conn-failure empty-response 502 503 504
+cache c
+    total-max-size 64
+    max-object-size 70000
+    max-age 3600
+frontend fe
+    bind 127.0.0.1:%[2]d
+    stick-table type integer size 1 expire 10s store http_req_rate(1s)
+    http-request track-sc0 int(1)
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 10000000 }
+    use_backend cache if { path_beg /cache/ }
+    use_backend down if { path_beg /down/ }
+    default_backend api
+backend api
+    http-reuse always
+    http-request replace-path /api(/.*) \1
+    server s1 127.0.0.1:%[3]d
+backend cache
+    http-reuse always
+    http-request replace-path /cache(/.*) \1
+    http-request cache-use c
+    http-response cache-store c
+    server s1 127.0.0.1:%[3]d
+backend down
+    server s1 127.0.0.1:1 disabled
+`, dir, listen, upstream)
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

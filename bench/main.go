@@ -1,0 +1,272 @@
+// Command bench measures Seawall side by side with nginx and HAProxy on
+// loopback, each configured for the same job, and writes the table into
+// docs/benchmarks.md.
+//
+//	go run ./bench [-duration 5s] [-rounds 3] [-conns 32] [-write]
+//
+// The proxies run pinned to CPU 1 with one worker each (nginx
+// worker_processes 1, HAProxy nbthread 1, Seawall GOMAXPROCS=1); the load
+// generator and the upstream share CPU 0. nginx and HAProxy are installed
+// from Debian's packages when missing (as root).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+		serveUpstream(os.Args[2])
+		return
+	}
+	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
+	rounds := flag.Int("rounds", 3, "rounds; targets alternate within each round")
+	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
+	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
+	flag.Parse()
+	if os.Getenv("BENCH_PINNED") == "" {
+		pinSelf() // re-exec on CPU 0
+		return
+	}
+	if err := run(*duration, *rounds, *conns, *write); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// pinSelf runs this program again under taskset on CPU 0.
+func pinSelf() {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", "0", exe}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), "BENCH_PINNED=1")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.Exit(1)
+	}
+}
+
+// serveUpstream is the fast local upstream: fixed bodies, nothing else.
+func serveUpstream(addr string) {
+	small := []byte(`{"ok":true,"id":"item-42","price":1999}`)
+	k1 := []byte(strings.Repeat("a", 1024))
+	k64 := []byte(strings.Repeat("b", 64<<10))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		body := small
+		switch r.URL.Path {
+		case "/1k":
+			body = k1
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+		case "/64k":
+			body = k64
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}
+}
+
+// target is one thing under load: direct, or a proxy process.
+type target struct {
+	name  string
+	base  string // URL prefix; paths are appended
+	paths map[string]string
+	proc  *exec.Cmd
+}
+
+func run(duration time.Duration, rounds, conns int, write bool) error {
+	if err := ensureInstalled(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "seawall-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// nginx's workers run as another user when started as root: let them
+	// write the cache and temp directories.
+	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
+		return err
+	}
+	ports := freePorts(4)
+	upPort, swPort, ngPort, hpPort := ports[0], ports[1], ports[2], ports[3]
+	exe, _ := os.Executable()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+	}()
+	start := func(cpu string, env []string, name string, args ...string) (*exec.Cmd, error) {
+		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	if _, err := start("0", nil, exe, "upstream", fmt.Sprintf("127.0.0.1:%d", upPort)); err != nil {
+		return err
+	}
+	swBin := filepath.Join(dir, "seawall")
+	if out, err := exec.Command("go", "build", "-o", swBin, "./cmd/seawall").CombinedOutput(); err != nil {
+		return fmt.Errorf("building seawall: %w\n%s", err, out)
+	}
+	files := map[string]string{
+		"seawall.yaml": seawallConfig(dir, swPort, upPort),
+		"nginx.conf":   nginxConfig(dir, ngPort, upPort),
+		"haproxy.cfg":  haproxyConfig(dir, hpPort, upPort),
+	}
+	for name, body := range files {
+		if err := writeFile(filepath.Join(dir, name), body); err != nil {
+			return err
+		}
+	}
+	sw, err := start("1", []string{"GOMAXPROCS=1"}, swBin, "serve", "-c", filepath.Join(dir, "seawall.yaml"))
+	if err != nil {
+		return err
+	}
+	ng, err := start("1", nil, "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "nginx-error.log"))
+	if err != nil {
+		return err
+	}
+	hp, err := start("1", nil, "haproxy", "-f", filepath.Join(dir, "haproxy.cfg"))
+	if err != nil {
+		return err
+	}
+	for _, p := range []int{upPort, swPort, ngPort, hpPort} {
+		if err := waitListening(p); err != nil {
+			return err
+		}
+	}
+	up := fmt.Sprintf("http://127.0.0.1:%d", upPort)
+	targets := []*target{
+		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
+		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw,
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "async": "/jobs/events"}},
+		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x"}},
+		{name: "haproxy", base: fmt.Sprintf("http://127.0.0.1:%d", hpPort), proc: hp,
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x"}},
+	}
+	// Warm caches and open Seawall's breaker for /down/.
+	for _, t := range targets {
+		for _, s := range []string{"cache1k", "cache64k", "down"} {
+			if p, ok := t.paths[s]; ok {
+				for i := 0; i < 3; i++ {
+					warm(t.base + p)
+				}
+			}
+		}
+	}
+	results := newResults()
+	scenarios := []string{"pass", "cache1k", "cache64k", "down"}
+	for r := 1; r <= rounds; r++ {
+		for _, s := range scenarios {
+			for i := range targets {
+				t := targets[(i+r)%len(targets)] // rotate the order each round
+				p, ok := t.paths[s]
+				if !ok {
+					continue
+				}
+				m := measure(t, "GET", t.base+p, conns, 0, duration)
+				results.add(s, t.name, m)
+				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, s, t.name, m)
+			}
+		}
+		// (d) open-model load at half of nginx's best pass-through rate so far.
+		rate := results.best("pass", "nginx") / 2
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			m := measure(t, "GET", t.base+t.paths["pass"], conns*4, rate, duration)
+			results.add("fixed", t.name, m)
+			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s (offered %.0f/s)\n", r, "fixed", t.name, m, rate)
+		}
+		m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], conns, 0, duration)
+		results.add("async", "seawall", m)
+		fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
+	}
+	table := results.table()
+	fmt.Println(table)
+	if write {
+		return writeSection("docs/benchmarks.md", table, duration, rounds, conns)
+	}
+	return nil
+}
+
+func ensureInstalled() error {
+	_, errN := exec.LookPath("nginx")
+	_, errH := exec.LookPath("haproxy")
+	if errN == nil && errH == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("nginx and haproxy are needed: apt-get install nginx haproxy")
+	}
+	fmt.Fprintln(os.Stderr, "installing nginx and haproxy from Debian's packages")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %s: %w", args[0], err)
+		}
+	}
+	return nil
+}
+
+func freePorts(n int) []int {
+	var out []int
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return out
+}
+
+func waitListening(port int) error {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			_ = c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("nothing listening on port %d", port)
+}
+
+func warm(url string) {
+	resp, err := http.Get(url)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results keeps every round's measurement per scenario and target.
+type results struct {
+	m map[string]map[string][]measurement
+}
+
+func newResults() *results { return &results{m: map[string]map[string][]measurement{}} }
+
+func (r *results) add(scenario, target string, m measurement) {
+	if r.m[scenario] == nil {
+		r.m[scenario] = map[string][]measurement{}
+	}
+	r.m[scenario][target] = append(r.m[scenario][target], m)
+}
+
+// best is the highest req/s of a target in a scenario so far.
+func (r *results) best(scenario, target string) float64 {
+	b := 0.0
+	for _, m := range r.m[scenario][target] {
+		b = max(b, m.rps)
+	}
+	return b
+}
+
+// median is the round with the median req/s.
+func (r *results) median(scenario, target string) (measurement, bool) {
+	ms := slices.Clone(r.m[scenario][target])
+	if len(ms) == 0 {
+		return measurement{}, false
+	}
+	slices.SortFunc(ms, func(a, b measurement) int {
+		switch {
+		case a.rps < b.rps:
+			return -1
+		case a.rps > b.rps:
+			return 1
+		}
+		return 0
+	})
+	return ms[len(ms)/2], true
+}
+
+var scenarioNames = []struct{ key, title string }{
+	{"pass", "(a) pass-through, limiter+breaker+retry on"},
+	{"cache1k", "(b) cache hit, 1 KiB"},
+	{"cache64k", "(b) cache hit, 64 KiB"},
+	{"down", "(c) fail-fast, upstream known down"},
+	{"fixed", "(d) fixed rate, half of nginx's (a)"},
+	{"async", "(e) async enqueue (202 once on disk)"},
+}
+
+// table renders the median round of each scenario and target, with each
+// proxy's ratios to direct and to nginx.
+func (r *results) table() string {
+	var b strings.Builder
+	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | vs direct | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range scenarioNames {
+		direct, hasDirect := r.median(s.key, "direct")
+		ng, hasNginx := r.median(s.key, "nginx")
+		for _, t := range []string{"direct", "seawall", "nginx", "haproxy"} {
+			m, ok := r.median(s.key, t)
+			if !ok {
+				continue
+			}
+			vsDirect, vsNginx := "", ""
+			if hasDirect && t != "direct" && direct.rps > 0 {
+				vsDirect = fmt.Sprintf("%.2f×", m.rps/direct.rps)
+			}
+			if hasNginx && t != "nginx" && t != "direct" && ng.rps > 0 && ng.p99 > 0 {
+				vsNginx = fmt.Sprintf("%.2f×, %.2f×", m.rps/ng.rps, float64(m.p99)/float64(ng.p99))
+			}
+			cpu, rss := "", ""
+			if t != "direct" {
+				cpu, rss = fmt.Sprintf("%.0f%%", m.proxyCPU), fmt.Sprintf("%d MiB", m.proxyRSS/1024)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
+				round(m.p50), round(m.p99), round(m.p999), cpu, rss, vsDirect, vsNginx, m.non2xx, m.genCPU)
+		}
+	}
+	return b.String()
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	}
+}
+
+const beginMark, endMark = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+// writeSection replaces the harness's section of the benchmarks doc.
+func writeSection(path, table string, d time.Duration, rounds, conns int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	doc := string(b)
+	section := fmt.Sprintf("%s\nRun %s: `go run ./bench -duration %s -rounds %d -conns %d -write`; each cell is the median of %d rounds.\n\n%s%s",
+		beginMark, time.Now().UTC().Format("2006-01-02 15:04 MST"), d, rounds, conns, rounds, table, endMark)
+	i, j := strings.Index(doc, beginMark), strings.Index(doc, endMark)
+	if i < 0 || j < i {
+		doc += "\n" + section + "\n"
+	} else {
+		doc = doc[:i] + section + doc[j+len(endMark):]
+	}
+	return os.WriteFile(path, []byte(doc), 0o600)
+}
