@@ -98,11 +98,12 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
 	}
 	waitStart := time.Now()
-	wait := u.Limiter.Wait
+	var err error
 	if c.background {
-		wait = u.Limiter.WaitBackground
+		err = u.Limiter.WaitBackground(ctx, c.tenant, maxWait)
+	} else {
+		err = u.Limiter.Wait(ctx, c.tenant, maxWait)
 	}
-	err := wait(ctx, c.tenant, maxWait)
 	u.m.limiterWait.Observe(time.Since(waitStart).Seconds())
 	if err != nil {
 		if c.clientGone() {
