@@ -59,36 +59,29 @@ func measure(t *target, method, url string, conns int, rate float64, d time.Dura
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
+	// worker sends requests while next gives it their due times.
+	worker := func(next func() (time.Time, bool)) {
+		defer wg.Done()
+		local := make([]time.Duration, 0, 1<<16)
+		bad := 0
+		for at, ok := next(); ok; at, ok = next() {
+			do(at, &local, &bad)
+		}
+		mu.Lock()
+		lat, non2xx = append(lat, local...), non2xx+bad
+		mu.Unlock()
+	}
 	if rate == 0 {
+		// Closed loop: each request is due when the previous one ends.
 		for i := 0; i < conns; i++ {
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				local := make([]time.Duration, 0, 1<<16)
-				bad := 0
-				for time.Now().Before(end) {
-					do(time.Now(), &local, &bad)
-				}
-				mu.Lock()
-				lat, non2xx = append(lat, local...), non2xx+bad
-				mu.Unlock()
-			}()
+			go worker(func() (time.Time, bool) { now := time.Now(); return now, now.Before(end) })
 		}
 	} else {
 		due := make(chan time.Time, int(rate*d.Seconds())+1)
 		for i := 0; i < conns; i++ {
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				local := make([]time.Duration, 0, 1<<16)
-				bad := 0
-				for at := range due {
-					do(at, &local, &bad)
-				}
-				mu.Lock()
-				lat, non2xx = append(lat, local...), non2xx+bad
-				mu.Unlock()
-			}()
+			go worker(func() (time.Time, bool) { at, ok := <-due; return at, ok })
 		}
 		interval := time.Duration(float64(time.Second) / rate)
 		for next := start; next.Before(end); {
