@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,20 +35,13 @@ func (s *riverStore[TTx]) finished(id int64, d Delivery) error {
 	defer cancel()
 	_, err := s.client.Insert(ctx, callbackArgs{JobID: id}, &river.InsertOpts{
 		Queue:       callbackQueue,
-		MaxAttempts: s.callbackAttempts(),
+		MaxAttempts: cmp.Or(s.cfg.CallbackAttempts, 10),
 		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	})
 	if err != nil {
 		return fmt.Errorf("queueing the callback of job %d: %w", id, err)
 	}
 	return nil
-}
-
-func (s *riverStore[TTx]) callbackAttempts() int {
-	if s.cfg.CallbackAttempts > 0 {
-		return s.cfg.CallbackAttempts
-	}
-	return 10
 }
 
 // callbackWorker sends callbacks through the Notifier, retried on the

@@ -150,10 +150,11 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		JobTimeout: cmp.Or(cfg.AttemptTimeout, time.Minute),
 		PollOnly:   pollOnly,
 		Logger:     discardLogger(),
-		// Finished jobs keep their results and idempotency keys this long.
-		CompletedJobRetentionPeriod: retention(cfg.Retention),
-		CancelledJobRetentionPeriod: retention(cfg.Retention),
-		DiscardedJobRetentionPeriod: retention(cfg.DeadRetention),
+		// Finished jobs keep their results and idempotency keys this long;
+		// zero keeps River's default.
+		CompletedJobRetentionPeriod: cfg.Retention,
+		CancelledJobRetentionPeriod: cfg.Retention,
+		DiscardedJobRetentionPeriod: cfg.DeadRetention,
 	}
 	if len(queues) > 0 {
 		rc.Queues = queues
@@ -170,14 +171,6 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		}
 	}
 	return s, nil
-}
-
-// retention maps a configured period to River's: zero keeps River's default.
-func retention(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d
 }
 
 // uniqueStates are the states in which a job holds its idempotency key:

@@ -37,15 +37,22 @@ func NewCallbacks(c config.Callbacks) (*Callbacks, error) {
 	if err != nil {
 		return nil, err
 	}
-	cb := &Callbacks{key: key, hosts: map[string]bool{}, now: time.Now, client: &http.Client{
+	cb := &Callbacks{key: key, hosts: hostSet(c.AllowedHosts), now: time.Now, client: &http.Client{
 		Timeout: c.Timeout.D(),
 		// A redirect could lead anywhere; the allowed host must answer itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	for _, h := range c.AllowedHosts {
-		cb.hosts[strings.ToLower(h)] = true
-	}
 	return cb, nil
+}
+
+// hostSet is the allowed callback hosts, lower-cased for lookup: checked
+// at enqueue and again when the callback is sent.
+func hostSet(hosts []string) map[string]bool {
+	set := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		set[strings.ToLower(h)] = true
+	}
+	return set
 }
 
 // CallbackPayload is the body of a callback, in the Standard Webhooks

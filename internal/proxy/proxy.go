@@ -60,10 +60,7 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 		now:       time.Now,
 
 		maxResult:     int64(cfg.Jobs.MaxResult),
-		callbackHosts: map[string]bool{},
-	}
-	for _, h := range cfg.Jobs.Callbacks.AllowedHosts {
-		p.callbackHosts[strings.ToLower(h)] = true
+		callbackHosts: hostSet(cfg.Jobs.Callbacks.AllowedHosts),
 	}
 	for _, o := range opts {
 		o(p)
