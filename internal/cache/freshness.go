@@ -5,13 +5,26 @@ import (
 	"time"
 )
 
-// Entry is a stored response with the times RFC 9111's age calculation needs.
+// Entry is a stored response with the times RFC 9111's age calculation
+// needs. Build one with NewEntry, and do not change it afterwards: it is
+// shared by every request it answers.
 type Entry struct {
 	Status       int
 	Header       http.Header
 	Body         []byte
 	RequestTime  time.Time // when the request that fetched it was sent
 	ResponseTime time.Time // when its response arrived
+
+	initialAge time.Duration // corrected_initial_age, when sealed
+	sealed     bool
+}
+
+// NewEntry is a response to keep, its initial age worked out once rather
+// than on every hit.
+func NewEntry(status int, h http.Header, body []byte, sent, received time.Time) *Entry {
+	e := &Entry{Status: status, Header: h, Body: body, RequestTime: sent, ResponseTime: received}
+	e.initialAge, e.sealed = e.correctedInitialAge(), true
+	return e
 }
 
 // entryOverhead approximates the bookkeeping bytes of an entry beyond its
@@ -105,9 +118,18 @@ func (e *Entry) date() time.Time {
 
 // Age is the entry's current age (RFC 9111 §4.2.3).
 func (e *Entry) Age(now time.Time) time.Duration {
+	initial := e.initialAge
+	if !e.sealed {
+		initial = e.correctedInitialAge()
+	}
+	return initial + now.Sub(e.ResponseTime)
+}
+
+// correctedInitialAge is the age the entry had when it arrived.
+func (e *Entry) correctedInitialAge() time.Duration {
 	apparent := max(0, e.ResponseTime.Sub(e.date()))
 	corrected := ParseAge(e.Header) + e.ResponseTime.Sub(e.RequestTime)
-	return max(apparent, corrected) + now.Sub(e.ResponseTime)
+	return max(apparent, corrected)
 }
 
 // Verdict is what a cache may do with an entry for one request.

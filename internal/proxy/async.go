@@ -56,13 +56,8 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(fmt.Errorf("%w: %w", ErrRequestTooLarge, err))
 		return
 	}
-	h := r.Header.Clone()
-	stripHopByHop(h)
-	for _, name := range controlHeaders {
-		h.Del(name)
-	}
-	h.Del(requestIDHeader)
-	h.Del("Prefer")
+	h := filtered(r.Header, notForwarded)
+	delete(h, "Prefer")
 	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred}
 	if r.URL.RawQuery != "" {
@@ -140,9 +135,7 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 // writeResult relays a deferred job's kept response as the upstream sent it.
 func writeResult(w http.ResponseWriter, job jobs.Job) {
 	h := w.Header()
-	for k, vs := range job.Result.Header {
-		h[k] = vs
-	}
+	copyHeader(h, job.Result.Header, notRelayed)
 	h.Del("Content-Length")
 	h.Set("Seawall-Source", "upstream")
 	h.Set("Seawall-Job-Id", strconv.FormatInt(job.ID, 10))
@@ -183,7 +176,7 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (
 	}
 	c.route = u.route(req, path)
 	u.prepareOutbound(req.Header, c.requestID)
-	actx, cancel := context.WithTimeout(withCall(ctx, c), c.route.Overall)
+	actx, cancel := context.WithTimeout(ctx, c.route.Overall)
 	defer cancel()
 	resp, err := u.attempt(req.WithContext(actx), c, bodyOrNil(d.Body), 1)
 	var gate gateError
@@ -197,8 +190,7 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (
 	defer func() { _ = resp.Body.Close() }()
 	res := &jobs.Result{Status: resp.StatusCode}
 	if d.Deferred {
-		res.Header = resp.Header.Clone()
-		stripHopByHop(res.Header)
+		res.Header = filtered(resp.Header, notRelayed)
 		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, p.maxResult+1))
 		if err != nil {
 			return nil, fmt.Errorf("reading the upstream's answer: %w", err)

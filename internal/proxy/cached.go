@@ -149,7 +149,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		v = stale.Judge(rq, now, rc.over)
 		switch {
 		case v.Fresh:
-			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d", ttlSeconds(v.TTL)), "hit")
+			p.cacheHit(w, r, c, stale, now, "hit; ttl="+strconv.FormatInt(ttlSeconds(v.TTL), 10), "hit")
 			return
 		case v.ServeWhileRevalidating:
 			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", ttlSeconds(v.TTL)), "stale")
@@ -216,7 +216,7 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.route.Overall)
 	fc := *c
 	fc.client = fctx
-	f.res = p.fetch(withCall(fctx, &fc), r, &fc, primary, stale)
+	f.res = p.fetch(fctx, r, &fc, primary, stale)
 	if f.res.stream != nil {
 		f.res.stream.Body = &cancelOnClose{ReadCloser: f.res.stream.Body, cancel: cancel}
 	} else {
@@ -230,10 +230,8 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 // fetch calls the upstream through the sync attempt loop and stores what it may.
 func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary string, stale *cache.Entry) fillResult {
 	u, rc := c.upstream, c.route.cache
-	out := r.Clone(ctx)
-	out.URL, out.Host, out.RequestURI, out.Body = c.target, "", "", http.NoBody
-	out.ContentLength = 0
-	stripHopByHop(out.Header)
+	out := u.outbound(ctx, r, c)
+	out.Body, out.ContentLength = nil, 0
 	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
 		out.Header.Del(h) // the cache needs the whole response
 	}
@@ -245,14 +243,13 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 			out.Header.Set("If-Modified-Since", lm)
 		}
 	}
-	u.prepareOutbound(out.Header, c.requestID)
 	sent := p.now()
-	resp, err := u.RoundTrip(out)
+	resp, err := u.do(out, c)
 	if err != nil {
 		return fillResult{err: err}
 	}
 	received := p.now()
-	stripHopByHop(resp.Header)
+	resp.Header = filtered(resp.Header, notRelayed)
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
 		_ = resp.Body.Close()
 		e := refreshed(stale, resp.Header, sent, received)
@@ -268,7 +265,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		return fillResult{stream: resp, status: resp.StatusCode, notes: "too-large"}
 	}
 	_ = resp.Body.Close()
-	e := &cache.Entry{Status: resp.StatusCode, Header: resp.Header, Body: body, RequestTime: sent, ResponseTime: received}
+	e := cache.NewEntry(resp.StatusCode, resp.Header, body, sent, received)
 	res := fillResult{entry: e, status: resp.StatusCode}
 	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.over)
 	switch {
@@ -284,15 +281,13 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 
 // refreshed is a stale entry updated by a 304 (RFC 9111 §4.3.4).
 func refreshed(stale *cache.Entry, h http.Header, sent, received time.Time) *cache.Entry {
-	e := *stale
-	e.Header = stale.Header.Clone()
+	header := stale.Header.Clone()
 	for k, vs := range h {
 		if k != "Content-Length" {
-			e.Header[k] = vs
+			header[k] = vs
 		}
 	}
-	e.RequestTime, e.ResponseTime = sent, received
-	return &e
+	return cache.NewEntry(stale.Status, header, stale.Body, sent, received)
 }
 
 func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, res fillResult, hadStale, led bool) {
@@ -347,15 +342,11 @@ func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, er
 // writeEntry answers from a response held in memory.
 func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatus, source string) {
 	h := w.Header()
-	for k, vs := range e.Header {
-		if k != requestIDHeader {
-			h[k] = vs
-		}
-	}
-	h.Set("Age", strconv.FormatInt(int64(e.Age(now)/time.Second), 10))
-	h.Set("Cache-Status", "Seawall; "+cacheStatus)
-	h.Set("Seawall-Source", source)
-	h.Set("Content-Length", strconv.Itoa(len(e.Body)))
+	copyHeader(h, e.Header, notRelayed)
+	h["Age"] = []string{strconv.FormatInt(int64(e.Age(now)/time.Second), 10)}
+	h["Cache-Status"] = []string{"Seawall; " + cacheStatus}
+	h["Seawall-Source"] = []string{source}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.Body)
 }
@@ -364,17 +355,11 @@ func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatu
 func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string) {
 	defer resp.Body.Close()
 	h := w.Header()
-	for k, vs := range resp.Header {
-		if k != requestIDHeader {
-			h[k] = vs
-		}
-	}
+	copyHeader(h, resp.Header, notRelayed)
 	h.Set("Cache-Status", "Seawall; "+cacheStatus)
-	h.Set("Seawall-Source", "upstream")
+	h["Seawall-Source"] = fromUp
 	w.WriteHeader(resp.StatusCode)
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
-	_, _ = io.CopyBuffer(w, resp.Body, *buf)
+	_ = copyBody(w, resp.Body, resp.ContentLength < 0)
 }
 
 func fwdStatus(status int) string {

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// call is what the handler knows of one proxied request, carried to the
-// ReverseProxy hooks and the attempt loop in the request context.
+// call is what the handler knows of one proxied request, handed to the
+// attempt loop.
 type call struct {
 	upstream  *Upstream
 	route     *Route
@@ -21,17 +21,6 @@ type call struct {
 	// background marks a job delivery, which yields rate-limit slots to
 	// interactive calls.
 	background bool
-}
-
-type callKey struct{}
-
-func withCall(ctx context.Context, c *call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
-}
-
-func callFrom(ctx context.Context) *call {
-	c, _ := ctx.Value(callKey{}).(*call)
-	return c
 }
 
 // clientGone reports whether the client has gone away.

@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -133,23 +131,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serveSync(w, r, c)
 }
 
-// serveSync sends a request down the sync path: package doc steps 3-5.
-func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
-	u := c.upstream
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, p.maxReq)
-	}
-	ctx, cancel := context.WithTimeout(withCall(r.Context(), c), c.route.Overall)
-	defer cancel()
-	sw := &statusWriter{ResponseWriter: w}
-	u.proxy.ServeHTTP(sw, r.WithContext(ctx))
-	source := "upstream"
-	if c.err != nil {
-		source = "seawall"
-	}
-	p.finish(w, r, c, sw.code(), source)
-}
-
 // resolve finds the upstream and the upstream-relative escaped path.
 func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
@@ -162,25 +143,6 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
 	}
 	return u, "/" + rest, nil
-}
-
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	c := callFrom(resp.Request.Context())
-	h := resp.Header
-	h.Set("Seawall-Source", "upstream")
-	h.Del(requestIDHeader) // already set on the writer; ReverseProxy would add a second
-	if c.attempts > 1 {
-		h.Set("Seawall-Attempts", strconv.Itoa(c.attempts))
-	}
-	if resp.ContentLength > p.maxResp {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, p.maxResp)
-	}
-	resp.Body = &limitedBody{ReadCloser: resp.Body, left: p.maxResp}
-	return nil
-}
-
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	answerError(w, callFrom(r.Context()), err)
 }
 
 // answerError answers a proxied call that failed with a problem, stating
@@ -248,52 +210,6 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
-}
-
-// statusWriter records the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush and Hijack.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) code() int {
-	if w.status == 0 {
-		return StatusClientClosed
-	}
-	return w.status
-}
-
-// limitedBody fails a response body that runs past the size limit, which
-// makes ReverseProxy abort the response rather than relay it whole.
-type limitedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return n + int(b.left), ErrResponseTooLarge
-	}
-	return n, err
 }
 
 // UpstreamStatus is an upstream's live state, for the admin API.

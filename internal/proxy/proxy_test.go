@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,19 +38,23 @@ func TestPassThrough(t *testing.T) {
 	s := newStack(t, "", `    headers:
       Authorization: Bearer injected-secret
 `)
-	s.fake.Set(fakeapi.Behavior{Status: 201, Body: "made", Headers: map[string]string{"X-Vendor": "v", "Keep-Alive": "timeout=5"}})
+	s.fake.Set(fakeapi.Behavior{Status: 201, Body: "made", Headers: map[string]string{
+		"X-Vendor": "v", "Keep-Alive": "timeout=5", "Connection": "X-Up-Hop", "X-Up-Hop": "must not pass"}})
 	req, _ := http.NewRequest(http.MethodPost, s.sw.URL+"/api/v1/items%2Fx?q=1&r=%20", strings.NewReader("payload"))
 	req.Header.Set("Authorization", "Bearer app-token")
 	req.Header.Set("Connection", "X-Hop")
 	req.Header.Set("X-Hop", "must not pass")
 	req.Header.Set("Seawall-Request-Id", "rid-123")
 	req.Header.Set("Seawall-Mode", "sync")
+	req.Header.Set("X-Forwarded-For", "10.0.0.7")
+	req.Header.Set("Forwarded", "for=10.0.0.7")
+	req.Header.Set("Te", "trailers")
 	r := s.do(req)
 	if r.status != 201 || r.body != "made" {
 		t.Fatalf("got %d %q, want 201 made", r.status, r.body)
 	}
-	if r.header.Get("X-Vendor") != "v" || r.header.Get("Keep-Alive") != "" {
-		t.Errorf("response headers = %v: want X-Vendor kept and Keep-Alive (hop-by-hop) stripped", r.header)
+	if r.header.Get("X-Vendor") != "v" || r.header.Get("Keep-Alive") != "" || r.header.Get("X-Up-Hop") != "" {
+		t.Errorf("response headers = %v: want X-Vendor kept, Keep-Alive and X-Up-Hop (hop-by-hop) stripped", r.header)
 	}
 	if got := r.header.Values("Seawall-Request-Id"); len(got) != 1 || got[0] != "rid-123" {
 		t.Errorf("response Seawall-Request-Id = %v, want [rid-123]", got)
@@ -65,7 +70,8 @@ func TestPassThrough(t *testing.T) {
 	if c.Path != "/v1/items%2Fx?q=1&r=%20" || c.Body != "payload" || c.Method != "POST" {
 		t.Errorf("upstream got %s %s %q", c.Method, c.Path, c.Body)
 	}
-	checks := map[string]string{"Authorization": "Bearer injected-secret", "X-Hop": "", "Seawall-Request-Id": "rid-123", "Seawall-Mode": "", "X-Forwarded-For": ""}
+	checks := map[string]string{"Authorization": "Bearer injected-secret", "X-Hop": "", "Seawall-Request-Id": "rid-123", "Seawall-Mode": "",
+		"X-Forwarded-For": "", "Forwarded": "", "Te": "trailers", "Connection": ""}
 	for h, want := range checks {
 		if got := c.Header.Get(h); got != want {
 			t.Errorf("upstream header %s = %q, want %q", h, got, want)
@@ -262,6 +268,50 @@ func TestClientDisconnectIsNotAFailure(t *testing.T) {
 	s.fake.Set(fakeapi.Behavior{})
 	if r := s.get("/api/ok"); r.status != 200 {
 		t.Errorf("after cancellations: status %d, want 200", r.status)
+	}
+}
+
+// A response of unknown length is relayed as it arrives, and its trailers
+// follow it.
+func TestStreamingAndTrailers(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	releaseUp := func() { once.Do(func() { close(release) }) }
+	var gaveUp atomic.Bool // the upstream waited in vain for the app to see its first chunk
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = w.Write([]byte("first;"))
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+			gaveUp.Store(true)
+		}
+		_, _ = w.Write([]byte("second"))
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer up.Close()
+	defer releaseUp()
+	s := newStackURL(t, "", up.URL, "")
+	resp, err := s.c.Get(s.sw.URL + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("first;"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first;" {
+		t.Fatalf("first chunk = %q, %v: want it relayed before the upstream finished", first, err)
+	}
+	if gaveUp.Load() {
+		t.Fatal("the first chunk reached the app only when the upstream finished: the relay buffered a stream")
+	}
+	releaseUp()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "second" {
+		t.Fatalf("rest = %q, %v", rest, err)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("trailer X-Checksum = %q, want abc (trailers: %v)", got, resp.Trailer)
 	}
 }
 

@@ -25,11 +25,9 @@ type gateError struct{ error }
 
 func (e gateError) Unwrap() error { return e.error }
 
-// RoundTrip implements http.RoundTripper: the attempt loop of package doc
-// step 4. It returns the first response worth relaying, or an error that
-// classify maps to a problem.
-func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := callFrom(req.Context())
+// do is the attempt loop of package doc step 4. It returns the first
+// response worth relaying, or an error that classify maps to a problem.
+func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
 	rt := c.route
 	body, buffered, err := bufferBody(req, rt.BufferBody)
 	if err != nil {
@@ -123,7 +121,7 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 	}
 	out := req
 	if body != nil {
-		out = req.Clone(ctx)
+		out = req.WithContext(ctx) // a shallow copy: the header is shared
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 	}

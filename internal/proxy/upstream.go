@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"time"
@@ -20,10 +18,9 @@ import (
 type Upstream struct {
 	Name    string
 	base    *url.URL
-	headers [][2]string // injected, canonical names
+	headers []injected
 
 	transport http.RoundTripper
-	proxy     *httputil.ReverseProxy
 
 	Limiter   ratelimit.Limiter
 	keyHeader string
@@ -38,6 +35,12 @@ type Upstream struct {
 	routes []*Route
 	def    *Route
 	m      *upstreamMetrics
+}
+
+// injected is a header set on every request to an upstream.
+type injected struct {
+	name  string // canonical
+	value []string
 }
 
 // Route is the policy a matched request runs under.
@@ -111,7 +114,7 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 		m:         p.metrics.forUpstream(name),
 	}
 	for k, v := range c.Headers {
-		u.headers = append(u.headers, [2]string{http.CanonicalHeaderKey(k), v.Value()})
+		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})
 	}
 	if c.RateLimit.OnLimit == config.OnLimitWait {
 		u.maxWait = c.RateLimit.MaxWait.D()
@@ -130,14 +133,6 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
 	}
 	u.transport = newTransport(c.Timeouts.Connect.D())
-	u.proxy = &httputil.ReverseProxy{
-		Rewrite:        u.rewrite,
-		Transport:      u,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.errorHandler,
-		BufferPool:     bufferPool{},
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-	}
 	return u
 }
 
@@ -223,20 +218,5 @@ func (u *Upstream) target(escapedPath, rawQuery string) *url.URL {
 	return &t
 }
 
-// controlHeaders are Seawall's own request headers, never sent upstream.
-var controlHeaders = []string{"Seawall-Mode", "Seawall-Callback"}
-
-func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
-	c := callFrom(pr.In.Context())
-	pr.Out.URL = c.target
-	pr.Out.Host = ""
-	u.prepareOutbound(pr.Out.Header, c.requestID)
-}
-
-// bufferPool lends ReverseProxy its copy buffers.
-type bufferPool struct{}
-
+// copyBuffers lend the response relays their copy buffers.
 var copyBuffers = newPool(func() *[]byte { b := make([]byte, 32<<10); return &b })
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get() }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

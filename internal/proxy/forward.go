@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// serveSync sends a request down the sync path (package doc steps 3-5):
+// one outbound request built from the app's, the attempt loop, and the
+// answer relayed as it streams in.
+func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
+	u := c.upstream
+	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
+	defer cancel()
+	out := u.outbound(ctx, r, c)
+	if out.Body != nil {
+		out.Body = http.MaxBytesReader(w, out.Body, p.maxReq)
+	}
+	resp, err := u.do(out, c)
+	if err == nil && resp.ContentLength > p.maxResp {
+		closeBody(resp)
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, p.maxResp)
+	}
+	if err != nil {
+		p.finish(w, r, c, answerError(w, c, err), "seawall")
+		return
+	}
+	err = p.relay(w, resp, c)
+	p.finish(w, r, c, resp.StatusCode, "upstream")
+	if err != nil {
+		// The status line is out: all that is left is to cut the
+		// response short, so the app cannot take it for whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// outbound is the request sent upstream for an app's request: the same
+// method and body, the upstream's URL, and the header from outboundHeader
+// and prepareOutbound.
+func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http.Request {
+	h := outboundHeader(r.Header)
+	u.prepareOutbound(h, c.requestID)
+	out := http.Request{
+		Method:        r.Method,
+		URL:           c.target,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          r.Body,
+		ContentLength: r.ContentLength,
+	}
+	if r.ContentLength == 0 {
+		out.Body = nil // a retried request without a body needs none
+	}
+	return out.WithContext(ctx)
+}
+
+// relay writes an upstream's response to the app, flushing as it goes when
+// the length is not known (a stream), and its trailers at the end. An error
+// means the body was cut short; it is recorded on the call.
+func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, c *call) error {
+	defer resp.Body.Close()
+	h := w.Header()
+	copyHeader(h, resp.Header, notRelayed)
+	h["Seawall-Source"] = fromUp
+	if c.attempts > 1 {
+		h["Seawall-Attempts"] = []string{strconv.Itoa(c.attempts)}
+	}
+	w.WriteHeader(resp.StatusCode)
+	err := copyBody(w, &limitedBody{ReadCloser: resp.Body, left: p.maxResp}, resp.ContentLength < 0)
+	if err != nil {
+		if c.clientGone() {
+			err = ErrClientGone
+		}
+		c.err = fmt.Errorf("relaying the body: %w", err)
+		return c.err
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	return nil
+}
+
+// copyBody copies an upstream's body to the app with a pooled buffer,
+// flushing after each write when flush is set.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	if !flush {
+		_, err := io.CopyBuffer(w, body, *buf)
+		return err
+	}
+	rc := http.NewResponseController(w)
+	for {
+		n, err := body.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// limitedBody fails a response body that runs past the size limit, which
+// makes the relay cut the response short rather than relay it whole.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), ErrResponseTooLarge
+	}
+	return n, err
+}
