@@ -1,11 +1,12 @@
 // Package admin serves Seawall's operator API on its own listener:
 // Prometheus metrics, health, the live state of each upstream, the cache
-// purge, and the jobs and dead letters of the durable queue.
+// purge, the jobs and dead letters of the durable queue, and Go's profiles.
 package admin
 
 import (
 	"crypto/subtle"
 	"net/http"
+	"net/http/pprof" //nolint:gosec // served on the admin listener only, behind its token
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -33,6 +34,11 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 		writeJSON(w, map[string]int{"purged": n})
 	})))
 	jobsAPI{p.Jobs()}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
+	// a busy Seawall spends its time: docs/operations.md.
+	mux.Handle("GET /debug/pprof/", authorized(token, http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", authorized(token, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", authorized(token, http.HandlerFunc(pprof.Trace)))
 	return mux
 }
 

@@ -106,7 +106,7 @@ func TestAdminRequiresToken(t *testing.T) {
 	if got := status(t, admin+"/healthz", ""); got != 200 {
 		t.Errorf("/healthz without token = %d, want 200", got)
 	}
-	for _, path := range []string{"/metrics", "/admin/upstreams"} {
+	for _, path := range []string{"/metrics", "/admin/upstreams", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
 		if got := status(t, admin+path, ""); got != 401 {
 			t.Errorf("%s without token = %d, want 401", path, got)
 		}
