@@ -11,9 +11,9 @@ import (
 // breaker or its closest equivalent; /cache/ caches; /down/ fails fast
 // because its only server is known to be down.
 
-func seawallConfig(dir string, listen, upstream int) string {
+func seawallConfig(dir string, listen, upstream, admin int) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:%d
-admin: {listen: "off"}
+admin: {listen: "127.0.0.1:%d"}
 log: {level: error}
 jobs: {store: %q, concurrency: 8}
 cache: {max_bytes: 64MiB, max_entry: 1MiB}
@@ -36,7 +36,7 @@ upstreams:
   jobs:
     url: http://127.0.0.1:%d
     mode: async
-`, listen, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream)
+`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream)
 }
 
 func nginxConfig(dir string, listen, upstream int) string {

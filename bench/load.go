@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,78 +22,135 @@ type measurement struct {
 	proxyCPU       float64 // percent of one core
 	proxyRSS       int64   // peak, KiB
 	genCPU         float64 // the load generator's, percent of one core
+	err            error
 }
 
 func (m measurement) String() string {
+	if m.err != nil {
+		return "failed: " + m.err.Error()
+	}
 	return fmt.Sprintf("%8.0f req/s  p50 %-9v p99 %-9v p99.9 %-9v non-2xx %d  proxy cpu %3.0f%% rss %d KiB  gen cpu %3.0f%%",
 		m.rps, m.p50, m.p99, m.p999, m.non2xx, m.proxyCPU, m.proxyRSS, m.genCPU)
 }
 
-// measure loads url for d: closed-loop with conns connections when rate is
-// 0, else open-model at rate requests/s, each latency counted from when
-// its request was due, so queueing delay is not hidden.
+// measure loads url for d: closed-loop with wrk and conns connections
+// when rate is 0, else open-model at rate requests/s from this process.
 func measure(t *target, method, url string, conns int, rate float64, d time.Duration) measurement {
+	if rate == 0 {
+		return measureClosed(t, method, url, conns, d)
+	}
+	return measureOpen(t, url, conns, rate, d)
+}
+
+// wrkScript makes wrk send the method with a small JSON body (for POST)
+// and print its figures on one line that measureClosed parses.
+func wrkScript(method string) string {
+	s := `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+`
+	if method == "POST" {
+		s = `wrk.method = "POST"
+wrk.body = '{"event":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+` + s
+	}
+	return s
+}
+
+// measureClosed runs wrk on CPU 0 with one thread: each connection sends
+// its next request when the previous one is answered. wrk is written in C
+// and uses a small part of its core at these rates, so the proxy, not the
+// generator, sets the pace; its CPU is read from this process's reaped
+// children.
+func measureClosed(t *target, method, url string, conns int, d time.Duration) measurement {
+	script := filepath.Join(t.dir, strings.ToLower(method)+".lua")
+	if err := writeFile(script, wrkScript(method)); err != nil {
+		return measurement{err: err}
+	}
+	cpu0, gen0 := treeCPU(t), childrenCPU()
+	start := time.Now()
+	cmd := exec.Command("taskset", "-c", "0", "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+d.String(),
+		"--timeout", "10s", "-s", script, url)
+	out, err := cmd.Output()
+	elapsed := time.Since(start)
+	m := measurement{
+		proxyCPU: (treeCPU(t) - cpu0) / elapsed.Seconds() * 100,
+		genCPU:   (childrenCPU() - gen0) / elapsed.Seconds() * 100,
+		proxyRSS: treeRSS(t),
+	}
+	if err != nil {
+		m.err = fmt.Errorf("wrk: %w", err)
+		return m
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 7 || f[0] != "WRK" {
+			continue
+		}
+		var v [6]int64
+		for i := range v {
+			v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+		}
+		m.rps = float64(v[0]) / (float64(v[1]) / 1e6)
+		m.p50, m.p99, m.p999 = time.Duration(v[2])*time.Microsecond, time.Duration(v[3])*time.Microsecond, time.Duration(v[4])*time.Microsecond
+		m.non2xx = int(v[5])
+		return m
+	}
+	m.err = fmt.Errorf("wrk printed no figures:\n%s", out)
+	return m
+}
+
+// measureOpen sends requests at a fixed rate whatever the answers' pace,
+// each latency counted from when its request was due, so queueing delay is
+// not hidden. conns workers take the due times in turn.
+func measureOpen(t *target, url string, conns int, rate float64, d time.Duration) measurement {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var mu sync.Mutex
 	var lat []time.Duration
 	non2xx := 0
-	do := func(due time.Time, local *[]time.Duration, bad *int) {
-		var body io.Reader
-		if method == "POST" {
-			body = strings.NewReader(`{"event":"bench"}`)
-		}
-		req, _ := http.NewRequest(method, url, body)
-		resp, err := c.Do(req)
-		if err != nil {
-			*bad++
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			*bad++
-		}
-		*local = append(*local, time.Since(due))
-	}
 	cpu0, gen0 := treeCPU(t), selfCPU()
 	start := time.Now()
 	end := start.Add(d)
+	due := make(chan time.Time, int(rate*d.Seconds())+1)
 	var wg sync.WaitGroup
-	// worker sends requests while next gives it their due times.
-	worker := func(next func() (time.Time, bool)) {
-		defer wg.Done()
-		local := make([]time.Duration, 0, 1<<16)
-		bad := 0
-		for at, ok := next(); ok; at, ok = next() {
-			do(at, &local, &bad)
-		}
-		mu.Lock()
-		lat, non2xx = append(lat, local...), non2xx+bad
-		mu.Unlock()
-	}
-	if rate == 0 {
-		// Closed loop: each request is due when the previous one ends.
-		for i := 0; i < conns; i++ {
-			wg.Add(1)
-			go worker(func() (time.Time, bool) { now := time.Now(); return now, now.Before(end) })
-		}
-	} else {
-		due := make(chan time.Time, int(rate*d.Seconds())+1)
-		for i := 0; i < conns; i++ {
-			wg.Add(1)
-			go worker(func() (time.Time, bool) { at, ok := <-due; return at, ok })
-		}
-		interval := time.Duration(float64(time.Second) / rate)
-		for next := start; next.Before(end); {
-			for now := time.Now(); !next.After(now) && next.Before(end); next = next.Add(interval) {
-				due <- next
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<16)
+			bad := 0
+			for at := range due {
+				resp, err := c.Get(url)
+				if err != nil {
+					bad++
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					bad++
+				}
+				local = append(local, time.Since(at))
 			}
-			time.Sleep(time.Millisecond)
-		}
-		close(due)
+			mu.Lock()
+			lat, non2xx = append(lat, local...), non2xx+bad
+			mu.Unlock()
+		}()
 	}
+	interval := time.Duration(float64(time.Second) / rate)
+	for next := start; next.Before(end); {
+		for now := time.Now(); !next.After(now) && next.Before(end); next = next.Add(interval) {
+			due <- next
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(due)
 	wg.Wait()
 	elapsed := time.Since(start)
 	m := measurement{non2xx: non2xx}
@@ -121,21 +180,28 @@ func treeCPU(t *target) float64 {
 	return sum
 }
 
-func selfCPU() float64 { return procCPU("self") }
+func selfCPU() float64 { return statCPU("self", 11) }
 
-// procCPU reads utime+stime from /proc/<pid>/stat, in seconds.
-func procCPU(pid string) float64 {
+// childrenCPU is the CPU seconds of this process's reaped children (wrk).
+func childrenCPU() float64 { return statCPU("self", 13) }
+
+func procCPU(pid string) float64 { return statCPU(pid, 11) }
+
+// statCPU reads two adjacent fields of /proc/<pid>/stat counted from the
+// one after the command name: utime+stime at 11, cutime+cstime at 13; in
+// seconds.
+func statCPU(pid string, at int) float64 {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0
 	}
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(fields) < 13 {
+	if len(fields) < at+2 {
 		return 0
 	}
-	u, _ := strconv.ParseFloat(fields[11], 64)
-	k, _ := strconv.ParseFloat(fields[12], 64)
+	u, _ := strconv.ParseFloat(fields[at], 64)
+	k, _ := strconv.ParseFloat(fields[at+1], 64)
 	return (u + k) / 100 // USER_HZ
 }
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,12 +33,14 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; targets alternate within each round")
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
+	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,fixed,async); default all")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
 		pinSelf() // re-exec on CPU 0
 		return
 	}
-	if err := run(*duration, *rounds, *conns, *write); err != nil {
+	if err := run(*duration, *rounds, *conns, *write, *only, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -90,9 +93,14 @@ type target struct {
 	base  string // URL prefix; paths are appended
 	paths map[string]string
 	proc  *exec.Cmd
+	dir   string // the run's scratch directory
 }
 
-func run(duration time.Duration, rounds, conns int, write bool) error {
+func run(duration time.Duration, rounds, conns int, write bool, only, profileDir string) error {
+	want := func(s string) bool { return only == "" || slices.Contains(strings.Split(only, ","), s) }
+	if write && only != "" {
+		return fmt.Errorf("-write needs every scenario; drop -only")
+	}
 	if err := ensureInstalled(); err != nil {
 		return err
 	}
@@ -106,8 +114,8 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(4)
-	upPort, swPort, ngPort, hpPort := ports[0], ports[1], ports[2], ports[3]
+	ports := freePorts(5)
+	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	exe, _ := os.Executable()
 	var procs []*exec.Cmd
 	defer func() {
@@ -134,7 +142,7 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 		return fmt.Errorf("building seawall: %w\n%s", err, out)
 	}
 	files := map[string]string{
-		"seawall.yaml": seawallConfig(dir, swPort, upPort),
+		"seawall.yaml": seawallConfig(dir, swPort, upPort, adminPort),
 		"nginx.conf":   nginxConfig(dir, ngPort, upPort),
 		"haproxy.cfg":  haproxyConfig(dir, hpPort, upPort),
 	}
@@ -170,6 +178,9 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 		{name: "haproxy", base: fmt.Sprintf("http://127.0.0.1:%d", hpPort), proc: hp,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x"}},
 	}
+	for _, t := range targets {
+		t.dir = dir
+	}
 	// Warm caches and open Seawall's breaker for /down/.
 	for _, t := range targets {
 		for _, s := range []string{"cache1k", "cache64k", "down"} {
@@ -181,7 +192,7 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 		}
 	}
 	results := newResults()
-	scenarios := []string{"pass", "cache1k", "cache64k", "down"}
+	scenarios := slices.DeleteFunc([]string{"pass", "cache1k", "cache64k", "down"}, func(s string) bool { return !want(s) })
 	for r := 1; r <= rounds; r++ {
 		for _, s := range scenarios {
 			for i := range targets {
@@ -190,7 +201,16 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 				if !ok {
 					continue
 				}
+				var profiled func() error
+				if profileDir != "" && r == 1 && t.name == "seawall" {
+					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, s+".pprof"))
+				}
 				m := measure(t, "GET", t.base+p, conns, 0, duration)
+				if profiled != nil {
+					if err := profiled(); err != nil {
+						return err
+					}
+				}
 				results.add(s, t.name, m)
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, s, t.name, m)
 			}
@@ -198,14 +218,19 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 		// (d) open-model load at half of nginx's best pass-through rate so far.
 		rate := results.best("pass", "nginx") / 2
 		for i := range targets {
+			if !want("fixed") || rate == 0 {
+				break
+			}
 			t := targets[(i+r)%len(targets)]
 			m := measure(t, "GET", t.base+t.paths["pass"], conns*4, rate, duration)
 			results.add("fixed", t.name, m)
 			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s (offered %.0f/s)\n", r, "fixed", t.name, m, rate)
 		}
-		m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], conns, 0, duration)
-		results.add("async", "seawall", m)
-		fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
+		if want("async") {
+			m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], conns, 0, duration)
+			results.add("async", "seawall", m)
+			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
+		}
 	}
 	table := results.table()
 	fmt.Println(table)
@@ -215,17 +240,46 @@ func run(duration time.Duration, rounds, conns int, write bool) error {
 	return nil
 }
 
+// startProfile fetches a CPU profile of Seawall from its admin listener
+// over most of a measurement; the function returned waits for it and
+// writes it to path.
+func startProfile(adminPort int, d time.Duration, path string) func() error {
+	done := make(chan error, 1)
+	go func() {
+		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, max(1, int(d.Seconds())-1))
+		resp, err := http.Get(url)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("profile: %s: %s", resp.Status, b)
+		}
+		if err == nil {
+			err = os.WriteFile(path, b, 0o600)
+		}
+		done <- err
+	}()
+	return func() error { return <-done }
+}
+
 func ensureInstalled() error {
-	_, errN := exec.LookPath("nginx")
-	_, errH := exec.LookPath("haproxy")
-	if errN == nil && errH == nil {
+	missing := false
+	for _, name := range []string{"nginx", "haproxy", "wrk", "taskset"} {
+		if _, err := exec.LookPath(name); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("nginx and haproxy are needed: apt-get install nginx haproxy")
+		return fmt.Errorf("nginx, haproxy and wrk are needed: apt-get install nginx haproxy wrk")
 	}
-	fmt.Fprintln(os.Stderr, "installing nginx and haproxy from Debian's packages")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy"}} {
+	fmt.Fprintln(os.Stderr, "installing nginx, haproxy and wrk from Debian's packages")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy", "wrk"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
