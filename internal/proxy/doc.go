@@ -11,9 +11,10 @@
 //  2. Route match: the upstream's routes pick the retry policy, timeouts and
 //     mode. A cached-mode GET is answered by cached.go from the cache, or
 //     filled by one coalesced call through steps 4 and 5.
-//  3. httputil.ReverseProxy: strips hop-by-hop headers both ways, rewrites
-//     the URL, injects the upstream's credentials.
-//  4. Upstream.RoundTrip, the attempt loop. For each attempt:
+//  3. Upstream.outbound (forward.go): the outbound request, with the URL
+//     rewritten, hop-by-hop, forwarding and control headers dropped
+//     (headers.go, both ways), and the upstream's credentials injected.
+//  4. Upstream.do, the attempt loop. For each attempt:
 //     a. retry gate (attempts after the first): budget, backoff with full jitter;
 //     b. rate limiter: the upstream's pause (from its Retry-After), then a
 //     token, waiting up to max_wait;
@@ -22,7 +23,7 @@
 //     The outcome feeds the breaker (client cancellation excepted), a
 //     429/503 with Retry-After pauses the upstream, and retryable failures
 //     go round again while the request can be replayed.
-//  5. The response is relayed, or the error mapped once to problem+json
+//  5. The response is relayed as it streams (Proxy.relay), or the error mapped once to problem+json
 //     (errors.go), and one log line and the metrics are written.
 //
 // The limiter and breaker sit inside the retry loop so that every attempt
