@@ -142,8 +142,8 @@ func (um *upstreamMetrics) attempt(resp *http.Response, err error, elapsed time.
 		result = "canceled"
 	case errors.Is(err, ErrUpstreamTimeout):
 		result = "timeout"
-	case resp != nil:
-		result = strconv.Itoa(resp.StatusCode/100) + "xx"
+	case resp != nil && resp.StatusCode/100 < len(statusClasses):
+		result = statusClasses[resp.StatusCode/100]
 	}
 	um.m.attempts.WithLabelValues(um.name, result).Inc()
 	um.attemptDuration.Observe(elapsed.Seconds())
@@ -162,7 +162,24 @@ func (um *upstreamMetrics) forRoute(route string) *routeMetrics {
 	}
 }
 
+// statusClasses and statusCodes are label values made once, not per request.
+var (
+	statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+	statusCodes   = func() (s [600]string) {
+		for i := range s {
+			s[i] = strconv.Itoa(i)
+		}
+		return s
+	}()
+)
+
 func (rm *routeMetrics) done(code int, source string, elapsed time.Duration) {
-	rm.requests.WithLabelValues(strconv.Itoa(code), source).Inc()
+	var label string
+	if code >= 0 && code < len(statusCodes) {
+		label = statusCodes[code]
+	} else {
+		label = strconv.Itoa(code)
+	}
+	rm.requests.WithLabelValues(label, source).Inc()
 	rm.duration.Observe(elapsed.Seconds())
 }
