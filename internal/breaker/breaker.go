@@ -121,6 +121,22 @@ func (b *Breaker) Allow() (Permit, error) {
 	return Permit{b: b, gen: b.gen}, nil
 }
 
+// Rejecting returns the *OpenError Allow would return while the breaker is
+// open, or nil, without taking a permit: a caller can fail fast before
+// spending anything else on a call that will not be made. Allow still
+// decides a call that gets past it.
+func (b *Breaker) Rejecting() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != Open {
+		return nil
+	}
+	if wait := b.openedAt.Add(b.openFor).Sub(b.cfg.Now()); wait > 0 {
+		return &OpenError{RetryAfter: wait}
+	}
+	return nil
+}
+
 // Done records the outcome of a permitted call that took elapsed. A permit
 // from before a state change is ignored, so late answers to old calls do not
 // judge the new state.

@@ -183,3 +183,30 @@ func TestLateOutcomeFromOldStateIgnored(t *testing.T) {
 	}
 	probe.Done(Success, 0)
 }
+
+// Rejecting answers as Allow would while open, and takes no probe slot.
+func TestRejectingTakesNoPermit(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
+	if err := b.Rejecting(); err != nil {
+		t.Fatalf("closed: Rejecting = %v, want nil", err)
+	}
+	call(t, b, Failure, 0)
+	c.advance(2 * time.Second)
+	var oe *OpenError
+	if err := b.Rejecting(); !errors.As(err, &oe) || oe.RetryAfter != 3*time.Second {
+		t.Fatalf("open: Rejecting = %v, want OpenError retry in 3s", err)
+	}
+	c.advance(3 * time.Second)
+	for i := 0; i < 5; i++ {
+		if err := b.Rejecting(); err != nil {
+			t.Fatalf("open time over: Rejecting = %v, want nil (Allow decides the probes)", err)
+		}
+	}
+	if _, err := b.Allow(); err != nil {
+		t.Fatalf("first probe refused after Rejecting calls: %v", err)
+	}
+	if _, err := b.Allow(); err != nil {
+		t.Fatalf("second probe refused: Rejecting took a probe slot: %v", err)
+	}
+}

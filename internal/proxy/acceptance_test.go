@@ -158,3 +158,25 @@ func TestUpstreamRetryAfterPausesUpstream(t *testing.T) {
 		t.Errorf("%d calls after the pause and %d paused answers, want both > 0", len(calls)-1, paused.Load())
 	}
 }
+
+// While the breaker is open a call fails fast before the rate limiter: the
+// app hears circuit-open, not a 429 for quota that calls never made spent.
+func TestOpenBreakerSpendsNoQuota(t *testing.T) {
+	s := newStack(t, "", `    retry: {max_attempts: 1}
+    rate_limit: {rate: 1/min, burst: 3, on_limit: reject}
+    breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
+`)
+	s.fake.Set(fakeapi.Behavior{Down: true})
+	if r := s.get("/api/v1/x"); r.status != 503 || r.header.Get("Seawall-Source") != "upstream" {
+		t.Fatalf("first call: %d from %q, want the upstream's 503", r.status, r.header.Get("Seawall-Source"))
+	}
+	for i := 0; i < 10; i++ {
+		r := s.get("/api/v1/x")
+		if r.status != 503 || r.header.Get("Seawall-Error") != "circuit-open" {
+			t.Fatalf("call %d with the breaker open: %d %s, want 503 circuit-open", i+2, r.status, r.header.Get("Seawall-Error"))
+		}
+	}
+	if n := s.fake.Count(); n != 1 {
+		t.Errorf("upstream got %d calls, want 1", n)
+	}
+}

@@ -16,9 +16,10 @@
 //     (headers.go, both ways), and the upstream's credentials injected.
 //  4. Upstream.do, the attempt loop. For each attempt:
 //     a. retry gate (attempts after the first): budget, backoff with full jitter;
+//     then an open breaker fails the call fast, before it takes a token;
 //     b. rate limiter: the upstream's pause (from its Retry-After), then a
 //     token, waiting up to max_wait;
-//     c. circuit breaker: a permit, or fail fast with 503;
+//     c. circuit breaker: a permit (a half-open probe), or fail fast with 503;
 //     d. transport, bounded by the per-try timeout up to response headers.
 //     The outcome feeds the breaker (client cancellation excepted), a
 //     429/503 with Retry-After pauses the upstream, and retryable failures

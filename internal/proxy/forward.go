@@ -14,6 +14,10 @@ import (
 // answer relayed as it streams in.
 func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	u := c.upstream
+	if err := u.breakerRejecting(); err != nil {
+		p.finish(w, r, c, answerError(w, c, err), "seawall")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
 	defer cancel()
 	out := u.outbound(ctx, r, c)

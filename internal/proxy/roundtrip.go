@@ -73,6 +73,20 @@ func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
 	}
 }
 
+// breakerRejecting fails a call fast while the breaker is open, before it
+// takes a rate-limit token or anything else: no quota is spent on a call
+// that will not be made.
+func (u *Upstream) breakerRejecting() error {
+	if u.Breaker == nil {
+		return nil
+	}
+	if err := u.Breaker.Rejecting(); err != nil {
+		u.m.breakerRejections.Inc()
+		return err
+	}
+	return nil
+}
+
 // giveUp relays the last upstream response, or the last error.
 func (u *Upstream) giveUp(c *call, last *http.Response, lastErr error) (*http.Response, error) {
 	if c.clientGone() {
@@ -95,6 +109,9 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 	if n > 1 {
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
 	}
+	if err := u.breakerRejecting(); err != nil {
+		return nil, gateError{err}
+	}
 	waitStart := time.Now()
 	var err error
 	if c.background {
@@ -110,7 +127,7 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		u.m.limited(err)
 		return nil, gateError{err}
 	}
-	var permit breaker.Permit
+	var permit breaker.Permit // the breaker is asked after the limiter, so that a probe is not held while waiting
 	if u.Breaker != nil {
 		p, err := u.Breaker.Allow()
 		if err != nil {
