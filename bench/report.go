@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"slices"
@@ -31,21 +32,18 @@ func (r *results) best(scenario, target string) float64 {
 	return b
 }
 
-// median is the round with the median req/s.
+// median is the round with the median req/s, or for the fixed-rate
+// scenarios, where every round has the same rate, the median p99.
 func (r *results) median(scenario, target string) (measurement, bool) {
 	ms := slices.Clone(r.m[scenario][target])
 	if len(ms) == 0 {
 		return measurement{}, false
 	}
-	slices.SortFunc(ms, func(a, b measurement) int {
-		switch {
-		case a.rps < b.rps:
-			return -1
-		case a.rps > b.rps:
-			return 1
-		}
-		return 0
-	})
+	key := func(m measurement) float64 { return m.rps }
+	if strings.HasPrefix(scenario, "fixed") {
+		key = func(m measurement) float64 { return float64(m.p99) }
+	}
+	slices.SortFunc(ms, func(a, b measurement) int { return cmp.Compare(key(a), key(b)) })
 	return ms[len(ms)/2], true
 }
 
@@ -55,6 +53,7 @@ var scenarioNames = []struct{ key, title string }{
 	{"cache64k", "(b) cache hit, 64 KiB"},
 	{"down", "(c) fail-fast, upstream known down"},
 	{"fixed", "(d) fixed rate, half of nginx's (a)"},
+	{"fixed-own", "(d') fixed rate, half of Seawall's (a)"},
 	{"async", "(e) async enqueue (202 once on disk)"},
 }
 
@@ -62,7 +61,7 @@ var scenarioNames = []struct{ key, title string }{
 // proxy's ratios to direct and to nginx.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | vs direct | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
+	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
@@ -73,7 +72,11 @@ func (r *results) table() string {
 				continue
 			}
 			vsDirect, vsNginx := "", ""
-			if hasDirect && t != "direct" && direct.rps > 0 {
+			switch {
+			case !hasDirect || t == "direct" || direct.rps == 0:
+			case strings.HasPrefix(s.key, "fixed"):
+				vsDirect = fmt.Sprintf("+%s p50, +%s p99", round(m.p50-direct.p50), round(m.p99-direct.p99))
+			default:
 				vsDirect = fmt.Sprintf("%.2f×", m.rps/direct.rps)
 			}
 			if hasNginx && t != "nginx" && t != "direct" && ng.rps > 0 && ng.p99 > 0 {
