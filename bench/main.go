@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -118,16 +119,26 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	exe, _ := os.Executable()
 	var procs []*exec.Cmd
+	// SIGTERM, not SIGKILL: nginx's master stops its workers only when
+	// asked; a killed master leaves them running.
 	defer func() {
 		for _, p := range procs {
-			_ = p.Process.Kill()
-			_ = p.Wait()
+			_ = p.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = p.Process.Kill()
+				<-done
+			}
 		}
 	}()
 	start := func(cpu string, env []string, name string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // if the harness dies first
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting %s: %w", name, err)
 		}
