@@ -105,6 +105,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := ensureInstalled(); err != nil {
 		return err
 	}
+	fmt.Fprintln(os.Stderr, "machine:", machine())
 	dir, err := os.MkdirTemp("", "seawall-bench")
 	if err != nil {
 		return err

@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
@@ -111,8 +114,8 @@ func writeSection(path, table string, d time.Duration, rounds, conns int) error 
 		return err
 	}
 	doc := string(b)
-	section := fmt.Sprintf("%s\nRun %s: `go run ./bench -duration %s -rounds %d -conns %d -write`; each cell is the median of %d rounds.\n\n%s%s",
-		beginMark, time.Now().UTC().Format("2006-01-02 15:04 MST"), d, rounds, conns, rounds, table, endMark)
+	section := fmt.Sprintf("%s\nRun %s: `go run ./bench -duration %s -rounds %d -conns %d -write`; each cell is the median of %d rounds.\n\nMachine: %s.\n\n%s%s",
+		beginMark, time.Now().UTC().Format("2006-01-02 15:04 MST"), d, rounds, conns, rounds, machine(), table, endMark)
 	i, j := strings.Index(doc, beginMark), strings.Index(doc, endMark)
 	if i < 0 || j < i {
 		doc += "\n" + section + "\n"
@@ -120,4 +123,45 @@ func writeSection(path, table string, d time.Duration, rounds, conns int) error 
 		doc = doc[:i] + section + doc[j+len(endMark):]
 	}
 	return os.WriteFile(path, []byte(doc), 0o600)
+}
+
+// machine describes where the run happened: CPU, cores, memory, kernel and
+// the versions of Go, nginx and HAProxy.
+func machine() string {
+	cpu, mem, cores := "unknown CPU", "", 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "processor") {
+				cores++ // all of them: this process is pinned to one
+			}
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				mem = fmt.Sprintf(", %d GiB", (kb+512<<10)>>20)
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	// version is the first word of a tool's version line that starts with
+	// a digit, after any "name/" prefix.
+	version := func(name string, args ...string) string {
+		out, _ := exec.Command(name, args...).CombinedOutput()
+		for _, w := range strings.Fields(string(out)) {
+			if i := strings.LastIndexByte(w, '/'); i >= 0 {
+				w = w[i+1:]
+			}
+			if w != "" && w[0] >= '0' && w[0] <= '9' {
+				return w
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("%s, %d cores%s, Linux %s; %s, nginx %s, HAProxy %s, wrk %s", cpu, cores, mem,
+		strings.TrimSpace(string(kernel)), runtime.Version(), version("nginx", "-v"), version("haproxy", "-v"), version("wrk", "--version"))
 }
