@@ -78,7 +78,7 @@ func (r *results) table() string {
 			switch {
 			case !hasDirect || t == "direct" || direct.rps == 0:
 			case strings.HasPrefix(s.key, "fixed"):
-				vsDirect = fmt.Sprintf("+%s p50, +%s p99", round(m.p50-direct.p50), round(m.p99-direct.p99))
+				vsDirect = fmt.Sprintf("%s p50, %s p99", signed(m.p50-direct.p50), signed(m.p99-direct.p99))
 			default:
 				vsDirect = fmt.Sprintf("%.2f×", m.rps/direct.rps)
 			}
@@ -94,6 +94,15 @@ func (r *results) table() string {
 		}
 	}
 	return b.String()
+}
+
+// signed is round with a sign: an added latency can come out negative
+// when the proxy's run was the luckier one.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return "−" + round(-d)
+	}
+	return "+" + round(d)
 }
 
 func round(d time.Duration) string {
