@@ -6,8 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
