@@ -88,6 +88,14 @@ func measureClosed(t *target, method, url string, conns int, d time.Duration) me
 		m.err = fmt.Errorf("wrk: %w", err)
 		return m
 	}
+	if err := parseWrk(out, &m); err != nil {
+		m.err = err
+	}
+	return m
+}
+
+// parseWrk reads the figures line wrkScript makes wrk print into m.
+func parseWrk(out []byte, m *measurement) error {
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 7 || f[0] != "WRK" {
@@ -95,15 +103,21 @@ func measureClosed(t *target, method, url string, conns int, d time.Duration) me
 		}
 		var v [6]int64
 		for i := range v {
-			v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+			n, err := strconv.ParseInt(f[i+1], 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("wrk figures %q: field %d is not a count", line, i+1)
+			}
+			v[i] = n
+		}
+		if v[1] == 0 {
+			return fmt.Errorf("wrk figures %q: no duration", line)
 		}
 		m.rps = float64(v[0]) / (float64(v[1]) / 1e6)
 		m.p50, m.p99, m.p999 = time.Duration(v[2])*time.Microsecond, time.Duration(v[3])*time.Microsecond, time.Duration(v[4])*time.Microsecond
 		m.non2xx = int(v[5])
-		return m
+		return nil
 	}
-	m.err = fmt.Errorf("wrk printed no figures:\n%s", out)
-	return m
+	return fmt.Errorf("wrk printed no figures:\n%s", out)
 }
 
 // measureOpen sends GETs at a fixed rate whatever the answers' pace, each
@@ -211,7 +225,13 @@ func (c *rawConn) get(request []byte) (int, error) {
 	if _, err := c.conn.Write(request); err != nil {
 		return 0, err
 	}
-	line, err := c.r.ReadSlice('\n')
+	return readAnswer(c.r)
+}
+
+// readAnswer reads one HTTP/1.1 answer framed by Content-Length and returns
+// its status, leaving r at the start of the next answer.
+func readAnswer(r *bufio.Reader) (int, error) {
+	line, err := r.ReadSlice('\n')
 	if err != nil {
 		return 0, err
 	}
@@ -219,12 +239,12 @@ func (c *rawConn) get(request []byte) (int, error) {
 		return 0, fmt.Errorf("bad status line %q", line)
 	}
 	status, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return 0, err
+	if err != nil || status < 100 || status > 999 {
+		return 0, fmt.Errorf("bad status line %q", line)
 	}
 	length := -1
 	for {
-		h, err := c.r.ReadSlice('\n')
+		h, err := r.ReadSlice('\n')
 		if err != nil {
 			return 0, err
 		}
@@ -233,15 +253,15 @@ func (c *rawConn) get(request []byte) (int, error) {
 			break
 		}
 		if name, value, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(name, []byte("Content-Length")) {
-			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil {
-				return 0, err
+			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil || length < 0 {
+				return 0, fmt.Errorf("bad Content-Length %q", value)
 			}
 		}
 	}
 	if length < 0 {
 		return 0, fmt.Errorf("answer without Content-Length")
 	}
-	_, err = c.r.Discard(length)
+	_, err = r.Discard(length)
 	return status, err
 }
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The bare open-model client keeps one connection framed correctly across
+// answers of different statuses and lengths from a real net/http server.
+func TestRawClientKeepsFraming(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		status, _ := strconv.Atoi(r.URL.Query().Get("status"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.WriteHeader(status)
+		_, _ = w.Write(bytes.Repeat([]byte("x"), n))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := dialRaw(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for _, tc := range []struct{ status, n int }{{200, 0}, {200, 1}, {503, 40}, {200, 70000}, {404, 3}, {200, 5}} {
+		req := []byte("GET /?status=" + strconv.Itoa(tc.status) + "&n=" + strconv.Itoa(tc.n) + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+		got, err := c.get(req)
+		if err != nil || got != tc.status {
+			t.Fatalf("status %d, %d bytes: got %d, %v", tc.status, tc.n, got, err)
+		}
+	}
+}
+
+func TestReadAnswerRefusesWhatItCannotFrame(t *testing.T) {
+	for _, in := range []string{
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -4\r\n\r\n",
+		"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+		"garbage\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+	} {
+		if status, err := readAnswer(bufio.NewReader(strings.NewReader(in))); err == nil {
+			t.Errorf("%q: status %d and no error, want an error", in, status)
+		}
+	}
+}
+
+// FuzzReadAnswer: any bytes from a target give a status in range or an
+// error, never a panic.
+func FuzzReadAnswer(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f.Add([]byte("HTTP/1.1 503 Service Unavailable\r\ncontent-length:0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		status, err := readAnswer(bufio.NewReader(bytes.NewReader(in)))
+		if err == nil && (status < 100 || status > 999) {
+			t.Fatalf("status %d without an error", status)
+		}
+	})
+}
+
+func TestParseWrk(t *testing.T) {
+	var m measurement
+	out := []byte("Running 5s test\n  1 threads and 32 connections\nWRK 150000 5000000 400 2100 3500 7\n")
+	if err := parseWrk(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.rps != 30000 || m.p50 != 400*time.Microsecond || m.p99 != 2100*time.Microsecond || m.p999 != 3500*time.Microsecond || m.non2xx != 7 {
+		t.Errorf("parsed %+v", m)
+	}
+	for _, bad := range []string{"no figures\n", "WRK 1 0 1 1 1 0\n", "WRK 1 x 1 1 1 0\n"} {
+		if err := parseWrk([]byte(bad), &m); err == nil {
+			t.Errorf("%q parsed without an error", bad)
+		}
+	}
+}
