@@ -64,8 +64,20 @@ type Config struct {
 	OpenDuration    time.Duration
 	MaxOpenDuration time.Duration // 0: the open duration never grows
 	HalfOpenCalls   int
-	OnStateChange   func(from, to State)
-	Now             func() time.Time
+	// OnStateChange, if set, hears of every transition with its evidence.
+	// It is called with the breaker's lock held: it must not call back.
+	OnStateChange func(Transition)
+	Now           func() time.Time
+}
+
+// Transition is a change of state and the figures that caused it.
+type Transition struct {
+	From, To State
+	// Calls, Failures and Slow are the window's counts when the breaker
+	// opened from closed, or the probes' counts when it left half-open.
+	Calls, Failures, Slow int
+	// OpenFor is how long an opened breaker stays open.
+	OpenFor time.Duration
 }
 
 // Breaker is safe for concurrent use.
@@ -78,8 +90,10 @@ type Breaker struct {
 	window   window.Window // guarded by mu
 	openedAt time.Time     // guarded by mu
 	openFor  time.Duration // guarded by mu
-	probes   int           // guarded by mu; probes let through in this half-open
-	passed   int           // guarded by mu; probes that succeeded
+	probing  bool          // guarded by mu; a half-open probe is out
+	probes   int           // guarded by mu; probes answered in this half-open
+	failed   int           // guarded by mu; of them, failures
+	slowed   int           // guarded by mu; of them, slow calls
 }
 
 // New returns a closed breaker.
@@ -100,7 +114,8 @@ type Permit struct {
 }
 
 // Allow asks to make a call. It returns an *OpenError while the breaker is
-// open, or half-open with all its probes out.
+// open, or half-open with a probe out: probes go one after another, each
+// once the previous one has answered.
 func (b *Breaker) Allow() (Permit, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -109,13 +124,13 @@ func (b *Breaker) Allow() (Permit, error) {
 		if wait := b.openedAt.Add(b.openFor).Sub(now); wait > 0 {
 			return Permit{}, &OpenError{RetryAfter: wait}
 		}
-		b.transition(HalfOpen, now)
+		b.transition(HalfOpen, now, Transition{})
 	}
 	if b.state == HalfOpen {
-		if b.probes >= b.cfg.HalfOpenCalls {
+		if b.probing {
 			return Permit{}, &OpenError{RetryAfter: min(b.openFor, time.Second)}
 		}
-		b.probes++
+		b.probing = true
 		return Permit{b: b, gen: b.gen, probe: true}, nil
 	}
 	return Permit{b: b, gen: b.gen}, nil
@@ -166,24 +181,38 @@ func (p Permit) Done(o Outcome, elapsed time.Duration) {
 	if slow {
 		b.window.Add(now, slowCalls, 1)
 	}
-	if b.tripped(now) {
-		b.transition(Open, now)
+	if n := b.window.Sums(now); b.tripped(n) {
+		b.transition(Open, now, Transition{Calls: n[calls], Failures: n[failures], Slow: n[slowCalls]})
 	}
 }
 
+// probeDone judges a probe. The breaker closes as soon as the probes'
+// failure and slow-call rates cannot reach their thresholds whatever the
+// remaining probes answer, and opens as soon as one of them has (the
+// semantics of resilience4j's half-open state, with probes in sequence).
 func (b *Breaker) probeDone(o Outcome, slow bool, now time.Time) {
+	b.probing = false
+	if o == Ignored {
+		return // the slot goes to another probe
+	}
+	b.probes++
+	if o == Failure {
+		b.failed++
+	}
+	if slow && b.cfg.SlowCall > 0 {
+		b.slowed++
+	}
+	n := b.cfg.HalfOpenCalls
+	reaches := func(k int, rate float64) bool { return float64(k)*100 >= rate*float64(n) }
+	left := n - b.probes
+	ev := Transition{Calls: b.probes, Failures: b.failed, Slow: b.slowed}
 	switch {
-	case o == Ignored:
-		b.probes-- // free the slot for another probe
-	case o == Failure || slow:
+	case reaches(b.failed, b.cfg.FailureRate) || reaches(b.slowed, b.cfg.SlowCallRate):
 		b.openFor = b.grow(b.openFor)
-		b.transition(Open, now)
-	default:
-		b.passed++
-		if b.passed >= b.cfg.HalfOpenCalls {
-			b.openFor = b.cfg.OpenDuration
-			b.transition(Closed, now)
-		}
+		b.transition(Open, now, ev)
+	case !reaches(b.failed+left, b.cfg.FailureRate) && (b.cfg.SlowCall == 0 || !reaches(b.slowed+left, b.cfg.SlowCallRate)):
+		b.openFor = b.cfg.OpenDuration
+		b.transition(Closed, now, ev)
 	}
 }
 
@@ -194,8 +223,7 @@ func (b *Breaker) grow(d time.Duration) time.Duration {
 	return min(2*d, b.cfg.MaxOpenDuration)
 }
 
-func (b *Breaker) tripped(now time.Time) bool {
-	n := b.window.Sums(now)
+func (b *Breaker) tripped(n [window.Counters]int) bool {
 	if n[calls] < b.cfg.MinCalls {
 		return false
 	}
@@ -203,11 +231,11 @@ func (b *Breaker) tripped(now time.Time) bool {
 	return pct(failures) >= b.cfg.FailureRate || (b.cfg.SlowCall > 0 && pct(slowCalls) >= b.cfg.SlowCallRate)
 }
 
-// transition moves to state to. Caller holds mu.
-func (b *Breaker) transition(to State, now time.Time) {
+// transition moves to state to, with the evidence in ev. Caller holds mu.
+func (b *Breaker) transition(to State, now time.Time, ev Transition) {
 	from := b.state
 	b.state, b.gen = to, b.gen+1
-	b.probes, b.passed = 0, 0
+	b.probing, b.probes, b.failed, b.slowed = false, 0, 0, 0
 	switch to {
 	case Open:
 		b.openedAt = now
@@ -215,7 +243,11 @@ func (b *Breaker) transition(to State, now time.Time) {
 		b.window.Reset()
 	}
 	if b.cfg.OnStateChange != nil && from != to {
-		b.cfg.OnStateChange(from, to)
+		ev.From, ev.To = from, to
+		if to == Open {
+			ev.OpenFor = b.openFor
+		}
+		b.cfg.OnStateChange(ev)
 	}
 }
 

@@ -17,7 +17,7 @@ func newTest(c *clock, mod func(*Config)) (*Breaker, *[]string) {
 		Window: 10 * time.Second, MinCalls: 10, FailureRate: 50, SlowCallRate: 80,
 		SlowCall: time.Second, OpenDuration: 5 * time.Second, MaxOpenDuration: 20 * time.Second,
 		HalfOpenCalls: 2, Now: c.now,
-		OnStateChange: func(from, to State) { changes = append(changes, from.String()+">"+to.String()) },
+		OnStateChange: func(tr Transition) { changes = append(changes, tr.From.String()+">"+tr.To.String()) },
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -112,15 +112,21 @@ func TestHalfOpenProbesThenCloses(t *testing.T) {
 	b, changes := newTest(c, func(cfg *Config) { cfg.MinCalls = 1 })
 	call(t, b, Failure, 0)
 	c.advance(5 * time.Second)
-	p1, err1 := b.Allow()
-	p2, err2 := b.Allow()
-	if err1 != nil || err2 != nil {
-		t.Fatalf("probes refused: %v, %v", err1, err2)
+	p1, err := b.Allow()
+	if err != nil {
+		t.Fatalf("first probe refused: %v", err)
 	}
 	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
-		t.Fatalf("third call in half-open allowed, want refused while 2 probes are out")
+		t.Fatalf("second call in half-open allowed while the first probe is out, want probes one after another")
 	}
 	p1.Done(Success, 0)
+	if b.State() != HalfOpen {
+		t.Fatalf("state = %v after 1 of 2 probes, want half_open: a failure of the second would still reach 50%%", b.State())
+	}
+	p2, err := b.Allow()
+	if err != nil {
+		t.Fatalf("second probe refused after the first answered: %v", err)
+	}
 	p2.Done(Success, 0)
 	if b.State() != Closed {
 		t.Fatalf("state = %v after 2 good probes, want closed", b.State())
@@ -203,10 +209,41 @@ func TestRejectingTakesNoPermit(t *testing.T) {
 			t.Fatalf("open time over: Rejecting = %v, want nil (Allow decides the probes)", err)
 		}
 	}
-	if _, err := b.Allow(); err != nil {
+	p, err := b.Allow()
+	if err != nil {
 		t.Fatalf("first probe refused after Rejecting calls: %v", err)
 	}
+	p.Done(Success, 0)
 	if _, err := b.Allow(); err != nil {
 		t.Fatalf("second probe refused: Rejecting took a probe slot: %v", err)
+	}
+}
+
+// Half-open closes on the probes' failure rate, not only when every probe
+// succeeds: one failure in three is under a 50% threshold.
+func TestHalfOpenClosesOnProbeFailureRate(t *testing.T) {
+	for _, tc := range []struct {
+		outcomes []Outcome
+		want     State
+	}{
+		{[]Outcome{Failure, Success, Success}, Closed},
+		{[]Outcome{Success, Failure, Success}, Closed},
+		{[]Outcome{Failure, Failure}, Open},
+		{[]Outcome{Success, Failure, Failure}, Open},
+		{[]Outcome{Success, Success}, Closed}, // the third cannot reach 50%
+	} {
+		c := &clock{t: time.Unix(0, 0)}
+		b, _ := newTest(c, func(cfg *Config) { cfg.MinCalls = 1; cfg.HalfOpenCalls = 3 })
+		call(t, b, Failure, 0)
+		c.advance(5 * time.Second)
+		for i, o := range tc.outcomes {
+			if b.State() != HalfOpen {
+				t.Fatalf("%v: decided %v after %d probes, want %d probes", tc.outcomes, b.State(), i, len(tc.outcomes))
+			}
+			call(t, b, o, 0)
+		}
+		if b.State() != tc.want {
+			t.Errorf("probes %v: state %v, want %v", tc.outcomes, b.State(), tc.want)
+		}
 	}
 }

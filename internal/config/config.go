@@ -21,9 +21,15 @@ const (
 
 	DefaultMaxWait = 0
 
+	// DefaultHeadroom is rate_limit.headroom's default, in percent: the pace
+	// is kept this far under the configured rate so that jitter between a
+	// call's release and its arrival never lands two calls closer than the
+	// vendor's interval (docs/ratelimit.md has the measurement).
+	DefaultHeadroom = 5
+
 	DefaultBreakerWindow        = 10 * time.Second
 	DefaultBreakerMinCalls      = 20
-	DefaultBreakerFailureRate   = 50
+	DefaultBreakerFailureRate   = 80
 	DefaultBreakerSlowCallRate  = 100
 	DefaultBreakerSlowCall      = 5 * time.Second
 	DefaultBreakerOpenDuration  = 5 * time.Second
@@ -44,8 +50,10 @@ const (
 )
 
 // DefaultFailureStatuses are the upstream statuses the breaker counts as
-// failures when breaker.failure_statuses is unset.
-var DefaultFailureStatuses = []string{"5xx", "429"}
+// failures when breaker.failure_statuses is unset. A 429 is not among
+// them: it is a rate signal, answered by pausing and adapting the rate,
+// and a vendor that throttles is not sick.
+var DefaultFailureStatuses = []string{"5xx"}
 
 // DefaultRetryStatuses are the upstream statuses retried when retry.statuses is unset.
 var DefaultRetryStatuses = []string{"429", "502", "503", "504"}
@@ -234,6 +242,30 @@ type Upstream struct {
 	// Routes override timeouts and retry for requests they match, first
 	// match wins. Requests matching no route use the upstream's policies.
 	Routes []*Route `yaml:"routes"`
+	// TLS configures HTTPS to the upstream. Unset: the system's roots,
+	// the URL's host name, TLS 1.2 or later.
+	TLS *TLS `yaml:"tls"`
+}
+
+// TLS is how Seawall verifies an HTTPS upstream and proves itself to it.
+type TLS struct {
+	// CAFile is a PEM file of the CAs trusted for this upstream, instead of
+	// the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// an upstream that requires mutual TLS. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name verified in the upstream's certificate (and
+	// sent as SNI). Default: the URL's host.
+	ServerName string `yaml:"server_name"`
+	// MinVersion is "1.2" or "1.3". Default "1.2".
+	MinVersion string `yaml:"min_version"`
+	// InsecureSkipVerify accepts any certificate. Refused unless the
+	// upstream is on a loopback address or AllowInsecure is set.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// AllowInsecure permits InsecureSkipVerify off loopback. Default false.
+	AllowInsecure bool `yaml:"allow_insecure"`
 }
 
 // Timeouts bounds an upstream call.
@@ -278,6 +310,14 @@ type RateLimit struct {
 	// MaxWait is the longest a request waits for a slot in wait mode before
 	// it is rejected with 429. Default 1s.
 	MaxWait Duration `yaml:"max_wait"`
+	// Headroom is the share of Rate, in percent (0–50), the pace is kept
+	// under, for jitter between release and arrival. Default
+	// DefaultHeadroom (5); 0 paces at exactly Rate.
+	Headroom float64 `yaml:"headroom"`
+	// Adaptive learns the vendor's real rate from its 429s: the rate drops
+	// multiplicatively on a 429 and climbs back while calls succeed, never
+	// above Rate. Default true when Rate is unset, false otherwise.
+	Adaptive bool `yaml:"adaptive"`
 }
 
 // Breaker is a circuit breaker per upstream.
@@ -289,8 +329,11 @@ type Breaker struct {
 	// MinCalls is how many calls the window must hold before judging.
 	// Default 20.
 	MinCalls int `yaml:"min_calls"`
-	// FailureRate is the failure percentage (1–100) that opens the breaker.
-	// Default 50.
+	// FailureRate is the failure percentage (1–100) that opens the breaker,
+	// and that half-open probes must stay under to close it. Default 80:
+	// retries already mask a vendor failing part of the time, and a
+	// breaker that opens on half of the calls failing serves the app
+	// worse than no breaker at all.
 	FailureRate float64 `yaml:"failure_rate"`
 	// SlowCallRate is the percentage (1–100) of calls slower than
 	// SlowCallDuration that opens the breaker. Default 100.
@@ -304,12 +347,15 @@ type Breaker struct {
 	// MaxOpenDuration caps the open duration, which doubles on each
 	// consecutive reopening. Zero means it never grows.
 	MaxOpenDuration Duration `yaml:"max_open_duration"`
-	// HalfOpenCalls is how many probe calls are let through while half-open;
-	// all must succeed to close. Default 3.
+	// HalfOpenCalls is how many probe calls are let through while
+	// half-open, one after another; the breaker closes when their failure
+	// rate is under FailureRate (and their slow-call rate under
+	// SlowCallRate), and opens again otherwise. Default 3.
 	HalfOpenCalls int `yaml:"half_open_calls"`
 	// FailureStatuses lists upstream statuses that count as failures, as
-	// codes ("429") or classes ("5xx"). Connection errors and timeouts always
-	// count. Default ["5xx", "429"].
+	// codes ("503") or classes ("5xx"). Connection errors and timeouts
+	// always count; errors of Seawall's own host never do. Default
+	// ["5xx"]: a 429 is a rate signal, not a health one.
 	FailureStatuses []string `yaml:"failure_statuses"`
 }
 

@@ -51,7 +51,7 @@ func TestParseValid(t *testing.T) {
 	if got := u.Routes[0].Timeouts.Overall.D(); got != DefaultOverallTimeout {
 		t.Errorf("route overall timeout = %v, want %v", got, DefaultOverallTimeout)
 	}
-	if got := u.Breaker.FailureStatuses; len(got) != 2 {
+	if got := u.Breaker.FailureStatuses; len(got) != 1 || got[0] != "5xx" {
 		t.Errorf("failure statuses = %v, want defaults", got)
 	}
 }

@@ -69,6 +69,8 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 	set(d, rp+".burst", &rl.Burst, 1)
 	set(d, rp+".on_limit", &rl.OnLimit, OnLimitWait)
 	set(d, rp+".max_wait", &rl.MaxWait, Duration(time.Second))
+	set(d, rp+".headroom", &rl.Headroom, DefaultHeadroom)
+	set(d, rp+".adaptive", &rl.Adaptive, rl.Rate.IsZero())
 	b, bp := &u.Breaker, p+".breaker"
 	set(d, bp+".window", &b.Window, Duration(DefaultBreakerWindow))
 	set(d, bp+".min_calls", &b.MinCalls, DefaultBreakerMinCalls)
@@ -212,6 +214,9 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
 	}
 	u.Timeouts.validate(v, p+".timeouts")
+	if u.TLS != nil {
+		u.TLS.validate(v, p+".tls", u.URL)
+	}
 	validateMode(v, p, u.Mode, u.Cache)
 	u.RateLimit.validate(v, p+".rate_limit")
 	u.Breaker.validate(v, p+".breaker")
@@ -298,6 +303,7 @@ func (r RateLimit) validate(v *checker, p string) {
 	if r.KeyHeader != "" {
 		v.check(validHeaderName(r.KeyHeader), p+".key_header", "not a valid header name")
 	}
+	v.check(r.Headroom >= 0 && r.Headroom <= 50, p+".headroom", "must be a percentage in [0, 50]")
 }
 
 func (b Breaker) validate(v *checker, p string) {

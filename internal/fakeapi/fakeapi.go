@@ -53,6 +53,30 @@ type Behavior struct {
 	Outages []Outage `json:"outages,omitempty"`
 	// Drop closes the connection without answering.
 	Drop bool `json:"drop,omitempty"`
+	// LeakyRate is a leaky bucket without burst, as nginx's limit_req
+	// without burst: a call less than 1/LeakyRate after the last one
+	// accepted gets 429 (with Retry-After only if RetryAfter is set). A
+	// refused call does not move the bucket. Zero means none.
+	LeakyRate float64 `json:"leaky_rate,omitempty"`
+	// Window is a fixed-window quota stated in headers on every answer.
+	Window *Window `json:"window,omitempty"`
+}
+
+// Window is a fixed-window quota: Limit calls per Every, windows aligned
+// to multiples of Every since the Unix epoch, the quota stated on every
+// answer in the form Headers names, and 429 once it is spent.
+type Window struct {
+	Limit int      `json:"limit"`
+	Every Duration `json:"every"`
+	// Headers is the form the quota is stated in:
+	//   "x-ratelimit" (default): X-RateLimit-Limit/Remaining, and
+	//     X-RateLimit-Reset as the Unix time the window ends (GitHub's form);
+	//   "ratelimit": the IETF draft, RateLimit-Policy: "default";q=L;w=W and
+	//     RateLimit: "default";r=R;t=T with T the seconds to the reset,
+	//     rounded up;
+	//   "llm": x-ratelimit-limit-requests, x-ratelimit-remaining-requests and
+	//     x-ratelimit-reset-requests as a duration ("1.5s"), as LLM APIs do.
+	Headers string `json:"headers,omitempty"`
 }
 
 // Outage is a window of downtime relative to the fake's start.
@@ -104,6 +128,9 @@ type Server struct {
 	count    int       // guarded by mu
 	secStart int64     // guarded by mu; the clock second counted for the quota
 	secCalls int       // guarded by mu
+	leakyAt  time.Time // guarded by mu; the last call the leaky bucket accepted
+	winStart int64     // guarded by mu; the window counted, in Every since the epoch
+	winCalls int       // guarded by mu
 }
 
 // New returns a fake answering as b.
@@ -157,6 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now() // read under mu so the record is in time order
 	b := s.b
 	status, retryAfter := s.decide(b, now)
+	quota := s.quotaHeaders(b, now)
 	s.count++
 	seq := s.count
 	if len(s.calls) < maxRecorded {
@@ -180,6 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for k, v := range b.Headers {
 		w.Header().Set(k, v)
+	}
+	for k, v := range quota {
+		w.Header()[k] = v
 	}
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
@@ -205,6 +236,21 @@ func (s *Server) decide(b Behavior, now time.Time) (status, retryAfter int) {
 	if b.Down || s.inOutage(b, now) {
 		return errStatus, b.RetryAfter
 	}
+	if b.LeakyRate > 0 {
+		if !s.leakyAt.IsZero() && now.Sub(s.leakyAt) < time.Duration(float64(time.Second)/b.LeakyRate) {
+			return http.StatusTooManyRequests, b.RetryAfter
+		}
+		s.leakyAt = now
+	}
+	if w := b.Window; w != nil && w.Every > 0 {
+		if n := now.UnixNano() / int64(w.Every); n != s.winStart {
+			s.winStart, s.winCalls = n, 0
+		}
+		if s.winCalls >= w.Limit {
+			return http.StatusTooManyRequests, b.RetryAfter
+		}
+		s.winCalls++
+	}
 	if b.QuotaPerSecond > 0 {
 		if sec := now.Unix(); sec != s.secStart {
 			s.secStart, s.secCalls = sec, 0
@@ -218,6 +264,32 @@ func (s *Server) decide(b Behavior, now time.Time) (status, retryAfter int) {
 		return errStatus, 0
 	}
 	return cmp.Or(b.Status, http.StatusOK), 0
+}
+
+// quotaHeaders states the window's quota after a call at now. Caller
+// holds mu.
+func (s *Server) quotaHeaders(b Behavior, now time.Time) http.Header {
+	w := b.Window
+	if w == nil || w.Every <= 0 {
+		return nil
+	}
+	end := time.Unix(0, (s.winStart+1)*int64(w.Every))
+	left := max(0, w.Limit-s.winCalls)
+	h := http.Header{}
+	switch w.Headers {
+	case "ratelimit":
+		h.Set("RateLimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, w.Limit, int(time.Duration(w.Every).Seconds())))
+		h.Set("RateLimit", fmt.Sprintf(`"default";r=%d;t=%d`, left, int((end.Sub(now)+time.Second-1)/time.Second)))
+	case "llm":
+		h.Set("X-Ratelimit-Limit-Requests", strconv.Itoa(w.Limit))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.Itoa(left))
+		h.Set("X-Ratelimit-Reset-Requests", ((end.Sub(now)+time.Millisecond-1)/time.Millisecond*time.Millisecond).String())
+	default:
+		h.Set("X-RateLimit-Limit", strconv.Itoa(w.Limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(left))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt((end.UnixNano()+int64(time.Second)-1)/int64(time.Second), 10))
+	}
+	return h
 }
 
 func (s *Server) inOutage(b Behavior, now time.Time) bool {

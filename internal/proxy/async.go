@@ -184,6 +184,9 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (
 		after, _ := retryAfter(gate.error)
 		return nil, &jobs.WaitError{After: max(after, 50*time.Millisecond)}
 	}
+	if errors.Is(err, ErrOverloaded) {
+		return nil, &jobs.WaitError{After: time.Second} // Seawall's trouble: no attempt spent
+	}
 	if err != nil {
 		return nil, err
 	}

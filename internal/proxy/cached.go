@@ -359,7 +359,9 @@ func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cac
 	h.Set("Cache-Status", "Seawall; "+cacheStatus)
 	h["Seawall-Source"] = fromUp
 	w.WriteHeader(resp.StatusCode)
-	_ = copyBody(w, resp.Body, resp.ContentLength < 0)
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	_ = copyBody(w, nil, resp.Body, resp.ContentLength < 0, *buf)
 }
 
 func fwdStatus(status int) string {

@@ -23,7 +23,29 @@ var (
 	ErrResponseTooLarge    = errors.New("upstream response too large")
 	ErrUnsupportedMode     = errors.New("access mode not available")
 	ErrClientGone          = errors.New("client went away")
+	// ErrOutcomeUnknown: the request was sent, and no answer came back.
+	ErrOutcomeUnknown = errors.New("upstream outcome unknown")
+	// ErrUpstreamTLS: the upstream's certificate was refused, or it
+	// refused Seawall's TLS.
+	ErrUpstreamTLS = errors.New("upstream TLS failure")
+	// ErrOverloaded: Seawall's own host ran out of something (file
+	// descriptors, buffers, local ports); the upstream is not to blame.
+	ErrOverloaded = errors.New("seawall overloaded")
 )
+
+// OutcomeUnknownError is a failure after the whole request was written
+// to the upstream: it may have acted on it.
+type OutcomeUnknownError struct {
+	// Keyed says the request carried an Idempotency-Key.
+	Keyed bool
+	Err   error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("%v: the request was sent, then: %v", ErrOutcomeUnknown, e.Err)
+}
+
+func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Err} }
 
 // RetriesError says every attempt failed; Err is the last attempt's failure.
 type RetriesError struct {
@@ -94,6 +116,16 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusServiceUnavailable, "circuit-open", "Circuit open", "The upstream has been failing; Seawall is not calling it until Retry-After."
 	case errors.Is(err, ErrResponseTooLarge):
 		return http.StatusBadGateway, "response-too-large", "Upstream response too large", "Raise limits.max_response_body."
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, "seawall-overloaded", "Seawall overloaded", "Seawall's own host ran out of a resource (file descriptors, buffers or local ports); nothing was sent and the upstream is not blamed. Retry after Retry-After; operators: see Seawall's log."
+	case errors.Is(err, ErrUpstreamTLS):
+		return http.StatusBadGateway, "upstream-tls", "Upstream TLS failure", "The upstream's certificate was not accepted, or it refused Seawall's: check the upstream's tls settings (ca_file, server_name, cert_file). Not retried; nothing was sent."
+	case errors.Is(err, ErrOutcomeUnknown):
+		var ou *OutcomeUnknownError
+		if errors.As(err, &ou) && ou.Keyed {
+			return http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown", "The request reached the upstream and no answer came back: it may have acted on it. It carried an Idempotency-Key, so sending it again with the same key is safe with a vendor that honours keys."
+		}
+		return http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown", "The request reached the upstream and no answer came back: it may have acted on it. It had no Idempotency-Key, so it was not retried: check with the vendor before sending it again, and send a key next time."
 	case retried && errors.Is(err, ErrUpstreamTimeout):
 		return http.StatusGatewayTimeout, "retries-exhausted", "Retries exhausted", "Every attempt timed out; see the upstream's health."
 	case retried:
@@ -101,7 +133,7 @@ func classify(err error) (status int, code, title, hint string) {
 	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "upstream-timeout", "Upstream timed out", "Raise the route's timeouts, or check the upstream's latency."
 	default:
-		return http.StatusBadGateway, "upstream-unreachable", "Upstream unreachable", "Check the upstream's URL, DNS and network."
+		return http.StatusBadGateway, "upstream-unreachable", "Upstream unreachable", "Nothing was sent: check the upstream's URL, DNS and network."
 	}
 }
 
@@ -133,6 +165,9 @@ func retryAfter(err error) (time.Duration, bool) {
 	var oe *breaker.OpenError
 	if errors.As(err, &oe) {
 		return oe.RetryAfter, true
+	}
+	if errors.Is(err, ErrOverloaded) {
+		return time.Second, true
 	}
 	return 0, false
 }

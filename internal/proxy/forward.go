@@ -33,7 +33,18 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	err = p.relay(w, resp, c)
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), p.maxResp+1)], c)
+	if err == nil && int64(n) > p.maxResp {
+		closeBody(resp)
+		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, p.maxResp)
+	}
+	if err != nil {
+		p.finish(w, r, c, answerError(w, c, err), "seawall")
+		return
+	}
+	err = p.relay(w, resp, (*buf)[:n], *buf, c)
 	p.finish(w, r, c, resp.StatusCode, "upstream")
 	if err != nil {
 		// The status line is out: all that is left is to cut the
@@ -64,10 +75,31 @@ func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http
 	return out.WithContext(ctx)
 }
 
-// relay writes an upstream's response to the app, flushing as it goes when
-// the length is not known (a stream), and its trailers at the end. An error
-// means the body was cut short; it is recorded on the call.
-func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, c *call) error {
+// firstChunk reads the start of an upstream's body into buf before
+// anything is written to the app, so that a failure there can still be
+// answered as what it is (504 for a deadline) rather than as a cut-off
+// 200. It returns how much it read.
+func firstChunk(resp *http.Response, buf []byte, c *call) (int, error) {
+	n, err := io.ReadAtLeast(resp.Body, buf, 1)
+	if err == nil || errors.Is(err, io.EOF) || (errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
+		return n, nil
+	}
+	closeBody(resp)
+	switch {
+	case c.clientGone():
+		return 0, ErrClientGone
+	case errors.Is(err, context.DeadlineExceeded):
+		return 0, fmt.Errorf("%w: the body did not start within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+	default:
+		return 0, &OutcomeUnknownError{Err: fmt.Errorf("reading the body: %w", err)}
+	}
+}
+
+// relay writes an upstream's response to the app, first the chunk already
+// read, flushing as it goes when the length is not known (a stream), and
+// its trailers at the end. An error means the body was cut short; it is
+// recorded on the call.
+func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []byte, c *call) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyHeader(h, resp.Header, notRelayed)
@@ -76,7 +108,7 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, c *call) error
 		h["Seawall-Attempts"] = []string{strconv.Itoa(c.attempts)}
 	}
 	w.WriteHeader(resp.StatusCode)
-	err := copyBody(w, &limitedBody{ReadCloser: resp.Body, left: p.maxResp}, resp.ContentLength < 0)
+	err := copyBody(w, first, &limitedBody{Reader: resp.Body, left: p.maxResp - int64(len(first))}, resp.ContentLength < 0, buf)
 	if err != nil {
 		if c.clientGone() {
 			err = ErrClientGone
@@ -90,20 +122,28 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, c *call) error
 	return nil
 }
 
-// copyBody copies an upstream's body to the app with a pooled buffer,
-// flushing after each write when flush is set.
-func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
-	buf := copyBuffers.Get()
-	defer copyBuffers.Put(buf)
+// copyBody writes first, then copies an upstream's body to the app through
+// buf, flushing after each write when flush is set.
+func copyBody(w http.ResponseWriter, first []byte, body io.Reader, flush bool, buf []byte) error {
+	rc := http.NewResponseController(w)
+	if len(first) > 0 {
+		if _, err := w.Write(first); err != nil {
+			return err
+		}
+		if flush {
+			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+		}
+	}
 	if !flush {
-		_, err := io.CopyBuffer(w, body, *buf)
+		_, err := io.CopyBuffer(w, body, buf)
 		return err
 	}
-	rc := http.NewResponseController(w)
 	for {
-		n, err := body.Read(*buf)
+		n, err := body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write((*buf)[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
 			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
@@ -122,12 +162,12 @@ func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 // limitedBody fails a response body that runs past the size limit, which
 // makes the relay cut the response short rather than relay it whole.
 type limitedBody struct {
-	io.ReadCloser
+	io.Reader
 	left int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+	n, err := b.Reader.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
 		return n + int(b.left), ErrResponseTooLarge

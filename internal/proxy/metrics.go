@@ -29,6 +29,7 @@ type Metrics struct {
 	limiterWait       *prometheus.HistogramVec
 	limiterRejections *prometheus.CounterVec
 	pauses            *prometheus.CounterVec
+	rateChanges       *prometheus.CounterVec
 	cacheLookups      *prometheus.CounterVec
 	cacheSaved        *prometheus.CounterVec
 	cacheEvictions    prometheus.Counter
@@ -54,7 +55,8 @@ func NewMetrics() *Metrics {
 		breakerChanges:    f("breaker_transitions_total", "Circuit breaker state changes, by the state entered.", "upstream", "state"),
 		breakerRejections: f("breaker_rejections_total", "Calls refused by an open circuit breaker.", "upstream"),
 		limiterRejections: f("ratelimit_rejections_total", "Calls refused by the rate limiter, by reason (quota or paused).", "upstream", "reason"),
-		pauses:            f("upstream_pauses_total", "Times an upstream asked Seawall to pause (429/503 with Retry-After).", "upstream"),
+		pauses:            f("upstream_pauses_total", "Pauses of an upstream: a 429/503 with Retry-After, or quota headers saying none is left.", "upstream"),
+		rateChanges:       f("ratelimit_rate_changes_total", "Changes of the adaptive rate made on a 429, or on a pause of an unlimited upstream.", "upstream"),
 		cacheLookups:      f("cache_lookups_total", "Cached-mode requests, by result (hit, miss, stale, revalidated, bypass).", "upstream", "result"),
 		cacheSaved:        f("cache_upstream_calls_saved_total", "Upstream calls the cache saved: hits, stale answers and coalesced misses.", "upstream"),
 		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "seawall", Name: "cache_evictions_total",
@@ -64,7 +66,7 @@ func NewMetrics() *Metrics {
 			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
-		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.cacheEvictions, m.limiterWait, m.limiterRejections, m.pauses,
+		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.cacheEvictions, m.limiterWait, m.limiterRejections, m.pauses, m.rateChanges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +86,7 @@ type upstreamMetrics struct {
 	m                                                   *Metrics
 	name                                                string
 	retries, budgetExhausted, breakerRejections, pauses prometheus.Counter
+	rateChanges                                         prometheus.Counter
 	quotaRejections, pausedRejections                   prometheus.Counter
 	attemptDuration, limiterWait                        prometheus.Observer
 	states                                              [3]prometheus.Gauge
@@ -98,6 +101,7 @@ func (m *Metrics) forUpstream(name string) *upstreamMetrics {
 		budgetExhausted:   m.budgetExhausted.WithLabelValues(name),
 		breakerRejections: m.breakerRejections.WithLabelValues(name),
 		pauses:            m.pauses.WithLabelValues(name),
+		rateChanges:       m.rateChanges.WithLabelValues(name),
 		quotaRejections:   m.limiterRejections.WithLabelValues(name, "quota"),
 		pausedRejections:  m.limiterRejections.WithLabelValues(name, "paused"),
 		attemptDuration:   m.attemptDuration.WithLabelValues(name),
@@ -142,6 +146,8 @@ func (um *upstreamMetrics) attempt(resp *http.Response, err error, elapsed time.
 		result = "canceled"
 	case errors.Is(err, ErrUpstreamTimeout):
 		result = "timeout"
+	case errors.Is(err, ErrOverloaded):
+		result = "local"
 	case resp != nil && resp.StatusCode/100 < len(statusClasses):
 		result = statusClasses[resp.StatusCode/100]
 	}
@@ -182,4 +188,33 @@ func (rm *routeMetrics) done(code int, source string, elapsed time.Duration) {
 	}
 	rm.requests.WithLabelValues(label, source).Inc()
 	rm.duration.Observe(elapsed.Seconds())
+}
+
+// limiterCollector reports each upstream's limiter state when scraped.
+type limiterCollector struct {
+	status func() map[string]ratelimit.Status
+}
+
+var (
+	rateDesc = prometheus.NewDesc("seawall_ratelimit_rate", "Calls a second: the configured rate and the effective one (after headroom and adaptation); 0 means unlimited.",
+		[]string{"upstream", "kind"}, nil)
+	pausedDesc = prometheus.NewDesc("seawall_ratelimit_paused_seconds", "How much of an upstream's pause remains.", []string{"upstream"}, nil)
+	quotaDesc  = prometheus.NewDesc("seawall_ratelimit_vendor_quota_remaining", "The vendor's remaining quota, as its headers last stated it less the calls sent since; absent when unknown.", []string{"upstream"}, nil)
+)
+
+func (c limiterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rateDesc
+	ch <- pausedDesc
+	ch <- quotaDesc
+}
+
+func (c limiterCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, s := range c.status() {
+		ch <- prometheus.MustNewConstMetric(rateDesc, prometheus.GaugeValue, s.Configured, name, "configured")
+		ch <- prometheus.MustNewConstMetric(rateDesc, prometheus.GaugeValue, s.Effective, name, "effective")
+		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, s.PausedFor.Seconds(), name)
+		if s.QuotaRemaining >= 0 {
+			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(s.QuotaRemaining), name)
+		}
+	}
 }

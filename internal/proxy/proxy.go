@@ -70,6 +70,7 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	for name, uc := range cfg.Upstreams {
 		p.upstreams[name] = newUpstream(name, uc, p)
 	}
+	m.Registry.MustRegister(limiterCollector{status: p.limiterStatus})
 	return p
 }
 
@@ -167,10 +168,7 @@ func setRateLimitHeaders(h http.Header, u *Upstream, tenant string) {
 	}
 	w := int(pol.Window / time.Second)
 	h.Set("RateLimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, pol.Quota, w))
-	reset := 1
-	if l, ok := u.Limiter.(*ratelimit.Local); ok {
-		reset = max(1, int((l.PausedFor()+time.Second-1)/time.Second))
-	}
+	reset := max(1, int((u.Limiter.Status().PausedFor+time.Second-1)/time.Second))
 	h.Set("RateLimit", fmt.Sprintf(`"default";r=%d;t=%d`, u.Limiter.Remaining(tenant), reset))
 }
 
@@ -180,7 +178,11 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status i
 }
 
 func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status int, source string, attempts int, start time.Time, err error) {
-	if !p.log.Enabled(r.Context(), slog.LevelInfo) {
+	level := slog.LevelInfo
+	if status >= 500 && status != StatusClientClosed {
+		level = slog.LevelWarn
+	}
+	if !p.log.Enabled(r.Context(), level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -197,7 +199,7 @@ func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status 
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	p.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	p.log.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
 // newRequestID is 96 random bits in hex. A request id must be unique, not
@@ -219,11 +221,12 @@ func truncate(s string, n int) string {
 
 // UpstreamStatus is an upstream's live state, for the admin API.
 type UpstreamStatus struct {
-	Name         string  `json:"name"`
-	URL          string  `json:"url"`
-	Breaker      string  `json:"breaker"`
-	PausedFor    float64 `json:"paused_for_seconds"`
-	RateLimitMax int     `json:"rate_limit_quota,omitempty"`
+	Name         string           `json:"name"`
+	URL          string           `json:"url"`
+	Breaker      string           `json:"breaker"`
+	PausedFor    float64          `json:"paused_for_seconds"`
+	RateLimitMax int              `json:"rate_limit_quota,omitempty"`
+	RateLimit    ratelimit.Status `json:"rate_limit"`
 }
 
 // Status reports every upstream's live state, sorted by name.
@@ -234,11 +237,19 @@ func (p *Proxy) Status() []UpstreamStatus {
 		if u.Breaker != nil {
 			s.Breaker = u.Breaker.State().String()
 		}
-		if l, ok := u.Limiter.(*ratelimit.Local); ok {
-			s.PausedFor = l.PausedFor().Seconds()
-		}
+		s.RateLimit = u.Limiter.Status()
+		s.PausedFor = s.RateLimit.PausedFor.Seconds()
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// limiterStatus is every upstream's limiter state, for the metrics.
+func (p *Proxy) limiterStatus() map[string]ratelimit.Status {
+	out := make(map[string]ratelimit.Status, len(p.upstreams))
+	for name, u := range p.upstreams {
+		out[name] = u.Limiter.Status()
+	}
 	return out
 }

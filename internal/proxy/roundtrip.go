@@ -5,14 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/seawall/seawall/internal/clock"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/clock"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
 
@@ -55,6 +55,10 @@ func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
 		if err == nil && !rt.Retry.RetryableStatus(resp.StatusCode) {
 			closeBody(last)
 			return resp, nil
+		}
+		if errors.Is(err, ErrUpstreamTLS) || errors.Is(err, ErrOverloaded) {
+			closeBody(last) // another try would meet the same certificate, or the same want
+			return nil, err
 		}
 		closeBody(last)
 		last, lastErr = keep(resp), err
@@ -113,11 +117,12 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		return nil, gateError{err}
 	}
 	waitStart := time.Now()
+	var slot ratelimit.Slot
 	var err error
 	if c.background {
-		err = u.Limiter.WaitBackground(ctx, c.tenant, maxWait)
+		slot, err = u.Limiter.WaitBackground(ctx, c.tenant, maxWait)
 	} else {
-		err = u.Limiter.Wait(ctx, c.tenant, maxWait)
+		slot, err = u.Limiter.Wait(ctx, c.tenant, maxWait)
 	}
 	u.m.limiterWait.Observe(time.Since(waitStart).Seconds())
 	if err != nil {
@@ -148,19 +153,22 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 	permit.Done(u.outcome(resp, err), elapsed)
 	u.m.attempt(resp, err, elapsed)
 	if resp != nil {
-		if d, ok := ratelimit.PauseFor(resp.StatusCode, resp.Header, time.Now()); ok && d > 0 {
-			u.Limiter.Pause(time.Now().Add(d))
-			u.m.pauses.Inc()
-		}
+		u.Limiter.Observe(c.tenant, slot, resp.StatusCode, resp.Header)
 	}
 	return resp, err
 }
 
 // send makes the call, bounded by the route's per-try timeout up to the
-// response headers, and names the failure.
+// response headers, and names the failure: whether anything was sent
+// decides between upstream-unreachable and upstream-outcome-unknown.
 func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
 	ctx := out.Context()
-	tryCtx, cancel := context.WithCancel(ctx)
+	var written atomic.Bool // the whole request went out on the last connection
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(httptrace.GotConnInfo) { written.Store(false) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
+	}
+	tryCtx, cancel := context.WithCancel(httptrace.WithClientTrace(ctx, trace))
 	var timedOut atomic.Bool
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.route.PerTry {
 		t := time.AfterFunc(c.route.PerTry, func() { timedOut.Store(true); cancel() })
@@ -178,10 +186,18 @@ func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
 		return nil, ErrClientGone
 	case errors.As(err, &tooLarge):
 		return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
+	case errors.Is(err, ErrUpstreamTLS):
+		return nil, err
+	case localTrouble(err):
+		return nil, fmt.Errorf("%w: %w", ErrOverloaded, err)
 	case timedOut.Load():
 		return nil, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.route.PerTry)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+	case tlsTrouble(err):
+		return nil, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
+	case written.Load():
+		return nil, &OutcomeUnknownError{Keyed: out.Header.Get("Idempotency-Key") != "", Err: err}
 	default:
 		return nil, fmt.Errorf("%w: %w", ErrUpstreamUnreachable, err)
 	}
@@ -190,7 +206,7 @@ func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
 // outcome judges an attempt for the breaker.
 func (u *Upstream) outcome(resp *http.Response, err error) breaker.Outcome {
 	switch {
-	case errors.Is(err, ErrClientGone), errors.Is(err, ErrRequestTooLarge):
+	case errors.Is(err, ErrClientGone), errors.Is(err, ErrRequestTooLarge), errors.Is(err, ErrOverloaded):
 		return breaker.Ignored
 	case err != nil:
 		return breaker.Failure
@@ -203,11 +219,11 @@ func (u *Upstream) outcome(resp *http.Response, err error) breaker.Outcome {
 	return breaker.Success
 }
 
-// notSent reports whether an attempt failed before the request could reach
-// the upstream (a dial error), which makes any method safe to retry.
+// notSent reports whether an attempt failed before any of the request
+// could reach the upstream (a dial error, a reset during the handshake),
+// which makes any method safe to retry.
 func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, ErrUpstreamUnreachable)
 }
 
 // bufferBody reads the request body into memory, up to limit, so it can be

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +37,7 @@ type Upstream struct {
 	routes []*Route
 	def    *Route
 	m      *upstreamMetrics
+	log    *slog.Logger
 }
 
 // injected is a header set on every request to an upstream.
@@ -112,6 +115,7 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 		keyHeader: c.RateLimit.KeyHeader,
 		mux:       http.NewServeMux(),
 		m:         p.metrics.forUpstream(name),
+		log:       p.log.With(slog.String("upstream", name)),
 	}
 	for k, v := range c.Headers {
 		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})
@@ -119,9 +123,15 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 	if c.RateLimit.OnLimit == config.OnLimitWait {
 		u.maxWait = c.RateLimit.MaxWait.D()
 	}
-	local := ratelimit.NewLocal(c.RateLimit.Rate.PerSecond(), c.RateLimit.Burst, nil)
+	local := ratelimit.NewLocal(ratelimit.Config{
+		Rate:     c.RateLimit.Rate.PerSecond(),
+		Burst:    c.RateLimit.Burst,
+		Headroom: c.RateLimit.Headroom / 100,
+		Adaptive: c.RateLimit.Adaptive,
+		OnEvent:  u.limiterEvent,
+	})
 	u.Limiter, u.policy = local, local.Policy()
-	u.Breaker = newBreaker(c.Breaker, u.m)
+	u.Breaker = newBreaker(c.Breaker, u.breakerChanged)
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
 	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.m)
@@ -132,15 +142,28 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 		u.routes = append(u.routes, rt)
 		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
 	}
-	u.transport = newTransport(c.Timeouts.Connect.D())
+	tlsConfig, err := c.TLS.ClientConfig()
+	if err != nil {
+		// validate loaded these files; one that went bad since fails every
+		// call with the reason, rather than the process.
+		u.log.Error("upstream TLS settings unusable", slog.String("error", err.Error()))
+		u.transport = failing{fmt.Errorf("%w: %w", ErrUpstreamTLS, err)}
+	} else {
+		u.transport = newTransport(c.Timeouts.Connect.D(), tlsConfig)
+	}
 	return u
 }
 
-func newBreaker(c config.Breaker, m *upstreamMetrics) *breaker.Breaker {
+// failing is a transport that fails every call with err.
+type failing struct{ err error }
+
+func (f failing) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
+
+func newBreaker(c config.Breaker, changed func(breaker.Transition)) *breaker.Breaker {
 	if c.Disabled {
 		return nil
 	}
-	m.breakerState(breaker.Closed)
+	changed(breaker.Transition{To: breaker.Closed})
 	return breaker.New(breaker.Config{
 		Window:          c.Window.D(),
 		MinCalls:        c.MinCalls,
@@ -150,7 +173,7 @@ func newBreaker(c config.Breaker, m *upstreamMetrics) *breaker.Breaker {
 		OpenDuration:    c.OpenDuration.D(),
 		MaxOpenDuration: c.MaxOpenDuration.D(),
 		HalfOpenCalls:   c.HalfOpenCalls,
-		OnStateChange:   func(_, to breaker.State) { m.breakerChanged(to) },
+		OnStateChange:   changed,
 	})
 }
 
@@ -180,9 +203,10 @@ func statusRanges(list []string) []retry.StatusRange {
 	return out
 }
 
-func newTransport(connect time.Duration) *http.Transport {
+func newTransport(connect time.Duration, tlsConfig *tls.Config) *http.Transport {
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{
+		TLSClientConfig:       tlsConfig,
 		Proxy:                 nil, // never chain through an environment proxy by surprise
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   connect,

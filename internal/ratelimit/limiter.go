@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -16,16 +17,26 @@ type ExceededError struct {
 	RetryAfter time.Duration
 	// Paused is true when the upstream itself asked for the pause.
 	Paused bool
+	// Reason says who paused: PauseRetryAfter or PauseQuota.
+	Reason string
 }
 
 func (e *ExceededError) Error() string {
 	if e.Paused {
-		return fmt.Sprintf("upstream asked to pause for another %s", e.RetryAfter.Round(time.Millisecond))
+		return fmt.Sprintf("upstream paused (%s) for another %s", e.Reason, e.RetryAfter.Round(time.Millisecond))
 	}
 	return fmt.Sprintf("rate limit exceeded, retry in %s", e.RetryAfter.Round(time.Millisecond))
 }
 
 func (e *ExceededError) Unwrap() error { return ErrExceeded }
+
+// Why an upstream is paused.
+const (
+	// PauseRetryAfter: a 429 or 503 said when to come back.
+	PauseRetryAfter = "retry-after"
+	// PauseQuota: the vendor's quota headers said none is left.
+	PauseQuota = "quota"
+)
 
 // Policy describes a quota for the RateLimit-Policy header.
 type Policy struct {
@@ -33,23 +44,58 @@ type Policy struct {
 	Window time.Duration // the period the quota is stated over
 }
 
-// Limiter hands out call slots for one upstream.
+// Slot is one call's permission to leave, from Wait. The call reports its
+// answer with Observe and the same Slot.
+type Slot struct {
+	// At is when the call was released.
+	At   time.Time
+	seq  uint64 // releases before and including this one
+	held bool   // the pace held the call back: the rate was binding
+}
+
+// Limiter paces the calls to one upstream: every call waits for a slot,
+// and slots are spaced by the time calls actually leave, never by when
+// they asked. A pause, from the upstream's answers or its quota headers,
+// binds every call that has not left yet.
 type Limiter interface {
 	// Wait blocks until a call for key may go, for at most maxWait (and never
 	// past ctx's deadline). It returns an *ExceededError when no slot comes
 	// in time, or ctx's error when ctx ends first.
-	Wait(ctx context.Context, key string, maxWait time.Duration) error
+	Wait(ctx context.Context, key string, maxWait time.Duration) (Slot, error)
 	// WaitBackground is Wait for work that yields to interactive calls
 	// (job deliveries): it takes a slot only when one is free now and no
 	// Wait is queued, so interactive traffic has priority over it.
-	WaitBackground(ctx context.Context, key string, maxWait time.Duration) error
+	WaitBackground(ctx context.Context, key string, maxWait time.Duration) (Slot, error)
+	// Observe feeds back the upstream's answer to the call released at s:
+	// Retry-After pauses, quota headers, and (when adaptive) the rate.
+	// status 0 means no answer came.
+	Observe(key string, s Slot, status int, h http.Header)
 	// Pause holds back every key until the given time. An earlier time than
 	// a pause in force does not shorten it.
-	Pause(until time.Time)
+	Pause(until time.Time, reason string)
+	// Status is the limiter's state now, for the admin API and headers.
+	Status() Status
 	// Remaining estimates the slots free now for key, for response headers.
 	Remaining(key string) int
 	// Policy describes the quota.
 	Policy() Policy
+}
+
+// Status is a limiter's state at one moment.
+type Status struct {
+	// Configured is the rate from the config, in calls a second; 0 for none.
+	Configured float64 `json:"configured_per_second"`
+	// Effective is the rate calls are paced at now (after headroom and
+	// adaptation); 0 means unlimited.
+	Effective float64 `json:"effective_per_second"`
+	// Adaptive says whether the rate learns from the upstream's 429s.
+	Adaptive bool `json:"adaptive"`
+	// PausedFor is how much of a pause remains, and PauseReason why.
+	PausedFor   time.Duration `json:"-"`
+	PauseReason string        `json:"pause_reason,omitempty"`
+	// QuotaRemaining is the vendor's remaining quota as last stated, less
+	// the calls sent since; -1 when unknown.
+	QuotaRemaining int64 `json:"quota_remaining"`
 }
 
 // budget is how long a caller may wait: maxWait, cut short by ctx's deadline.

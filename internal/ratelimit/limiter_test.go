@@ -16,14 +16,14 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 func TestLocalRejectsPastBurst(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(1, 2, clk.now)
+	l := NewLocal(Config{Rate: 1, Burst: 2, Now: clk.now})
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
-		if err := l.Wait(ctx, "", 0); err != nil {
+		if _, err := l.Wait(ctx, "", 0); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
-	err := l.Wait(ctx, "", 0)
+	_, err := l.Wait(ctx, "", 0)
 	var ex *ExceededError
 	if !errors.As(err, &ex) || !errors.Is(err, ErrExceeded) {
 		t.Fatalf("third call: err = %v, want ExceededError", err)
@@ -35,58 +35,58 @@ func TestLocalRejectsPastBurst(t *testing.T) {
 		t.Errorf("Remaining = %d, want 0", got)
 	}
 	clk.t = clk.t.Add(time.Second)
-	if err := l.Wait(ctx, "", 0); err != nil {
+	if _, err := l.Wait(ctx, "", 0); err != nil {
 		t.Errorf("after refill: %v", err)
 	}
 }
 
 func TestLocalKeysAreIndependent(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(1, 1, clk.now)
+	l := NewLocal(Config{Rate: 1, Burst: 1, Now: clk.now})
 	ctx := context.Background()
-	if err := l.Wait(ctx, "tenant-a", 0); err != nil {
+	if _, err := l.Wait(ctx, "tenant-a", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Wait(ctx, "tenant-a", 0); err == nil {
+	if _, err := l.Wait(ctx, "tenant-a", 0); err == nil {
 		t.Error("tenant-a second call allowed, want limited")
 	}
-	if err := l.Wait(ctx, "tenant-b", 0); err != nil {
+	if _, err := l.Wait(ctx, "tenant-b", 0); err != nil {
 		t.Errorf("tenant-b limited by tenant-a: %v", err)
 	}
 }
 
 func TestLocalWaitsWithinMaxWait(t *testing.T) {
-	l := NewLocal(200, 1, nil)
+	l := NewLocal(Config{Rate: 200, Burst: 1, })
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := l.Wait(ctx, "", time.Second); err != nil {
+		if _, err := l.Wait(ctx, "", time.Second); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
 }
 
 func TestLocalWaitHonoursContextDeadline(t *testing.T) {
-	l := NewLocal(0.001, 1, nil)
-	_ = l.Wait(context.Background(), "", 0)
+	l := NewLocal(Config{Rate: 0.001, Burst: 1, })
+	_, _ = l.Wait(context.Background(), "", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := l.Wait(ctx, "", time.Hour); !errors.Is(err, ErrExceeded) {
+	if _, err := l.Wait(ctx, "", time.Hour); !errors.Is(err, ErrExceeded) {
 		t.Errorf("err = %v, want ErrExceeded at once since the slot is past the deadline", err)
 	}
 }
 
 func TestLocalPause(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(0, 1, clk.now)
-	l.Pause(clk.t.Add(2 * time.Second))
-	l.Pause(clk.t.Add(time.Second)) // shorter pause does not shorten it
-	err := l.Wait(context.Background(), "any", 0)
+	l := NewLocal(Config{Rate: 0, Burst: 1, Now: clk.now})
+	l.Pause(clk.t.Add(2*time.Second), PauseRetryAfter)
+	l.Pause(clk.t.Add(time.Second), PauseRetryAfter) // shorter pause does not shorten it
+	_, err := l.Wait(context.Background(), "any", 0)
 	var ex *ExceededError
 	if !errors.As(err, &ex) || !ex.Paused || ex.RetryAfter != 2*time.Second {
 		t.Fatalf("err = %#v, want paused for 2s", err)
 	}
 	clk.t = clk.t.Add(2 * time.Second)
-	if err := l.Wait(context.Background(), "any", 0); err != nil {
+	if _, err := l.Wait(context.Background(), "any", 0); err != nil {
 		t.Errorf("after pause: %v", err)
 	}
 }
@@ -154,7 +154,7 @@ func FuzzPauseFor(f *testing.F) {
 // Interactive callers queued on the bucket keep background callers out;
 // once they stop, background callers get the slots.
 func TestBackgroundYieldsToInteractive(t *testing.T) {
-	l := NewLocal(50, 1, nil)
+	l := NewLocal(Config{Rate: 50, Burst: 1, })
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var fg atomic.Int64
@@ -169,7 +169,7 @@ func TestBackgroundYieldsToInteractive(t *testing.T) {
 					return
 				default:
 				}
-				if l.Wait(ctx, "", time.Second) == nil {
+				if waitOK(l.Wait(ctx, "", time.Second)) {
 					fg.Add(1)
 				}
 			}
@@ -177,7 +177,7 @@ func TestBackgroundYieldsToInteractive(t *testing.T) {
 	}
 	bg := 0
 	for i := 0; i < 20; i++ { // about a second of 50ms tries
-		if l.WaitBackground(ctx, "", 50*time.Millisecond) == nil {
+		if waitOK(l.WaitBackground(ctx, "", 50*time.Millisecond)) {
 			bg++
 		}
 	}
@@ -188,7 +188,7 @@ func TestBackgroundYieldsToInteractive(t *testing.T) {
 	}
 	got := 0
 	for i := 0; i < 5; i++ {
-		if l.WaitBackground(ctx, "", time.Second) == nil {
+		if waitOK(l.WaitBackground(ctx, "", time.Second)) {
 			got++
 		}
 	}
@@ -196,7 +196,9 @@ func TestBackgroundYieldsToInteractive(t *testing.T) {
 		t.Errorf("an idle bucket gave the background %d of 5 slots", got)
 	}
 	var ex *ExceededError
-	if err := l.WaitBackground(ctx, "", 0); !errors.As(err, &ex) || ex.RetryAfter <= 0 {
+	if _, err := l.WaitBackground(ctx, "", 0); !errors.As(err, &ex) || ex.RetryAfter <= 0 {
 		t.Errorf("no slot free now and no wait allowed: %v, want ExceededError with RetryAfter", err)
 	}
 }
+
+func waitOK(_ Slot, err error) bool { return err == nil }

@@ -3,167 +3,478 @@ package ratelimit
 import (
 	"context"
 	"math"
+	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/seawall/seawall/internal/clock"
-	"golang.org/x/time/rate"
 )
 
-// maxKeys bounds the per-tenant buckets kept; past it, full (idle) buckets
-// are dropped, which loses nothing since a new bucket starts full.
+// maxKeys bounds the per-tenant buckets kept; past it, idle buckets are
+// dropped, which loses nothing since a new bucket starts full.
 const maxKeys = 10000
 
-// Local is an in-process token bucket per upstream, or per key.
+// recentReleases is how many release times are kept to estimate the rate
+// calls leave at, for an unconfigured limiter's first adaptation.
+const recentReleases = 64
+
+// Config sets up a Local limiter.
+type Config struct {
+	// Rate is the sustained rate in calls a second; 0 means none.
+	Rate float64
+	// Burst is how many calls may leave back to back. At least 1.
+	Burst int
+	// Headroom is the share (0 to <1) the pace is kept under Rate, so that
+	// jitter between a call's release and its arrival at the vendor never
+	// makes two calls arrive closer than the vendor's interval.
+	Headroom float64
+	// Adaptive lowers the rate on the vendor's 429s and raises it while
+	// calls succeed, never above Rate.
+	Adaptive bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// OnEvent, if set, hears of pauses and rate changes. It is called
+	// without the limiter's lock held.
+	OnEvent func(Event)
+}
+
+// Event is a change worth telling an operator of.
+type Event struct {
+	// Kind is "paused" or "rate".
+	Kind string
+	// Reason is the pause's reason, or for a rate change "throttled"
+	// (a 429) or "seeded" (a pause gave an unlimited upstream a rate).
+	Reason string
+	// Pause is the pause's length.
+	Pause time.Duration
+	// From and To are the rate before and after, in calls a second.
+	From, To float64
+	// Status is the upstream status that caused it, if one did.
+	Status int
+}
+
+// Local paces calls in process: a GCRA per key evaluated when each call is
+// released, a FIFO of waiting callers per key, and one pause, quota and
+// adaptive rate for the upstream as a whole. It implements Limiter.
 type Local struct {
-	limit rate.Limit // rate.Inf when unlimited
+	cfg   Config
 	burst int
 	now   func() time.Time
 
-	pausedUntil atomic.Int64 // unix nanoseconds
-	queued      atomic.Int64 // interactive callers waiting for a slot
-
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter // guarded by mu
+	keys    map[string]*bucket         // guarded by mu
+	pauseAt time.Time                  // guarded by mu; nothing leaves before it
+	reason  string                     // guarded by mu; why pauseAt was set
+	quota   quotaState                 // guarded by mu
+	rate    aimd                       // guarded by mu
+	seq     uint64                     // guarded by mu; calls released
+	recent  [recentReleases]time.Time  // guarded by mu; ring of release times
+	waiting int                        // guarded by mu; interactive callers queued
+	events  []Event                    // guarded by mu; told after unlock
 }
 
-// NewLocal returns a limiter of perSecond sustained calls with burst.
-// perSecond <= 0 means no limit (pauses still apply).
-func NewLocal(perSecond float64, burst int, now func() time.Time) *Local {
-	if now == nil {
-		now = time.Now
+// bucket is one key's pacing state.
+type bucket struct {
+	tat   time.Time  // GCRA theoretical arrival time
+	queue []*waiter  // interactive callers, first come first served
+}
+
+type waiter struct{ wake chan struct{} }
+
+// quotaState is the vendor's quota as its headers last stated it.
+type quotaState struct {
+	known     bool
+	remaining int64     // less the calls released since it was stated
+	reset     time.Time // when the vendor restores it
+}
+
+// NewLocal returns a limiter for cfg.
+func NewLocal(cfg Config) *Local {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	l := &Local{limit: rate.Inf, burst: max(burst, 1), now: now, buckets: map[string]*rate.Limiter{}}
-	if perSecond > 0 {
-		l.limit = rate.Limit(perSecond)
-	}
+	l := &Local{cfg: cfg, burst: max(cfg.Burst, 1), now: cfg.Now, keys: map[string]*bucket{}}
+	l.rate = newAIMD(cfg.Rate)
 	return l
 }
 
-func (l *Local) bucket(key string) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
+// interval is the spacing of calls now; 0 when unlimited. Caller holds mu.
+func (l *Local) interval() time.Duration {
+	r := l.rate.rate
+	if math.IsInf(r, 1) || r <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) / (r * (1 - l.cfg.Headroom)))
+}
+
+// bucket returns key's bucket. Caller holds mu.
+func (l *Local) bucket(key string, now time.Time) *bucket {
+	b, ok := l.keys[key]
 	if !ok {
-		if len(l.buckets) >= maxKeys {
-			l.dropIdle()
+		if len(l.keys) >= maxKeys {
+			l.dropIdle(now)
 		}
-		b = rate.NewLimiter(l.limit, l.burst)
-		l.buckets[key] = b
+		b = &bucket{}
+		l.keys[key] = b
 	}
 	return b
 }
 
-// dropIdle removes buckets that have refilled. Caller holds mu.
-func (l *Local) dropIdle() {
-	now := l.now()
-	for k, b := range l.buckets {
-		if b.TokensAt(now) >= float64(l.burst) {
-			delete(l.buckets, k)
+// dropIdle removes buckets with nobody waiting that have refilled. Caller
+// holds mu.
+func (l *Local) dropIdle(now time.Time) {
+	for k, b := range l.keys {
+		if len(b.queue) == 0 && !b.tat.After(now) {
+			delete(l.keys, k)
 		}
+	}
+}
+
+// earliest is when the next call for b may leave, and whether a pause is
+// what holds it. Caller holds mu.
+func (l *Local) earliest(b *bucket, now time.Time) (time.Time, bool) {
+	l.expireQuota(now)
+	at := time.Time{}
+	if iv := l.interval(); iv > 0 {
+		// After a pause the bucket starts empty: one call at its end, then
+		// one an interval, never the held calls all at once.
+		tat := b.tat
+		if p := l.pauseAt.Add(time.Duration(l.burst-1) * iv); p.After(tat) {
+			tat = p
+		}
+		at = tat.Add(-time.Duration(l.burst-1) * iv)
+	}
+	if l.pauseAt.After(now) && !l.pauseAt.Before(at) {
+		return l.pauseAt, true
+	}
+	return at, false
+}
+
+// take releases one call for b at now. Caller holds mu.
+func (l *Local) take(b *bucket, now time.Time, held bool) Slot {
+	if iv := l.interval(); iv > 0 {
+		tat := b.tat
+		if p := l.pauseAt.Add(time.Duration(l.burst-1) * iv); p.After(tat) {
+			tat = p
+		}
+		if now.After(tat) {
+			tat = now
+		}
+		b.tat = tat.Add(iv)
+	}
+	l.seq++
+	l.recent[l.seq%recentReleases] = now
+	if l.quota.known {
+		l.quota.remaining--
+		if l.quota.remaining <= 0 {
+			l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
+		}
+	}
+	return Slot{At: now, seq: l.seq, held: held}
+}
+
+// expireQuota forgets a stated quota once its window has reset. Caller
+// holds mu.
+func (l *Local) expireQuota(now time.Time) {
+	if l.quota.known && !now.Before(l.quota.reset) {
+		l.quota = quotaState{}
 	}
 }
 
 // Wait implements Limiter.
-func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) error {
-	if err := l.waitPause(ctx, maxWait); err != nil {
-		return err
-	}
-	if l.limit == rate.Inf {
-		return nil
-	}
-	now := l.now()
-	r := l.bucket(key).ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	if d > budget(ctx, now, maxWait) {
-		r.CancelAt(now)
-		return &ExceededError{RetryAfter: d}
-	}
-	if d <= 0 {
-		return nil
-	}
-	l.queued.Add(1)
-	defer l.queued.Add(-1)
-	if err := clock.Sleep(ctx, d); err != nil {
-		r.Cancel()
-		return err
-	}
-	return nil
-}
-
-// WaitBackground implements Limiter. A background caller never reserves a
-// future slot (which would push interactive callers back); it checks once
-// per slot interval whether a slot is free and nobody interactive waits.
-func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Duration) error {
-	if err := l.waitPause(ctx, maxWait); err != nil {
-		return err
-	}
-	if l.limit == rate.Inf {
-		return nil
-	}
-	b := l.bucket(key)
-	interval := time.Duration(float64(time.Second) / float64(l.limit))
+func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) (Slot, error) {
 	start := l.now()
 	limit := budget(ctx, start, maxWait)
+	l.mu.Lock()
+	b := l.bucket(key, start)
+	at, paused := l.earliest(b, start)
+	if len(b.queue) == 0 && !at.After(start) {
+		s := l.take(b, start, false)
+		l.unlock()
+		return s, nil
+	}
+	// Everyone queued leaves first, one interval apart.
+	eta := at
+	if eta.Before(start) {
+		eta = start
+	}
+	eta = eta.Add(time.Duration(len(b.queue)) * l.interval())
+	if eta.Sub(start) > limit {
+		err := l.exceeded(eta.Sub(start), paused)
+		l.unlock()
+		return Slot{}, err
+	}
+	w := &waiter{wake: make(chan struct{}, 1)}
+	b.queue = append(b.queue, w)
+	l.waiting++
+	deadline := start.Add(limit)
 	for {
 		now := l.now()
-		if l.queued.Load() == 0 && b.TokensAt(now) >= 1 && b.AllowN(now, 1) {
-			return nil
+		until := deadline
+		if b.queue[0] == w {
+			at, paused := l.earliest(b, now)
+			if !at.After(now) {
+				s := l.take(b, now, true)
+				l.leave(b, w)
+				l.unlock()
+				return s, nil
+			}
+			if at.After(deadline) {
+				err := l.exceeded(at.Sub(now), paused)
+				l.leave(b, w)
+				l.unlock()
+				return Slot{}, err
+			}
+			until = at
+		} else if !now.Before(deadline) {
+			err := l.exceeded(l.interval(), false)
+			l.leave(b, w)
+			l.unlock()
+			return Slot{}, err
 		}
-		if now.Add(interval).Sub(start) > limit {
-			return &ExceededError{RetryAfter: interval}
+		l.mu.Unlock()
+		if err := sleepOrWake(ctx, until.Sub(now), w.wake); err != nil {
+			l.mu.Lock()
+			l.leave(b, w)
+			l.unlock()
+			return Slot{}, err
 		}
-		if err := clock.Sleep(ctx, interval); err != nil {
-			return err
+		l.mu.Lock()
+	}
+}
+
+// leave takes w out of b's queue and wakes the new head. Caller holds mu.
+func (l *Local) leave(b *bucket, w *waiter) {
+	for i, q := range b.queue {
+		if q == w {
+			b.queue = append(b.queue[:i], b.queue[i+1:]...)
+			l.waiting--
+			break
+		}
+	}
+	if len(b.queue) > 0 {
+		select {
+		case b.queue[0].wake <- struct{}{}:
+		default:
 		}
 	}
 }
 
-func (l *Local) waitPause(ctx context.Context, maxWait time.Duration) error {
-	until := l.pausedUntil.Load()
-	if until == 0 {
+// exceeded is the error for a caller that cannot get a slot within d.
+// Caller holds mu.
+func (l *Local) exceeded(d time.Duration, paused bool) error {
+	if paused {
+		return &ExceededError{RetryAfter: d, Paused: true, Reason: l.reason}
+	}
+	return &ExceededError{RetryAfter: d}
+}
+
+// sleepOrWake waits d, a wake-up, or ctx's end (returning its error).
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-t.C:
 		return nil
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WaitBackground implements Limiter. A background caller never queues
+// ahead of interactive ones: it looks once per slot interval (or at the
+// end of a pause) for a slot that is free now with nobody waiting.
+func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Duration) (Slot, error) {
+	start := l.now()
+	limit := budget(ctx, start, maxWait)
+	deadline := start.Add(limit)
+	for held := false; ; held = true {
+		now := l.now()
+		l.mu.Lock()
+		b := l.bucket(key, now)
+		at, paused := l.earliest(b, now)
+		if l.waiting == 0 && !at.After(now) {
+			s := l.take(b, now, held)
+			l.unlock()
+			return s, nil
+		}
+		next := max(at.Sub(now), l.interval(), time.Millisecond)
+		if !paused && l.waiting > 0 {
+			next = max(l.interval(), 5*time.Millisecond)
+		}
+		if now.Add(next).After(deadline) {
+			err := l.exceeded(next, paused)
+			l.unlock()
+			return Slot{}, err
+		}
+		l.unlock()
+		if err := sleepOrWake(ctx, next, nil); err != nil {
+			return Slot{}, err
+		}
+	}
+}
+
+// Observe implements Limiter.
+func (l *Local) Observe(_ string, s Slot, status int, h http.Header) {
+	if status == 0 {
+		return
 	}
 	now := l.now()
-	d := time.Duration(until - now.UnixNano())
-	if d <= 0 {
-		return nil
+	l.mu.Lock()
+	defer l.unlock()
+	if q, ok := ParseQuota(h, now); ok {
+		l.stated(q, s, now)
 	}
-	if d > budget(ctx, now, maxWait) {
-		return &ExceededError{RetryAfter: d, Paused: true}
+	if d, ok := PauseFor(status, h, now); ok && d > 0 {
+		l.pauseLocked(now.Add(d), PauseRetryAfter, status, now)
 	}
-	return clock.Sleep(ctx, d)
+	if !l.cfg.Adaptive {
+		return
+	}
+	if status == http.StatusTooManyRequests {
+		from := l.rate.rate
+		if l.rate.throttled(now, s.At, func() float64 { return l.sendRate(now) }) {
+			l.events = append(l.events, Event{Kind: "rate", Reason: "throttled", From: finite(from), To: l.rate.rate, Status: status})
+		}
+		return
+	}
+	if status < 500 {
+		l.rate.succeeded(s.held)
+	}
+}
+
+// stated takes in a quota the vendor stated in its answer to the call
+// released at s: the calls released after s will spend from it too.
+// Caller holds mu.
+func (l *Local) stated(q Quota, s Slot, now time.Time) {
+	left := q.Remaining - int64(l.seq-s.seq)
+	reset := now.Add(q.Reset)
+	switch {
+	case !l.quota.known, reset.After(l.quota.reset.Add(500 * time.Millisecond)):
+		l.quota = quotaState{known: true, remaining: left, reset: reset}
+	default:
+		l.quota.remaining = min(l.quota.remaining, left)
+	}
+	if l.quota.remaining <= 0 && q.Reset > 0 {
+		l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
+	}
+}
+
+// sendRate estimates the rate calls left at lately, from the release
+// times kept, in calls a second; at least the adaptive floor. Caller
+// holds mu.
+func (l *Local) sendRate(now time.Time) float64 {
+	n := min(l.seq, recentReleases)
+	if n < 2 {
+		return adaptiveMinRate
+	}
+	newest := l.recent[l.seq%recentReleases]
+	oldest := newest
+	count := 0
+	for i := uint64(0); i < n; i++ {
+		t := l.recent[(l.seq-i)%recentReleases]
+		if now.Sub(t) > time.Second {
+			break
+		}
+		oldest, count = t, count+1
+	}
+	span := newest.Sub(oldest).Seconds()
+	if count < 2 || span <= 0 {
+		return adaptiveMinRate
+	}
+	return max(adaptiveMinRate, float64(count-1)/span)
 }
 
 // Pause implements Limiter.
-func (l *Local) Pause(until time.Time) {
-	n := until.UnixNano()
-	for {
-		cur := l.pausedUntil.Load()
-		if n <= cur || l.pausedUntil.CompareAndSwap(cur, n) {
-			return
+func (l *Local) Pause(until time.Time, reason string) {
+	l.mu.Lock()
+	l.pauseLocked(until, reason, 0, l.now())
+	l.unlock()
+}
+
+// pauseLocked extends the pause to until. An unconfigured adaptive limiter
+// takes the rate calls left at, so that the calls it holds do not all
+// leave together when it ends. Caller holds mu.
+func (l *Local) pauseLocked(until time.Time, reason string, status int, now time.Time) {
+	if !until.After(l.pauseAt) || !until.After(now) {
+		return
+	}
+	if !l.pauseAt.After(now) {
+		l.events = append(l.events, Event{Kind: "paused", Reason: reason, Pause: until.Sub(now), Status: status})
+	}
+	l.pauseAt, l.reason = until, reason
+	if l.cfg.Adaptive && math.IsInf(l.rate.rate, 1) {
+		l.rate.seed(now, func() float64 { return l.sendRate(now) })
+		l.events = append(l.events, Event{Kind: "rate", Reason: "seeded", To: l.rate.rate})
+	}
+}
+
+// unlock releases mu and tells the events gathered under it.
+func (l *Local) unlock() {
+	ev := l.events
+	l.events = nil
+	l.mu.Unlock()
+	if l.cfg.OnEvent != nil {
+		for _, e := range ev {
+			l.cfg.OnEvent(e)
 		}
 	}
 }
 
-// PausedFor reports how much of a pause remains.
-func (l *Local) PausedFor() time.Duration {
-	return max(0, time.Duration(l.pausedUntil.Load()-l.now().UnixNano()))
+// Status implements Limiter.
+func (l *Local) Status() Status {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expireQuota(now)
+	s := Status{Configured: l.cfg.Rate, Adaptive: l.cfg.Adaptive, QuotaRemaining: -1}
+	if iv := l.interval(); iv > 0 {
+		s.Effective = float64(time.Second) / float64(iv)
+	}
+	if l.pauseAt.After(now) {
+		s.PausedFor, s.PauseReason = l.pauseAt.Sub(now), l.reason
+	}
+	if l.quota.known {
+		s.QuotaRemaining = max(0, l.quota.remaining)
+	}
+	return s
 }
 
 // Remaining implements Limiter.
 func (l *Local) Remaining(key string) int {
-	if l.limit == rate.Inf {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	iv := l.interval()
+	if iv == 0 {
+		if l.quota.known {
+			return int(max(0, min(l.quota.remaining, math.MaxInt32)))
+		}
 		return math.MaxInt32
 	}
-	return max(0, int(l.bucket(key).TokensAt(l.now())))
+	b := l.bucket(key, now)
+	at, _ := l.earliest(b, now)
+	if at.After(now) {
+		return 0
+	}
+	return min(l.burst, 1+int(now.Sub(at)/iv))
 }
 
 // Policy implements Limiter.
 func (l *Local) Policy() Policy {
-	if l.limit == rate.Inf {
+	if l.cfg.Rate <= 0 {
 		return Policy{}
 	}
-	return Policy{Quota: int(math.Ceil(float64(l.limit))) + l.burst, Window: time.Second}
+	return Policy{Quota: int(math.Ceil(l.cfg.Rate)) + l.burst - 1, Window: time.Second}
 }
+
+func finite(r float64) float64 {
+	if math.IsInf(r, 1) {
+		return 0
+	}
+	return r
+}
+
+// DefaultHeadroom is rate_limit.headroom's default; see docs/ratelimit.md
+// for the measurement behind it.
+const DefaultHeadroom = 0.05
