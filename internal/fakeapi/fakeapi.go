@@ -283,7 +283,7 @@ func (s *Server) quotaHeaders(b Behavior, now time.Time) http.Header {
 	case "llm":
 		h.Set("X-Ratelimit-Limit-Requests", strconv.Itoa(w.Limit))
 		h.Set("X-Ratelimit-Remaining-Requests", strconv.Itoa(left))
-		h.Set("X-Ratelimit-Reset-Requests", ((end.Sub(now)+time.Millisecond-1)/time.Millisecond*time.Millisecond).String())
+		h.Set("X-Ratelimit-Reset-Requests", ((end.Sub(now) + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String())
 	default:
 		h.Set("X-RateLimit-Limit", strconv.Itoa(w.Limit))
 		h.Set("X-RateLimit-Remaining", strconv.Itoa(left))

@@ -35,12 +35,12 @@ const (
 // multiplicative decrease, with the rate of the last 429 as a memory.
 // It is not safe for concurrent use; Local holds its lock.
 type aimd struct {
-	ceiling  float64   // the configured rate, or +Inf
-	rate     float64   // the rate now; +Inf until the first 429 when unconfigured
-	bad      float64   // the rate in force at the last 429; 0 before any
-	cutAt    time.Time // the last decrease: 429s for calls sent before it are old news
-	cuts     int       // decreases since the last success
-	above    int       // successful calls since the rate passed bad
+	ceiling float64   // the configured rate, or +Inf
+	rate    float64   // the rate now; +Inf until the first 429 when unconfigured
+	bad     float64   // the rate in force at the last 429; 0 before any
+	cutAt   time.Time // the last decrease: 429s for calls sent before it are old news
+	cuts    int       // decreases since the last success
+	above   int       // successful calls since the rate passed bad
 }
 
 func newAIMD(ceiling float64) aimd {

@@ -56,7 +56,7 @@ func TestLocalKeysAreIndependent(t *testing.T) {
 }
 
 func TestLocalWaitsWithinMaxWait(t *testing.T) {
-	l := NewLocal(Config{Rate: 200, Burst: 1, })
+	l := NewLocal(Config{Rate: 200, Burst: 1})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		if _, err := l.Wait(ctx, "", time.Second); err != nil {
@@ -66,7 +66,7 @@ func TestLocalWaitsWithinMaxWait(t *testing.T) {
 }
 
 func TestLocalWaitHonoursContextDeadline(t *testing.T) {
-	l := NewLocal(Config{Rate: 0.001, Burst: 1, })
+	l := NewLocal(Config{Rate: 0.001, Burst: 1})
 	_, _ = l.Wait(context.Background(), "", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -154,7 +154,7 @@ func FuzzPauseFor(f *testing.F) {
 // Interactive callers queued on the bucket keep background callers out;
 // once they stop, background callers get the slots.
 func TestBackgroundYieldsToInteractive(t *testing.T) {
-	l := NewLocal(Config{Rate: 50, Burst: 1, })
+	l := NewLocal(Config{Rate: 50, Burst: 1})
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var fg atomic.Int64

@@ -60,21 +60,21 @@ type Local struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	keys    map[string]*bucket         // guarded by mu
-	pauseAt time.Time                  // guarded by mu; nothing leaves before it
-	reason  string                     // guarded by mu; why pauseAt was set
-	quota   quotaState                 // guarded by mu
-	rate    aimd                       // guarded by mu
-	seq     uint64                     // guarded by mu; calls released
-	recent  [recentReleases]time.Time  // guarded by mu; ring of release times
-	waiting int                        // guarded by mu; interactive callers queued
-	events  []Event                    // guarded by mu; told after unlock
+	keys    map[string]*bucket        // guarded by mu
+	pauseAt time.Time                 // guarded by mu; nothing leaves before it
+	reason  string                    // guarded by mu; why pauseAt was set
+	quota   quotaState                // guarded by mu
+	rate    aimd                      // guarded by mu
+	seq     uint64                    // guarded by mu; calls released
+	recent  [recentReleases]time.Time // guarded by mu; ring of release times
+	waiting int                       // guarded by mu; interactive callers queued
+	events  []Event                   // guarded by mu; told after unlock
 }
 
 // bucket is one key's pacing state.
 type bucket struct {
-	tat   time.Time  // GCRA theoretical arrival time
-	queue []*waiter  // interactive callers, first come first served
+	tat   time.Time // GCRA theoretical arrival time
+	queue []*waiter // interactive callers, first come first served
 }
 
 type waiter struct{ wake chan struct{} }
