@@ -124,10 +124,20 @@ func fake(args []string, stderr io.Writer) int {
 	fs.IntVar(&b.QuotaPerSecond, "quota", 0, "answer 429 past this many calls a second (0: no quota)")
 	fs.IntVar(&b.RetryAfter, "retry-after", 0, "Retry-After seconds on quota 429s and outage errors")
 	fs.StringVar(&b.Body, "body", "", `response body (default {"ok":true})`)
+	fs.Float64Var(&b.LeakyRate, "leaky-rate", 0, "a leaky bucket without burst, as nginx limit_req: 429 for a call sooner than 1/rate after the last accepted (0: none)")
+	window := fs.String("window", "", `a fixed-window quota stated in headers, LIMIT/PERIOD[/FORM] with FORM x-ratelimit, ratelimit or llm, like "100/10s"`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	b.LatencyMin, b.LatencyMax = fakeapi.Duration(*latMin), fakeapi.Duration(*latMax)
+	if *window != "" {
+		w, err := fakeapi.ParseWindow(*window)
+		if err != nil {
+			fmt.Fprintf(stderr, "seawall fake: -window: %v\n", err)
+			return 2
+		}
+		b.Window = w
+	}
 	srv := &http.Server{Addr: *listen, Handler: fakeapi.New(b), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stderr, "fake API on http://%s (control: PUT /_fake/behavior, GET /_fake/calls, POST /_fake/reset)\n", *listen)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

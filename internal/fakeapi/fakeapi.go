@@ -138,10 +138,11 @@ func New(b Behavior) *Server {
 	return &Server{b: b, start: time.Now()}
 }
 
-// Set replaces the behavior.
+// Set replaces the behavior; the quota counters start afresh.
 func (s *Server) Set(b Behavior) {
 	s.mu.Lock()
 	s.b = b
+	s.leakyAt, s.winStart, s.winCalls, s.secStart, s.secCalls = time.Time{}, 0, 0, 0, 0
 	s.mu.Unlock()
 }
 
@@ -264,6 +265,33 @@ func (s *Server) decide(b Behavior, now time.Time) (status, retryAfter int) {
 		return errStatus, 0
 	}
 	return cmp.Or(b.Status, http.StatusOK), 0
+}
+
+// ParseWindow reads a window written LIMIT/PERIOD[/FORM], like "100/10s"
+// or "50/5s/ratelimit".
+func ParseWindow(v string) (*Window, error) {
+	parts := strings.Split(v, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("%q: want LIMIT/PERIOD[/FORM], like 100/10s", v)
+	}
+	limit, err := strconv.Atoi(parts[0])
+	if err != nil || limit < 1 {
+		return nil, fmt.Errorf("%q: the limit must be a positive number", v)
+	}
+	every, err := time.ParseDuration(parts[1])
+	if err != nil || every <= 0 {
+		return nil, fmt.Errorf("%q: the period must be a duration, like 10s", v)
+	}
+	w := &Window{Limit: limit, Every: Duration(every)}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "x-ratelimit", "ratelimit", "llm":
+			w.Headers = parts[2]
+		default:
+			return nil, fmt.Errorf("%q: the form must be x-ratelimit, ratelimit or llm", v)
+		}
+	}
+	return w, nil
 }
 
 // quotaHeaders states the window's quota after a call at now. Caller

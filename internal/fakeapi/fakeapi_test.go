@@ -99,3 +99,52 @@ func TestMaxInWindow(t *testing.T) {
 		t.Errorf("MaxInWindow = %d, want 4 (100..1000ms)", got)
 	}
 }
+
+// The strict shapes: a leaky bucket without burst refuses a call that
+// comes early and is not moved by it; a fixed window states its quota on
+// every answer, in each vendor's form, and refuses past it.
+func TestStrictVendorShapes(t *testing.T) {
+	f := New(Behavior{LeakyRate: 10}) // one call per 100ms
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	var codes []int
+	for i := 0; i < 3; i++ {
+		code, _ := get(t, srv.URL+"/l")
+		codes = append(codes, code)
+	}
+	if codes[0] != 200 || codes[1] != 429 || codes[2] != 429 {
+		t.Errorf("back-to-back calls on a 10/s leaky bucket: %v, want 200 then 429s", codes)
+	}
+	time.Sleep(110 * time.Millisecond)
+	if code, _ := get(t, srv.URL+"/l"); code != 200 {
+		t.Errorf("a call one interval after the last accepted: %d, want 200 (refused calls do not move the bucket)", code)
+	}
+
+	for _, tc := range []struct{ form, remaining, reset string }{
+		{"x-ratelimit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
+		{"ratelimit", "RateLimit", "RateLimit-Policy"},
+		{"llm", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"},
+	} {
+		f.Set(Behavior{Window: &Window{Limit: 2, Every: Duration(time.Hour), Headers: tc.form}})
+		var last http.Header
+		var statuses []int
+		for i := 0; i < 3; i++ {
+			resp, err := http.Get(srv.URL + "/w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			statuses = append(statuses, resp.StatusCode)
+			last = resp.Header
+			if resp.Header.Get(tc.remaining) == "" || resp.Header.Get(tc.reset) == "" {
+				t.Errorf("%s: answer %d lacks %s or %s: %v", tc.form, i+1, tc.remaining, tc.reset, resp.Header)
+			}
+		}
+		if statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 429 {
+			t.Errorf("%s: window of 2: %v, want 200 200 429", tc.form, statuses)
+		}
+		if v := last.Get(tc.remaining); !strings.Contains(v, "0") {
+			t.Errorf("%s: past the window's quota %s = %q, want 0 left", tc.form, tc.remaining, v)
+		}
+	}
+}

@@ -17,13 +17,18 @@
 //  4. Upstream.do, the attempt loop. For each attempt:
 //     a. retry gate (attempts after the first): budget, backoff with full jitter;
 //     then an open breaker fails the call fast, before it takes a token;
-//     b. rate limiter: the upstream's pause (from its Retry-After), then a
-//     token, waiting up to max_wait;
-//     c. circuit breaker: a permit (a half-open probe), or fail fast with 503;
-//     d. transport, bounded by the per-try timeout up to response headers.
-//     The outcome feeds the breaker (client cancellation excepted), a
-//     429/503 with Retry-After pauses the upstream, and retryable failures
-//     go round again while the request can be replayed.
+//     b. rate limiter: a slot, in line behind earlier callers, once no pause
+//     holds the upstream and the pace allows, waiting up to max_wait;
+//     c. circuit breaker: a permit (half-open: one probe at a time), or
+//     fail fast with 503;
+//     d. transport, bounded by the per-try timeout up to response headers;
+//     the moment the request is written paces the next call (Limiter.Sent),
+//     and whether it was written tells an unreachable upstream from an
+//     unknown outcome.
+//     The outcome feeds the breaker (client cancellation and Seawall's own
+//     trouble excepted), the answer feeds the limiter (Retry-After and quota
+//     headers pause the upstream, a 429 adapts the rate), and retryable
+//     failures go round again while the request can be replayed.
 //  5. The response is relayed as it streams (Proxy.relay), or the error mapped once to problem+json
 //     (errors.go), and one log line and the metrics are written.
 //

@@ -163,6 +163,33 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// A deadline that fires while the body is awaited, before anything
+// reached the app, is a 504, logged and counted as one: not a 200 cut
+// short.
+func TestDeadlineBeforeTheBodyIs504(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(200)
+		http.NewResponseController(w).Flush()
+		select { // the body never comes in time
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	s := newStackURL(t, "", up.URL, "    timeouts: {overall: 300ms}\n")
+	r := s.get("/api/slow-body")
+	if r.status != 504 || problemOf(t, r)["type"] != "urn:seawall:problem:upstream-timeout" {
+		t.Fatalf("%d %s, want 504 upstream-timeout", r.status, r.body)
+	}
+	if n := s.metric("requests_total", "code=504", "source=seawall"); n != 1 {
+		t.Errorf("requests_total{code=504,source=seawall} = %v, want 1", n)
+	}
+	if !strings.Contains(s.logs.String(), `"status":504`) {
+		t.Errorf("log has no line with status 504: %s", s.logs.String())
+	}
+}
+
 func TestUnreachableIsRetriedForAnyMethod(t *testing.T) {
 	s := newStack(t, "", `    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 1ms, budget: {min_per_second: 10}}
 `)

@@ -148,25 +148,40 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		out.ContentLength = int64(len(body))
 	}
 	start := time.Now()
-	resp, err := u.send(out, c)
+	resp, wrote, err := u.send(out, c, slot)
 	elapsed := time.Since(start)
 	permit.Done(u.outcome(resp, err), elapsed)
 	u.m.attempt(resp, err, elapsed)
 	if resp != nil {
-		u.Limiter.Observe(c.tenant, slot, resp.StatusCode, resp.Header)
+		u.Limiter.Observe(c.tenant, slot, ratelimit.Answer{Status: resp.StatusCode, Header: resp.Header, Sent: wrote})
 	}
 	return resp, err
 }
 
 // send makes the call, bounded by the route's per-try timeout up to the
 // response headers, and names the failure: whether anything was sent
-// decides between upstream-unreachable and upstream-outcome-unknown.
-func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
+// decides between upstream-unreachable and upstream-outcome-unknown. It
+// also returns when the request was written (zero if it was not).
+func (u *Upstream) send(out *http.Request, c *call, slot ratelimit.Slot) (*http.Response, time.Time, error) {
 	ctx := out.Context()
-	var written atomic.Bool // the whole request went out on the last connection
+	var wrote atomic.Int64 // unix nanoseconds the whole request went out on the last connection; 0: not
 	trace := &httptrace.ClientTrace{
-		GotConn:      func(httptrace.GotConnInfo) { written.Store(false) },
-		WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
+		GotConn: func(httptrace.GotConnInfo) { wrote.Store(0) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err != nil {
+				wrote.Store(0)
+				return
+			}
+			now := time.Now()
+			wrote.Store(now.UnixNano())
+			u.Limiter.Sent(c.tenant, slot, now)
+		},
+	}
+	wroteAt := func() time.Time {
+		if n := wrote.Load(); n != 0 {
+			return time.Unix(0, n)
+		}
+		return time.Time{}
 	}
 	tryCtx, cancel := context.WithCancel(httptrace.WithClientTrace(ctx, trace))
 	var timedOut atomic.Bool
@@ -177,29 +192,29 @@ func (u *Upstream) send(out *http.Request, c *call) (*http.Response, error) {
 	resp, err := u.transport.RoundTrip(out.WithContext(tryCtx))
 	if err == nil {
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-		return resp, nil
+		return resp, wroteAt(), nil
 	}
 	cancel()
 	var tooLarge *http.MaxBytesError
 	switch {
 	case c.clientGone():
-		return nil, ErrClientGone
+		return nil, time.Time{}, ErrClientGone
 	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
+		return nil, time.Time{}, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
 	case errors.Is(err, ErrUpstreamTLS):
-		return nil, err
+		return nil, time.Time{}, err
 	case localTrouble(err):
-		return nil, fmt.Errorf("%w: %w", ErrOverloaded, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrOverloaded, err)
 	case timedOut.Load():
-		return nil, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.route.PerTry)
+		return nil, time.Time{}, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.route.PerTry)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return nil, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+		return nil, time.Time{}, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
 	case tlsTrouble(err):
-		return nil, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
-	case written.Load():
-		return nil, &OutcomeUnknownError{Keyed: out.Header.Get("Idempotency-Key") != "", Err: err}
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
+	case wrote.Load() != 0:
+		return nil, time.Time{}, &OutcomeUnknownError{Keyed: out.Header.Get("Idempotency-Key") != "", Err: err}
 	default:
-		return nil, fmt.Errorf("%w: %w", ErrUpstreamUnreachable, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUpstreamUnreachable, err)
 	}
 }
 

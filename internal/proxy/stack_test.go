@@ -72,8 +72,13 @@ func newStack(t *testing.T, top, extra string) *stack {
 // newStackURL puts a Seawall in front of any upstream URL.
 func newStackURL(t *testing.T, top, url, extra string) *stack {
 	t.Helper()
+	return newStackDoc(t, "admin: {listen: \"off\"}\n"+top+"\nupstreams:\n  api:\n    url: "+url+"\n"+extra)
+}
+
+// newStackDoc puts a Seawall with the config doc in front of its upstreams.
+func newStackDoc(t *testing.T, doc string) *stack {
+	t.Helper()
 	s := &stack{t: t, logs: &syncBuffer{}, clock: &testClock{}}
-	doc := "admin: {listen: \"off\"}\n" + top + "\nupstreams:\n  api:\n    url: " + url + "\n" + extra
 	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)

@@ -54,7 +54,7 @@ func newAIMD(ceiling float64) aimd {
 // rate calls were leaving at, for a limiter that had no rate yet. It
 // reports whether the rate changed.
 func (a *aimd) throttled(now, sent time.Time, sendRate func() float64) bool {
-	if sent.Before(a.cutAt) {
+	if !sent.After(a.cutAt) {
 		return false // sent at the old rate, already answered for
 	}
 	from := a.rate

@@ -49,8 +49,9 @@ type Policy struct {
 type Slot struct {
 	// At is when the call was released.
 	At   time.Time
-	seq  uint64 // releases before and including this one
-	held bool   // the pace held the call back: the rate was binding
+	seq  uint64        // releases before and including this one
+	held bool          // the pace held the call back: the rate was binding
+	iv   time.Duration // the interval in force at release; 0 when unlimited
 }
 
 // Limiter paces the calls to one upstream: every call waits for a slot,
@@ -66,10 +67,14 @@ type Limiter interface {
 	// (job deliveries): it takes a slot only when one is free now and no
 	// Wait is queued, so interactive traffic has priority over it.
 	WaitBackground(ctx context.Context, key string, maxWait time.Duration) (Slot, error)
+	// Sent reports when the call released at s actually went out (its
+	// request written), so that the next call is spaced from that moment:
+	// delays between release and the wire never bring two calls closer.
+	Sent(key string, s Slot, at time.Time)
 	// Observe feeds back the upstream's answer to the call released at s:
-	// Retry-After pauses, quota headers, and (when adaptive) the rate.
-	// status 0 means no answer came.
-	Observe(key string, s Slot, status int, h http.Header)
+	// Retry-After pauses, quota headers, (when adaptive) the rate, and
+	// when the vendor can have counted the call.
+	Observe(key string, s Slot, a Answer)
 	// Pause holds back every key until the given time. An earlier time than
 	// a pause in force does not shorten it.
 	Pause(until time.Time, reason string)
@@ -79,6 +84,16 @@ type Limiter interface {
 	Remaining(key string) int
 	// Policy describes the quota.
 	Policy() Policy
+}
+
+// Answer is what the upstream said to one call.
+type Answer struct {
+	// Status is the answer's status; 0 when none came.
+	Status int
+	// Header is the answer's header.
+	Header http.Header
+	// Sent is when the request was written; zero when unknown.
+	Sent time.Time
 }
 
 // Status is a limiter's state at one moment.

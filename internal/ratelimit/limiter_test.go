@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,47 +11,6 @@ import (
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
-
-func TestLocalRejectsPastBurst(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(Config{Rate: 1, Burst: 2, Now: clk.now})
-	ctx := context.Background()
-	for i := 0; i < 2; i++ {
-		if _, err := l.Wait(ctx, "", 0); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
-	_, err := l.Wait(ctx, "", 0)
-	var ex *ExceededError
-	if !errors.As(err, &ex) || !errors.Is(err, ErrExceeded) {
-		t.Fatalf("third call: err = %v, want ExceededError", err)
-	}
-	if ex.RetryAfter <= 0 || ex.RetryAfter > time.Second {
-		t.Errorf("RetryAfter = %v, want in (0, 1s]", ex.RetryAfter)
-	}
-	if got := l.Remaining(""); got != 0 {
-		t.Errorf("Remaining = %d, want 0", got)
-	}
-	clk.t = clk.t.Add(time.Second)
-	if _, err := l.Wait(ctx, "", 0); err != nil {
-		t.Errorf("after refill: %v", err)
-	}
-}
-
-func TestLocalKeysAreIndependent(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(Config{Rate: 1, Burst: 1, Now: clk.now})
-	ctx := context.Background()
-	if _, err := l.Wait(ctx, "tenant-a", 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Wait(ctx, "tenant-a", 0); err == nil {
-		t.Error("tenant-a second call allowed, want limited")
-	}
-	if _, err := l.Wait(ctx, "tenant-b", 0); err != nil {
-		t.Errorf("tenant-b limited by tenant-a: %v", err)
-	}
-}
 
 func TestLocalWaitsWithinMaxWait(t *testing.T) {
 	l := NewLocal(Config{Rate: 200, Burst: 1})
@@ -72,22 +29,6 @@ func TestLocalWaitHonoursContextDeadline(t *testing.T) {
 	defer cancel()
 	if _, err := l.Wait(ctx, "", time.Hour); !errors.Is(err, ErrExceeded) {
 		t.Errorf("err = %v, want ErrExceeded at once since the slot is past the deadline", err)
-	}
-}
-
-func TestLocalPause(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(Config{Rate: 0, Burst: 1, Now: clk.now})
-	l.Pause(clk.t.Add(2*time.Second), PauseRetryAfter)
-	l.Pause(clk.t.Add(time.Second), PauseRetryAfter) // shorter pause does not shorten it
-	_, err := l.Wait(context.Background(), "any", 0)
-	var ex *ExceededError
-	if !errors.As(err, &ex) || !ex.Paused || ex.RetryAfter != 2*time.Second {
-		t.Fatalf("err = %#v, want paused for 2s", err)
-	}
-	clk.t = clk.t.Add(2 * time.Second)
-	if _, err := l.Wait(context.Background(), "any", 0); err != nil {
-		t.Errorf("after pause: %v", err)
 	}
 }
 
@@ -149,56 +90,6 @@ func FuzzPauseFor(f *testing.F) {
 			}
 		}
 	})
-}
-
-// Interactive callers queued on the bucket keep background callers out;
-// once they stop, background callers get the slots.
-func TestBackgroundYieldsToInteractive(t *testing.T) {
-	l := NewLocal(Config{Rate: 50, Burst: 1})
-	ctx := context.Background()
-	stop := make(chan struct{})
-	var fg atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if waitOK(l.Wait(ctx, "", time.Second)) {
-					fg.Add(1)
-				}
-			}
-		}()
-	}
-	bg := 0
-	for i := 0; i < 20; i++ { // about a second of 50ms tries
-		if waitOK(l.WaitBackground(ctx, "", 50*time.Millisecond)) {
-			bg++
-		}
-	}
-	close(stop)
-	wg.Wait()
-	if bg > 1 || fg.Load() < 10 {
-		t.Errorf("while interactive callers kept the bucket busy: %d background slots, %d interactive; want background shut out", bg, fg.Load())
-	}
-	got := 0
-	for i := 0; i < 5; i++ {
-		if waitOK(l.WaitBackground(ctx, "", time.Second)) {
-			got++
-		}
-	}
-	if got != 5 {
-		t.Errorf("an idle bucket gave the background %d of 5 slots", got)
-	}
-	var ex *ExceededError
-	if _, err := l.WaitBackground(ctx, "", 0); !errors.As(err, &ex) || ex.RetryAfter <= 0 {
-		t.Errorf("no slot free now and no wait allowed: %v, want ExceededError with RetryAfter", err)
-	}
 }
 
 func waitOK(_ Slot, err error) bool { return err == nil }

@@ -12,6 +12,9 @@ import (
 // dropped, which loses nothing since a new bucket starts full.
 const maxKeys = 10000
 
+// graceShare: a call may always wait 1/graceShare of an interval.
+const graceShare = 4
+
 // recentReleases is how many release times are kept to estimate the rate
 // calls leave at, for an unconfigured limiter's first adaptation.
 const recentReleases = 64
@@ -68,6 +71,8 @@ type Local struct {
 	seq     uint64                    // guarded by mu; calls released
 	recent  [recentReleases]time.Time // guarded by mu; ring of release times
 	waiting int                       // guarded by mu; interactive callers queued
+	rtts    [32]time.Duration         // guarded by mu; the latest answers' times from the write
+	rttN    uint64                    // guarded by mu; answers timed
 	events  []Event                   // guarded by mu; told after unlock
 }
 
@@ -168,7 +173,28 @@ func (l *Local) take(b *bucket, now time.Time, held bool) Slot {
 			l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
 		}
 	}
-	return Slot{At: now, seq: l.seq, held: held}
+	return Slot{At: now, seq: l.seq, held: held, iv: l.interval()}
+}
+
+// Sent implements Limiter: the bucket's next slot is at least an
+// interval after the moment the call went out.
+func (l *Local) Sent(key string, s Slot, at time.Time) {
+	if s.iv == 0 || !at.After(s.At) {
+		return
+	}
+	l.mu.Lock()
+	l.spaceFrom(key, at)
+	l.mu.Unlock()
+}
+
+// spaceFrom puts key's next slot at least an interval after at, a moment
+// the vendor may have counted the last call at. Caller holds mu.
+func (l *Local) spaceFrom(key string, at time.Time) {
+	if b, ok := l.keys[key]; ok {
+		if next := at.Add(l.interval()); next.After(b.tat) {
+			b.tat = next
+		}
+	}
 }
 
 // expireQuota forgets a stated quota once its window has reset. Caller
@@ -181,9 +207,12 @@ func (l *Local) expireQuota(now time.Time) {
 
 // Wait implements Limiter.
 func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) (Slot, error) {
-	start := l.now()
-	limit := budget(ctx, start, maxWait)
 	l.mu.Lock()
+	start := l.now() // read under mu: releases are stamped in the order they happen
+	// A call whose slot is a fraction of an interval away waits for it
+	// even when it may not wait (reject mode): arrivals are discrete, and
+	// refusing calls that come just early would leave slots unused.
+	limit := budget(ctx, start, max(maxWait, l.interval()/graceShare))
 	b := l.bucket(key, start)
 	at, paused := l.earliest(b, start)
 	if len(b.queue) == 0 && !at.After(start) {
@@ -315,13 +344,15 @@ func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Dur
 }
 
 // Observe implements Limiter.
-func (l *Local) Observe(_ string, s Slot, status int, h http.Header) {
+func (l *Local) Observe(key string, s Slot, a Answer) {
+	status, h := a.Status, a.Header
 	if status == 0 {
 		return
 	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.unlock()
+	l.answered(key, s, a.Sent, now)
 	if q, ok := ParseQuota(h, now); ok {
 		l.stated(q, s, now)
 	}
@@ -340,6 +371,29 @@ func (l *Local) Observe(_ string, s Slot, status int, h http.Header) {
 	}
 	if status < 500 {
 		l.rate.succeeded(s.held)
+	}
+}
+
+// answered spaces key's next call from the latest moment the vendor can
+// have counted this one. An answer slower than the fastest lately was
+// delayed somewhere, and if on the way in, the vendor counted the call
+// late and would take the next one, spaced from the write alone, as
+// early. So when the answer comes before the next slot, that slot moves
+// by the excess, at most a quarter of an interval (a vendor whose
+// processing time varies pays at most that). Caller holds mu.
+func (l *Local) answered(key string, s Slot, sent, now time.Time) {
+	if s.iv == 0 || sent.IsZero() || now.Before(sent) {
+		return
+	}
+	rtt := now.Sub(sent)
+	l.rtts[l.rttN%uint64(len(l.rtts))] = rtt
+	l.rttN++
+	fastest := rtt
+	for i := 0; i < min(int(l.rttN), len(l.rtts)); i++ {
+		fastest = min(fastest, l.rtts[i])
+	}
+	if excess := min(rtt-fastest, l.interval()/graceShare); excess > 0 {
+		l.spaceFrom(key, sent.Add(excess))
 	}
 }
 

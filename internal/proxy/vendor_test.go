@@ -1,0 +1,191 @@
+package proxy_test
+
+import (
+	"fmt"
+	"github.com/seawall/seawall/internal/fakeapi"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/vendortest"
+)
+
+// Vendor fidelity, acceptance 1: nginx limit_req at 20r/s without burst;
+// Seawall at rate 20/s and defaults otherwise; the app offers 100 req/s
+// for 30s. nginx's own log must show no 429 and at least 18 calls a
+// second, three runs each in wait and reject mode.
+func TestNginxPacing(t *testing.T) {
+	vendortest.Quiet(t)
+	t.Parallel()
+	headroom := ""
+	if v := os.Getenv("SEAWALL_TEST_HEADROOM"); v != "" {
+		headroom = ", headroom: " + v // for measuring the default
+	}
+	for _, mode := range []string{"wait", "reject"} {
+		for run := 1; run <= 3; run++ {
+			t.Run(fmt.Sprintf("%s-%d", mode, run), func(t *testing.T) {
+				t.Parallel()
+				ng := vendortest.StartNginx(t, 20)
+				s := newStackURL(t, "", ng.URL, fmt.Sprintf("    rate_limit: {rate: 20/s, on_limit: %s%s}\n", mode, headroom))
+				const d = 30 * time.Second
+				drive(100, d, func(int, time.Time) { s.get("/api/v1/quote") })
+				hits := ng.Hits(t)
+				n := vendortest.Count(hits)
+				t.Logf("nginx saw %d × 200, %d × 429 over %s; Seawall made %v attempts; %s", n[200], n[429],
+					hits[len(hits)-1].At.Sub(hits[0].At).Round(time.Millisecond), s.metric("upstream_attempts_total"), vendortest.Gaps(hits))
+				if n[429] > 0 {
+					t.Errorf("nginx refused %d calls with 429, want 0", n[429])
+				}
+				if min := int(18 * d.Seconds()); n[200] < min {
+					t.Errorf("nginx served %d calls, want at least %d (18/s)", n[200], min)
+				}
+			})
+		}
+	}
+}
+
+// Vendor fidelity, acceptance 2: the same vendor with Seawall configured
+// wrongly at 40/s with adaptive on, and with no rate at all: over 60s the
+// vendor refuses at most 2% of the calls and serves at least 80% of 20/s.
+func TestNginxAdaptive(t *testing.T) {
+	vendortest.Quiet(t)
+	t.Parallel()
+	for name, rl := range map[string]string{
+		"configured-40": "    rate_limit: {rate: 40/s, adaptive: true}\n",
+		"no-rate":       "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ng := vendortest.StartNginx(t, 20)
+			s := newStackURL(t, "", ng.URL, rl)
+			const d = 60 * time.Second
+			drive(100, d, func(int, time.Time) { s.get("/api/v1/quote") })
+			n := vendortest.Count(ng.Hits(t))
+			total := n[200] + n[429]
+			st := s.proxy.Upstream("api").Limiter.Status()
+			t.Logf("nginx saw %d × 200, %d × 429 (%.2f%%); learned rate %.2f/s", n[200], n[429], 100*float64(n[429])/float64(total), st.Effective)
+			if float64(n[429]) > 0.02*float64(total) {
+				t.Errorf("nginx refused %d of %d calls, want at most 2%%", n[429], total)
+			}
+			if min := int(0.8 * 20 * d.Seconds()); n[200] < min {
+				t.Errorf("nginx served %d calls, want at least %d (80%% of 20/s)", n[200], min)
+			}
+			if st.Effective <= 0 || st.Effective > 21 {
+				t.Errorf("effective rate %.2f/s after a minute, want learned near 20/s", st.Effective)
+			}
+		})
+	}
+}
+
+// Vendor fidelity, acceptance 3: a fixed-window vendor (100 calls per 10s,
+// stated in X-RateLimit-* on every answer) and no rate configured: after
+// the first window the vendor never answers 429, and at least 90% of each
+// window's quota is used. The IETF RateLimit and the LLM-API forms are
+// checked the same way on shorter windows.
+func TestFixedWindowQuotaHeaders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs several quota windows; go test without -short runs it")
+	}
+	t.Parallel()
+	for _, tc := range []struct {
+		headers string
+		limit   int
+		every   time.Duration
+		windows int
+	}{
+		{"x-ratelimit", 100, 10 * time.Second, 3},
+		{"ratelimit", 50, 5 * time.Second, 3},
+		{"llm", 50, 5 * time.Second, 3},
+	} {
+		t.Run(tc.headers, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, "", "")
+			s.fake.Set(fakeapi.Behavior{Window: &fakeapi.Window{Limit: tc.limit, Every: fakeapi.Duration(tc.every), Headers: tc.headers}})
+			d := time.Duration(tc.windows+1)*tc.every + tc.every/2
+			drive(100, d, func(int, time.Time) { s.get("/api/v1/quote") })
+			perWindow := map[int64][2]int{} // window -> [served, refused]
+			for _, c := range s.fake.Calls() {
+				w := c.At.UnixNano() / int64(tc.every)
+				n := perWindow[w]
+				if c.Status == 429 {
+					n[1]++
+				} else {
+					n[0]++
+				}
+				perWindow[w] = n
+			}
+			keys := make([]int64, 0, len(perWindow))
+			for w := range perWindow {
+				keys = append(keys, w)
+			}
+			slices.Sort(keys)
+			if len(keys) < tc.windows+1 {
+				t.Fatalf("calls in %d windows, want at least %d", len(keys), tc.windows+1)
+			}
+			for i, w := range keys[1 : len(keys)-1] { // the first and the last are partial
+				n := perWindow[w]
+				t.Logf("window %d: %d served, %d refused", i+2, n[0], n[1])
+				if n[1] > 0 {
+					t.Errorf("window %d: the vendor refused %d calls, want 0 after the first window", i+2, n[1])
+				}
+				if n[0] < tc.limit*9/10 {
+					t.Errorf("window %d: %d of %d calls used, want at least 90%%", i+2, n[0], tc.limit)
+				}
+			}
+		})
+	}
+}
+
+// Vendor fidelity, acceptance 4: in wait mode with 20 calls queued, a 429
+// with Retry-After: 1 stops every call that has not left, including those
+// already waiting for a slot, and after each pause no more than burst
+// calls leave within one interval.
+func TestRetryAfterBindsWaitingCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several seconds of pauses; go test without -short runs it")
+	}
+	t.Parallel()
+	const rate, burst = 10, 3
+	s := newStack(t, "", fmt.Sprintf("    rate_limit: {rate: %d/s, burst: %d, on_limit: wait, max_wait: 10s}\n    retry: {max_attempts: 1}\n", rate, burst))
+	s.fake.Set(fakeapi.Behavior{ErrorStatus: 429, RetryAfter: 1, Outages: []fakeapi.Outage{
+		{Start: fakeapi.Duration(time.Second), For: fakeapi.Duration(300 * time.Millisecond)},
+		{Start: fakeapi.Duration(3500 * time.Millisecond), For: fakeapi.Duration(300 * time.Millisecond)},
+	}})
+	s.fake.Reset()
+	var wg sync.WaitGroup
+	stop := time.Now().Add(6 * time.Second)
+	for i := 0; i < 20; i++ { // 20 callers, each with a call always queued
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				s.get("/api/v1/send")
+			}
+		}()
+	}
+	wg.Wait()
+	calls := s.fake.Calls()
+	pauses := 0
+	for i, c := range calls {
+		if c.Status != 429 {
+			continue
+		}
+		pauses++
+		for _, later := range calls[i+1:] {
+			// Calls released before the 429 came back were already on the
+			// wire: allow them wireSlack.
+			if d := later.At.Sub(c.At); d > wireSlack && d < time.Second {
+				t.Errorf("a call reached the vendor %s into a 1s pause", d.Round(time.Millisecond))
+			}
+		}
+	}
+	if pauses == 0 {
+		t.Fatal("the vendor never answered 429: the test did not test")
+	}
+	if n := fakeapi.MaxInWindow(calls, time.Second/rate); n > burst {
+		t.Errorf("%d calls within one interval (1/%d s), want at most the burst, %d", n, rate, burst)
+	}
+	t.Logf("%d calls, %d pauses; at most %d calls in one interval", len(calls), pauses, fakeapi.MaxInWindow(calls, time.Second/rate))
+}

@@ -1,0 +1,94 @@
+package ratelimit
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The adaptive rate drops on a 429, once per round of calls sent at the
+// old rate, climbs back while calls succeed, and never passes the
+// configured rate.
+func TestAdaptiveRate(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewLocal(Config{Rate: 40, Burst: 1, Adaptive: true, Now: clk.now})
+	ctx := context.Background()
+	a, _ := l.Wait(ctx, "", time.Second)
+	clk.t = clk.t.Add(25 * time.Millisecond)
+	b, _ := l.Wait(ctx, "", time.Second)
+	l.Observe("", a, Answer{Status: 429, Header: nil})
+	cut := l.Status().Effective
+	if cut >= 40 || cut <= 0 {
+		t.Fatalf("effective rate %v after a 429, want below 40", cut)
+	}
+	l.Observe("", b, Answer{Status: 429, Header: nil}) // sent before the cut: already answered for
+	if got := l.Status().Effective; got != cut {
+		t.Errorf("a 429 for a call sent at the old rate cut again: %v -> %v", cut, got)
+	}
+	for i := 0; i < 2000; i++ {
+		clk.t = clk.t.Add(time.Second)
+		s, _ := l.Wait(ctx, "", time.Second)
+		s.held = true
+		l.Observe("", s, Answer{Status: 200, Header: nil})
+	}
+	if got := l.Status().Effective; got <= cut || got > 40 {
+		t.Errorf("effective rate %v after 2000 successes, want back above %v and at most 40", got, cut)
+	}
+}
+
+func TestParseQuota(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		h    map[string]string
+		want Quota
+		ok   bool
+	}{
+		{"ietf structured", map[string]string{"RateLimit": `"default";r=5;t=30`}, Quota{5, 30 * time.Second}, true},
+		{"ietf two policies, least left wins", map[string]string{"RateLimit": `"burst";r=9;t=1, "day";r=0;t=3600`}, Quota{0, time.Hour}, true},
+		{"ietf old dictionary", map[string]string{"RateLimit": "limit=10, remaining=0, reset=4"}, Quota{0, 4 * time.Second}, true},
+		{"ietf separate fields", map[string]string{"RateLimit-Remaining": "7", "RateLimit-Reset": "2"}, Quota{7, 2 * time.Second}, true},
+		{"x-ratelimit seconds", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, Quota{0, 12 * time.Second}, true},
+		{"x-ratelimit epoch", map[string]string{"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1767323105"}, Quota{3, time.Minute}, true},
+		{"llm form", map[string]string{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, Quota{0, 6 * time.Minute}, true},
+		{"llm form, milliseconds", map[string]string{"x-ratelimit-remaining-requests": "1", "x-ratelimit-reset-requests": "20ms"}, Quota{1, 20 * time.Millisecond}, true},
+		{"remaining without reset", map[string]string{"X-RateLimit-Remaining": "0"}, Quota{}, false},
+		{"negative remaining", map[string]string{"X-RateLimit-Remaining": "-1", "X-RateLimit-Reset": "1"}, Quota{}, false},
+		{"garbage", map[string]string{"RateLimit": "((", "X-RateLimit-Remaining": "x"}, Quota{}, false},
+		{"none", nil, Quota{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tt.h {
+				h.Set(k, v)
+			}
+			got, ok := ParseQuota(h, now)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ParseQuota = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func FuzzParseQuota(f *testing.F) {
+	f.Add(`"default";r=0;t=7`, "3", "1767323105", "1s")
+	f.Add("limit=1, remaining=0, reset=NaN", "-1", "1e400", "6m0s")
+	f.Add(`"a";r=1;t=1.5, "b";r=0`, "0", "", "-5s")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, rl, remaining, reset, llmReset string) {
+		h := http.Header{}
+		h.Set("RateLimit", rl)
+		h.Set("X-RateLimit-Remaining", remaining)
+		h.Set("X-RateLimit-Reset", reset)
+		h.Set("X-Ratelimit-Remaining-Requests", remaining)
+		h.Set("X-Ratelimit-Reset-Requests", llmReset)
+		q, ok := ParseQuota(h, now)
+		if ok && (q.Remaining < 0 || q.Reset < 0 || q.Reset > MaxPause) {
+			t.Fatalf("ParseQuota = %+v", q)
+		}
+		if !ok && q != (Quota{}) {
+			t.Fatalf("ParseQuota failed but returned %+v", q)
+		}
+	})
+}

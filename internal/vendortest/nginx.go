@@ -1,0 +1,218 @@
+// Package vendortest runs independent implementations of a vendor's
+// behaviour for tests: nginx with limit_req as a rate-limited vendor, and
+// raw TCP listeners that misbehave on the wire. Seawall's promises about
+// third parties are checked against these as well as against its own
+// fake, which could be kinder than real vendors.
+package vendortest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Nginx is a running nginx that serves a small JSON file under
+// limit_req: a leaky bucket at Rate without burst, answering 429 past it.
+type Nginx struct {
+	URL  string
+	dir  string
+	Rate int
+}
+
+// Hit is one request in nginx's own access log.
+type Hit struct {
+	At     time.Time
+	Status int
+}
+
+// StartNginx starts nginx on a free loopback port, limited to rate
+// requests a second without burst, and stops it when the test ends. With
+// nginx missing, the test fails under CI=true (CI installs it) and is
+// skipped otherwise.
+func StartNginx(t testing.TB, rate int) *Nginx {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
+			if _, serr := os.Stat(p); serr == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("nginx is needed as an independent rate-limited vendor: apt-get install nginx-light")
+		}
+		t.Skip("nginx not installed (apt-get install nginx-light); CI runs this test")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "www", "ok.json"), []byte(`{"ok":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	// `return` would run before limit_req (rewrite phase), so the location
+	// serves a file; and the zone's key must not be empty, or nothing is
+	// limited: $server_port is never empty.
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    log_format vendor '$msec $status';
+    access_log %[1]s/access.log vendor;
+    limit_req_zone $server_port zone=vendor:1m rate=%[3]dr/s;
+    limit_req_status 429;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:%[2]d;
+        location / {
+            limit_req zone=vendor;
+            root %[1]s/www;
+            default_type application/json;
+            try_files /ok.json =404;
+        }
+    }
+}
+`, dir, port, rate)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")}
+	// A real vendor runs on its own machine: its clock is not delayed by
+	// the test's own load. nginx stamps a request when its event loop gets
+	// to it, so on a shared CPU a descheduled nginx would stamp calls late
+	// and refuse the next one as early. Real-time priority keeps nginx
+	// from waiting behind the test (where the system allows it).
+	if chrt, err := exec.LookPath("chrt"); err == nil && exec.Command(chrt, "-f", "10", "true").Run() == nil {
+		args = append([]string{chrt, "-f", "10"}, args...)
+	} else {
+		t.Logf("nginx runs at normal priority: chrt -f unavailable; its timing may suffer from the test's own load")
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out, _ := os.Create(filepath.Join(dir, "stdout.log"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = out.Close()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not listen on %s: %s", addr, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return &Nginx{URL: "http://" + addr, dir: dir, Rate: rate}
+}
+
+// Hits reads nginx's access log: every request it received, with its status.
+func (n *Nginx) Hits(t testing.TB) []Hit {
+	t.Helper()
+	f, err := os.Open(filepath.Join(n.dir, "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var hits []Hit
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		msec, status, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		secs, err1 := strconv.ParseFloat(msec, 64)
+		code, err2 := strconv.Atoi(status)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("access log line %q", sc.Text())
+		}
+		hits = append(hits, Hit{At: time.UnixMilli(int64(secs*1000 + 0.5)), Status: code})
+	}
+	return hits
+}
+
+// Count tells how many hits had each status.
+func Count(hits []Hit) map[int]int {
+	out := map[int]int{}
+	for _, h := range hits {
+		out[h.Status]++
+	}
+	return out
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Gaps describes the spacing nginx saw: the smallest gap between two
+// accepted requests, and the gap before each refused one, from the last
+// accepted (at nginx's millisecond resolution).
+func Gaps(hits []Hit) string {
+	var last time.Time
+	smallest := time.Duration(-1)
+	var refused []string
+	for _, h := range hits {
+		switch {
+		case h.Status == 429 && !last.IsZero():
+			refused = append(refused, h.At.Sub(last).String())
+		case h.Status != 429:
+			if !last.IsZero() && (smallest < 0 || h.At.Sub(last) < smallest) {
+				smallest = h.At.Sub(last)
+			}
+			last = h.At
+		}
+	}
+	return fmt.Sprintf("smallest gap between accepted calls %s; refused after %v", smallest, refused)
+}
+
+// TimingEnv enables the tests whose subject is timing against a real
+// vendor (exact-rate pacing, the adaptive rate). They must run alone: on
+// a loaded machine the vendor's own clock is delayed (the kernel hands it
+// packets late, and it counts a call late and refuses the next one as
+// early), which measures the machine rather than Seawall. .ci/run runs
+// them in a step of their own.
+const TimingEnv = "SEAWALL_VENDOR_TIMING"
+
+// Quiet skips t unless TimingEnv is set, saying how to run it.
+func Quiet(t testing.TB) {
+	t.Helper()
+	if os.Getenv(TimingEnv) == "" {
+		t.Skipf("timing against real nginx, to be run alone: %s=1 go test -run 'TestNginx' ./internal/proxy (CI runs it so)", TimingEnv)
+	}
+}

@@ -1,0 +1,83 @@
+package vendortest
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Wire is a raw TCP listener that misbehaves on the wire, counting the
+// connections it took and the requests it read whole.
+type Wire struct {
+	URL         string
+	connections atomic.Int64
+	requests    atomic.Int64
+}
+
+// Connections is how many connections the listener accepted.
+func (w *Wire) Connections() int { return int(w.connections.Load()) }
+
+// Requests is how many whole HTTP requests it read.
+func (w *Wire) Requests() int { return int(w.requests.Load()) }
+
+// ResetAfterRequest reads each request whole, body included, as a vendor
+// that acts on it would, then resets the connection without answering.
+func ResetAfterRequest(t testing.TB) *Wire {
+	return serve(t, "http", func(w *Wire, c *net.TCPConn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return
+		}
+		w.requests.Add(1)
+	})
+}
+
+// ResetDuringHandshake takes connections for an https URL, reads the
+// start of the TLS handshake and resets: nothing of the request can have
+// been sent.
+func ResetDuringHandshake(t testing.TB) *Wire {
+	return serve(t, "https", func(_ *Wire, c *net.TCPConn) {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var hello [5]byte
+		_, _ = io.ReadFull(c, hello[:])
+	})
+}
+
+// serve accepts connections on loopback, runs handle on each, then closes
+// it with a reset (SO_LINGER 0).
+func serve(t testing.TB, scheme string, handle func(*Wire, *net.TCPConn)) *Wire {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	w := &Wire{URL: scheme + "://" + l.Addr().String()}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			w.connections.Add(1)
+			go func(c *net.TCPConn) {
+				handle(w, c)
+				_ = c.SetLinger(0)
+				_ = c.Close()
+			}(c.(*net.TCPConn))
+		}
+	}()
+	return w
+}
+
+// atomic64 hands out serial numbers.
+type atomic64 struct{ n atomic.Int64 }
+
+func (a *atomic64) next() int64 { return a.n.Add(1) + 1 }
