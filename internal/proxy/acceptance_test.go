@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,8 +27,7 @@ func TestOutageOpensBreakerAndHeals(t *testing.T) {
 	s.fake.Set(fakeapi.Behavior{Down: true})
 
 	start := time.Now()
-	var mu sync.Mutex
-	var openedAt time.Time // when the first fail-fast answer was sent
+	var watch breakerWatch
 	var fastFails, badFastFails atomic.Int64
 	drive(200, 10*time.Second, func(i int, sent time.Time) {
 		r := s.get("/api/v1/status")
@@ -41,29 +39,13 @@ func TestOutageOpensBreakerAndHeals(t *testing.T) {
 		if r.status != 503 || err != nil || ra < 1 || r.header.Get("Content-Type") != "application/problem+json" {
 			badFastFails.Add(1)
 		}
-		mu.Lock()
-		if openedAt.IsZero() || sent.Before(openedAt) {
-			openedAt = sent
-		}
-		mu.Unlock()
+		watch.saw(sent)
 	})
-	if openedAt.IsZero() {
-		t.Fatal("the breaker never opened")
-	}
-	if d := openedAt.Sub(start); d > 2*time.Second {
-		t.Errorf("breaker opened %s after the outage began, want within its 2s window", d)
-	}
+	openedAt := watch.opened(t, start, 2*time.Second)
 	if n := badFastFails.Load(); n > 0 {
 		t.Errorf("%d fail-fast answers were not 503 problem+json with Retry-After", n)
 	}
-	// Calls the upstream saw once the breaker had opened (allowing 100ms for
-	// calls already in flight) can only be half-open probes.
-	probes := 0
-	for _, c := range s.fake.Calls() {
-		if c.At.After(openedAt.Add(100 * time.Millisecond)) {
-			probes++
-		}
-	}
+	probes := len(s.probes(openedAt))
 	halfOpens := int(s.metric("breaker_transitions_total", "state=half_open"))
 	if probes > halfOpens*halfOpenCalls {
 		t.Errorf("upstream saw %d calls while open, want at most %d half-open episodes x %d probes", probes, halfOpens, halfOpenCalls)

@@ -90,8 +90,8 @@ func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
 	const latency = 20 * time.Millisecond
 	s := exampleStack(t, fakeapi.Behavior{Down: true, LatencyMin: fakeapi.Duration(latency), LatencyMax: fakeapi.Duration(latency)})
 	start := time.Now()
+	var watch breakerWatch
 	var mu sync.Mutex
-	var openedAt time.Time
 	var fast []time.Duration
 	drive(50, 20*time.Second, func(_ int, sent time.Time) {
 		t0 := time.Now()
@@ -102,17 +102,10 @@ func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
 		d := time.Since(t0)
 		mu.Lock()
 		fast = append(fast, d)
-		if openedAt.IsZero() || sent.Before(openedAt) {
-			openedAt = sent
-		}
 		mu.Unlock()
+		watch.saw(sent)
 	})
-	if openedAt.IsZero() {
-		t.Fatal("the breaker never opened")
-	}
-	if d := openedAt.Sub(start); d > 10*time.Second {
-		t.Errorf("the breaker opened %s into the outage, want within its 10s window", d)
-	}
+	openedAt := watch.opened(t, start, 10*time.Second)
 	slices.Sort(fast)
 	p99 := fast[len(fast)*99/100]
 	limit := 5 * time.Millisecond
@@ -122,12 +115,7 @@ func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
 	if p99 > limit {
 		t.Errorf("fail-fast p99 %s, want under %s", p99, limit)
 	}
-	var probes []fakeapi.Call
-	for _, c := range s.fake.Calls() {
-		if c.At.After(openedAt.Add(100 * time.Millisecond)) {
-			probes = append(probes, c)
-		}
-	}
+	probes := s.probes(openedAt)
 	episodes := int(s.metric("breaker_transitions_total", "state=half_open"))
 	if len(probes) > episodes*3 {
 		t.Errorf("the vendor saw %d calls while the breaker was open, want at most %d episodes × 3 probes", len(probes), episodes)

@@ -192,3 +192,45 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// breakerWatch learns, from the app's side, when the breaker opened: the
+// earliest send time of a request answered circuit-open.
+type breakerWatch struct {
+	mu       sync.Mutex
+	openedAt time.Time // guarded by mu
+}
+
+// saw notes a circuit-open answer to a request sent at sent.
+func (w *breakerWatch) saw(sent time.Time) {
+	w.mu.Lock()
+	if w.openedAt.IsZero() || sent.Before(w.openedAt) {
+		w.openedAt = sent
+	}
+	w.mu.Unlock()
+}
+
+// opened checks that the breaker opened within window of start, and says when.
+func (w *breakerWatch) opened(t *testing.T, start time.Time, window time.Duration) time.Time {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.openedAt.IsZero() {
+		t.Fatal("the breaker never opened")
+	}
+	if d := w.openedAt.Sub(start); d > window {
+		t.Errorf("the breaker opened %s into the outage, want within its %s window", d, window)
+	}
+	return w.openedAt
+}
+
+// probes are the calls the fake saw once the breaker had opened (allowing
+// 100ms for calls already in flight): only half-open probes can be there.
+func (s *stack) probes(openedAt time.Time) []fakeapi.Call {
+	var out []fakeapi.Call
+	for _, c := range s.fake.Calls() {
+		if c.At.After(openedAt.Add(100 * time.Millisecond)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

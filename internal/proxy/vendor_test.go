@@ -2,12 +2,13 @@ package proxy_test
 
 import (
 	"fmt"
-	"github.com/seawall/seawall/internal/fakeapi"
 	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/seawall/seawall/internal/fakeapi"
 
 	"github.com/seawall/seawall/internal/vendortest"
 )
@@ -65,15 +66,15 @@ func TestNginxAdaptive(t *testing.T) {
 			n := vendortest.Count(ng.Hits(t))
 			total := n[200] + n[429]
 			st := s.proxy.Upstream("api").Limiter.Status()
-			t.Logf("nginx saw %d × 200, %d × 429 (%.2f%%); learned rate %.2f/s", n[200], n[429], 100*float64(n[429])/float64(total), st.Effective)
+			t.Logf("%s: nginx saw %d × 200, %d × 429 (%.2f%%) in %s; effective rate at the end %.2f/s", name, n[200], n[429], 100*float64(n[429])/float64(total), d, st.Effective)
 			if float64(n[429]) > 0.02*float64(total) {
 				t.Errorf("nginx refused %d of %d calls, want at most 2%%", n[429], total)
 			}
 			if min := int(0.8 * 20 * d.Seconds()); n[200] < min {
 				t.Errorf("nginx served %d calls, want at least %d (80%% of 20/s)", n[200], min)
 			}
-			if st.Effective <= 0 || st.Effective > 21 {
-				t.Errorf("effective rate %.2f/s after a minute, want learned near 20/s", st.Effective)
+			if st.Effective < 10 || st.Effective > 25 {
+				t.Errorf("effective rate %.2f/s after a minute, want it learned near the vendor's 20/s", st.Effective)
 			}
 		})
 	}

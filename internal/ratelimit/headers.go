@@ -110,33 +110,46 @@ type Quota struct {
 //   - x-ratelimit-remaining-requests with x-ratelimit-reset-requests (a
 //     duration such as "1s" or "6m0s").
 func ParseQuota(h http.Header, now time.Time) (Quota, bool) {
-	if q, ok := parseRateLimitField(h.Values("RateLimit"), now); ok {
+	// The names are written canonical, so that looking them up on every
+	// answer costs no allocation.
+	if q, ok := parseRateLimitField(h["Ratelimit"], now); ok {
 		return q, true
 	}
 	for _, p := range [...]struct {
 		remaining, reset string
 		duration         bool
 	}{
-		{"RateLimit-Remaining", "RateLimit-Reset", false},
-		{"X-RateLimit-Remaining", "X-RateLimit-Reset", false},
+		{"Ratelimit-Remaining", "Ratelimit-Reset", false},
+		{"X-Ratelimit-Remaining", "X-Ratelimit-Reset", false},
 		{"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", true},
 	} {
-		rem, err := strconv.ParseInt(strings.TrimSpace(h.Get(p.remaining)), 10, 64)
+		remaining := first(h[p.remaining])
+		if remaining == "" {
+			continue
+		}
+		rem, err := strconv.ParseInt(strings.TrimSpace(remaining), 10, 64)
 		if err != nil || rem < 0 {
 			continue
 		}
 		var reset time.Duration
 		var ok bool
 		if p.duration {
-			reset, ok = parseResetDuration(h.Get(p.reset))
+			reset, ok = parseResetDuration(first(h[p.reset]))
 		} else {
-			reset, ok = parseReset(h.Get(p.reset), now)
+			reset, ok = parseReset(first(h[p.reset]), now)
 		}
 		if ok {
 			return Quota{Remaining: rem, Reset: reset}, true
 		}
 	}
 	return Quota{}, false
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // parseResetDuration reads a reset written as a Go-style duration ("1s",

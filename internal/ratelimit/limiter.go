@@ -49,7 +49,7 @@ type Policy struct {
 type Slot struct {
 	// At is when the call was released.
 	At   time.Time
-	seq  uint64        // releases before and including this one
+	seq  int64         // releases before and including this one
 	held bool          // the pace held the call back: the rate was binding
 	iv   time.Duration // the interval in force at release; 0 when unlimited
 }

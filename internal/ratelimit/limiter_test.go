@@ -91,5 +91,3 @@ func FuzzPauseFor(f *testing.F) {
 		}
 	})
 }
-
-func waitOK(_ Slot, err error) bool { return err == nil }

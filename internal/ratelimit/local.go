@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -68,11 +69,12 @@ type Local struct {
 	reason  string                    // guarded by mu; why pauseAt was set
 	quota   quotaState                // guarded by mu
 	rate    aimd                      // guarded by mu
-	seq     uint64                    // guarded by mu; calls released
+	seq     int64                     // guarded by mu; calls released
 	recent  [recentReleases]time.Time // guarded by mu; ring of release times
 	waiting int                       // guarded by mu; interactive callers queued
 	rtts    [32]time.Duration         // guarded by mu; the latest answers' times from the write
 	rttN    uint64                    // guarded by mu; answers timed
+	usual   time.Duration             // guarded by mu; the third quartile of rtts, refreshed every 8th answer
 	events  []Event                   // guarded by mu; told after unlock
 }
 
@@ -375,25 +377,29 @@ func (l *Local) Observe(key string, s Slot, a Answer) {
 }
 
 // answered spaces key's next call from the latest moment the vendor can
-// have counted this one. An answer slower than the fastest lately was
-// delayed somewhere, and if on the way in, the vendor counted the call
-// late and would take the next one, spaced from the write alone, as
+// have counted this one. An answer slower than three in four of the last
+// 32 was held somewhere, and if on the way in, the vendor counted the
+// call late and would take the next one, spaced from the write alone, as
 // early. So when the answer comes before the next slot, that slot moves
-// by the excess, at most a quarter of an interval (a vendor whose
-// processing time varies pays at most that). Caller holds mu.
+// by the excess over that third quartile. Most ordinary variation of the
+// vendor's own time stays under it and costs nothing; a stall of the
+// network or the vendor's machine does not. Caller holds mu.
 func (l *Local) answered(key string, s Slot, sent, now time.Time) {
 	if s.iv == 0 || sent.IsZero() || now.Before(sent) {
 		return
 	}
 	rtt := now.Sub(sent)
+	usual := l.usual
 	l.rtts[l.rttN%uint64(len(l.rtts))] = rtt
 	l.rttN++
-	fastest := rtt
-	for i := 0; i < min(int(l.rttN), len(l.rtts)); i++ {
-		fastest = min(fastest, l.rtts[i])
+	if l.rttN%8 == 1 { // the quartile moves slowly: sort every eighth answer
+		recent, n := l.rtts, min(l.rttN, uint64(len(l.rtts)))
+		sorted := recent[:n]
+		slices.Sort(sorted)
+		l.usual = sorted[n*3/4]
 	}
-	if excess := min(rtt-fastest, l.interval()/graceShare); excess > 0 {
-		l.spaceFrom(key, sent.Add(excess))
+	if usual > 0 && rtt > usual {
+		l.spaceFrom(key, sent.Add(rtt-usual))
 	}
 }
 
@@ -401,7 +407,7 @@ func (l *Local) answered(key string, s Slot, sent, now time.Time) {
 // released at s: the calls released after s will spend from it too.
 // Caller holds mu.
 func (l *Local) stated(q Quota, s Slot, now time.Time) {
-	left := q.Remaining - int64(l.seq-s.seq)
+	left := q.Remaining - (l.seq - s.seq) // the calls released since s spend from it too
 	reset := now.Add(q.Reset)
 	switch {
 	case !l.quota.known, reset.After(l.quota.reset.Add(500 * time.Millisecond)):
@@ -425,7 +431,7 @@ func (l *Local) sendRate(now time.Time) float64 {
 	newest := l.recent[l.seq%recentReleases]
 	oldest := newest
 	count := 0
-	for i := uint64(0); i < n; i++ {
+	for i := int64(0); i < n; i++ {
 		t := l.recent[(l.seq-i)%recentReleases]
 		if now.Sub(t) > time.Second {
 			break

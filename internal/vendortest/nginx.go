@@ -54,10 +54,10 @@ func StartNginx(t testing.TB, rate int) *Nginx {
 		t.Skip("nginx not installed (apt-get install nginx-light); CI runs this test")
 	}
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "www", "ok.json"), []byte(`{"ok":true}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "www", "ok.json"), []byte(`{"ok":true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
@@ -93,7 +93,7 @@ http {
 }
 `, dir, port, rate)
 	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")}
@@ -102,12 +102,12 @@ http {
 	// to it, so on a shared CPU a descheduled nginx would stamp calls late
 	// and refuse the next one as early. Real-time priority keeps nginx
 	// from waiting behind the test (where the system allows it).
-	if chrt, err := exec.LookPath("chrt"); err == nil && exec.Command(chrt, "-f", "10", "true").Run() == nil {
+	if chrt, err := exec.LookPath("chrt"); err == nil && exec.Command(chrt, "-f", "10", "true").Run() == nil { //nolint:gosec // chrt found on PATH, fixed arguments
 		args = append([]string{chrt, "-f", "10"}, args...)
 	} else {
 		t.Logf("nginx runs at normal priority: chrt -f unavailable; its timing may suffer from the test's own load")
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	cmd := exec.Command(args[0], args[1:]...) //nolint:gosec // nginx (and chrt) found on PATH, with the test's own files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out, _ := os.Create(filepath.Join(dir, "stdout.log"))
 	cmd.Stdout, cmd.Stderr = out, out
