@@ -141,13 +141,7 @@ func (l *Local) earliest(b *bucket, now time.Time) (time.Time, bool) {
 	l.expireQuota(now)
 	at := time.Time{}
 	if iv := l.interval(); iv > 0 {
-		// After a pause the bucket starts empty: one call at its end, then
-		// one an interval, never the held calls all at once.
-		tat := b.tat
-		if p := l.pauseAt.Add(time.Duration(l.burst-1) * iv); p.After(tat) {
-			tat = p
-		}
-		at = tat.Add(-time.Duration(l.burst-1) * iv)
+		at = l.tat(b, iv).Add(-time.Duration(l.burst-1) * iv)
 	}
 	if l.pauseAt.After(now) && !l.pauseAt.Before(at) {
 		return l.pauseAt, true
@@ -155,13 +149,21 @@ func (l *Local) earliest(b *bucket, now time.Time) (time.Time, bool) {
 	return at, false
 }
 
+// tat is b's theoretical arrival time at interval iv, counting the last
+// pause: after it the bucket starts empty, so that the calls it held leave
+// one at its end and then one an interval, never all at once. Caller
+// holds mu.
+func (l *Local) tat(b *bucket, iv time.Duration) time.Time {
+	if p := l.pauseAt.Add(time.Duration(l.burst-1) * iv); p.After(b.tat) {
+		return p
+	}
+	return b.tat
+}
+
 // take releases one call for b at now. Caller holds mu.
 func (l *Local) take(b *bucket, now time.Time, held bool) Slot {
 	if iv := l.interval(); iv > 0 {
-		tat := b.tat
-		if p := l.pauseAt.Add(time.Duration(l.burst-1) * iv); p.After(tat) {
-			tat = p
-		}
+		tat := l.tat(b, iv)
 		if now.After(tat) {
 			tat = now
 		}
