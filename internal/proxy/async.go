@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -65,7 +66,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	}
 	job, existing, err := p.jobs.Enqueue(r.Context(), d)
 	if err != nil {
-		refuse(fmt.Errorf("%w: %w", ErrQueueUnavailable, err))
+		refuse(p.storeFailed(r, c.requestID, err))
 		return
 	}
 	id := strconv.FormatInt(job.ID, 10)
@@ -79,6 +80,15 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]any{"id": job.ID, "state": job.State, "existing": existing})
 	p.finish(w, r, c, http.StatusAccepted, "seawall")
+}
+
+// storeFailed logs why the job store failed, for the operator, and
+// returns the error the app is answered with, which names no database,
+// host or user.
+func (p *Proxy) storeFailed(r *http.Request, rid string, err error) error {
+	p.log.LogAttrs(r.Context(), slog.LevelError, "job store unavailable",
+		slog.String("request_id", rid), slog.String("path", truncate(r.URL.Path, 512)), slog.String("error", err.Error()))
+	return fmt.Errorf("%w: the request was not accepted", ErrQueueUnavailable)
 }
 
 // checkCallback returns the callback URL if it is absent or allowed.
@@ -111,7 +121,7 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	if err != nil {
-		writeProblem(w, fmt.Errorf("%w: %w", ErrQueueUnavailable, err), "", rid, 0)
+		writeProblem(w, p.storeFailed(r, rid, err), "", rid, 0)
 		return
 	}
 	if !wantResponse {

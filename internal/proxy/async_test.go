@@ -280,3 +280,30 @@ func TestDeferredResponseAndSignedCallback(t *testing.T) {
 		}
 	})
 }
+
+// Hardening, row 17: when the job store fails, the app gets 503
+// queue-unavailable with a hint and Retry-After, and nothing of the
+// store's own error (which can name its database, host and user); the
+// operator's log has it.
+func TestQueueUnavailableTellsTheAppNothingOfTheStore(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "async", "", "")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.proxy.Jobs().Stop(ctx); err != nil { // closes the database under the proxy
+			t.Fatal(err)
+		}
+		for _, r := range []result{s.post("/api/v1/events", `{"e":1}`, nil), s.get("/_seawall/jobs/1")} {
+			p := problemOf(t, r)
+			if r.status != 503 || p["type"] != "urn:seawall:problem:queue-unavailable" || r.header.Get("Retry-After") == "" {
+				t.Errorf("%d %v, Retry-After %q; want 503 queue-unavailable with Retry-After", r.status, p["type"], r.header.Get("Retry-After"))
+			}
+			if d := p["detail"].(string); d != "job store unavailable: the request was not accepted" {
+				t.Errorf("detail %q tells the app more than that the store is unavailable", d)
+			}
+		}
+		if !strings.Contains(s.logs.String(), `"msg":"job store unavailable"`) || !strings.Contains(s.logs.String(), `"error":"`) {
+			t.Errorf("the log does not say why the store failed:\n%s", s.logs.String())
+		}
+	})
+}

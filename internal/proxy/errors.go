@@ -88,6 +88,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return StatusClientClosed, "client-closed", "Client closed request", ""
 	case errors.Is(err, ErrUnknownUpstream):
 		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
+	case errors.Is(err, ErrBadPath):
+		return http.StatusBadRequest, "bad-path", "Path not allowed", "Dot segments (., .., or encoded as %2e) may not climb above the upstream's base path, nor hide behind an encoded slash (..%2f)."
 	case errors.Is(err, ErrNotProxy):
 		return http.StatusBadRequest, "not-a-proxy", "Not a proxy request", "Send origin-form requests: /{upstream}/{path}."
 	case errors.Is(err, ErrUnsupportedMode):
@@ -101,7 +103,7 @@ func classify(err error) (status int, code, title, hint string) {
 	case errors.Is(err, ErrNoResult):
 		return http.StatusNotFound, "no-result", "No stored response", "Only deferred jobs (Seawall-Mode: deferred, or Prefer: respond-async) keep the upstream's response, and only once it answered."
 	case errors.Is(err, ErrQueueUnavailable):
-		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again."
+		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again after Retry-After. Operators: Seawall's log says why."
 	case errors.Is(err, ErrNotCached):
 		return http.StatusGatewayTimeout, "not-cached", "Not in cache", "The request said only-if-cached and no usable response is stored."
 	case errors.Is(err, ErrRequestTooLarge):
@@ -166,7 +168,7 @@ func retryAfter(err error) (time.Duration, bool) {
 	if errors.As(err, &oe) {
 		return oe.RetryAfter, true
 	}
-	if errors.Is(err, ErrOverloaded) {
+	if errors.Is(err, ErrOverloaded) || errors.Is(err, ErrQueueUnavailable) {
 		return time.Second, true
 	}
 	return 0, false

@@ -95,8 +95,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	u, rest, err := p.resolve(r)
 	if err != nil {
-		status := writeProblem(w, err, "", rid, 0)
-		p.logRequest(r, rid, "", "", status, "seawall", 0, start, err)
+		name := ""
+		if u != nil {
+			name = u.Name
+		}
+		status := writeProblem(w, err, name, rid, 0)
+		p.logRequest(r, rid, name, "", status, "seawall", 0, start, err)
 		return
 	}
 	route := u.route(r, rest)
@@ -133,7 +137,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serveSync(w, r, c)
 }
 
-// resolve finds the upstream and the upstream-relative escaped path.
+// resolve finds the upstream and the upstream-relative escaped path, its
+// dot segments resolved (normalizePath): routes match, and the upstream
+// receives, the path as resolved, and never one above its base path.
 func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
 		return nil, "", fmt.Errorf("%w: %s %s is not an origin-form request", ErrNotProxy, r.Method, truncate(r.RequestURI, 200))
@@ -144,7 +150,11 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 	if u == nil {
 		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
 	}
-	return u, "/" + rest, nil
+	rest, err := normalizePath("/" + rest)
+	if err != nil {
+		return u, "", err
+	}
+	return u, rest, nil
 }
 
 // answerError answers a proxied call that failed with a problem, stating

@@ -223,7 +223,8 @@ func (u *Upstream) route(r *http.Request, path string) *Route {
 	if len(u.routes) == 0 {
 		return u.def
 	}
-	probe := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: path}}
+	decoded, _ := url.PathUnescape(path) // normalizePath refused what does not decode
+	probe := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: decoded, RawPath: path}}
 	if h, _ := u.mux.Handler(probe); h != nil {
 		if i, ok := h.(routeIndex); ok {
 			return u.routes[i]

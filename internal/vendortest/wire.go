@@ -5,6 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +57,13 @@ func ResetDuringHandshake(t testing.TB) *Wire {
 // it with a reset (SO_LINGER 0).
 func serve(t testing.TB, scheme string, handle func(*Wire, *net.TCPConn)) *Wire {
 	t.Helper()
+	return serveConns(t, scheme, handle, true)
+}
+
+// serveConns accepts connections on loopback and runs handle on each,
+// then closes it, with a reset if reset is set.
+func serveConns(t testing.TB, scheme string, handle func(*Wire, *net.TCPConn), reset bool) *Wire {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +79,9 @@ func serve(t testing.TB, scheme string, handle func(*Wire, *net.TCPConn)) *Wire 
 			w.connections.Add(1)
 			go func(c *net.TCPConn) {
 				handle(w, c)
-				_ = c.SetLinger(0)
+				if reset {
+					_ = c.SetLinger(0)
+				}
 				_ = c.Close()
 			}(c.(*net.TCPConn))
 		}
@@ -81,3 +93,59 @@ func serve(t testing.TB, scheme string, handle func(*Wire, *net.TCPConn)) *Wire 
 type atomic64 struct{ n atomic.Int64 }
 
 func (a *atomic64) next() int64 { return a.n.Add(1) + 1 }
+
+// Recorder is a raw TCP upstream that answers every request 200 and
+// keeps each request line's target exactly as it came on the wire.
+type Recorder struct {
+	URL     string
+	mu      sync.Mutex
+	targets []string // guarded by mu
+}
+
+// Targets returns the request targets received, oldest first.
+func (r *Recorder) Targets() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.targets...)
+}
+
+// Record starts a Recorder on loopback.
+func Record(t testing.TB) *Recorder {
+	rec := &Recorder{}
+	w := serveConns(t, "http", func(_ *Wire, c *net.TCPConn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			_, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+			target, _, _ := strings.Cut(rest, " ")
+			length := 0
+			for { // the header, for Content-Length
+				h, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				h = strings.TrimRight(h, "\r\n")
+				if h == "" {
+					break
+				}
+				if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Content-Length") {
+					length, _ = strconv.Atoi(strings.TrimSpace(v))
+				}
+			}
+			if _, err := io.CopyN(io.Discard, br, int64(length)); err != nil {
+				return
+			}
+			rec.mu.Lock()
+			rec.targets = append(rec.targets, target)
+			rec.mu.Unlock()
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	}, false)
+	rec.URL = w.URL
+	return rec
+}

@@ -1,0 +1,109 @@
+package proxy_test
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/vendortest"
+)
+
+// rawGet sends target exactly as given, on a connection of its own, and
+// returns the answer.
+func rawGet(t *testing.T, addr, target string) *http.Response {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("GET " + target + " HTTP/1.1\r\nHost: seawall\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", target, err)
+	}
+	_ = resp.Body.Close()
+	return resp
+}
+
+// Hardening, acceptance 3: request targets as sent on the wire, and what
+// a raw TCP upstream whose base path is /base receives. Dot segments,
+// plain or encoded, are resolved before anything else; none may climb
+// out of /base, nor hide behind an encoded slash; encoded slashes stay.
+func TestPathNormalisationOnTheWire(t *testing.T) {
+	t.Parallel()
+	rec := vendortest.Record(t)
+	s := newStackURL(t, "", rec.URL+"/base", "")
+	addr := strings.TrimPrefix(s.sw.URL, "http://")
+	for _, tc := range []struct{ sent, got string }{
+		{"/api/v1/x", "/base/v1/x"},
+		{"/api/v1/./x", "/base/v1/x"},
+		{"/api/v1/../x", "/base/x"},
+		{"/api/v1/%2e/x", "/base/v1/x"},
+		{"/api/v1/%2E%2e/x", "/base/x"},
+		{"/api/a/b/../../c", "/base/c"},
+		{"/api/v1//x", "/base/v1/x"},
+		{"/api//v1/x", "/base/v1/x"},
+		{"/api/v1/x/", "/base/v1/x/"},
+		{"/api/v1/x/.", "/base/v1/x/"},
+		{"/api/v1/x/..", "/base/v1/"},
+		{"/api/", "/base/"},
+		{"/api", "/base/"},
+		{"/api/a%2fb", "/base/a%2fb"},
+		{"/api/a%2Fb/c", "/base/a%2Fb/c"},
+		{"/api/v1/x?q=../../y", "/base/v1/x?q=../../y"},
+		{"/api/v1/.../x", "/base/v1/.../x"},
+		{"/api/.well-known/x", "/base/.well-known/x"},
+		{"/api/v1/%41", "/base/v1/%41"},
+		{"/api/..", "400"},
+		{"/api/../tenant-b/x", "400"},
+		{"/api/%2e%2e/tenant-b/x", "400"},
+		{"/api/%2E%2E/tenant-b/x", "400"},
+		{"/api/.%2e/tenant-b/x", "400"},
+		{"/api/%2e./tenant-b/x", "400"},
+		{"/api/a/../../tenant-b/x", "400"},
+		{"/api/..%2ftenant-b/x", "400"},
+		{"/api/..%2Ftenant-b/x", "400"},
+		{"/api/..%5ctenant-b/x", "400"},
+	} {
+		before := len(rec.Targets())
+		resp := rawGet(t, addr, tc.sent)
+		targets := rec.Targets()
+		if tc.got == "400" {
+			if resp.StatusCode != 400 || resp.Header.Get("Seawall-Error") != "bad-path" || len(targets) != before {
+				t.Errorf("%s: %d %s, upstream got %v; want 400 bad-path and nothing sent", tc.sent, resp.StatusCode, resp.Header.Get("Seawall-Error"), targets[before:])
+			}
+			continue
+		}
+		if resp.StatusCode != 200 || len(targets) != before+1 || targets[before] != tc.got {
+			t.Errorf("%s: %d, upstream got %v; want %s", tc.sent, resp.StatusCode, targets[before:], tc.got)
+		}
+	}
+}
+
+// Hardening, row 2: routes match the resolved path, so the same request
+// always gets the same policy: here a cached route, however the path is
+// spelled.
+func TestRoutesMatchTheResolvedPath(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "", `    cache: {ttl: 1m}
+    routes:
+      - match: "GET /v1/items/{id}"
+        mode: cached
+`)
+	for _, p := range []string{"/api/v1/items/1", "/api/v1/./items/1", "/api//v1/items/1", "/api/v1/x/../items/1", "/api/v1/%2e/items/1"} {
+		r := s.get(p)
+		if r.status != 200 || r.header.Get("Cache-Status") == "" {
+			t.Errorf("%s: %d, Cache-Status %q; want the cached route's answer", p, r.status, r.header.Get("Cache-Status"))
+		}
+	}
+	if n := s.fake.Count(); n != 1 {
+		t.Errorf("the upstream was called %d times, want once: every spelling is one cache key", n)
+	}
+}
