@@ -23,6 +23,9 @@ var (
 	ErrResponseTooLarge    = errors.New("upstream response too large")
 	ErrUnsupportedMode     = errors.New("access mode not available")
 	ErrClientGone          = errors.New("client went away")
+	// ErrBadRequest: the app's request could not be read as HTTP (a
+	// malformed chunked body, one cut short).
+	ErrBadRequest = errors.New("bad request")
 	// ErrOutcomeUnknown: the request was sent, and no answer came back.
 	ErrOutcomeUnknown = errors.New("upstream outcome unknown")
 	// ErrUpstreamTLS: the upstream's certificate was refused, or it
@@ -88,6 +91,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return StatusClientClosed, "client-closed", "Client closed request", ""
 	case errors.Is(err, ErrUnknownUpstream):
 		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest, "bad-request", "Bad request", "The request's body could not be read: malformed chunked encoding, or cut short. Nothing was sent upstream, or what was sent was cut off."
 	case errors.Is(err, ErrBadPath):
 		return http.StatusBadRequest, "bad-path", "Path not allowed", "Dot segments (., .., or encoded as %2e) may not climb above the upstream's base path, nor hide behind an encoded slash (..%2f)."
 	case errors.Is(err, ErrNotProxy):

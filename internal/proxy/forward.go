@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // serveSync sends a request down the sync path (package doc steps 3-5):
@@ -21,10 +23,15 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
 	defer cancel()
 	out := u.outbound(ctx, r, c)
+	var body *appBody
 	if out.Body != nil {
-		out.Body = http.MaxBytesReader(w, out.Body, p.maxReq)
+		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, p.maxReq)}
+		out.Body = body
 	}
 	resp, err := u.do(out, c)
+	if err != nil && body != nil {
+		err = body.blame(err, c)
+	}
 	if err == nil && resp.ContentLength > p.maxResp {
 		closeBody(resp)
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, p.maxResp)
@@ -73,6 +80,51 @@ func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http
 		out.Body = nil // a retried request without a body needs none
 	}
 	return out.WithContext(ctx)
+}
+
+// appBody is the app's request body, remembering why reading it failed,
+// which can happen on Seawall's side (buffering) or in the transport
+// (streaming).
+type appBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error // guarded by mu
+}
+
+func (b *appBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		b.err = err
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// blame names a call's failure after the app's body could not be read:
+// the client went away (499), the body was too large (413), or it was
+// malformed or cut short (400 bad-request); not the upstream's doing.
+func (b *appBody) blame(err error, c *call) error {
+	b.mu.Lock()
+	readErr := b.err
+	b.mu.Unlock()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case readErr == nil && !errors.Is(err, errBodyRead):
+		return err
+	case errors.Is(err, ErrRequestTooLarge):
+		return err
+	case errors.As(readErr, &tooLarge):
+		return fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
+	case readErr != nil && !errors.Is(readErr, context.Canceled) && !errors.Is(readErr, net.ErrClosed):
+		// A framing error, or a body cut short, says the request was bad
+		// even if the client has stopped sending: answer it.
+		return fmt.Errorf("%w: the body could not be read: %w", ErrBadRequest, readErr)
+	case c.clientGone():
+		return ErrClientGone
+	default:
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 }
 
 // firstChunk reads the start of an upstream's body into buf before

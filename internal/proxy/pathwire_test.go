@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -105,5 +106,58 @@ func TestRoutesMatchTheResolvedPath(t *testing.T) {
 	}
 	if n := s.fake.Count(); n != 1 {
 		t.Errorf("the upstream was called %d times, want once: every spelling is one cache key", n)
+	}
+}
+
+// rawRequest sends req as written, half-closes the connection (the client
+// still listening), and returns the answer, or nil if none came.
+func rawRequest(t *testing.T, addr, req string) *http.Response {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil
+	}
+	_ = resp.Body.Close()
+	return resp
+}
+
+// Hardening, row 7: a malformed chunked body, on a route small enough to
+// buffer or large enough to stream, is answered 400 bad-request by
+// Seawall, not a 200 with nothing in it, and is never taken for the
+// client going away.
+func TestMalformedBodyIs400(t *testing.T) {
+	t.Parallel()
+	for _, buffer := range []string{"64KiB", "0"} {
+		s := newStack(t, "", "    retry: {buffer_body: "+buffer+"}\n")
+		addr := strings.TrimPrefix(s.sw.URL, "http://")
+		for name, body := range map[string]string{
+			"chunk size not hex":     "zz\r\nhello\r\n0\r\n\r\n",
+			"chunk size overflows":   "ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+			"bare LF":                "5\nhello\n0\n\n",
+			"cut short":              "a\r\nhel",
+			"chunk longer than said": "2\r\nhello\r\n0\r\n\r\n",
+		} {
+			resp := rawRequest(t, addr, "POST /api/v1/x HTTP/1.1\r\nHost: seawall\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+			if resp == nil || resp.StatusCode != 400 || resp.Header.Get("Seawall-Source") != "seawall" {
+				got := "no answer"
+				if resp != nil {
+					got = fmt.Sprintf("%d from %q (%s)", resp.StatusCode, resp.Header.Get("Seawall-Source"), resp.Header.Get("Seawall-Error"))
+				}
+				t.Errorf("buffer %s, %s: %s; want 400 from seawall", buffer, name, got)
+			}
+		}
+		if strings.Contains(s.logs.String(), `"status":499`) {
+			t.Errorf("buffer %s: a malformed body was logged as the client going away (499)", buffer)
+		}
 	}
 }

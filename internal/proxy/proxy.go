@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -160,8 +161,8 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 // answerError answers a proxied call that failed with a problem, stating
 // the quota on a 429, and returns the status (499 when the client left).
 func answerError(w http.ResponseWriter, c *call, err error) int {
-	if c.clientGone() {
-		err = ErrClientGone
+	if c.clientGone() && !errors.Is(err, ErrBadRequest) {
+		err = ErrClientGone // a malformed body is still answered: the client may only have half-closed
 	}
 	c.err = err
 	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
@@ -185,6 +186,11 @@ func setRateLimitHeaders(h http.Header, u *Upstream, tenant string) {
 func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status int, source string) {
 	c.route.m.done(status, source, time.Since(c.start))
 	p.logRequest(r, c.requestID, c.upstream.Name, c.route.Name, status, source, c.attempts, c.start, c.err)
+	if status == StatusClientClosed {
+		// Nothing was written: returning would let net/http send an empty
+		// 200 to a client that only half-closed. Cut the connection.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status int, source string, attempts int, start time.Time, err error) {

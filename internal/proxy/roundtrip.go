@@ -20,6 +20,10 @@ import (
 // so that it can still be relayed if no later attempt gets through.
 const keptBodyLimit = 64 << 10
 
+// errBodyRead marks a failure to read the app's request body: the client
+// went away, or sent a malformed body (serveSync tells which).
+var errBodyRead = errors.New("reading the request body")
+
 // gateError is a refusal by the limiter or breaker: no call was made.
 type gateError struct{ error }
 
@@ -256,7 +260,7 @@ func bufferBody(req *http.Request, limit int64) (body []byte, buffered bool, err
 	case errors.As(err, &tooLarge):
 		return nil, false, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
 	case err != nil:
-		return nil, false, ErrClientGone
+		return nil, false, fmt.Errorf("%w: %w", errBodyRead, err)
 	case int64(len(b)) > limit:
 		req.Body = readCloser{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
 		return nil, false, nil
