@@ -5,6 +5,7 @@
 //	seawall fake -listen ADDR          run a controllable fake third party
 //	seawall jobs list|show|retry|cancel  operate the job queue
 //	seawall dead list|replay           inspect and replay dead jobs
+//	seawall version                    print the build's version
 package main
 
 import (
@@ -16,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -32,6 +35,29 @@ commands:
   fake [flags]        run a controllable fake third-party API (see -h)
   jobs VERB           list, show, retry or cancel jobs of a running Seawall
   dead VERB           list or replay dead jobs (see seawall jobs -h)
+  version             print the version, commit and Go version of this build
+`
+
+// commands are the verbs run knows, for "did you mean".
+var commands = []string{"serve", "validate", "fake", "jobs", "dead", "version", "help"}
+
+const serveHelp = `usage: seawall serve -c FILE
+
+Runs the proxy with the config in FILE (default seawall.yaml), on its app
+listener (listen) and admin listener (admin.listen).
+
+Signals:
+  SIGINT, SIGTERM  stop accepting, let in-flight calls finish within
+                   shutdown_grace (default 15s), leave unfinished jobs queued
+  SIGHUP           logged and ignored: reloading the config is not built yet,
+                   so restart to apply a new one (the process keeps running)
+
+Environment:
+  ${NAME} and ${NAME:-default} in the config are read from the environment,
+  ${file:/path} from a file; secrets so read are never logged.
+  SEAWALL_ADMIN_TOKEN is the admin token for the jobs and dead commands.
+
+Flags:
 `
 
 func main() {
@@ -52,13 +78,79 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fake(args[1:], stderr)
 	case "jobs", "dead":
 		return jobsCmd(args[0], args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "seawall: unknown command %q\n%s", args[0], usage)
+		hint := ""
+		if near := nearest(args[0], commands); near != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		fmt.Fprintf(stderr, "seawall: unknown command %q%s\n%s", args[0], hint, usage)
 		return 2
 	}
+}
+
+// version describes this build: the module's version, the commit it was
+// built from, and the Go that built it.
+func version() string {
+	v, rev, modified, goVersion := "(devel)", "", false, runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	out := "seawall " + v
+	if rev != "" {
+		out += " commit " + rev[:min(12, len(rev))]
+		if modified {
+			out += " (modified)"
+		}
+	}
+	return out + " " + goVersion
+}
+
+// nearest is the command within two edits of word, if one is.
+func nearest(word string, choices []string) string {
+	best, bestD := "", 3
+	for _, c := range choices {
+		if d := editDistance(word, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // loadConfig reads the -c flag and loads that config, printing every
@@ -67,6 +159,12 @@ func loadConfig(name string, args []string, stderr io.Writer) (path string, cfg 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&path, "c", "seawall.yaml", "config file")
+	if name == "serve" {
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), serveHelp)
+			fs.PrintDefaults()
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return path, nil, 2
 	}
@@ -105,6 +203,15 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP's default would kill the process with calls in flight.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Warn("SIGHUP ignored: reloading the config is not built yet; restart to apply a new one")
+		}
+	}()
 	if err := s.Serve(ctx, lns); err != nil {
 		log.Error("stopped with error", "error", err)
 		return 1

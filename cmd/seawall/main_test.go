@@ -70,3 +70,28 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
+
+// Hardening, row 15: a mistyped command gets a suggestion, serve's help
+// names the signals and the environment it reads, and version says what
+// was built.
+func TestHelpVersionAndSuggestions(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"srve"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `did you mean "serve"?`) {
+		t.Errorf("seawall srve: exit %d, stderr %q; want a suggestion of serve", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"frobnicate"}, &stdout, &stderr); code != 2 || strings.Contains(stderr.String(), "did you mean") {
+		t.Errorf("seawall frobnicate: exit %d, stderr %q; want no suggestion for a word near nothing", code, stderr.String())
+	}
+	stderr.Reset()
+	run([]string{"serve", "-h"}, &stdout, &stderr)
+	for _, want := range []string{"SIGTERM", "SIGINT", "SIGHUP", "shutdown_grace", "${NAME}", "SEAWALL_ADMIN_TOKEN", "-c"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve -h does not mention %s:\n%s", want, stderr.String())
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "seawall ") || !strings.Contains(stdout.String(), "go1.") {
+		t.Errorf("seawall version: exit %d, %q; want the version and Go's", code, stdout.String())
+	}
+}
