@@ -183,3 +183,35 @@ func TestUnits(t *testing.T) {
 		t.Errorf("ParseDuration(250ms) = %v, %v", d, err)
 	}
 }
+
+// Hardening, row 14: validate reports what serve would only find out
+// later: a header value with a line break (here from a secret file), and
+// a job store that cannot be created; each with its key's line.
+func TestValidateCatchesWhatServeWouldMeet(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "key")
+	if err := os.WriteFile(secret, []byte("abc\r\nX-Injected: 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := "jobs:\n  store: " + filepath.Join(notADir, "jobs.db") + "\nupstreams:\n  a:\n    url: http://x\n    mode: async\n    headers:\n      X-Key: ${file:" + secret + "}\n"
+	_, err := Parse("seawall.yaml", []byte(doc), env(nil))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	for _, want := range []string{
+		"seawall.yaml:2 jobs.store: cannot create " + filepath.Join(notADir, "jobs.db") + ": " + notADir + " is not a directory",
+		"seawall.yaml:8 upstreams.a.headers.X-Key: the value holds a line break",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "X-Injected") {
+		t.Errorf("the problem shows the secret's value:\n%v", err)
+	}
+}

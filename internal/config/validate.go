@@ -5,11 +5,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/seawall/seawall/internal/webhook"
 )
@@ -172,6 +176,9 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Jobs.DeadRetention > 0, "jobs.dead_retention", "must be > 0")
 	v.check(c.Jobs.MaxResult > 0, "jobs.max_result", "must be > 0")
 	c.Jobs.Callbacks.validate(v, "jobs.callbacks", lookup)
+	if c.UsesAsync() {
+		checkStorePath(v, "jobs.store", c.Jobs.Store)
+	}
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
@@ -212,6 +219,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		}
 		u.Headers[h] = s
 		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
+		v.check(validHeaderValue(s.Value()), p+".headers."+h, "the value holds a line break or another control character (from a secret file with a trailing newline?): it cannot be sent in a header")
 	}
 	u.Timeouts.validate(v, p+".timeouts")
 	if u.TLS != nil {
@@ -373,6 +381,49 @@ func oneOf(s string, choices ...string) bool {
 		}
 	}
 	return false
+}
+
+// validHeaderValue reports whether v may be sent as a header field value
+// (RFC 9110 §5.5): no CR, LF, NUL or other control character but tab.
+func validHeaderValue(v string) bool {
+	for _, r := range v {
+		if (r < ' ' && r != '\t') || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStorePath checks that an embedded job store's file can be created
+// where the config says: its directory exists and is writable, or can be
+// made under a writable ancestor. A postgres:// URL is checked when the
+// store is opened.
+func checkStorePath(v *checker, p, store string) {
+	if strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://") {
+		return
+	}
+	dir := filepath.Dir(store)
+	for {
+		info, err := os.Stat(dir)
+		switch {
+		case err == nil && !info.IsDir():
+			v.add(p, "cannot create %s: %s is not a directory", store, dir)
+			return
+		case err == nil:
+			if unix.Access(dir, unix.W_OK) != nil {
+				v.add(p, "cannot create %s: the directory %s is not writable", store, dir)
+			}
+			return
+		case !os.IsNotExist(err):
+			v.add(p, "cannot create %s: %v", store, err)
+			return
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return
+		}
+		dir = parent
+	}
 }
 
 func validHeaderName(h string) bool {
