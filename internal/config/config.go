@@ -118,6 +118,13 @@ type CacheLimits struct {
 	MaxEntry Size `yaml:"max_entry"`
 }
 
+// Forwarding header styles (Upstream.Forwarded).
+const (
+	ForwardedNone       = "none"
+	ForwardedXForwarded = "x-forwarded"
+	ForwardedRFC7239    = "forwarded"
+)
+
 // Access modes.
 const (
 	ModeSync     = "sync"
@@ -236,6 +243,11 @@ type Upstream struct {
 	Mode string `yaml:"mode"`
 	// Cache is the caching policy for cached mode.
 	Cache *Cache `yaml:"cache"`
+	// Forwarded is what the upstream is told of the app's request: "none"
+	// (the default: nothing, so that internal addresses stay inside),
+	// "x-forwarded" (X-Forwarded-For, -Proto and -Host) or "forwarded"
+	// (RFC 7239). The app's own forwarding headers are never passed on.
+	Forwarded string `yaml:"forwarded"`
 	// JobConcurrency is how many of this upstream's jobs are delivered at
 	// once. Default jobs.concurrency.
 	JobConcurrency int `yaml:"job_concurrency"`

@@ -94,6 +94,7 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		Budget:      RetryBudget{Ratio: DefaultRetryBudgetRatio, MinPerSecond: DefaultRetryBudgetMin},
 	})
 	set(d, p+".mode", &u.Mode, ModeSync)
+	set(d, p+".forwarded", &u.Forwarded, ForwardedNone)
 	u.Cache.applyDefaults(d, p+".cache")
 	for i, r := range u.Routes {
 		if r == nil {
@@ -221,6 +222,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
 		v.check(validHeaderValue(s.Value()), p+".headers."+h, "the value holds a line break or another control character (from a secret file with a trailing newline?): it cannot be sent in a header")
 	}
+	v.check(oneOf(u.Forwarded, ForwardedNone, ForwardedXForwarded, ForwardedRFC7239), p+".forwarded", "must be none, x-forwarded or forwarded")
 	u.Timeouts.validate(v, p+".timeouts")
 	if u.TLS != nil {
 		u.TLS.validate(v, p+".tls", u.URL)

@@ -58,6 +58,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		return
 	}
 	h := filtered(r.Header, notForwarded)
+	c.upstream.forwardedHeaders(h, r) // as the app's request was when accepted
 	delete(h, "Prefer")
 	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred}

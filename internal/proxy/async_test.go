@@ -307,3 +307,58 @@ func TestQueueUnavailableTellsTheAppNothingOfTheStore(t *testing.T) {
 		}
 	})
 }
+
+// Hardening, row 11: the app's forwarding headers never reach the
+// upstream; what it is told instead is configured (forwarded: none,
+// x-forwarded or forwarded) and taken from the connection Seawall saw, on
+// the sync, cached and async paths alike.
+func TestForwardingHeadersAsConfigured(t *testing.T) {
+	spoofed := map[string]string{
+		"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Host": "evil.example", "Forwarded": "for=203.0.113.9",
+		"X-Real-IP": "203.0.113.9", "X-Client-IP": "203.0.113.9", "True-Client-IP": "203.0.113.9",
+	}
+	for _, tc := range []struct {
+		style string
+		want  map[string]string // header -> what the upstream must see ("" = absent)
+	}{
+		{"none", map[string]string{"X-Forwarded-For": "", "Forwarded": "", "X-Real-Ip": ""}},
+		{"x-forwarded", map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "Forwarded": "", "X-Real-Ip": ""}},
+		{"forwarded", map[string]string{"Forwarded": `for=127.0.0.1;proto=http;host="HOST"`, "X-Forwarded-For": "", "X-Real-Ip": ""}},
+	} {
+		t.Run(tc.style, func(t *testing.T) {
+			s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "sync", "", fmt.Sprintf(`    forwarded: %s
+    cache: {ttl: 1m}
+    routes:
+      - {match: "POST /v1/events", mode: async}
+      - {match: "GET /v1/cached", mode: cached}
+`, tc.style))
+			host := strings.TrimPrefix(s.sw.URL, "http://")
+			do := func(method, path string) {
+				req, _ := http.NewRequest(method, s.sw.URL+path, strings.NewReader("{}"))
+				for k, v := range spoofed {
+					req.Header.Set(k, v)
+				}
+				if r := s.do(req); r.status >= 300 {
+					t.Fatalf("%s %s: %d %s", method, path, r.status, r.body)
+				}
+			}
+			do("GET", "/api/v1/sync")
+			do("GET", "/api/v1/cached")
+			do("POST", "/api/v1/events")
+			eventually(t, 10*time.Second, "the async job delivered", func() bool { return s.fake.Count() >= 3 })
+			for _, c := range s.fake.Calls() {
+				for name, want := range tc.want {
+					want = strings.ReplaceAll(want, "HOST", host)
+					if got := strings.Join(c.Header.Values(name), ","); got != want {
+						t.Errorf("%s %s: upstream saw %s %q, want %q", c.Method, c.Path, name, got, want)
+					}
+				}
+				for _, name := range []string{"X-Client-Ip", "True-Client-Ip", "X-Forwarded-Host"} {
+					if v := c.Header.Get(name); strings.Contains(v, "evil") || strings.Contains(v, "203.0.113.9") {
+						t.Errorf("%s %s: the app's %s %q reached the upstream", c.Method, c.Path, name, v)
+					}
+				}
+			}
+		})
+	}
+}

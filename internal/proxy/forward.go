@@ -65,6 +65,7 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 // and prepareOutbound.
 func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http.Request {
 	h := outboundHeader(r.Header)
+	u.forwardedHeaders(h, r)
 	u.prepareOutbound(h, c.requestID)
 	out := http.Request{
 		Method:        r.Method,

@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/seawall/seawall/internal/config"
 )
 
 // hopByHop reports whether a header is connection-scoped (RFC 9110
@@ -23,10 +27,41 @@ func hopByHop(name string) bool {
 func notForwarded(name string) bool {
 	switch name {
 	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Prefix",
+		"X-Real-Ip", "X-Client-Ip", "True-Client-Ip",
 		"Seawall-Mode", "Seawall-Callback", requestIDHeader:
 		return true
 	}
 	return hopByHop(name)
+}
+
+// forwardedHeaders tells the upstream, in the style its config names, of
+// the app's request r as Seawall saw it: the peer's address, never what
+// the app's own forwarding headers claim.
+func (u *Upstream) forwardedHeaders(h http.Header, r *http.Request) {
+	if u.forwarded == config.ForwardedNone {
+		return
+	}
+	ip := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	switch u.forwarded {
+	case config.ForwardedXForwarded:
+		h["X-Forwarded-For"] = []string{ip}
+		h["X-Forwarded-Proto"] = []string{proto}
+		h["X-Forwarded-Host"] = []string{r.Host}
+	case config.ForwardedRFC7239:
+		node := ip
+		if strings.Contains(ip, ":") {
+			node = `"[` + ip + `]"` // an IPv6 address is quoted, in brackets
+		}
+		h["Forwarded"] = []string{"for=" + node + ";proto=" + proto + ";host=" + strconv.Quote(r.Host)}
+	}
 }
 
 // notRelayed reports whether an upstream's response header stays at

@@ -26,6 +26,7 @@ type Upstream struct {
 
 	Limiter   ratelimit.Limiter
 	keyHeader string
+	forwarded string        // config.Forwarded*
 	maxWait   time.Duration // 0 in reject mode
 	policy    ratelimit.Policy
 
@@ -113,6 +114,7 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 		Name:      name,
 		base:      base,
 		keyHeader: c.RateLimit.KeyHeader,
+		forwarded: c.Forwarded,
 		mux:       http.NewServeMux(),
 		m:         p.metrics.forUpstream(name),
 		log:       p.log.With(slog.String("upstream", name)),
