@@ -76,7 +76,7 @@ func (b *batcher) run() {
 			if r.d.IdempotencyKey == "" {
 				return false
 			}
-			k := r.d.Upstream + "\x00" + r.d.IdempotencyKey
+			k := r.d.Upstream + "\x00" + r.d.Scope + "\x00" + r.d.IdempotencyKey
 			seen := keys[k]
 			keys[k] = true
 			return seen

@@ -18,7 +18,14 @@ type Delivery struct {
 	Body     []byte              `json:"body,omitempty"`
 	// IdempotencyKey deduplicates enqueues within the retention window and
 	// is sent with every attempt; empty means the job id is sent instead.
+	// A key is scoped to the upstream (the queue) and to Scope.
 	IdempotencyKey string `json:"idempotency_key,omitempty" river:"unique"`
+	// Scope is the method and the path without its query: the same key
+	// on another method or path is another job.
+	Scope string `json:"scope,omitempty" river:"unique"`
+	// Fingerprint identifies the request a key was first used with; the
+	// same key and scope with another fingerprint is refused.
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Callback, when set, receives a signed POST when the job ends.
 	Callback string `json:"callback,omitempty"`
 	// Deferred keeps the upstream's response for the app to fetch.

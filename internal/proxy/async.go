@@ -37,6 +37,9 @@ var (
 	ErrCallbackNotAllowed = errors.New("callback URL not allowed")
 	// ErrJobNotFinished is answered for the response of a job still under way.
 	ErrJobNotFinished = errors.New("job not finished")
+	// ErrKeyReused refuses an Idempotency-Key sent again with another
+	// request (IETF Idempotency-Key draft: 422).
+	ErrKeyReused = errors.New("idempotency key reused for another request")
 	// ErrNoResult is answered for the response of a job that kept none.
 	ErrNoResult = errors.New("job has no stored response")
 )
@@ -65,9 +68,16 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	if r.URL.RawQuery != "" {
 		d.Path += "?" + r.URL.RawQuery
 	}
+	if d.IdempotencyKey != "" {
+		d.Scope, d.Fingerprint = jobs.ScopeOf(d.Method, path), jobs.Fingerprint(d.Method, d.Path, body)
+	}
 	job, existing, err := p.jobs.Enqueue(r.Context(), d)
 	if err != nil {
 		refuse(p.storeFailed(r, c.requestID, err))
+		return
+	}
+	if existing && job.Delivery.Fingerprint != d.Fingerprint {
+		refuse(fmt.Errorf("%w: key %q was first used with another request to %s", ErrKeyReused, truncate(d.IdempotencyKey, 100), d.Scope))
 		return
 	}
 	id := strconv.FormatInt(job.ID, 10)

@@ -362,3 +362,39 @@ func TestForwardingHeadersAsConfigured(t *testing.T) {
 		})
 	}
 }
+
+// Hardening, row 9: an Idempotency-Key is scoped to the upstream, the
+// method and the path: the same key on another path is another job, not
+// the first one's answer (which silently dropped the second request). The
+// same key for the same method and path with another body or query is
+// 422, as the IETF draft says; with the same request it is the same job.
+func TestIdempotencyKeyScopeAndFingerprint(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "async", "", "")
+		key := map[string]string{"Idempotency-Key": "k-1"}
+		first := s.post("/api/v1/orders", `{"sku":7}`, key)
+		other := s.post("/api/v1/events", `{"e":1}`, key)
+		if first.status != 202 || other.status != 202 || first.header.Get("Seawall-Job-Id") == other.header.Get("Seawall-Job-Id") {
+			t.Fatalf("same key on two paths: %d job %s, %d job %s; want two jobs", first.status, first.header.Get("Seawall-Job-Id"), other.status, other.header.Get("Seawall-Job-Id"))
+		}
+		again := s.post("/api/v1/orders", `{"sku":7}`, key)
+		if again.status != 202 || again.header.Get("Seawall-Job-Id") != first.header.Get("Seawall-Job-Id") {
+			t.Errorf("the same request again: %d job %s, want 202 and job %s", again.status, again.header.Get("Seawall-Job-Id"), first.header.Get("Seawall-Job-Id"))
+		}
+		for _, path := range []string{"/api/v1/orders", "/api/v1/orders?coupon=1"} {
+			body := `{"sku":8}`
+			if strings.Contains(path, "?") {
+				body = `{"sku":7}`
+			}
+			r := s.post(path, body, key)
+			if p := problemOf(t, r); r.status != 422 || p["type"] != "urn:seawall:problem:idempotency-key-reused" {
+				t.Errorf("same key, %s %s: %d %v, want 422 idempotency-key-reused", path, body, r.status, p["type"])
+			}
+		}
+		eventually(t, 10*time.Second, "both jobs delivered", func() bool { return s.fake.Count() >= 2 })
+		time.Sleep(200 * time.Millisecond)
+		if n := s.fake.Count(); n != 2 {
+			t.Errorf("the upstream got %d deliveries, want 2 (orders and events)", n)
+		}
+	})
+}

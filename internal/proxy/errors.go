@@ -107,6 +107,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusConflict, "job-not-finished", "Job not finished", "Poll the job, or ask for a Seawall-Callback; the response is kept once the job ends."
 	case errors.Is(err, ErrNoResult):
 		return http.StatusNotFound, "no-result", "No stored response", "Only deferred jobs (Seawall-Mode: deferred, or Prefer: respond-async) keep the upstream's response, and only once it answered."
+	case errors.Is(err, ErrKeyReused):
+		return http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency key reused", "The key was first used with another body or query for this method and path; use a new key for a new request. Nothing was accepted."
 	case errors.Is(err, ErrQueueUnavailable):
 		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again after Retry-After. Operators: Seawall's log says why."
 	case errors.Is(err, ErrNotCached):

@@ -1,0 +1,34 @@
+package jobs
+
+import "testing"
+
+// FuzzFingerprint: a fingerprint is stable, and two requests that differ
+// in method, path or body never share one, however the bytes are moved
+// between the fields.
+func FuzzFingerprint(f *testing.F) {
+	f.Add("POST", "/v1/orders", []byte(`{"sku":7}`), "POST", "/v1/orders", []byte(`{"sku":8}`))
+	f.Add("POST", "/a", []byte("b"), "POST", "/ab", []byte(""))
+	f.Add("GET", "/x?q=1", []byte(nil), "GET", "/x?q=2", []byte(nil))
+	f.Fuzz(func(t *testing.T, m1, p1 string, b1 []byte, m2, p2 string, b2 []byte) {
+		a, b := Fingerprint(m1, p1, b1), Fingerprint(m2, p2, b2)
+		if a != Fingerprint(m1, p1, b1) {
+			t.Fatal("fingerprint not stable")
+		}
+		same := m1 == m2 && p1 == p2 && string(b1) == string(b2)
+		if same != (a == b) {
+			t.Fatalf("(%q %q %q) and (%q %q %q): same request %v, same fingerprint %v", m1, p1, b1, m2, p2, b2, same, a == b)
+		}
+	})
+}
+
+func TestScopeOf(t *testing.T) {
+	for _, tt := range []struct{ method, path, want string }{
+		{"POST", "/v1/orders", "POST /v1/orders"},
+		{"POST", "/v1/orders?x=1", "POST /v1/orders"},
+		{"PUT", "/v1/orders", "PUT /v1/orders"},
+	} {
+		if got := ScopeOf(tt.method, tt.path); got != tt.want {
+			t.Errorf("ScopeOf(%s, %s) = %q, want %q", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
