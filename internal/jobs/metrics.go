@@ -16,6 +16,7 @@ type metrics struct {
 	jobs       *prometheus.Desc
 	oldest     *prometheus.Desc
 	depth      *prometheus.Desc
+	up         *prometheus.Desc
 	counts     func(context.Context) ([]Count, error)
 }
 
@@ -36,6 +37,7 @@ func newMetrics() *metrics {
 		jobs:   prometheus.NewDesc("seawall_jobs", "Jobs in the store by upstream and state.", []string{"upstream", "state"}, nil),
 		depth:  prometheus.NewDesc("seawall_jobs_queue_depth", "Jobs not yet finished (queued, retrying, running) by upstream.", []string{"upstream"}, nil),
 		oldest: prometheus.NewDesc("seawall_jobs_oldest_unfinished_age_seconds", "Age of the oldest job not yet finished, by upstream.", []string{"upstream"}, nil),
+		up:     prometheus.NewDesc("seawall_store_up", "1 when the job store answered the last scrape's count, 0 when it did not (the job gauges are then absent).", nil, nil),
 	}
 }
 
@@ -54,17 +56,22 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.jobs
 	ch <- m.depth
 	ch <- m.oldest
+	ch <- m.up
 }
 
 // Collect implements prometheus.Collector: one counting query per scrape.
+// A store that does not answer leaves its gauges out and seawall_store_up
+// at 0, rather than failing the scrape: every other metric is still
+// served when they matter most.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	counts, err := m.counts(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(m.jobs, err)
+		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, 0)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, 1)
 	depth := map[string]int{}
 	oldest := map[string]time.Time{}
 	for _, c := range counts {

@@ -398,3 +398,32 @@ func TestIdempotencyKeyScopeAndFingerprint(t *testing.T) {
 		}
 	})
 }
+
+// Hardening, row 6: with the job store unreachable, /metrics still serves
+// every other metric, with seawall_store_up 0 and the store's gauges left
+// out, instead of failing as a whole.
+func TestMetricsWithTheStoreDown(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "async", "", "")
+		s.get("/api/v1/x")
+		if got := s.metric("store_up"); got != 1 {
+			t.Fatalf("seawall_store_up = %v with the store up, want 1", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.proxy.Jobs().Stop(ctx); err != nil { // closes the database
+			t.Fatal(err)
+		}
+		families, err := s.m.Registry.Gather()
+		if err != nil {
+			t.Fatalf("gathering with the store down: %v", err)
+		}
+		names := map[string]bool{}
+		for _, f := range families {
+			names[f.GetName()] = true
+		}
+		if !names["seawall_requests_total"] || names["seawall_jobs"] || s.metric("store_up") != 0 {
+			t.Errorf("with the store down: requests_total %v, jobs %v, store_up %v; want the first, not the second, and 0", names["seawall_requests_total"], names["seawall_jobs"], s.metric("store_up"))
+		}
+	})
+}
