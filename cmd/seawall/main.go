@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	default:
 		hint := ""
-		if near := nearest(args[0], commands); near != "" {
+		if near := config.Nearest(args[0], commands); near != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", near)
 		}
 		fmt.Fprintf(stderr, "seawall: unknown command %q%s\n%s", args[0], hint, usage)
@@ -119,38 +119,6 @@ func version() string {
 		}
 	}
 	return out + " " + goVersion
-}
-
-// nearest is the command within two edits of word, if one is.
-func nearest(word string, choices []string) string {
-	best, bestD := "", 3
-	for _, c := range choices {
-		if d := editDistance(word, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // loadConfig reads the -c flag and loads that config, printing every

@@ -245,16 +245,27 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 
 // suggest names the known key closest to a misspelt one.
 func suggest(key string, fields map[string]reflect.StructField) string {
-	best, bestD := "", 3
+	names := make([]string, 0, len(fields))
 	for name := range fields {
-		if d := editDistance(key, name); d < bestD || (d == bestD && name < best) {
-			best, bestD = name, d
-		}
+		names = append(names, name)
 	}
+	best := Nearest(key, names)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// Nearest is the choice within two edits of word (the alphabetically first
+// of equally near ones), or "" when none is that near: for "did you mean".
+func Nearest(word string, choices []string) string {
+	best, bestD := "", 3
+	for _, c := range choices {
+		if d := editDistance(word, c); d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	return best
 }
 
 func editDistance(a, b string) int {
