@@ -12,24 +12,14 @@ import (
 	"github.com/seawall/seawall/internal/vendortest"
 )
 
-// rawGet sends target exactly as given, on a connection of its own, and
-// returns the answer.
+// rawGet sends a GET for target exactly as given, on a connection of its
+// own, and returns the answer.
 func rawGet(t *testing.T, addr, target string) *http.Response {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	resp := rawRequest(t, addr, "GET "+target+" HTTP/1.1\r\nHost: seawall\r\nConnection: close\r\n\r\n")
+	if resp == nil {
+		t.Fatalf("%s: no answer", target)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("GET " + target + " HTTP/1.1\r\nHost: seawall\r\nConnection: close\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%s: %v", target, err)
-	}
-	_ = resp.Body.Close()
 	return resp
 }
 
