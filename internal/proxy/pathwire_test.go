@@ -16,7 +16,7 @@ import (
 // own, and returns the answer.
 func rawGet(t *testing.T, addr, target string) *http.Response {
 	t.Helper()
-	resp := rawRequest(t, addr, "GET "+target+" HTTP/1.1\r\nHost: seawall\r\nConnection: close\r\n\r\n")
+	resp := rawRequest(t, addr, "GET "+target+" HTTP/1.1\r\nHost: seawall\r\nConnection: close\r\n\r\n", false)
 	if resp == nil {
 		t.Fatalf("%s: no answer", target)
 	}
@@ -99,9 +99,10 @@ func TestRoutesMatchTheResolvedPath(t *testing.T) {
 	}
 }
 
-// rawRequest sends req as written, half-closes the connection (the client
-// still listening), and returns the answer, or nil if none came.
-func rawRequest(t *testing.T, addr, req string) *http.Response {
+// rawRequest sends req as written and returns the answer, or nil if none
+// came. With halfClose it then closes its sending side, still listening:
+// a body cut short.
+func rawRequest(t *testing.T, addr, req string, halfClose bool) *http.Response {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -112,7 +113,9 @@ func rawRequest(t *testing.T, addr, req string) *http.Response {
 	if _, err := c.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.(*net.TCPConn).CloseWrite()
+	if halfClose {
+		_ = c.(*net.TCPConn).CloseWrite()
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return nil
@@ -137,7 +140,7 @@ func TestMalformedBodyIs400(t *testing.T) {
 			"cut short":              "a\r\nhel",
 			"chunk longer than said": "2\r\nhello\r\n0\r\n\r\n",
 		} {
-			resp := rawRequest(t, addr, "POST /api/v1/x HTTP/1.1\r\nHost: seawall\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+			resp := rawRequest(t, addr, "POST /api/v1/x HTTP/1.1\r\nHost: seawall\r\nTransfer-Encoding: chunked\r\n\r\n"+body, true)
 			if resp == nil || resp.StatusCode != 400 || resp.Header.Get("Seawall-Source") != "seawall" {
 				got := "no answer"
 				if resp != nil {
