@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,10 @@ type Delivery struct {
 	// Fingerprint identifies the request a key was first used with; the
 	// same key and scope with another fingerprint is refused.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// RequestID is the Seawall-Request-Id of the request that was
+	// accepted; every delivery carries it, so that one id follows the
+	// request from the app to the vendor.
+	RequestID string `json:"request_id,omitempty"`
 	// Callback, when set, receives a signed POST when the job ends.
 	Callback string `json:"callback,omitempty"`
 	// Deferred keeps the upstream's response for the app to fetch.
@@ -175,6 +180,9 @@ type Config struct {
 	CallbackConcurrency int
 	// Metrics, when set, receives the store's metrics.
 	Metrics prometheus.Registerer
+	// Logger receives the queue engine's own warnings and errors; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Count is how many jobs of one upstream are in one state; Oldest is when

@@ -149,7 +149,7 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		// killed process, so every attempt has one.
 		JobTimeout: cmp.Or(cfg.AttemptTimeout, time.Minute),
 		PollOnly:   pollOnly,
-		Logger:     discardLogger(),
+		Logger:     engineLogger(cfg.Logger),
 		// Finished jobs keep their results and idempotency keys this long;
 		// zero keeps River's default.
 		CompletedJobRetentionPeriod: cfg.Retention,

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	c.upstream.forwardedHeaders(h, r) // as the app's request was when accepted
 	delete(h, "Prefer")
 	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred}
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.requestID}
 	if r.URL.RawQuery != "" {
 		d.Path += "?" + r.URL.RawQuery
 	}
@@ -171,7 +172,35 @@ func writeResult(w http.ResponseWriter, job jobs.Job) {
 // Deliver implements jobs.Deliverer: one delivery attempt through the
 // upstream's pause gate, limiter (behind interactive calls) and breaker. A
 // refusal by those gates defers the job without spending an attempt.
-func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (*jobs.Result, error) {
+func (p *Proxy) Deliver(ctx context.Context, id int64, attempt int, d jobs.Delivery) (*jobs.Result, error) {
+	rid := cmp.Or(d.RequestID, newRequestID())
+	start := time.Now()
+	res, err := p.deliver(ctx, id, rid, d)
+	outcome, level := "succeeded", slog.LevelInfo
+	var wait *jobs.WaitError
+	switch {
+	case errors.As(err, &wait):
+		outcome = "waited"
+	case err != nil:
+		outcome, level = "failed", slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.Int64("job", id), slog.Int("attempt", attempt), slog.String("request_id", rid),
+		slog.String("upstream", d.Upstream), slog.String("method", d.Method), slog.String("path", truncate(strings.SplitN(d.Path, "?", 2)[0], 512)),
+		slog.String("outcome", outcome), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if res != nil {
+		attrs = append(attrs, slog.Int("status", res.Status))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	p.log.LogAttrs(ctx, level, "delivery", attrs...)
+	return res, err
+}
+
+// deliver is one delivery attempt of job id, carrying request id rid.
+func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delivery) (*jobs.Result, error) {
 	u := p.upstreams[d.Upstream]
 	if u == nil {
 		return nil, fmt.Errorf("%w %q: no longer configured", ErrUnknownUpstream, d.Upstream)
@@ -191,7 +220,7 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, _ int, d jobs.Delivery) (
 		key = "seawall-job-" + strconv.FormatInt(id, 10)
 	}
 	req.Header.Set("Idempotency-Key", key)
-	c := &call{upstream: u, target: target, requestID: newRequestID(), client: ctx, start: time.Now(), background: true}
+	c := &call{upstream: u, target: target, requestID: rid, client: ctx, start: time.Now(), background: true}
 	if u.keyHeader != "" {
 		c.tenant = req.Header.Get(u.keyHeader)
 	}

@@ -427,3 +427,33 @@ func TestMetricsWithTheStoreDown(t *testing.T) {
 		}
 	})
 }
+
+// Hardening, row 12 (in part): an async request's Seawall-Request-Id and
+// trace context reach the vendor on every delivery, and each delivery
+// attempt is one log line with the job, the attempt and the outcome.
+func TestDeliveriesCarryTheRequestIDAndAreLogged(t *testing.T) {
+	s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "async", "base_delay: 10ms, max_delay: 20ms", "")
+	s.fake.Set(fakeapi.Behavior{Status: 503}) // the first delivery fails
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	r := s.post("/api/v1/events", `{"e":1}`, map[string]string{"Seawall-Request-Id": "app-rid-42", "Traceparent": traceparent})
+	if r.status != 202 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	eventually(t, 5*time.Second, "a first delivery", func() bool { return s.fake.Count() >= 1 })
+	s.fake.Set(fakeapi.Behavior{})
+	s.waitJob(t, r.header.Get("Location"), "succeeded")
+	for i, c := range s.fake.Calls() {
+		if got := c.Header.Get("Seawall-Request-Id"); got != "app-rid-42" {
+			t.Errorf("delivery %d carried request id %q, want the app's app-rid-42", i+1, got)
+		}
+		if got := c.Header.Get("Traceparent"); got != traceparent {
+			t.Errorf("delivery %d carried traceparent %q, want the app's", i+1, got)
+		}
+	}
+	logs := s.logs.String()
+	for _, want := range []string{`"msg":"delivery"`, `"outcome":"failed"`, `"outcome":"succeeded"`, `"request_id":"app-rid-42"`, `"attempt":2`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+}

@@ -78,6 +78,9 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 // Registry is where the proxy's metrics, and its job store's, are registered.
 func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }
 
+// Logger is the proxy's logger.
+func (p *Proxy) Logger() *slog.Logger { return p.log }
+
 // Upstream returns the named upstream, or nil.
 func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
 

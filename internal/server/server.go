@@ -149,6 +149,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 		PollInterval:      100 * time.Millisecond,
 		CallbackAttempts:  cfg.Jobs.Callbacks.MaxAttempts,
 		Metrics:           p.Registry(),
+		Logger:            p.Logger(),
 	}
 	for _, d := range cfg.Jobs.Schedule {
 		jc.Schedule.Delays = append(jc.Schedule.Delays, d.D())
