@@ -5,7 +5,11 @@
 // constants below → Validate (all problems at once) → build runtime objects.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/seawall/seawall/internal/ratelimit"
+)
 
 // Defaults for keys a file leaves out; a key that is written keeps its
 // value, even zero. Each field's comment names the default it takes.
@@ -25,7 +29,7 @@ const (
 	// is kept this far under the configured rate so that jitter between a
 	// call's release and its arrival never lands two calls closer than the
 	// vendor's interval (docs/ratelimit.md has the measurement).
-	DefaultHeadroom = 5
+	DefaultHeadroom = 100 * ratelimit.DefaultHeadroom
 
 	DefaultBreakerWindow        = 10 * time.Second
 	DefaultBreakerMinCalls      = 20
