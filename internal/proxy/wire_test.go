@@ -12,6 +12,10 @@ import (
 	"github.com/seawall/seawall/internal/vendortest"
 )
 
+// fastRetries is an upstream's retry policy for the wire tests: three
+// attempts, with backoffs too short to slow a test.
+const fastRetries = "    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms}\n"
+
 // Vendor fidelity, acceptance 6: a connection reset after the whole
 // request was written is upstream-outcome-unknown, and a request without
 // an Idempotency-Key is then never sent again; with a key it is retried.
@@ -20,7 +24,7 @@ import (
 func TestResetAfterTheRequestIsOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	wire := vendortest.ResetAfterRequest(t)
-	s := newStackURL(t, "", wire.URL, "    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms}\n")
+	s := newStackURL(t, "", wire.URL, fastRetries)
 
 	r := s.post("/api/v1/charges", `{"amount":100}`, nil)
 	p := problemOf(t, r)
@@ -50,7 +54,7 @@ func TestResetAfterTheRequestIsOutcomeUnknown(t *testing.T) {
 func TestResetBeforeAnythingIsSentIsRetried(t *testing.T) {
 	t.Parallel()
 	wire := vendortest.ResetDuringHandshake(t)
-	s := newStackURL(t, "", wire.URL, "    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms}\n")
+	s := newStackURL(t, "", wire.URL, fastRetries)
 	r := s.post("/api/v1/charges", `{"amount":100}`, nil)
 	p := problemOf(t, r)
 	if r.status != 502 || p["type"] != "urn:seawall:problem:retries-exhausted" {
@@ -98,7 +102,7 @@ func TestUpstreamTLS(t *testing.T) {
 			if tc.clientAuth || tc.status != 200 {
 				u, handshakes = start(tc.clientAuth)
 			}
-			extra := "    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms}\n"
+			extra := fastRetries
 			if tc.tls != "" {
 				extra += "    tls: " + tc.tls + "\n"
 			}
