@@ -215,3 +215,31 @@ func TestValidateCatchesWhatServeWouldMeet(t *testing.T) {
 		t.Errorf("the problem shows the secret's value:\n%v", err)
 	}
 }
+
+// The tls checks docs/config.md states: insecure_skip_verify is refused
+// off loopback unless allow_insecure says so, a CA file must hold a
+// certificate, and cert_file and key_file go together.
+func TestTLSValidation(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, tls, want string }{
+		{"https://api.example.com", "{insecure_skip_verify: true}", "upstreams.a.tls.insecure_skip_verify: refused"},
+		{"https://api.example.com", "{insecure_skip_verify: true, allow_insecure: true}", ""},
+		{"https://127.0.0.1:8443", "{insecure_skip_verify: true}", ""},
+		{"https://api.example.com", "{ca_file: " + notPEM + "}", "seawall.yaml:5 upstreams.a.tls.ca_file: " + notPEM + " holds no PEM certificate"},
+		{"https://api.example.com", "{cert_file: /x.pem}", "upstreams.a.tls.cert_file: cert_file and key_file go together"},
+		{"https://api.example.com", `{min_version: "1.1"}`, "upstreams.a.tls.min_version: must be"},
+	} {
+		doc := "upstreams:\n  a:\n    url: " + tc.url + "\n    tls:\n      " + strings.Trim(tc.tls, "{}") + "\n"
+		doc = strings.ReplaceAll(doc, ", ", "\n      ")
+		_, err := Parse("seawall.yaml", []byte(doc), env(nil))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s %s: %v, want accepted", tc.url, tc.tls, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s %s: %v, want %q", tc.url, tc.tls, err, tc.want)
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,4 +191,29 @@ func TestRetryAfterBindsWaitingCalls(t *testing.T) {
 		t.Errorf("%d calls within one interval (1/%d s), want at most the burst, %d", n, rate, burst)
 	}
 	t.Logf("%d calls, %d pauses; at most %d calls in one interval", len(calls), pauses, fakeapi.MaxInWindow(calls, time.Second/rate))
+}
+
+// What docs/operations.md says the admin API and the metrics show of the
+// limiter: configured and effective rate, pause and its reason, and the
+// vendor's stated quota.
+func TestLimiterStateIsVisible(t *testing.T) {
+	s := newStack(t, "", "    rate_limit: {rate: 20/s}\n")
+	s.fake.Set(fakeapi.Behavior{Window: &fakeapi.Window{Limit: 100, Every: fakeapi.Duration(time.Hour)}})
+	s.get("/api/v1/x")
+	s.proxy.Upstream("api").Limiter.Pause(time.Now().Add(time.Minute), "retry-after")
+	st := s.proxy.Status()[0]
+	b, _ := json.Marshal(st)
+	for _, want := range []string{`"configured_per_second":20`, `"effective_per_second":19`, `"pause_reason":"retry-after"`, `"quota_remaining":99`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/admin/upstreams entry %s lacks %s", b, want)
+		}
+	}
+	if st.PausedFor < 59 {
+		t.Errorf("paused_for_seconds %v, want about 60", st.PausedFor)
+	}
+	if s.metric("ratelimit_rate", "kind=configured") != 20 || s.metric("ratelimit_rate", "kind=effective") < 19 ||
+		s.metric("ratelimit_paused_seconds") < 59 || s.metric("ratelimit_vendor_quota_remaining") != 99 {
+		t.Errorf("metrics: rate %v/%v, paused %v, quota %v", s.metric("ratelimit_rate", "kind=configured"), s.metric("ratelimit_rate", "kind=effective"),
+			s.metric("ratelimit_paused_seconds"), s.metric("ratelimit_vendor_quota_remaining"))
+	}
 }

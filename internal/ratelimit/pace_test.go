@@ -92,3 +92,24 @@ func FuzzParseQuota(f *testing.F) {
 		}
 	})
 }
+
+// An unconfigured adaptive limiter that is paused takes the rate calls
+// were leaving at, so that the calls the pause held leave at it, not all
+// at once (docs/ratelimit.md, "Pauses bind every call").
+func TestPauseSeedsAnUnlimitedRate(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewLocal(Config{Adaptive: true, Now: clk.now})
+	for i := 0; i < 11; i++ { // ten intervals of 100ms: 10 calls a second
+		if _, err := l.Wait(context.Background(), "", 0); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(100 * time.Millisecond)
+	}
+	if got := l.Status().Effective; got != 0 {
+		t.Fatalf("effective rate %v before any pause, want 0 (unlimited)", got)
+	}
+	l.Pause(clk.t.Add(time.Second), PauseRetryAfter)
+	if got := l.Status().Effective; got < 9 || got > 10 {
+		t.Errorf("effective rate %v after the pause, want the 10/s calls were leaving at (less headroom)", got)
+	}
+}
