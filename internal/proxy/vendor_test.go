@@ -217,3 +217,36 @@ func TestLimiterStateIsVisible(t *testing.T) {
 			s.metric("ratelimit_paused_seconds"), s.metric("ratelimit_vendor_quota_remaining"))
 	}
 }
+
+// Acceptance 4 against an independent server: nginx limit_req at 2r/s
+// whose 429s say Retry-After: 1, Seawall at defaults with no rate, the app
+// at 20 req/s. After each 429 nginx's own log shows no call for a second
+// (calls already on the wire excepted).
+func TestNginxRetryAfterPausesEveryCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("8s against nginx; go test without -short runs it")
+	}
+	t.Parallel()
+	ng := vendortest.StartNginxRetryAfter(t, 2, 1)
+	s := newStackURL(t, "", ng.URL, "")
+	drive(20, 8*time.Second, func(int, time.Time) { s.get("/api/v1/quote") })
+	hits := ng.Hits(t)
+	refused := 0
+	for i, h := range hits {
+		if h.Status != 429 {
+			continue
+		}
+		refused++
+		for _, later := range hits[i+1:] {
+			// nginx logs whole milliseconds; a call already sent may follow
+			// within wireSlack.
+			if d := later.At.Sub(h.At); d > wireSlack+time.Millisecond && d < 999*time.Millisecond {
+				t.Errorf("a call reached nginx %s after its 429 with Retry-After: 1", d)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("nginx never answered 429: the test did not test")
+	}
+	t.Logf("nginx saw %v over %d hits", vendortest.Count(hits), len(hits))
+}

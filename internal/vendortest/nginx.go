@@ -39,6 +39,18 @@ type Hit struct {
 // skipped otherwise.
 func StartNginx(t testing.TB, rate int) *Nginx {
 	t.Helper()
+	return startNginx(t, rate, "")
+}
+
+// StartNginxRetryAfter is StartNginx whose 429s carry Retry-After: secs,
+// as many vendors send it.
+func StartNginxRetryAfter(t testing.TB, rate, secs int) *Nginx {
+	t.Helper()
+	return startNginx(t, rate, fmt.Sprintf("add_header Retry-After %d always;", secs))
+}
+
+func startNginx(t testing.TB, rate int, location string) *Nginx {
+	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
@@ -85,13 +97,14 @@ http {
         listen 127.0.0.1:%[2]d;
         location / {
             limit_req zone=vendor;
+            %[4]s
             root %[1]s/www;
             default_type application/json;
             try_files /ok.json =404;
         }
     }
 }
-`, dir, port, rate)
+`, dir, port, rate, location)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
