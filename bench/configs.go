@@ -11,9 +11,12 @@ import (
 // breaker or its closest equivalent; /cache/ caches; /down/ fails fast
 // because its only server is known to be down.
 
+// benchAdminToken guards the admin listener the harness profiles through.
+const benchAdminToken = "seawall-bench-admin-token"
+
 func seawallConfig(dir string, listen, upstream, admin int) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:%d
-admin: {listen: "127.0.0.1:%d"}
+admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
 log: {level: error}
 jobs: {store: %q, concurrency: 8}
 cache: {max_bytes: 64MiB, max_entry: 1MiB}

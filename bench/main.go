@@ -263,7 +263,13 @@ func startProfile(adminPort int, d time.Duration, path string) func() error {
 	done := make(chan error, 1)
 	go func() {
 		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, max(1, int(d.Seconds())-1))
-		resp, err := http.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+benchAdminToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			done <- err
 			return

@@ -29,7 +29,7 @@ func TestOutOfFileDescriptorsIsNotTheVendorsFault(t *testing.T) {
 	addr, admin := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "seawall.yaml")
 	doc := fmt.Sprintf(`listen: %s
-admin: {listen: %s}
+admin: {listen: %s, token: `+testAdminToken+`}
 log: {level: error}
 upstreams:
   api:
@@ -47,7 +47,7 @@ upstreams:
 	// One kept-alive connection each to the app and admin listeners, made
 	// before the limit: new connections could not be accepted after it.
 	app := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: 5 * time.Second}
-	ops := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: 5 * time.Second}
+	ops := &http.Client{Transport: withToken(&http.Transport{MaxConnsPerHost: 1}), Timeout: 5 * time.Second}
 	get(t, app, base+"/_seawall/jobs/0")
 	get(t, ops, "http://"+admin+"/healthz")
 

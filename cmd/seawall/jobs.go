@@ -29,8 +29,9 @@ const jobsUsage = `usage:
                              run every dead job (of one upstream) again
 
 Each talks to a running Seawall's admin API, found from the config
-(-c, default seawall.yaml: admin.listen and admin.token) or given with
--admin URL and -token (or SEAWALL_ADMIN_TOKEN).
+(-c, default seawall.yaml: admin.listen, and admin.token or else the
+token file Seawall generated under data_dir) or given with -admin URL
+and -token (or SEAWALL_ADMIN_TOKEN).
 `
 
 // adminClient calls the admin API of a running Seawall.
@@ -203,6 +204,13 @@ func newAdminClient(cfgPath, base, token string, stderr io.Writer) (*adminClient
 		if token == "" {
 			token = cfg.Admin.Token.Value()
 		}
+		if token == "" {
+			t, err := admin.ReadToken(cfg.AdminTokenFile())
+			if err != nil {
+				return nil, fmt.Errorf("admin.token is not set, and the token Seawall generates is not readable: %w", err)
+			}
+			token = t
+		}
 	}
 	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}, nil
 }
@@ -229,6 +237,9 @@ func (c *adminClient) do(method, path string, q url.Values, out any) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return errors.New("the admin API refused the token (401): give -token or SEAWALL_ADMIN_TOKEN, or -c the running Seawall's config")
 	}
 	if resp.StatusCode != http.StatusOK {
 		var p struct{ Detail string }

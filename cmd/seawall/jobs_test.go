@@ -31,9 +31,12 @@ func deadReplay(t *testing.T, bin, store string) {
 	up := httptest.NewServer(fake)
 	defer up.Close()
 	addr, adminAddr := freeAddr(t), freeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "seawall.yaml")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "seawall.yaml")
+	// No admin.token: the CLI finds the one Seawall generated in data_dir.
 	doc := fmt.Sprintf(`listen: %s
-admin: {listen: %s, token: s3cret-token}
+admin: {listen: %s}
+data_dir: `+filepath.Join(dir, "data")+`
 log: {level: error}
 jobs: {store: "%s", max_attempts: 3, schedule: [20ms]}
 upstreams:
@@ -135,5 +138,9 @@ upstreams:
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("admin without a token: %d", resp.StatusCode)
+	}
+	// A wrong token is refused with a message that says what to do.
+	if code, _, errs := cli("jobs", "list", "-token", "not-the-admin-token"); code != 1 || !strings.Contains(errs, "refused the token") {
+		t.Errorf("jobs list with a wrong token: exit %d %s", code, errs)
 	}
 }

@@ -57,6 +57,11 @@ Environment:
   ${file:/path} from a file; secrets so read are never logged.
   SEAWALL_ADMIN_TOKEN is the admin token for the jobs and dead commands.
 
+Files:
+  DATA_DIR/admin-token  the admin API's token when admin.token is unset,
+                        generated at first start (mode 0600); data_dir
+                        defaults to ./data
+
 Flags:
 `
 

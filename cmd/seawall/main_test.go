@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,3 +96,19 @@ func TestHelpVersionAndSuggestions(t *testing.T) {
 		t.Errorf("seawall version: exit %d, %q; want the version and Go's", code, stdout.String())
 	}
 }
+
+// testAdminToken is the admin token of the configs these tests write.
+const testAdminToken = "seawall-test-admin-token"
+
+// withToken sends testAdminToken with every request through rt.
+func withToken(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+testAdminToken)
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -51,7 +51,7 @@ func TestSoak(t *testing.T) {
 	addr, admin := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "seawall.yaml")
 	doc := fmt.Sprintf(`listen: %s
-admin: {listen: %s}
+admin: {listen: %s, token: `+testAdminToken+`}
 log: {level: error}
 cache: {max_bytes: 4MiB}
 jobs: {store: %q, base_delay: 50ms, max_delay: 1s, max_attempts: 200, concurrency: 8}
@@ -363,7 +363,7 @@ func sample(pid int, admin string) (soakSample, error) {
 		return s, err
 	}
 	s.fds = int64(len(fds))
-	resp, err := http.Get(admin + "/metrics")
+	resp, err := (&http.Client{Transport: withToken(http.DefaultTransport)}).Get(admin + "/metrics")
 	if err != nil {
 		return s, err
 	}

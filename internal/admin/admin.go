@@ -7,15 +7,19 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/http/pprof" //nolint:gosec // served on the admin listener only, behind its token
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seawall/seawall/internal/proxy"
 )
 
-// Handler returns the admin API. With a token, every endpoint but /healthz
-// requires "Authorization: Bearer <token>".
+// Handler returns the admin API. Every endpoint but /healthz requires
+// "Authorization: Bearer <token>"; an empty token is a programming error.
 func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
+	if token == "" {
+		panic("admin: the admin API needs a token")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -43,16 +47,23 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 }
 
 func authorized(token string, next http.Handler) http.Handler {
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
+	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if subtle.ConstantTimeCompare(bearer(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="seawall-admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer is the credential of an "Authorization: Bearer <token>" header;
+// the scheme is matched case-insensitively (RFC 9110 §11.1).
+func bearer(h string) []byte {
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return nil
+	}
+	return []byte(strings.TrimLeft(cred, " "))
 }

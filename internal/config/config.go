@@ -6,6 +6,7 @@
 package config
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/seawall/seawall/internal/ratelimit"
@@ -50,7 +51,14 @@ const (
 	DefaultCacheMaxEntry     = 1 << 20
 	DefaultCacheCoalesceWait = 10 * time.Second
 
+	DefaultDataDir   = "data"
 	DefaultJobsStore = "data/seawall-jobs.db"
+
+	// MinAdminTokenBytes is the shortest admin token validate accepts.
+	MinAdminTokenBytes = 16
+	// AdminTokenFileName is the file under data_dir holding the admin
+	// token Seawall generates when admin.token is not set.
+	AdminTokenFileName = "admin-token"
 )
 
 // DefaultFailureStatuses are the upstream statuses the breaker counts as
@@ -77,6 +85,10 @@ type Config struct {
 	Jobs Jobs `yaml:"jobs"`
 	// Cache bounds the response cache shared by all cached routes.
 	Cache CacheLimits `yaml:"cache"`
+	// DataDir holds what Seawall writes for itself: the generated admin
+	// token (and, by default, the embedded job store). Default
+	// DefaultDataDir, relative to the working directory.
+	DataDir string `yaml:"data_dir"`
 	// ShutdownGrace is how long in-flight calls may finish after a stop
 	// signal. Default 15s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -90,8 +102,15 @@ type Admin struct {
 	// Listen is the admin address. Default DefaultAdminListen; "off" disables it.
 	Listen string `yaml:"listen"`
 	// Token is the bearer token required on every admin endpoint except
-	// /healthz. Empty means no token, allowed only on a loopback address.
+	// /healthz, at least MinAdminTokenBytes long. When unset, Seawall
+	// generates one at first start into AdminTokenFile.
 	Token Secret `yaml:"token"`
+}
+
+// AdminTokenFile is where the generated admin token is kept when
+// admin.token is not set.
+func (c *Config) AdminTokenFile() string {
+	return filepath.Join(c.DataDir, AdminTokenFileName)
 }
 
 // Log configures logging.

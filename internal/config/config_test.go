@@ -107,7 +107,7 @@ func TestParseProblems(t *testing.T) {
 		{"deferred typo", "upstreams:\n  a:\n    url: http://x\n    mode: defered\n", "must be sync, cached, async or deferred"},
 		{"timeouts", "upstreams:\n  a:\n    url: http://x\n    timeouts: {per_try: 5s, overall: 1s}\n", "per_try: must not exceed overall"},
 		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
-		{"admin token", "admin:\n  listen: 0.0.0.0:9090\nupstreams:\n  a:\n    url: http://x\n", "admin.token: required"},
+		{"admin token", "admin:\n  listen: 0.0.0.0:9090\n  token: short\nupstreams:\n  a:\n    url: http://x\n", "admin.token: is 5 bytes; at least 16"},
 		{"route budget", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: /x\n        retry: {budget: {ratio: 1}}\n", "seawall.yaml:6 upstreams.a.routes[0].retry.budget: the retry budget is per upstream"},
 		{"schedule", "jobs: {schedule: [10s, 0s]}\nupstreams:\n  a:\n    url: http://x\n", "seawall.yaml:1 jobs.schedule[1]: must be > 0"},
 		{"negative duration", "upstreams:\n  a:\n    url: http://x\n    timeouts: {connect: -1s}\n", "must not be negative"},

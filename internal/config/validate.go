@@ -38,6 +38,7 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
 	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
+	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	set(d, "jobs.store", &c.Jobs.Store, DefaultJobsStore)
 	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
 	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
@@ -158,8 +159,8 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 		if err := c.Admin.Token.expand(lookup); err != nil {
 			v.add("admin.token", "%v", err)
 		}
-		if c.Admin.Token.Value() == "" && !isLoopback(c.Admin.Listen) {
-			v.add("admin.token", "required when admin.listen is not a loopback address")
+		if n := len(c.Admin.Token.Value()); n > 0 && n < MinAdminTokenBytes {
+			v.add("admin.token", "is %d bytes; at least %d are required (leave it unset to have Seawall generate one into %s)", n, MinAdminTokenBytes, c.AdminTokenFile())
 		}
 	}
 	v.check(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log.level", "must be one of debug, info, warn, error")

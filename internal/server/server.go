@@ -30,7 +30,31 @@ type Server struct {
 	servers []*http.Server
 	jobs    jobs.Store // nil unless a route is async
 	addrs   []net.Addr
+
+	adminToken string
 }
+
+// adminToken is admin.token, or else the token kept in the data
+// directory, generated at first start.
+func adminToken(cfg *config.Config, log *slog.Logger) (string, error) {
+	if t := cfg.Admin.Token.Value(); t != "" {
+		return t, nil
+	}
+	path := cfg.AdminTokenFile()
+	token, created, err := admin.EnsureToken(path)
+	if err != nil {
+		return "", fmt.Errorf("admin.token is not set and %w", err)
+	}
+	if created {
+		log.Info("admin token generated", "file", path)
+	} else {
+		log.Info("admin token read", "file", path)
+	}
+	return token, nil
+}
+
+// AdminToken is the token the admin API requires.
+func (s *Server) AdminToken() string { return s.adminToken }
 
 // NewLogger builds the logger the config asks for, writing to stderr.
 func NewLogger(c config.Log) *slog.Logger {
@@ -62,7 +86,12 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 	}
 	order := []listener{{cfg.Listen, p}}
 	if cfg.Admin.Listen != "off" {
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, cfg.Admin.Token.Value())})
+		token, err := adminToken(cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.adminToken = token
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token)})
 	}
 	var lns []net.Listener
 	for _, l := range order {

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +21,17 @@ import (
 // startDoc serves a Seawall with the config document until the test ends.
 func startDoc(t *testing.T, doc string) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
+	return startDocLog(t, doc, io.Discard)
+}
+
+// startDocLog is startDoc with the log written to w.
+func startDocLog(t *testing.T, doc string, w io.Writer) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
 	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, lns, err := Listen(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	s, lns, err := Listen(cfg, slog.New(slog.NewJSONHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +45,7 @@ func startDoc(t *testing.T, doc string) (*Server, context.CancelFunc, chan error
 func start(t *testing.T, upstream string) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
 	return startDoc(t, `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0, token: s3cret}
+admin: {listen: 127.0.0.1:0, token: s3cret-admin-token-0001}
 shutdown_grace: 5s
 upstreams:
   api: {url: `+upstream+`}
@@ -48,7 +57,7 @@ func TestAdminPurgesCache(t *testing.T) {
 	up := httptest.NewServer(fake)
 	defer up.Close()
 	s, _, _ := startDoc(t, `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0, token: s3cret}
+admin: {listen: 127.0.0.1:0, token: s3cret-admin-token-0001}
 upstreams:
   api: {url: `+up.URL+`, mode: cached, cache: {}}
 `)
@@ -61,7 +70,7 @@ upstreams:
 	}
 	purge := func(q string) string {
 		req, _ := http.NewRequest(http.MethodPost, admin+"/admin/cache/purge?"+q, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
+		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -85,9 +94,17 @@ upstreams:
 
 func status(t *testing.T, url, token string) int {
 	t.Helper()
+	if token == "" {
+		return authStatus(t, url, "")
+	}
+	return authStatus(t, url, "Bearer "+token)
+}
+
+func authStatus(t *testing.T, url, authorization string) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -97,6 +114,8 @@ func status(t *testing.T, url, token string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
+
+const testToken = "s3cret-admin-token-0001"
 
 func TestAdminRequiresToken(t *testing.T) {
 	up := httptest.NewServer(fakeapi.New(fakeapi.Behavior{}))
@@ -113,8 +132,13 @@ func TestAdminRequiresToken(t *testing.T) {
 		if got := status(t, admin+path, "wrong"); got != 401 {
 			t.Errorf("%s with a wrong token = %d, want 401", path, got)
 		}
-		if got := status(t, admin+path, "s3cret"); got != 200 {
+		if got := status(t, admin+path, testToken); got != 200 {
 			t.Errorf("%s with the token = %d, want 200", path, got)
+		}
+		for _, scheme := range []string{"bearer", "BEARER"} {
+			if got := authStatus(t, admin+path, scheme+" "+testToken); got != 200 {
+				t.Errorf("%s with the scheme written %q = %d, want 200", path, scheme, got)
+			}
 		}
 	}
 }
@@ -150,5 +174,59 @@ func TestShutdownFinishesInFlightCalls(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + s.Addrs()[0].String() + "/api/x"); err == nil {
 		t.Error("still accepting after shutdown")
+	}
+}
+
+// With no admin.token, the admin API is not open: Seawall generates a
+// token into data_dir (0600) at first start, logs where, and keeps it
+// across restarts.
+func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
+	up := httptest.NewServer(fakeapi.New(fakeapi.Behavior{}))
+	defer up.Close()
+	dir := filepath.Join(t.TempDir(), "state")
+	doc := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ndata_dir: " + dir + "\nupstreams:\n  api: {url: " + up.URL + "}\n"
+	var logs bytes.Buffer
+	s, stop, done := startDocLog(t, doc, &logs)
+	file := filepath.Join(dir, "admin-token")
+	info, err := os.Stat(file)
+	if err != nil {
+		t.Fatalf("no token file: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", info.Mode().Perm())
+	}
+	b, _ := os.ReadFile(file)
+	token := strings.TrimSpace(string(b))
+	if len(token) < 32 || token != s.AdminToken() {
+		t.Fatalf("token file holds %q, the server uses another or a short one", token)
+	}
+	if !strings.Contains(logs.String(), "admin token generated") || !strings.Contains(logs.String(), file) || strings.Contains(logs.String(), token) {
+		t.Errorf("the log should say where the token is, and never the token:\n%s", logs.String())
+	}
+	admin := "http://" + s.Addrs()[1].String()
+	if got := status(t, admin+"/admin/upstreams", ""); got != 401 {
+		t.Errorf("admin without the token = %d, want 401", got)
+	}
+	if got := status(t, admin+"/admin/upstreams", token); got != 200 {
+		t.Errorf("admin with the generated token = %d, want 200", got)
+	}
+	stop()
+	<-done
+
+	s2, _, _ := startDoc(t, doc)
+	if s2.AdminToken() != token {
+		t.Error("a restart made a new token: the CLI and scripts holding the old one would break")
+	}
+
+	// A token file others may read is refused, not used.
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Listen(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("Listen with a world-readable token file: %v, want a refusal naming chmod 600", err)
 	}
 }
