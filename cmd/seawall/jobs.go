@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/admin"
+	"github.com/seawall/seawall/internal/jobs"
 )
 
 const jobsUsage = `usage:
@@ -95,8 +96,8 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "seawall %s %s: want one job id\n%s", group, verb, jobsUsage)
 			return 0, false
 		}
-		id, err := strconv.ParseInt(pos[0], 10, 64)
-		if err != nil {
+		id, ok := jobs.ParseID(pos[0])
+		if !ok {
 			fmt.Fprintf(stderr, "seawall %s %s: %q is not a job id\n", group, verb, pos[0])
 			return 0, false
 		}
@@ -165,7 +166,7 @@ func (c *adminClient) replay(ids []string, all bool, q url.Values, stdout, stder
 	failed := 0
 	for _, s := range ids {
 		var out admin.Replayed
-		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+		if _, ok := jobs.ParseID(s); !ok {
 			fmt.Fprintf(stderr, "seawall dead replay: %q is not a job id\n", s)
 			failed++
 			continue

@@ -136,8 +136,8 @@ func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	out := Replayed{IDs: []int64{}}
 	if v := q.Get("id"); v != "" {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
+		id, ok := jobs.ParseID(v)
+		if !ok {
 			return nil, badRequest(fmt.Errorf("id=%q: want a job id", v))
 		}
 		j, err := a.s.Get(r.Context(), id)
@@ -174,9 +174,11 @@ func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return out, nil
 }
 
+// get finds the job of the path's id: the store's id, or the public id
+// the app was given.
 func (a jobsAPI) get(r *http.Request) (jobs.Job, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
+	id, ok := jobs.ParseID(r.PathValue("id"))
+	if !ok {
 		return jobs.Job{}, badRequest(fmt.Errorf("%q is not a job id", r.PathValue("id")))
 	}
 	return a.s.Get(r.Context(), id)

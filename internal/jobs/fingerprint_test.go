@@ -32,3 +32,24 @@ func TestScopeOf(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePublicID: the public id parser never panics, accepts only
+// what PublicID makes, and gives back the parts it was made from.
+func FuzzParsePublicID(f *testing.F) {
+	for _, s := range []string{"1-00112233445566778899aabbccddeeff", "1", "-", "0-", "9223372036854775807-x", "1-" + NewToken() + "-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, token, ok := ParsePublicID(s)
+		if !ok {
+			return
+		}
+		j := Job{ID: id, Delivery: Delivery{Token: token}}
+		if id <= 0 || len(token) != 2*tokenBytes || !j.Owns(token) {
+			t.Fatalf("ParsePublicID(%q) = %d, %q", s, id, token)
+		}
+		if back, _ := ParseID(s); back != id {
+			t.Fatalf("ParseID(%q) = %d, want %d", s, back, id)
+		}
+	})
+}

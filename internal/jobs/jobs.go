@@ -2,9 +2,14 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +40,10 @@ type Delivery struct {
 	Callback string `json:"callback,omitempty"`
 	// Deferred keeps the upstream's response for the app to fetch.
 	Deferred bool `json:"deferred,omitempty"`
+	// Token is the random part of the job's public id (PublicID): the
+	// app's handle on its job, which no one else can guess. Jobs accepted
+	// before it existed have none and are reachable by operators only.
+	Token string `json:"token,omitempty"`
 }
 
 // Result is an upstream's response to a delivery, kept for deferred jobs.
@@ -194,9 +203,12 @@ type Count struct {
 	Oldest   time.Time
 }
 
-// View is a job as the app and operators see it, in JSON.
+// View is a job as operators see it, in JSON, on the admin listener and
+// in the signed callback to the app that sent it.
 type View struct {
-	ID             int64      `json:"id"`
+	ID int64 `json:"id"`
+	// PublicID is the id the app was given (Seawall-Job-Id).
+	PublicID       string     `json:"public_id,omitempty"`
 	State          State      `json:"state"`
 	Upstream       string     `json:"upstream"`
 	Method         string     `json:"method"`
@@ -214,9 +226,9 @@ type View struct {
 	ResponseStatus int `json:"response_status,omitempty"`
 }
 
-// View returns the job's public view.
+// View returns the job's operator view.
 func (j Job) View() View {
-	v := View{ID: j.ID, State: j.State, Upstream: j.Delivery.Upstream, Method: j.Delivery.Method, Path: j.Delivery.Path,
+	v := View{ID: j.ID, PublicID: j.PublicID(), State: j.State, Upstream: j.Delivery.Upstream, Method: j.Delivery.Method, Path: j.Delivery.Path,
 		Deferred: j.Delivery.Deferred, IdempotencyKey: j.Delivery.IdempotencyKey, Callback: j.Delivery.Callback,
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, FinalizedAt: j.FinalizedAt, LastError: j.LastError}
 	if !j.Finished() {
@@ -227,4 +239,78 @@ func (j Job) View() View {
 		v.ResponseStatus = j.Result.Status
 	}
 	return v
+}
+
+// PublicView is a job as anyone holding its public id sees it: its state
+// and times, never the request's query, headers, body, idempotency key or
+// callback.
+type PublicView struct {
+	ID          string     `json:"id"`
+	State       State      `json:"state"`
+	Upstream    string     `json:"upstream"`
+	Method      string     `json:"method"`
+	Path        string     `json:"path"` // without the query
+	Deferred    bool       `json:"deferred,omitempty"`
+	Attempt     int        `json:"attempt"`
+	MaxAttempts int        `json:"max_attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	NextAt      *time.Time `json:"next_at,omitempty"`
+	FinalizedAt *time.Time `json:"finalized_at,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	// ResponseStatus is the kept response's status, for deferred jobs.
+	ResponseStatus int `json:"response_status,omitempty"`
+}
+
+// PublicView returns the view for the app.
+func (j Job) PublicView() PublicView {
+	v := j.View()
+	path, _, _ := strings.Cut(v.Path, "?")
+	return PublicView{ID: v.PublicID, State: v.State, Upstream: v.Upstream, Method: v.Method, Path: path, Deferred: v.Deferred,
+		Attempt: v.Attempt, MaxAttempts: v.MaxAttempts, CreatedAt: v.CreatedAt, NextAt: v.NextAt, FinalizedAt: v.FinalizedAt,
+		LastError: v.LastError, ResponseStatus: v.ResponseStatus}
+}
+
+// tokenBytes is the randomness of a public id: 128 bits.
+const tokenBytes = 16
+
+// NewToken returns a fresh random Delivery.Token.
+func NewToken() string {
+	b := make([]byte, tokenBytes)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// PublicID is the id the app holds for the job, "<id>-<token>", or empty
+// for a job without a token. The store's id makes it quick to look up;
+// the token makes it impossible to guess.
+func (j Job) PublicID() string {
+	if j.Delivery.Token == "" {
+		return ""
+	}
+	return strconv.FormatInt(j.ID, 10) + "-" + j.Delivery.Token
+}
+
+// ParsePublicID splits a public id into the store's id and the token.
+func ParsePublicID(s string) (id int64, token string, ok bool) {
+	num, token, found := strings.Cut(s, "-")
+	id, err := strconv.ParseInt(num, 10, 64)
+	if !found || err != nil || id <= 0 || len(token) != 2*tokenBytes {
+		return 0, "", false
+	}
+	return id, token, true
+}
+
+// ParseID reads an operator's job id: the store's id, or a public id
+// (whose token the operator, who may read every job, does not need).
+func ParseID(s string) (int64, bool) {
+	if id, err := strconv.ParseInt(s, 10, 64); err == nil && id > 0 {
+		return id, true
+	}
+	id, _, ok := ParsePublicID(s)
+	return id, ok
+}
+
+// Owns reports whether token is the job's own, in constant time.
+func (j Job) Owns(token string) bool {
+	return j.Delivery.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(j.Delivery.Token)) == 1
 }

@@ -65,7 +65,8 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	c.upstream.forwardedHeaders(h, r) // as the app's request was when accepted
 	delete(h, "Prefer")
 	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.requestID}
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.requestID,
+		Token: jobs.NewToken()}
 	if r.URL.RawQuery != "" {
 		d.Path += "?" + r.URL.RawQuery
 	}
@@ -81,7 +82,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(fmt.Errorf("%w: key %q was first used with another request to %s", ErrKeyReused, truncate(d.IdempotencyKey, 100), d.Scope))
 		return
 	}
-	id := strconv.FormatInt(job.ID, 10)
+	id := publicID(job)
 	w.Header().Set("Seawall-Job-Id", id)
 	w.Header().Set("Location", JobsPrefix+id)
 	w.Header().Set("Seawall-Source", "seawall")
@@ -90,7 +91,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		w.Header().Set("Preference-Applied", "respond-async")
 	}
 	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(map[string]any{"id": job.ID, "state": job.State, "existing": existing})
+	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "state": job.State, "existing": existing})
 	p.finish(w, r, c, http.StatusAccepted, "seawall")
 }
 
@@ -118,18 +119,28 @@ func (p *Proxy) checkCallback(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// serveJob answers GET /_seawall/jobs/{id} and /_seawall/jobs/{id}/response.
+// publicID is the id the app is given for job. A job accepted before
+// jobs had tokens, found again by its idempotency key, has only its
+// store id, which the public endpoint does not answer for.
+func publicID(job jobs.Job) string {
+	return cmp.Or(job.PublicID(), strconv.FormatInt(job.ID, 10))
+}
+
+// serveJob answers GET /_seawall/jobs/{id} and /_seawall/jobs/{id}/response
+// for the public id the job was accepted with. An id that is wrong in any
+// part is answered as unknown, so that answers tell nothing about the
+// jobs of others.
 func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
-	rest := strings.TrimPrefix(r.URL.Path, JobsPrefix)
-	rest, wantResponse := strings.CutSuffix(rest, "/response")
-	id, err := strconv.ParseInt(rest, 10, 64)
-	if p.jobs == nil || err != nil || r.Method != http.MethodGet {
-		writeProblem(w, fmt.Errorf("%w: %s", ErrUnknownJob, truncate(r.URL.Path, 100)), "", rid, 0)
+	jobID, wantResponse := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, JobsPrefix), "/response")
+	unknown := fmt.Errorf("%w %q", ErrUnknownJob, truncate(jobID, 100))
+	id, token, ok := jobs.ParsePublicID(jobID)
+	if p.jobs == nil || !ok || r.Method != http.MethodGet {
+		writeProblem(w, unknown, "", rid, 0)
 		return
 	}
 	job, err := p.jobs.Get(r.Context(), id)
-	if errors.Is(err, jobs.ErrNotFound) {
-		writeProblem(w, fmt.Errorf("%w %d", ErrUnknownJob, id), "", rid, 0)
+	if errors.Is(err, jobs.ErrNotFound) || (err == nil && !job.Owns(token)) {
+		writeProblem(w, unknown, "", rid, 0)
 		return
 	}
 	if err != nil {
@@ -138,17 +149,17 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 	}
 	if !wantResponse {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(job.View())
+		_ = json.NewEncoder(w).Encode(job.PublicView())
 		return
 	}
 	switch {
 	case !job.Delivery.Deferred:
-		writeProblem(w, fmt.Errorf("%w: job %d is async; only deferred jobs keep their response", ErrNoResult, id), job.Delivery.Upstream, rid, 0)
+		writeProblem(w, fmt.Errorf("%w: job %s is async; only deferred jobs keep their response", ErrNoResult, jobID), job.Delivery.Upstream, rid, 0)
 	case !job.Finished():
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, fmt.Errorf("%w: job %d is %s", ErrJobNotFinished, id, job.State), job.Delivery.Upstream, rid, 0)
+		writeProblem(w, fmt.Errorf("%w: job %s is %s", ErrJobNotFinished, jobID, job.State), job.Delivery.Upstream, rid, 0)
 	case job.Result == nil:
-		writeProblem(w, fmt.Errorf("%w: job %d ended %s without an upstream answer (%s)", ErrNoResult, id, job.State, job.LastError), job.Delivery.Upstream, rid, 0)
+		writeProblem(w, fmt.Errorf("%w: job %s ended %s without an upstream answer (%s)", ErrNoResult, jobID, job.State, job.LastError), job.Delivery.Upstream, rid, 0)
 	default:
 		writeResult(w, job)
 	}
@@ -160,7 +171,7 @@ func writeResult(w http.ResponseWriter, job jobs.Job) {
 	copyHeader(h, job.Result.Header, notRelayed)
 	h.Del("Content-Length")
 	h.Set("Seawall-Source", "upstream")
-	h.Set("Seawall-Job-Id", strconv.FormatInt(job.ID, 10))
+	h.Set("Seawall-Job-Id", publicID(job))
 	h.Set("Seawall-Job-State", string(job.State))
 	if job.Result.Truncated {
 		h.Set("Seawall-Result-Truncated", "true")

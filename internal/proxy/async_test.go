@@ -49,7 +49,7 @@ func newAsyncStack(t *testing.T, store, mode, jobsYAML, extra string) *stack {
 }
 
 type jobView struct {
-	ID             int64  `json:"id"`
+	ID             string `json:"id"`
 	State          string `json:"state"`
 	Attempt        int    `json:"attempt"`
 	ResponseStatus int    `json:"response_status"`
@@ -92,7 +92,7 @@ func TestAsyncAcceptsThenDelivers(t *testing.T) {
 		}
 		c := calls[0]
 		if c.Path != "/v1/notify?x=1" || c.Body != `{"msg":"hi"}` || c.Header.Get("Content-Type") != "application/json" ||
-			c.Header.Get("Idempotency-Key") != fmt.Sprintf("seawall-job-%d", j.ID) {
+			c.Header.Get("Idempotency-Key") != "seawall-job-"+strings.Split(j.ID, "-")[0] {
 			t.Errorf("delivered %s %s %q key %q", c.Method, c.Path, c.Body, c.Header.Get("Idempotency-Key"))
 		}
 		if d, ok, q := s.metric("job_deliveries_total", "upstream=api", "outcome=succeeded"), s.metric("jobs", "upstream=api", "state=succeeded"),
@@ -270,8 +270,9 @@ func TestDeferredResponseAndSignedCallback(t *testing.T) {
 		if err := json.Unmarshal(got[0].body, &p); err != nil {
 			t.Fatal(err)
 		}
-		id, _ := strconv.ParseInt(r.header.Get("Seawall-Job-Id"), 10, 64)
-		if p.Type != "job.succeeded" || p.Data.ID != id || p.Data.Response == nil || p.Data.Response.Status != 201 ||
+		pid := r.header.Get("Seawall-Job-Id")
+		id, _ := strconv.ParseInt(strings.Split(pid, "-")[0], 10, 64)
+		if p.Type != "job.succeeded" || p.Data.ID != id || p.Data.PublicID != pid || got[0].header.Get("Seawall-Job-Id") != pid || p.Data.Response == nil || p.Data.Response.Status != 201 ||
 			p.Data.Response.Body != `{"charge":"ch_1"}` || got[0].header.Get("webhook-id") != fmt.Sprintf("job_%d_succeeded", id) {
 			t.Errorf("callback payload %s, webhook-id %s", got[0].body, got[0].header.Get("webhook-id"))
 		}
@@ -293,7 +294,7 @@ func TestQueueUnavailableTellsTheAppNothingOfTheStore(t *testing.T) {
 		if err := s.proxy.Jobs().Stop(ctx); err != nil { // closes the database under the proxy
 			t.Fatal(err)
 		}
-		for _, r := range []result{s.post("/api/v1/events", `{"e":1}`, nil), s.get("/_seawall/jobs/1")} {
+		for _, r := range []result{s.post("/api/v1/events", `{"e":1}`, nil), s.get("/_seawall/jobs/1-00112233445566778899aabbccddeeff")} {
 			p := problemOf(t, r)
 			if r.status != 503 || p["type"] != "urn:seawall:problem:queue-unavailable" || r.header.Get("Retry-After") == "" {
 				t.Errorf("%d %v, Retry-After %q; want 503 queue-unavailable with Retry-After", r.status, p["type"], r.header.Get("Retry-After"))
@@ -455,5 +456,65 @@ func TestDeliveriesCarryTheRequestIDAndAreLogged(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %s", want)
 		}
+	}
+}
+
+// Hardening, row 3: a job's public id cannot be guessed (128 random bits
+// beside the store's id), an id wrong in any part is answered as unknown,
+// and the public view shows state and times, never the request's query,
+// headers, idempotency key or callback.
+func TestJobIdsAreUnguessableAndThePublicViewIsPrivate(t *testing.T) {
+	s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "deferred",
+		`callbacks: {allowed_hosts: ["127.0.0.1:1"], secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}`, "")
+	s.fake.Set(fakeapi.Behavior{Body: `{"card":"4242-secret"}`})
+	first := s.post("/api/v1/charges?token=query-secret", `{"amount":1}`, map[string]string{
+		"Idempotency-Key": "key-secret", "Seawall-Callback": "http://127.0.0.1:1/hook-secret", "X-Tenant": "header-secret"})
+	second := s.post("/api/v1/charges", `{"amount":2}`, nil)
+	ids := []string{first.header.Get("Seawall-Job-Id"), second.header.Get("Seawall-Job-Id")}
+	var tokens []string
+	for i, id := range ids {
+		num, token, ok := strings.Cut(id, "-")
+		if !ok || len(token) < 32 || strings.Trim(token, "0123456789abcdef") != "" {
+			t.Fatalf("job %d has public id %q: want <id>-<at least 128 bits in hex>", i+1, id)
+		}
+		if _, err := strconv.ParseInt(num, 10, 64); err != nil {
+			t.Fatalf("public id %q: %v", id, err)
+		}
+		tokens = append(tokens, token)
+	}
+	if tokens[0] == tokens[1] {
+		t.Fatal("two jobs got the same token")
+	}
+	s.waitJob(t, "/_seawall/jobs/"+ids[0], "succeeded")
+
+	num0, _, _ := strings.Cut(ids[0], "-")
+	num1, _, _ := strings.Cut(ids[1], "-")
+	for _, guess := range []string{
+		num0,                                 // the store's id alone, as before
+		num0 + "-" + strings.Repeat("0", 32), // a wrong token
+		num1 + "-" + tokens[0],               // another job's token
+		num0 + "-" + tokens[0][:31],          // a token cut short
+		num0 + "-" + strings.ToUpper(tokens[0]),
+	} {
+		for _, suffix := range []string{"", "/response"} {
+			r := s.get("/_seawall/jobs/" + guess + suffix)
+			if r.status != 404 || problemOf(t, r)["type"] != "urn:seawall:problem:unknown-job" {
+				t.Errorf("GET /_seawall/jobs/%s%s = %d %s, want 404 unknown-job", guess, suffix, r.status, r.body)
+			}
+		}
+	}
+
+	view := s.get("/_seawall/jobs/" + ids[0])
+	for _, secret := range []string{"query-secret", "key-secret", "hook-secret", "header-secret", "amount"} {
+		if strings.Contains(view.body, secret) {
+			t.Errorf("the public view shows %q: %s", secret, view.body)
+		}
+	}
+	if !strings.Contains(view.body, `"path":"/v1/charges"`) || !strings.Contains(view.body, `"state":"succeeded"`) {
+		t.Errorf("the public view lacks the state or the path: %s", view.body)
+	}
+	// The holder of the id still gets the kept answer.
+	if r := s.get("/_seawall/jobs/" + ids[0] + "/response"); r.status != 200 || r.body != `{"card":"4242-secret"}` || r.header.Get("Seawall-Job-Id") != ids[0] {
+		t.Errorf("/response with the right id = %d %s", r.status, r.body)
 	}
 }

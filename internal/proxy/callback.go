@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -106,7 +105,7 @@ func (cb *Callbacks) Notify(ctx context.Context, j jobs.Job) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Seawall")
-	req.Header.Set("Seawall-Job-Id", strconv.FormatInt(j.ID, 10))
+	req.Header.Set("Seawall-Job-Id", publicID(j))
 	// One id per job and outcome: a receiver folds repeats of it into one.
 	webhook.SetHeaders(req.Header, cb.key, fmt.Sprintf("job_%d_%s", j.ID, j.State), now, body)
 	resp, err := cb.client.Do(req)
