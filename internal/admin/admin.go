@@ -25,6 +25,21 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	// Ready when the job store (if any) answers: a load balancer or
+	// orchestrator sends async traffic elsewhere while it does not. No
+	// token, like /healthz; the cause goes to the log, not the answer.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if s := p.Jobs(); s != nil {
+			if err := s.Ping(r.Context()); err != nil {
+				p.Logger().Warn("not ready: job store unavailable", "error", err.Error())
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("job store unavailable\n"))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, p.Status())

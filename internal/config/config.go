@@ -192,6 +192,10 @@ type Jobs struct {
 	// MaxResult bounds the response body kept for a deferred job; a longer
 	// body is cut and marked truncated. Default 1MiB.
 	MaxResult Size `yaml:"max_result"`
+	// EnqueueTimeout is how long an async request waits for the store to
+	// commit it, and a job read for its answer, before 503
+	// queue-unavailable. Default 5s.
+	EnqueueTimeout Duration `yaml:"enqueue_timeout"`
 	// VisibilityTimeout requeues a job whose consumer died mid-delivery.
 	// Default 5m; it must exceed every route's overall timeout.
 	VisibilityTimeout Duration `yaml:"visibility_timeout"`

@@ -51,6 +51,7 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "jobs.callbacks.max_attempts", &c.Jobs.Callbacks.MaxAttempts, 10)
 	set(d, "jobs.callbacks.timeout", &c.Jobs.Callbacks.Timeout, Duration(10*time.Second))
 	set(d, "jobs.visibility_timeout", &c.Jobs.VisibilityTimeout, Duration(5*time.Minute))
+	set(d, "jobs.enqueue_timeout", &c.Jobs.EnqueueTimeout, Duration(5*time.Second))
 	set(d, "jobs.concurrency", &c.Jobs.Concurrency, 4)
 	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
 	set(d, "cache.max_entry", &c.Cache.MaxEntry, DefaultCacheMaxEntry)
@@ -169,6 +170,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
+	v.check(c.Jobs.EnqueueTimeout > 0, "jobs.enqueue_timeout", "must be > 0")
 	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
 	for i, d := range c.Jobs.Schedule {
 		v.check(d > 0, fmt.Sprintf("jobs.schedule[%d]", i), "must be > 0")

@@ -1,8 +1,11 @@
 package jobs
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // maxBatch bounds how many enqueues share one transaction.
@@ -10,6 +13,12 @@ const maxBatch = 256
 
 // ErrStopped is returned by an enqueue after the store has stopped.
 var ErrStopped = errors.New("job store stopped")
+
+// ErrStoreTimeout is returned when the store did not confirm an enqueue
+// (or answer a read) within Config.EnqueueTimeout. An enqueue so refused
+// may still have been committed: only an Idempotency-Key makes resending
+// it safe.
+var ErrStoreTimeout = errors.New("job store did not answer in time")
 
 // inserted is one enqueue's outcome.
 type inserted struct {
@@ -19,40 +28,61 @@ type inserted struct {
 }
 
 type insertReq struct {
+	ctx  context.Context // the enqueue's deadline
 	d    Delivery
-	done chan inserted
+	done chan inserted // buffered: the batcher never waits on a caller gone
 }
 
 // batcher is group commit: one goroutine writes every enqueue that arrives
 // while the previous transaction is committing in a single transaction,
 // so under load many requests share one fsync, and a lone request still
-// goes at once.
+// goes at once. Every enqueue carries a deadline: its caller stops
+// waiting then, and a transaction lasts no longer than the latest
+// deadline of its requests, so a stuck store holds no one past theirs,
+// and requests whose callers have gone are not written.
 type batcher struct {
-	insert func([]Delivery) ([]inserted, error)
+	insert func(context.Context, []Delivery) ([]inserted, error)
 	in     chan *insertReq
 	mu     sync.RWMutex // held for reading while sending on in
 	closed bool
 	done   chan struct{}
 }
 
-func newBatcher(insert func([]Delivery) ([]inserted, error)) *batcher {
+func newBatcher(insert func(context.Context, []Delivery) ([]inserted, error)) *batcher {
 	b := &batcher{insert: insert, in: make(chan *insertReq, maxBatch), done: make(chan struct{})}
 	go b.run()
 	return b
 }
 
-// enqueue waits until d is committed, or has failed to be.
-func (b *batcher) enqueue(d Delivery) (Job, bool, error) {
-	r := &insertReq{d: d, done: make(chan inserted, 1)}
+// enqueue waits until d is committed, has failed to be, or ctx ends.
+func (b *batcher) enqueue(ctx context.Context, d Delivery) (Job, bool, error) {
+	r := &insertReq{ctx: ctx, d: d, done: make(chan inserted, 1)}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return Job{}, false, ErrStopped
 	}
-	b.in <- r
-	b.mu.RUnlock()
-	res := <-r.done
-	return res.job, res.existing, res.err
+	select {
+	case b.in <- r:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return Job{}, false, timeoutErr(ctx)
+	}
+	select {
+	case res := <-r.done:
+		return res.job, res.existing, res.err
+	case <-ctx.Done():
+		return Job{}, false, timeoutErr(ctx)
+	}
+}
+
+// timeoutErr says why an enqueue stopped waiting.
+func timeoutErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrStoreTimeout
+	}
+	return ctx.Err()
 }
 
 // close writes what is waiting and stops.
@@ -108,21 +138,46 @@ func (b *batcher) run() {
 	}
 }
 
-// write commits a batch. Should the batch fail as a whole, each request is
-// tried on its own, so one bad request does not fail its neighbours.
+// write commits the requests of a batch whose callers still wait. Should
+// the batch fail as a whole, each is tried on its own, so one bad request
+// does not fail its neighbours; a failure from the store not answering
+// in time is not tried again.
 func (b *batcher) write(batch []*insertReq) {
-	ds := make([]Delivery, len(batch))
-	for i, r := range batch {
+	live := batch[:0:0]
+	var deadline time.Time
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			continue // its caller has been answered 503; not accepted
+		}
+		live = append(live, r)
+		if d, ok := r.ctx.Deadline(); !ok || d.After(deadline) {
+			deadline = d
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	}
+	ds := make([]Delivery, len(live))
+	for i, r := range live {
 		ds[i] = r.d
 	}
-	res, err := b.insert(ds)
-	if err != nil && len(batch) > 1 {
-		for _, r := range batch {
+	res, err := b.insert(ctx, ds)
+	timedOut := ctx.Err() != nil
+	cancel()
+	if err != nil && timedOut {
+		err = fmt.Errorf("%w: %w", ErrStoreTimeout, err)
+	}
+	if err != nil && len(live) > 1 && !timedOut {
+		for _, r := range live {
 			b.write([]*insertReq{r})
 		}
 		return
 	}
-	for i, r := range batch {
+	for i, r := range live {
 		if err != nil {
 			r.done <- inserted{err: err}
 			continue

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -131,6 +132,8 @@ type Store interface {
 	// job with the same upstream and idempotency key was already there.
 	Enqueue(ctx context.Context, d Delivery) (job Job, existing bool, err error)
 	Get(ctx context.Context, id int64) (Job, error)
+	// Ping checks that the store answers, within EnqueueTimeout.
+	Ping(ctx context.Context) error
 	List(ctx context.Context, f Filter) ([]Job, error)
 	// Cancel stops a job that has not finished.
 	Cancel(ctx context.Context, id int64) (Job, error)
@@ -173,6 +176,9 @@ type Config struct {
 	Retention time.Duration
 	// DeadRetention is how long dead jobs are kept for inspection and replay.
 	DeadRetention time.Duration
+	// EnqueueTimeout bounds how long an enqueue waits for its commit, and
+	// a read for its answer, before ErrStoreTimeout. Default 5s.
+	EnqueueTimeout time.Duration
 	// AttemptTimeout bounds one delivery attempt.
 	AttemptTimeout time.Duration
 	// VisibilityTimeout returns a running job to the queue when its worker
@@ -192,6 +198,13 @@ type Config struct {
 	// Logger receives the queue engine's own warnings and errors; nil
 	// discards them.
 	Logger *slog.Logger
+}
+
+// DefaultEnqueueTimeout is Config.EnqueueTimeout's default.
+const DefaultEnqueueTimeout = 5 * time.Second
+
+func (c Config) enqueueTimeout() time.Duration {
+	return cmp.Or(c.EnqueueTimeout, DefaultEnqueueTimeout)
 }
 
 // Count is how many jobs of one upstream are in one state; Oldest is when

@@ -183,12 +183,14 @@ var uniqueStates = []rivertype.JobState{
 // Enqueue hands d to the batcher, which writes it with whatever other
 // enqueues are waiting in one transaction (group commit), and returns once
 // that transaction has committed.
-func (s *riverStore[TTx]) Enqueue(_ context.Context, d Delivery) (Job, bool, error) {
-	return s.batcher.enqueue(d)
+func (s *riverStore[TTx]) Enqueue(ctx context.Context, d Delivery) (Job, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
+	defer cancel()
+	return s.batcher.enqueue(ctx, d)
 }
 
 // insertMany writes a batch in one transaction; results are in batch order.
-func (s *riverStore[TTx]) insertMany(ds []Delivery) ([]inserted, error) {
+func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inserted, error) {
 	params := make([]river.InsertManyParams, len(ds))
 	for i, d := range ds {
 		opts := &river.InsertOpts{Queue: d.Upstream, MaxAttempts: s.cfg.MaxAttempts}
@@ -197,8 +199,6 @@ func (s *riverStore[TTx]) insertMany(ds []Delivery) ([]inserted, error) {
 		}
 		params[i] = river.InsertManyParams{Args: d, InsertOpts: opts}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	res, err := s.client.InsertMany(ctx, params)
 	if err != nil {
 		return nil, fmt.Errorf("enqueueing: %w", err)
@@ -212,7 +212,27 @@ func (s *riverStore[TTx]) insertMany(ds []Delivery) ([]inserted, error) {
 }
 
 func (s *riverStore[TTx]) Get(ctx context.Context, id int64) (Job, error) {
-	return s.row(s.client.JobGet(ctx, id))
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
+	defer cancel()
+	j, err := s.row(s.client.JobGet(ctx, id))
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Job{}, fmt.Errorf("%w: %w", ErrStoreTimeout, err)
+	}
+	return j, err
+}
+
+// Ping checks that the store answers within the enqueue timeout.
+func (s *riverStore[TTx]) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
+	defer cancel()
+	_, err := s.client.JobGet(ctx, 0)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrStoreTimeout, err)
+	}
+	return err
 }
 
 func (s *riverStore[TTx]) Cancel(ctx context.Context, id int64) (Job, error) {

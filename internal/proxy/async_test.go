@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
 	"github.com/seawall/seawall/internal/server"
 	"github.com/seawall/seawall/internal/testdb"
+	"github.com/seawall/seawall/internal/vendortest"
 	"github.com/seawall/seawall/internal/webhook"
 )
 
@@ -516,5 +519,88 @@ func TestJobIdsAreUnguessableAndThePublicViewIsPrivate(t *testing.T) {
 	// The holder of the id still gets the kept answer.
 	if r := s.get("/_seawall/jobs/" + ids[0] + "/response"); r.status != 200 || r.body != `{"card":"4242-secret"}` || r.header.Get("Seawall-Job-Id") != ids[0] {
 		t.Errorf("/response with the right id = %d %s", r.status, r.body)
+	}
+}
+
+// Hardening, row 16: with the PostgreSQL job store hung (its connections
+// open, nothing answered, as under SIGSTOP), async requests and job reads
+// get 503 queue-unavailable with Retry-After by jobs.enqueue_timeout, each
+// on its own deadline however many are stuck ahead of it; /readyz says
+// the store is down; and once the store answers again, what was accepted
+// is delivered and new requests are accepted.
+func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
+	pg, err := url.Parse(testdb.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	freezer := vendortest.NewFreezer(t, pg.Host)
+	pg.Host = freezer.Addr
+	const timeout = time.Second
+	s := newAsyncStack(t, pg.String(), "async", "enqueue_timeout: 1s, base_delay: 20ms, max_delay: 100ms", "")
+	ops := httptest.NewServer(admin.Handler(s.proxy, s.m, "ops-token-0123456789"))
+	defer ops.Close()
+	ready := func() int {
+		resp, err := http.Get(ops.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := ready(); got != 200 {
+		t.Fatalf("/readyz with the store up = %d", got)
+	}
+	before := s.post("/api/v1/events", `{"e":0}`, nil)
+	if before.status != 202 {
+		t.Fatalf("before the freeze: %d %s", before.status, before.body)
+	}
+	s.waitJob(t, before.header.Get("Location"), "succeeded")
+
+	freezer.Freeze()
+	// Ten at once, so that most wait behind a stuck transaction, then
+	// one read. Each must be answered near its own deadline, not after
+	// the ones ahead of it (before: 30 s each, and more for each retry).
+	const n = 10
+	took := make([]time.Duration, n+1)
+	results := make([]result, n+1)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			start := time.Now()
+			results[i] = s.post("/api/v1/events", fmt.Sprintf(`{"e":%d}`, i+1), nil)
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	start := time.Now()
+	results[n] = s.get(before.header.Get("Location"))
+	took[n] = time.Since(start)
+	for i, r := range results {
+		p := problemOf(t, r)
+		if r.status != 503 || p["type"] != "urn:seawall:problem:queue-unavailable" || r.header.Get("Retry-After") == "" {
+			t.Errorf("request %d with the store hung: %d %v, Retry-After %q; want 503 queue-unavailable with Retry-After", i, r.status, p["type"], r.header.Get("Retry-After"))
+		}
+		// A bound on behaviour, ten times the deadline: not a timing.
+		if took[i] > 10*timeout {
+			t.Errorf("request %d answered after %s with a %s enqueue deadline", i, took[i], timeout)
+		}
+	}
+	if d := problemOf(t, results[0])["detail"].(string); !strings.Contains(d, "same Idempotency-Key") {
+		t.Errorf("a timed-out enqueue should tell the app how to resend safely: %q", d)
+	}
+	if got := ready(); got != 503 {
+		t.Errorf("/readyz with the store hung = %d, want 503", got)
+	}
+	t.Logf("with the store hung: answered in %v", took)
+
+	freezer.Thaw()
+	var after result
+	eventually(t, 30*time.Second, "an async request accepted after the thaw", func() bool {
+		after = s.post("/api/v1/events", `{"e":"after"}`, nil)
+		return after.status == 202
+	})
+	s.waitJob(t, after.header.Get("Location"), "succeeded")
+	if got := ready(); got != 200 {
+		t.Errorf("/readyz after the thaw = %d", got)
 	}
 }

@@ -175,6 +175,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 		Retention:         cfg.Jobs.Retention.D(),
 		DeadRetention:     cfg.Jobs.DeadRetention.D(),
 		VisibilityTimeout: cfg.Jobs.VisibilityTimeout.D(),
+		EnqueueTimeout:    cfg.Jobs.EnqueueTimeout.D(),
 		PollInterval:      100 * time.Millisecond,
 		CallbackAttempts:  cfg.Jobs.Callbacks.MaxAttempts,
 		Metrics:           p.Registry(),
