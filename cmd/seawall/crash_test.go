@@ -80,7 +80,8 @@ upstreams:
 		if resp.StatusCode == http.StatusAccepted {
 			id := resp.Header.Get("Seawall-Job-Id")
 			if key == "" {
-				key = "seawall-job-" + id
+				num, _, _ := strings.Cut(id, "-") // the store's id; the public id's token is not sent on
+				key = "seawall-job-" + num
 			}
 			accepted[id] = key
 		}

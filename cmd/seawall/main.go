@@ -47,8 +47,9 @@ Runs the proxy with the config in FILE (default seawall.yaml), on its app
 listener (listen) and admin listener (admin.listen).
 
 Signals:
-  SIGINT, SIGTERM  stop accepting, let in-flight calls finish within
-                   shutdown_grace (default 15s), leave unfinished jobs queued
+  SIGINT, SIGTERM  stop accepting, let in-flight calls and job deliveries
+                   finish within shutdown_grace (default 15s); deliveries
+                   cut off then are requeued without spending an attempt
   SIGHUP           logged and ignored: reloading the config is not built yet,
                    so restart to apply a new one (the process keeps running)
 

@@ -24,7 +24,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seawall_job_deliveries_total",
-			Help: "Delivery attempts of jobs by upstream and outcome: succeeded, failed (an attempt spent), waited (breaker open or paused; no attempt spent).",
+			Help: "Delivery attempts of jobs by upstream and outcome: succeeded, failed (an attempt spent), waited (breaker open or paused; no attempt spent), interrupted (cut off by the end of the shutdown grace; no attempt spent).",
 		}, []string{"upstream", "outcome"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seawall_job_dead_letters_total",

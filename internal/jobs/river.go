@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,10 @@ type riverStore[TTx any] struct {
 	query   func(ctx context.Context) ([]Count, error)
 	batcher *batcher
 	m       *metrics
+	// running counts deliveries under way; stopping is set when Stop
+	// cuts them off.
+	running  atomic.Int64
+	stopping atomic.Bool
 }
 
 // countSQL counts jobs by queue and state, with the oldest one's creation
@@ -317,18 +322,39 @@ func (s *riverStore[TTx]) Counts(ctx context.Context) ([]Count, error) {
 	return out, nil
 }
 
-func (s *riverStore[TTx]) Start(ctx context.Context) error { return s.client.Start(ctx) }
+// Start begins delivering. The end of ctx does not cut deliveries in
+// flight: Stop does, at the end of its grace.
+func (s *riverStore[TTx]) Start(ctx context.Context) error {
+	return s.client.Start(context.WithoutCancel(ctx))
+}
 
-// Stop finishes the enqueues in flight, then stops delivering; jobs not
-// finished stay queued for the next start.
+// Stop finishes the enqueues in flight, then stops taking jobs and lets
+// the deliveries in flight finish until ctx ends. Those still running
+// then are cut off and requeued without spending an attempt (the worker
+// snoozes them), and Stop says how many. Jobs not finished stay queued
+// for the next start.
 func (s *riverStore[TTx]) Stop(ctx context.Context) error {
 	s.batcher.close()
 	err := s.client.Stop(ctx)
+	if err != nil && ctx.Err() != nil {
+		s.stopping.Store(true)
+		cut := s.running.Load()
+		// Time for the cut deliveries to be recorded as snoozed.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = s.client.StopAndCancel(cctx)
+		if err == nil {
+			err = fmt.Errorf("%w: %d deliveries still running at the end of the grace were cut off and requeued without spending an attempt", ErrCutOff, cut)
+		}
+	}
 	if s.close != nil {
 		s.close()
 	}
 	return err
 }
+
+// ErrCutOff is returned by Stop when deliveries outlasted its grace.
+var ErrCutOff = errors.New("deliveries cut off")
 
 // worker hands River's jobs to the Deliverer, keeps deferred jobs'
 // results, dead-letters jobs past their age and queues their callbacks.
@@ -346,7 +372,15 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error 
 		m.dead.WithLabelValues(job.Queue).Inc()
 		return errors.Join(fmt.Errorf("not delivered within max_age %s", maxAge), w.s.finished(job.ID, job.Args))
 	}
+	w.s.running.Add(1)
 	res, err := w.d.Deliver(ctx, job.ID, job.Attempt, job.Args)
+	w.s.running.Add(-1)
+	if err != nil && ctx.Err() != nil && w.s.stopping.Load() {
+		// Cut off by the end of the shutdown grace: not the upstream's
+		// failure, so no attempt is spent; it runs first at the next start.
+		m.deliveries.WithLabelValues(job.Queue, "interrupted").Inc()
+		return river.JobSnooze(0)
+	}
 	if res != nil && job.Args.Deferred {
 		if rerr := river.RecordOutput(ctx, res); rerr != nil {
 			return fmt.Errorf("keeping the result: %w", rerr)

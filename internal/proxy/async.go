@@ -195,6 +195,8 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, attempt int, d jobs.Deliv
 	switch {
 	case errors.As(err, &wait):
 		outcome = "waited"
+	case err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		outcome = "interrupted" // shutting down: requeued, no attempt spent
 	case err != nil:
 		outcome, level = "failed", slog.LevelWarn
 	}
