@@ -26,6 +26,9 @@ var (
 	// ErrBadRequest: the app's request could not be read as HTTP (a
 	// malformed chunked body, one cut short).
 	ErrBadRequest = errors.New("bad request")
+	// ErrBadFraming: the request's head frames its body in a way that
+	// cannot be trusted (HTTP/1.0 with Transfer-Encoding).
+	ErrBadFraming = errors.New("bad request framing")
 	// ErrOutcomeUnknown: the request was sent, and no answer came back.
 	ErrOutcomeUnknown = errors.New("upstream outcome unknown")
 	// ErrUpstreamTLS: the upstream's certificate was refused, or it
@@ -93,6 +96,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest, "bad-request", "Bad request", "The request's body could not be read: malformed chunked encoding, or cut short. Nothing was sent upstream, or what was sent was cut off."
+	case errors.Is(err, ErrBadFraming):
+		return http.StatusBadRequest, "bad-request", "Bad request", "HTTP/1.0 has no Transfer-Encoding: send the body with Content-Length, or use HTTP/1.1. Nothing was sent upstream."
 	case errors.Is(err, ErrBadPath):
 		return http.StatusBadRequest, "bad-path", "Path not allowed", "Dot segments (., .., or encoded as %2e) may not climb above the upstream's base path, nor hide behind an encoded slash (..%2f)."
 	case errors.Is(err, ErrNotProxy):

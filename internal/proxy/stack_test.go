@@ -86,7 +86,11 @@ func newStackDoc(t *testing.T, doc string) *stack {
 	s.cfg = cfg
 	s.m = proxy.NewMetrics()
 	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
-	s.sw = httptest.NewServer(s.proxy)
+	// Served as seawall serve does: over proxy.Listener.
+	s.sw = httptest.NewUnstartedServer(s.proxy)
+	s.sw.Listener = proxy.Listener(s.sw.Listener)
+	s.sw.Config.ConnContext = proxy.ConnContext
+	s.sw.Start()
 	t.Cleanup(s.sw.Close)
 	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	t.Cleanup(s.c.CloseIdleConnections)

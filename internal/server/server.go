@@ -103,10 +103,11 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 			}
 			return nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, proxy.Listener(ln))
 		s.addrs = append(s.addrs, ln.Addr())
 		s.servers = append(s.servers, &http.Server{
 			Handler:           l.handler,
+			ConnContext:       proxy.ConnContext,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
