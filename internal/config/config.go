@@ -129,6 +129,13 @@ type Limits struct {
 	// MaxResponseBody is the largest upstream response body relayed; a larger
 	// one is cut off and answered 502. Default DefaultMaxResponseBody (50MiB).
 	MaxResponseBody Size `yaml:"max_response_body"`
+	// BodyReadTimeout is how long after its head an app's request body may
+	// take to arrive whole; past it the app gets 408. Default 15s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// WriteTimeout is how long one write of an answer to the app may
+	// block (an app that does not read); past it the connection is cut.
+	// Default 15s.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // CacheLimits bounds the in-memory response cache.

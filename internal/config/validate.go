@@ -37,6 +37,8 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "log.format", &c.Log.Format, "json")
 	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
 	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
+	set(d, "limits.body_read_timeout", &c.Limits.BodyReadTimeout, Duration(15*time.Second))
+	set(d, "limits.write_timeout", &c.Limits.WriteTimeout, Duration(15*time.Second))
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
 	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	set(d, "jobs.store", &c.Jobs.Store, DefaultJobsStore)
@@ -170,6 +172,8 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
+	v.check(c.Limits.BodyReadTimeout > 0, "limits.body_read_timeout", "must be > 0")
+	v.check(c.Limits.WriteTimeout > 0, "limits.write_timeout", "must be > 0")
 	v.check(c.Jobs.EnqueueTimeout > 0, "jobs.enqueue_timeout", "must be > 0")
 	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
 	for i, d := range c.Jobs.Schedule {

@@ -56,9 +56,10 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxReq))
+	app := &appBody{ReadCloser: http.MaxBytesReader(w, r.Body, p.maxReq)}
+	body, err := io.ReadAll(app)
 	if err != nil {
-		refuse(fmt.Errorf("%w: %w", ErrRequestTooLarge, err))
+		refuse(app.blame(err, c))
 		return
 	}
 	h := filtered(r.Header, notForwarded)

@@ -34,7 +34,13 @@ func forEachStore(t *testing.T, test func(t *testing.T, store string)) {
 // a job store of its own at store, delivering. jobsYAML adds keys to jobs.
 func newAsyncStack(t *testing.T, store, mode, jobsYAML, extra string) *stack {
 	t.Helper()
-	s := newStack(t, fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
+	return newAsyncStackTop(t, "", store, mode, jobsYAML, extra)
+}
+
+// newAsyncStackTop is newAsyncStack with more top-level config.
+func newAsyncStackTop(t *testing.T, top, store, mode, jobsYAML, extra string) *stack {
+	t.Helper()
+	s := newStack(t, top+"\n"+fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
 	js, err := server.OpenJobs(context.Background(), s.cfg, s.proxy)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ type call struct {
 	// background marks a job delivery, which yields rate-limit slots to
 	// interactive calls.
 	background bool
+	// deadlines bound the app's side of a sync or cached exchange.
+	deadlines *deadlines
 }
 
 // clientGone reports whether the client has gone away.

@@ -96,6 +96,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest, "bad-request", "Bad request", "The request's body could not be read: malformed chunked encoding, or cut short. Nothing was sent upstream, or what was sent was cut off."
+	case errors.Is(err, ErrRequestTimeout):
+		return http.StatusRequestTimeout, "request-timeout", "Request timeout", "The request's body did not arrive within limits.body_read_timeout, or the route's overall timeout. Nothing more was sent upstream."
 	case errors.Is(err, ErrBadFraming):
 		return http.StatusBadRequest, "bad-request", "Bad request", "HTTP/1.0 has no Transfer-Encoding: send the body with Content-Length, or use HTTP/1.1. Nothing was sent upstream."
 	case errors.Is(err, ErrBadPath):
@@ -161,6 +163,11 @@ func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, 
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Seawall-Source", "seawall")
 	h.Set("Seawall-Error", code)
+	if status == http.StatusRequestTimeout {
+		// The rest of the body is not waited for, so the connection
+		// cannot carry another request.
+		h.Set("Connection", "close")
+	}
 	if d, ok := retryAfter(err); ok {
 		h.Set("Retry-After", strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second))))
 	}

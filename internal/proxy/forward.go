@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // serveSync sends a request down the sync path (package doc steps 3-5):
@@ -111,6 +113,8 @@ func (b *appBody) blame(err error, c *call) error {
 	b.mu.Unlock()
 	var tooLarge *http.MaxBytesError
 	switch {
+	case c.deadlines != nil && c.deadlines.bodyExpired():
+		return fmt.Errorf("%w: within %s", ErrRequestTimeout, c.deadlines.bodyUntil.Sub(c.start).Round(time.Millisecond))
 	case readErr == nil && !errors.Is(err, errBodyRead):
 		return err
 	case errors.Is(err, ErrRequestTooLarge):
@@ -161,9 +165,15 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []b
 		h["Seawall-Attempts"] = []string{strconv.Itoa(c.attempts)}
 	}
 	w.WriteHeader(resp.StatusCode)
+	if c.deadlines != nil {
+		w = deadlineWriter{w, c.deadlines}
+	}
 	err := copyBody(w, first, &limitedBody{Reader: resp.Body, left: p.maxResp - int64(len(first))}, resp.ContentLength < 0, buf)
 	if err != nil {
-		if c.clientGone() {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = fmt.Errorf("the app did not read the answer in time (limits.write_timeout, or the overall timeout): %w", err)
+		case c.clientGone():
 			err = ErrClientGone
 		}
 		c.err = fmt.Errorf("relaying the body: %w", err)

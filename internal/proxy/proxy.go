@@ -26,15 +26,17 @@ const requestIDHeader = "Seawall-Request-Id"
 
 // Proxy is the application-facing handler: package doc step 1.
 type Proxy struct {
-	upstreams map[string]*Upstream
-	log       *slog.Logger
-	metrics   *Metrics
-	maxReq    int64
-	maxResp   int64
-	maxEntry  int64
-	cache     cache.Store
-	flights   coalescer
-	now       func() time.Time
+	upstreams    map[string]*Upstream
+	log          *slog.Logger
+	metrics      *Metrics
+	maxReq       int64
+	maxResp      int64
+	bodyRead     time.Duration // limits.body_read_timeout
+	writeTimeout time.Duration // limits.write_timeout
+	maxEntry     int64
+	cache        cache.Store
+	flights      coalescer
+	now          func() time.Time
 
 	jobs          jobs.Store      // nil: async and deferred modes are off
 	maxResult     int64           // of a deferred job's response body
@@ -51,13 +53,15 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // New builds a proxy from a validated config.
 func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Proxy {
 	p := &Proxy{
-		upstreams: map[string]*Upstream{},
-		log:       log,
-		metrics:   m,
-		maxReq:    int64(cfg.Limits.MaxRequestBody),
-		maxResp:   int64(cfg.Limits.MaxResponseBody),
-		maxEntry:  int64(cfg.Cache.MaxEntry),
-		now:       time.Now,
+		upstreams:    map[string]*Upstream{},
+		log:          log,
+		metrics:      m,
+		maxReq:       int64(cfg.Limits.MaxRequestBody),
+		maxResp:      int64(cfg.Limits.MaxResponseBody),
+		bodyRead:     cfg.Limits.BodyReadTimeout.D(),
+		writeTimeout: cfg.Limits.WriteTimeout.D(),
+		maxEntry:     int64(cfg.Cache.MaxEntry),
+		now:          time.Now,
 
 		maxResult:     int64(cfg.Jobs.MaxResult),
 		callbackHosts: hostSet(cfg.Jobs.Callbacks.AllowedHosts),
@@ -92,6 +96,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = newRequestID()
 	}
 	w.Header().Set(requestIDHeader, rid)
+	dl := p.deadlines(w)
+	defer dl.end()
 
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
 		w.Header().Set("Connection", "close") // nothing after it read as a request
@@ -130,6 +136,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		requestID: rid,
 		client:    r.Context(),
 		start:     start,
+		deadlines: dl,
 	}
 	if u.keyHeader != "" {
 		c.tenant = r.Header.Get(u.keyHeader)
@@ -140,9 +147,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mode == config.ModeAsync || mode == config.ModeDeferred {
+		dl.readBody(r, start.Add(p.bodyRead))
 		p.serveAsync(w, r, c, rest, mode == config.ModeDeferred)
 		return
 	}
+	// Overall bounds the whole exchange on the sync and cached paths.
+	dl.bound(start.Add(route.Overall))
+	dl.readBody(r, start.Add(p.bodyRead))
 	if mode == config.ModeCached && r.Method == http.MethodGet {
 		p.serveCached(w, r, c, rest)
 		return
@@ -173,8 +184,10 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 // answerError answers a proxied call that failed with a problem, stating
 // the quota on a 429, and returns the status (499 when the client left).
 func answerError(w http.ResponseWriter, c *call, err error) int {
-	if c.clientGone() && !errors.Is(err, ErrBadRequest) {
-		err = ErrClientGone // a malformed body is still answered: the client may only have half-closed
+	if c.clientGone() && !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrRequestTimeout) {
+		// A malformed or late body is still answered: the client may only
+		// have half-closed, or net/http taken the late body for it gone.
+		err = ErrClientGone
 	}
 	c.err = err
 	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
