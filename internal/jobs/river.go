@@ -75,7 +75,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 	s, err := open(ctx, riversqlite.New(db), cfg, d, true)
 	if err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, sqliteOpenError(path, err)
 	}
 	s.close = func() { _ = db.Close() }
 	s.query = func(ctx context.Context) ([]Count, error) {
@@ -122,10 +122,32 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 	return s, nil
 }
 
+// newestSchema is the newest schema version the store has been migrated
+// to, or 0 when it cannot tell (a new store; Migrate reports the rest).
+func newestSchema[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) int {
+	exec := driver.GetExecutor()
+	if ok, err := exec.TableExists(ctx, &riverdriver.TableExistsParams{Table: "river_migration"}); err != nil || !ok {
+		return 0
+	}
+	ms, err := exec.MigrationGetByLine(ctx, &riverdriver.MigrationGetByLineParams{Line: riverdriver.MigrationLineMain})
+	if err != nil {
+		return 0
+	}
+	newest := 0
+	for _, m := range ms {
+		newest = max(newest, m.Version)
+	}
+	return newest
+}
+
 func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Config, d Deliverer, pollOnly bool) (*riverStore[TTx], error) {
 	m, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return nil, err
+	}
+	all := m.AllVersions()
+	if have, know := newestSchema(ctx, driver), all[len(all)-1].Version; have > know {
+		return nil, fmt.Errorf("%w: its schema is at version %d, and this build knows versions up to %d; run the newer Seawall, or point jobs.store elsewhere", ErrSchemaNewer, have, know)
 	}
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("migrating the job store: %w", err)

@@ -1,0 +1,108 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Hardening, row 18: a store written by a newer Seawall (a schema version
+// this build does not know) refuses to start, on both stores, rather than
+// misread or damage jobs it does not understand.
+func TestOpenRefusesANewerSchema(t *testing.T) {
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		s, err := Open(context.Background(), dsn, testConfig, &recorder{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+		const future = "INSERT INTO river_migration (line, version) VALUES ('main', 9999)"
+		if strings.HasPrefix(dsn, "postgres") {
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			_, err = conn.Exec(ctx, future)
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			db, err := sql.Open("sqlite", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(future); err != nil {
+				t.Fatal(err)
+			}
+			_ = db.Close()
+		}
+		_, err = Open(ctx, dsn, testConfig, &recorder{})
+		if !errors.Is(err, ErrSchemaNewer) || !strings.Contains(err.Error(), "9999") {
+			t.Fatalf("opening a store from a newer Seawall: %v, want ErrSchemaNewer naming its version", err)
+		}
+		if !strings.HasPrefix(dsn, "postgres") && !strings.Contains(err.Error(), dsn) {
+			t.Errorf("the refusal does not name the file: %v", err)
+		}
+	})
+}
+
+// mountTmpfs mounts a tmpfs with opts at a fresh directory until the
+// test ends: a read-only or a full file system, as an operator's can be.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a read-only or full file system needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount -t tmpfs refused here (%v: %s); the test needs a file system of its own", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// Hardening, row 18: a read-only data directory and a full disk are told
+// in words, with the store's path; before, "unable to open database file
+// (14)" and "disk I/O error" named neither.
+func TestOpenErrorsNameThePathAndTheCause(t *testing.T) {
+	t.Run("read-only directory", func(t *testing.T) {
+		dir := mountTmpfs(t, "ro,size=1m")
+		path := filepath.Join(dir, "jobs.db")
+		_, err := Open(context.Background(), path, testConfig, &recorder{})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not writable") {
+			t.Fatalf("opening a store on a read-only file system: %v; want the path and 'not writable'", err)
+		}
+	})
+	t.Run("full disk", func(t *testing.T) {
+		dir := mountTmpfs(t, "size=256k")
+		// Fill it: the write fails once the file system is full.
+		f, err := os.Create(filepath.Join(dir, "filler"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := make([]byte, 4096)
+		for range 1024 {
+			if _, err := f.Write(chunk); err != nil {
+				break
+			}
+		}
+		_ = f.Close()
+		path := filepath.Join(dir, "jobs.db")
+		_, err = Open(context.Background(), path, testConfig, &recorder{})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "is the disk full") {
+			t.Fatalf("opening a store on a full disk: %v; want the path and the disk named full", err)
+		}
+		t.Log(err)
+	})
+}
