@@ -3,6 +3,7 @@
 //	seawall serve -c seawall.yaml      run the proxy
 //	seawall validate -c seawall.yaml   check a config and report every problem
 //	seawall fake -listen ADDR          run a controllable fake third party
+//	seawall reload -c seawall.yaml     make a running Seawall reload its config
 //	seawall jobs list|show|retry|cancel  operate the job queue
 //	seawall dead list|replay           inspect and replay dead jobs
 //	seawall version                    print the build's version
@@ -33,13 +34,14 @@ commands:
   serve -c FILE       run the proxy with the config in FILE
   validate -c FILE    check a config; print every problem and exit 1 if any
   fake [flags]        run a controllable fake third-party API (see -h)
+  reload [-c FILE]    make a running Seawall read its config file again
   jobs VERB           list, show, retry or cancel jobs of a running Seawall
   dead VERB           list or replay dead jobs (see seawall jobs -h)
   version             print the version, commit and Go version of this build
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "jobs", "dead", "version", "help"}
+var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -50,8 +52,10 @@ Signals:
   SIGINT, SIGTERM  stop accepting, let in-flight calls and job deliveries
                    finish within shutdown_grace (default 15s); deliveries
                    cut off then are requeued without spending an attempt
-  SIGHUP           logged and ignored: reloading the config is not built yet,
-                   so restart to apply a new one (the process keeps running)
+  SIGHUP           reload the config file: if valid, its upstreams and limits
+                   replace the running ones at once; if not, the problems are
+                   logged and the running config stays (also: seawall reload,
+                   and -watch)
 
 Environment:
   ${NAME} and ${NAME:-default} in the config are read from the environment,
@@ -82,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "fake":
 		return fake(args[1:], stderr)
+	case "reload":
+		return reloadCmd(args[1:], stdout, stderr)
 	case "jobs", "dead":
 		return jobsCmd(args[0], args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -130,9 +136,18 @@ func version() string {
 // loadConfig reads the -c flag and loads that config, printing every
 // problem. A non-zero exit code means the command must stop with it.
 func loadConfig(name string, args []string, stderr io.Writer) (path string, cfg *config.Config, exit int) {
+	path, cfg, _, exit = loadConfigWatch(name, args, stderr)
+	return path, cfg, exit
+}
+
+// loadConfigWatch is loadConfig, reading serve's -watch flag too.
+func loadConfigWatch(name string, args []string, stderr io.Writer) (path string, cfg *config.Config, watch bool, exit int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&path, "c", "seawall.yaml", "config file")
+	if name == "serve" {
+		fs.BoolVar(&watch, "watch", false, "reload the config when its file changes (checked every second)")
+	}
 	if name == "serve" {
 		fs.Usage = func() {
 			fmt.Fprint(fs.Output(), serveHelp)
@@ -140,19 +155,19 @@ func loadConfig(name string, args []string, stderr io.Writer) (path string, cfg 
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return path, nil, 2
+		return path, nil, false, 2
 	}
 	cfg, err := config.LoadFile(path)
 	var ps config.Problems
 	switch {
 	case errors.As(err, &ps):
 		fmt.Fprintf(stderr, "%s\n%s: %d problem(s)\n", ps.Error(), path, len(ps))
-		return path, nil, 1
+		return path, nil, false, 1
 	case err != nil:
 		fmt.Fprintf(stderr, "seawall: %v\n", err)
-		return path, nil, 1
+		return path, nil, false, 1
 	}
-	return path, cfg, 0
+	return path, cfg, watch, 0
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
@@ -165,7 +180,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(args []string, stderr io.Writer) int {
-	_, cfg, exit := loadConfig("serve", args, stderr)
+	path, cfg, watch, exit := loadConfigWatch("serve", args, stderr)
 	if exit != 0 {
 		return exit
 	}
@@ -175,17 +190,20 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "seawall: %v\n", err)
 		return 1
 	}
+	s.ConfigPath = path
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP's default would kill the process with calls in flight.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			log.Warn("SIGHUP ignored: reloading the config is not built yet; restart to apply a new one")
+			s.Reload()
 		}
 	}()
+	if watch {
+		go server.Watch(ctx, path, time.Second, func() { s.Reload() })
+	}
 	if err := s.Serve(ctx, lns); err != nil {
 		log.Error("stopped with error", "error", err)
 		return 1

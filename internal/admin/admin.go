@@ -16,7 +16,9 @@ import (
 
 // Handler returns the admin API. Every endpoint but /healthz requires
 // "Authorization: Bearer <token>"; an empty token is a programming error.
-func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
+// reload, when set, reloads the config and describes what it did, with a
+// "result" of "applied" or "rejected".
+func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any) http.Handler {
 	if token == "" {
 		panic("admin: the admin API needs a token")
 	}
@@ -52,6 +54,11 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string) http.Handler {
 		}
 		writeJSON(w, map[string]int{"purged": n})
 	})))
+	if reload != nil {
+		mux.Handle("POST /admin/reload", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, reload())
+		})))
+	}
 	jobsAPI{p.Jobs()}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
 	// a busy Seawall spends its time: docs/operations.md.

@@ -142,6 +142,9 @@ type Store interface {
 	// Counts reports how many jobs each upstream has in each state, and
 	// when its oldest unfinished job was accepted.
 	Counts(ctx context.Context) ([]Count, error)
+	// AddQueue starts delivering an upstream added since the store was
+	// opened, with concurrency workers; one already worked is left as is.
+	AddQueue(upstream string, concurrency int) error
 	// Start begins delivering; Stop stops, leaving unfinished jobs queued.
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error

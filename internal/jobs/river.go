@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,22 @@ type riverStore[TTx any] struct {
 	// cuts them off.
 	running  atomic.Int64
 	stopping atomic.Bool
+
+	queuesMu sync.Mutex
+	queues   map[string]bool // the upstreams' queues being worked
+}
+
+func (s *riverStore[TTx]) AddQueue(upstream string, concurrency int) error {
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	if s.queues[upstream] {
+		return nil
+	}
+	if err := s.client.Queues().Add(upstream, river.QueueConfig{MaxWorkers: max(concurrency, 1)}); err != nil {
+		return fmt.Errorf("delivering to upstream %s: %w", upstream, err)
+	}
+	s.queues[upstream] = true
+	return nil
 }
 
 // countSQL counts jobs by queue and state, with the oldest one's creation
@@ -152,13 +169,14 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("migrating the job store: %w", err)
 	}
-	s := &riverStore[TTx]{cfg: cfg, m: newMetrics()}
+	s := &riverStore[TTx]{cfg: cfg, m: newMetrics(), queues: map[string]bool{}}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &worker[TTx]{d: d, s: s})
 	river.AddWorker(workers, &callbackWorker[TTx]{s: s})
 	queues := map[string]river.QueueConfig{}
 	for name, n := range cfg.Upstreams {
 		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+		s.queues[name] = true
 	}
 	if cfg.Notifier != nil {
 		queues[callbackQueue] = river.QueueConfig{MaxWorkers: cmp.Or(cfg.CallbackConcurrency, 4)}

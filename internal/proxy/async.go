@@ -56,7 +56,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(err)
 		return
 	}
-	app := &appBody{ReadCloser: http.MaxBytesReader(w, r.Body, p.maxReq)}
+	app := &appBody{ReadCloser: http.MaxBytesReader(w, r.Body, p.settings().maxReq)}
 	body, err := io.ReadAll(app)
 	if err != nil {
 		refuse(app.blame(err, c))
@@ -117,7 +117,7 @@ func (p *Proxy) checkCallback(raw string) (string, error) {
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
 		return "", fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrCallbackNotAllowed, truncate(raw, 200))
-	case !p.callbackHosts[strings.ToLower(u.Host)]:
+	case !p.settings().callbackHosts[strings.ToLower(u.Host)]:
 		return "", fmt.Errorf("%w: host %q is not in jobs.callbacks.allowed_hosts", ErrCallbackNotAllowed, truncate(u.Host, 100))
 	}
 	return u.String(), nil
@@ -218,9 +218,11 @@ func (p *Proxy) Deliver(ctx context.Context, id int64, attempt int, d jobs.Deliv
 
 // deliver is one delivery attempt of job id, carrying request id rid.
 func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delivery) (*jobs.Result, error) {
-	u := p.upstreams[d.Upstream]
+	u := p.settings().upstreams[d.Upstream]
 	if u == nil {
-		return nil, fmt.Errorf("%w %q: no longer configured", ErrUnknownUpstream, d.Upstream)
+		// Removed by a reload: the job waits, spending no attempt, until
+		// the upstream is configured again (or its max_age passes).
+		return nil, &jobs.WaitError{After: removedUpstreamWait}
 	}
 	path, query, _ := strings.Cut(d.Path, "?")
 	target := u.target(path, query)
@@ -261,20 +263,25 @@ func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delive
 	res := &jobs.Result{Status: resp.StatusCode}
 	if d.Deferred {
 		res.Header = filtered(resp.Header, notRelayed)
-		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, p.maxResult+1))
+		maxResult := p.settings().maxResult
+		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
 		if err != nil {
 			return nil, fmt.Errorf("reading the upstream's answer: %w", err)
 		}
-		if int64(len(res.Body)) > p.maxResult {
-			res.Body, res.Truncated = res.Body[:p.maxResult], true
+		if int64(len(res.Body)) > maxResult {
+			res.Body, res.Truncated = res.Body[:maxResult], true
 		}
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, p.maxResp))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, p.settings().maxResp))
 	if c.route.Retry.RetryableStatus(resp.StatusCode) || resp.StatusCode >= 500 {
 		return res, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}
 	return res, nil
 }
+
+// removedUpstreamWait is how long a job of an upstream removed from the
+// config waits before it looks again.
+const removedUpstreamWait = 30 * time.Second
 
 // bodyOrNil gives attempt a replayable body, or none.
 func bodyOrNil(b []byte) []byte {

@@ -76,7 +76,7 @@ func (rc *routeCache) key(u *Upstream, r *http.Request, path string) string {
 // PurgeCache removes an upstream's cached responses whose path starts with
 // pathPrefix ("" for all of them) and reports how many keys went.
 func (p *Proxy) PurgeCache(upstream, pathPrefix string) (int, error) {
-	if p.upstreams[upstream] == nil {
+	if p.settings().upstreams[upstream] == nil {
 		return 0, fmt.Errorf("%w %q", ErrUnknownUpstream, upstream)
 	}
 	if pathPrefix != "" && !strings.HasPrefix(pathPrefix, "/") {

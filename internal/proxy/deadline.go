@@ -39,7 +39,7 @@ func (d *deadlines) bodyExpired() bool {
 }
 
 func (p *Proxy) deadlines(w http.ResponseWriter) *deadlines {
-	d := &deadlines{rc: http.NewResponseController(w), write: p.writeTimeout}
+	d := &deadlines{rc: http.NewResponseController(w), write: p.settings().writeTimeout}
 	d.renewWrite()
 	return d
 }

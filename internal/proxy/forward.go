@@ -24,19 +24,20 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
 	defer cancel()
+	st := p.settings()
 	out := u.outbound(ctx, r, c)
 	var body *appBody
 	if out.Body != nil {
-		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, p.maxReq)}
+		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, st.maxReq)}
 		out.Body = body
 	}
 	resp, err := u.do(out, c)
 	if err != nil && body != nil {
 		err = body.blame(err, c)
 	}
-	if err == nil && resp.ContentLength > p.maxResp {
+	if err == nil && resp.ContentLength > st.maxResp {
 		closeBody(resp)
-		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, p.maxResp)
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, st.maxResp)
 	}
 	if err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
@@ -44,16 +45,16 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
-	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), p.maxResp+1)], c)
-	if err == nil && int64(n) > p.maxResp {
+	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
+	if err == nil && int64(n) > st.maxResp {
 		closeBody(resp)
-		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, p.maxResp)
+		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, st.maxResp)
 	}
 	if err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	err = p.relay(w, resp, (*buf)[:n], *buf, c)
+	err = p.relay(w, resp, (*buf)[:n], *buf, c, st.maxResp)
 	p.finish(w, r, c, resp.StatusCode, "upstream")
 	if err != nil {
 		// The status line is out: all that is left is to cut the
@@ -156,7 +157,7 @@ func firstChunk(resp *http.Response, buf []byte, c *call) (int, error) {
 // read, flushing as it goes when the length is not known (a stream), and
 // its trailers at the end. An error means the body was cut short; it is
 // recorded on the call.
-func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []byte, c *call) error {
+func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []byte, c *call, maxResp int64) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyHeader(h, resp.Header, notRelayed)
@@ -168,7 +169,7 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []b
 	if c.deadlines != nil {
 		w = deadlineWriter{w, c.deadlines}
 	}
-	err := copyBody(w, first, &limitedBody{Reader: resp.Body, left: p.maxResp - int64(len(first))}, resp.ContentLength < 0, buf)
+	err := copyBody(w, first, &limitedBody{Reader: resp.Body, left: maxResp - int64(len(first))}, resp.ContentLength < 0, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):

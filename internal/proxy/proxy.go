@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,23 +27,33 @@ const requestIDHeader = "Seawall-Request-Id"
 
 // Proxy is the application-facing handler: package doc step 1.
 type Proxy struct {
-	upstreams    map[string]*Upstream
-	log          *slog.Logger
-	metrics      *Metrics
-	maxReq       int64
-	maxResp      int64
-	bodyRead     time.Duration // limits.body_read_timeout
-	writeTimeout time.Duration // limits.write_timeout
-	maxEntry     int64
-	cache        cache.Store
-	flights      coalescer
-	now          func() time.Time
+	cur      atomic.Pointer[settings] // swapped whole by Apply
+	log      *slog.Logger
+	metrics  *Metrics
+	maxEntry int64
+	cache    cache.Store
+	flights  coalescer
+	now      func() time.Time
 
-	jobs          jobs.Store      // nil: async and deferred modes are off
+	jobs       jobs.Store     // nil: async and deferred modes are off
+	background sync.WaitGroup // see goBackground
+}
+
+// settings are what a config reload replaces: the upstreams and the
+// limits. A request keeps the upstream it found, and finishes under it
+// whatever is applied meanwhile.
+type settings struct {
+	upstreams     map[string]*Upstream
+	maxReq        int64
+	maxResp       int64
+	bodyRead      time.Duration   // limits.body_read_timeout
+	writeTimeout  time.Duration   // limits.write_timeout
 	maxResult     int64           // of a deferred job's response body
 	callbackHosts map[string]bool // where Seawall-Callback may point
-	background    sync.WaitGroup  // see goBackground
 }
+
+// settings returns the settings in force.
+func (p *Proxy) settings() *settings { return p.cur.Load() }
 
 // Option adjusts a Proxy.
 type Option func(*Proxy)
@@ -53,18 +64,10 @@ func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = no
 // New builds a proxy from a validated config.
 func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Proxy {
 	p := &Proxy{
-		upstreams:    map[string]*Upstream{},
-		log:          log,
-		metrics:      m,
-		maxReq:       int64(cfg.Limits.MaxRequestBody),
-		maxResp:      int64(cfg.Limits.MaxResponseBody),
-		bodyRead:     cfg.Limits.BodyReadTimeout.D(),
-		writeTimeout: cfg.Limits.WriteTimeout.D(),
-		maxEntry:     int64(cfg.Cache.MaxEntry),
-		now:          time.Now,
-
-		maxResult:     int64(cfg.Jobs.MaxResult),
-		callbackHosts: hostSet(cfg.Jobs.Callbacks.AllowedHosts),
+		log:      log,
+		metrics:  m,
+		maxEntry: int64(cfg.Cache.MaxEntry),
+		now:      time.Now,
 	}
 	for _, o := range opts {
 		o(p)
@@ -72,9 +75,7 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.cacheEvictions.Inc)
 	p.cache = store
 	m.watchCacheBytes(store.Bytes)
-	for name, uc := range cfg.Upstreams {
-		p.upstreams[name] = newUpstream(name, uc, p)
-	}
+	p.Apply(cfg)
 	m.Registry.MustRegister(limiterCollector{status: p.limiterStatus})
 	return p
 }
@@ -86,7 +87,7 @@ func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }
 func (p *Proxy) Logger() *slog.Logger { return p.log }
 
 // Upstream returns the named upstream, or nil.
-func (p *Proxy) Upstream(name string) *Upstream { return p.upstreams[name] }
+func (p *Proxy) Upstream(name string) *Upstream { return p.settings().upstreams[name] }
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -141,19 +142,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if u.keyHeader != "" {
 		c.tenant = r.Header.Get(u.keyHeader)
 	}
-	if r.ContentLength > p.maxReq {
-		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, p.maxReq)
+	if st := p.settings(); r.ContentLength > st.maxReq {
+		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, st.maxReq)
 		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
 		return
 	}
 	if mode == config.ModeAsync || mode == config.ModeDeferred {
-		dl.readBody(r, start.Add(p.bodyRead))
+		dl.readBody(r, start.Add(p.settings().bodyRead))
 		p.serveAsync(w, r, c, rest, mode == config.ModeDeferred)
 		return
 	}
 	// Overall bounds the whole exchange on the sync and cached paths.
 	dl.bound(start.Add(route.Overall))
-	dl.readBody(r, start.Add(p.bodyRead))
+	dl.readBody(r, start.Add(p.settings().bodyRead))
 	if mode == config.ModeCached && r.Method == http.MethodGet {
 		p.serveCached(w, r, c, rest)
 		return
@@ -170,7 +171,7 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 	}
 	path := r.URL.EscapedPath()
 	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	u := p.upstreams[name]
+	u := p.settings().upstreams[name]
 	if u == nil {
 		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
 	}
@@ -272,8 +273,9 @@ type UpstreamStatus struct {
 
 // Status reports every upstream's live state, sorted by name.
 func (p *Proxy) Status() []UpstreamStatus {
-	out := make([]UpstreamStatus, 0, len(p.upstreams))
-	for _, u := range p.upstreams {
+	ups := p.settings().upstreams
+	out := make([]UpstreamStatus, 0, len(ups))
+	for _, u := range ups {
 		s := UpstreamStatus{Name: u.Name, URL: u.base.Redacted(), Breaker: "disabled", RateLimitMax: u.policy.Quota}
 		if u.Breaker != nil {
 			s.Breaker = u.Breaker.State().String()
@@ -288,8 +290,9 @@ func (p *Proxy) Status() []UpstreamStatus {
 
 // limiterStatus is every upstream's limiter state, for the metrics.
 func (p *Proxy) limiterStatus() map[string]ratelimit.Status {
-	out := make(map[string]ratelimit.Status, len(p.upstreams))
-	for name, u := range p.upstreams {
+	ups := p.settings().upstreams
+	out := make(map[string]ratelimit.Status, len(ups))
+	for name, u := range ups {
 		out[name] = u.Limiter.Status()
 	}
 	return out

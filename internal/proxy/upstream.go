@@ -19,6 +19,7 @@ import (
 // Upstream is one configured third party at run time.
 type Upstream struct {
 	Name    string
+	cfg     *config.Upstream // as applied; compared on reload
 	base    *url.URL
 	headers []injected
 
@@ -112,6 +113,7 @@ func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
 	base, _ := url.Parse(c.URL) // validated
 	u := &Upstream{
 		Name:      name,
+		cfg:       c,
 		base:      base,
 		keyHeader: c.RateLimit.KeyHeader,
 		forwarded: c.Forwarded,

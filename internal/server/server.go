@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/jobs"
@@ -32,6 +33,12 @@ type Server struct {
 	addrs   []net.Addr
 
 	adminToken string
+
+	// ConfigPath is the file Reload reads; set by whoever loaded it.
+	ConfigPath string
+	started    *config.Config // as at start: what a reload may not change
+	reloadMu   sync.Mutex
+	reloads    *prometheus.CounterVec
 }
 
 // adminToken is admin.token, or else the token kept in the data
@@ -71,7 +78,7 @@ func NewLogger(c config.Log) *slog.Logger {
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
 	p := proxy.New(cfg, log, m)
-	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D()}
+	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -91,7 +98,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 			return nil, nil, err
 		}
 		s.adminToken = token
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token)})
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token, func() any { return s.Reload() })})
 	}
 	var lns []net.Listener
 	for _, l := range order {
