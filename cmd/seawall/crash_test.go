@@ -167,9 +167,9 @@ var (
 	buildErr  error
 )
 
-func startServe(t *testing.T, bin, cfg, base string) *exec.Cmd {
+func startServe(t *testing.T, bin, cfg, base string, flags ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "-c", cfg)
+	cmd := exec.Command(bin, append([]string{"serve", "-c", cfg}, flags...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
