@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,7 +189,7 @@ func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	defer up.Close()
 	dir := filepath.Join(t.TempDir(), "state")
 	doc := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ndata_dir: " + dir + "\nupstreams:\n  api: {url: " + up.URL + "}\n"
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	s, stop, done := startDocLog(t, doc, &logs)
 	file := filepath.Join(dir, "admin-token")
 	info, err := os.Stat(file)
@@ -316,4 +317,22 @@ func TestStopLetsDeliveriesFinishOrRequeuesThem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedBuffer is a log sink a test may read while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
