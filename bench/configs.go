@@ -12,7 +12,7 @@ import (
 // because its only server is known to be down.
 
 // benchAdminToken guards the admin listener the harness profiles through.
-const benchAdminToken = "seawall-bench-admin-token"
+const benchAdminToken = "seawall-bench-admin-token" //nolint:gosec // a loopback harness's own token, not a secret
 
 func seawallConfig(dir string, listen, upstream, admin int) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:%d

@@ -38,7 +38,7 @@ func sqliteOpenError(path string, err error) error {
 		cause = "the disk could not take the write"
 		var st unix.Statfs_t
 		if unix.Statfs(dir, &st) == nil {
-			cause += fmt.Sprintf(" (%d bytes free on its file system: is the disk full?)", st.Bavail*uint64(st.Bsize))
+			cause += fmt.Sprintf(" (%d bytes free on its file system: is the disk full?)", st.Bavail*uint64(st.Bsize)) //nolint:gosec // a block size is positive
 		}
 	case code == sqlite3.SQLITE_CANTOPEN:
 		cause = "the file cannot be opened (is it a directory, or on a file system that refuses it?)"
