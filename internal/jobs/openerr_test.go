@@ -106,3 +106,28 @@ func TestOpenErrorsNameThePathAndTheCause(t *testing.T) {
 		t.Log(err)
 	})
 }
+
+// The embedded store holds request bodies and headers: a new one, and the
+// files SQLite keeps beside it, are readable by their owner only.
+func TestNewSQLiteStoreIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s, err := Open(context.Background(), path, testConfig, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := s.Enqueue(ctx, Delivery{Upstream: "api", Method: "POST", Path: "/x", Body: []byte("secret")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal"} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read the jobs", name, info.Mode().Perm())
+		}
+	}
+	_ = s.Stop(ctx)
+}

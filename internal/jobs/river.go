@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,11 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 	sync := "FULL"
 	if cfg.NoFsync {
 		sync = "NORMAL" // WAL: a commit survives a crash of the process, not of the machine
+	}
+	// The store holds request bodies and headers: readable by its owner
+	// only. SQLite gives its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		_ = f.Close()
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous("+sync+")&_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
