@@ -51,6 +51,10 @@ func TestStorable(t *testing.T) {
 		{"authorization, plain", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "max-age=60"), Overrides{}, false, "authorization"},
 		{"authorization, public", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "public, max-age=60"), Overrides{}, true, ""},
 		{"authorization, s-maxage", hdr("Authorization", "Bearer a"), 200, hdr("Cache-Control", "s-maxage=60"), Overrides{}, true, ""},
+		{"206", nil, 206, hdr("Cache-Control", "max-age=60", "Content-Range", "bytes 0-5/100"), Overrides{}, false, "partial"},
+		{"range request", hdr("Range", "bytes=0-5"), 200, hdr("Cache-Control", "max-age=60"), Overrides{}, false, "partial"},
+		{"set-cookie", nil, 200, hdr("Cache-Control", "max-age=60", "Set-Cookie", "s=1"), Overrides{}, false, "set-cookie"},
+		{"set-cookie, allowed", nil, 200, hdr("Cache-Control", "max-age=60", "Set-Cookie", "s=1"), Overrides{StoreSetCookie: true}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,6 +47,9 @@ type Overrides struct {
 	TTL                  time.Duration // freshness when the response states none
 	StaleWhileRevalidate time.Duration // at least this stale-while-revalidate
 	StaleIfError         time.Duration // at least this stale-if-error
+	// StoreSetCookie allows storing a response with Set-Cookie (which the
+	// caller strips before storing it).
+	StoreSetCookie bool
 }
 
 // heuristicStatuses may be cached without explicit freshness (RFC 9110 §15.1).
@@ -63,6 +66,13 @@ func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool,
 		return false, "private"
 	case star:
 		return false, "vary-star"
+	case status == http.StatusPartialContent || req.Get("Range") != "":
+		// Seawall keeps only complete responses (RFC 9111 §3.3 allows
+		// keeping parts; it does not).
+		return false, "partial"
+	case len(resp.Values("Set-Cookie")) > 0 && !o.StoreSetCookie:
+		// Another caller must never get this caller's cookie.
+		return false, "set-cookie"
 	case !heuristicStatuses[status] && !explicitFreshness(rs, resp):
 		return false, "status"
 	case req.Get("Authorization") != "" && !rs.Public && rs.SMaxAge < 0 && !rs.MustRevalidate && o.TTL <= 0:

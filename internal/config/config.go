@@ -254,6 +254,14 @@ type Cache struct {
 	// CoalesceWait bounds how long a request waits for another's identical
 	// in-flight miss before going on its own. Default 10s.
 	CoalesceWait Duration `yaml:"coalesce_wait"`
+	// ShareCookies leaves Cookie out of the caller's identity, for APIs
+	// whose cookies do not tell callers apart. Default false: a response
+	// is only served to requests with the same Cookie.
+	ShareCookies bool `yaml:"share_cookies"`
+	// StoreSetCookie lets a response carrying Set-Cookie be stored; the
+	// Set-Cookie itself is never stored nor replayed. Default false: such a
+	// response is not stored.
+	StoreSetCookie bool `yaml:"store_set_cookie"`
 }
 
 // Upstream is one third-party API.

@@ -273,6 +273,7 @@ func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delive
 		}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, p.settings().maxResp))
+	p.invalidateAfter(u, d.Method, path, resp.StatusCode, resp.Header)
 	if c.route.Retry.RetryableStatus(resp.StatusCode) || resp.StatusCode >= 500 {
 		return res, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}

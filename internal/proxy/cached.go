@@ -33,11 +33,15 @@ func newRouteCache(c *config.Cache, keyHeader string) *routeCache {
 		return nil
 	}
 	identity := append([]string{"Authorization"}, c.IdentityHeaders...)
+	if !c.ShareCookies {
+		identity = append(identity, "Cookie")
+	}
 	if keyHeader != "" {
 		identity = append(identity, keyHeader)
 	}
 	return &routeCache{
-		over:     cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D()},
+		over: cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D(),
+			StoreSetCookie: c.StoreSetCookie},
 		keyHdrs:  c.KeyHeaders,
 		keyQuery: c.KeyQuery,
 		identity: identity,
@@ -134,11 +138,19 @@ type fillResult struct {
 	err     error
 	stream  *http.Response // a response too large to hold, for the leader alone
 	revalid bool           // a 304 refreshed the stale entry
+	private bool           // it sets a cookie: for the leader alone
 }
 
 // serveCached is the cached mode of package doc step 1: answer from the
 // cache, or fill it through the sync path.
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
+	if r.Header.Get("Range") != "" {
+		// A part is not the whole: passed through, and not stored.
+		c.upstream.m.cacheLookup("bypass")
+		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")
+		p.serveSync(w, r, c)
+		return
+	}
 	rc := c.route.cache
 	primary := rc.key(c.upstream, r, path)
 	rq := cache.ParseCacheControl(r.Header)
@@ -167,8 +179,8 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		return
 	}
 	res, led := p.fill(r.Context(), r, c, primary, key, stale)
-	if res.stream != nil && !led {
-		res = fillResult{err: errTooLargeToShare}
+	if !led && (res.stream != nil || res.private) {
+		res = fillResult{err: errTooLargeToShare} // not for another caller
 	}
 	if errors.Is(res.err, errTooLargeToShare) {
 		c.upstream.m.cacheLookup("bypass")
@@ -255,10 +267,20 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		e := refreshed(stale, resp.Header, sent, received)
 		return fillResult{entry: e, stored: p.store(primary, r, e), status: resp.StatusCode, revalid: true}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxEntry+1))
+	maxResp := p.settings().maxResp
+	if resp.ContentLength > maxResp {
+		_ = resp.Body.Close()
+		return fillResult{err: fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, maxResp), status: resp.StatusCode}
+	}
+	held := min(p.maxEntry, maxResp)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, held+1))
 	if err != nil {
 		_ = resp.Body.Close()
 		return fillResult{err: fmt.Errorf("%w: reading the body: %w", ErrUpstreamUnreachable, err), status: resp.StatusCode}
+	}
+	if int64(len(body)) > maxResp {
+		_ = resp.Body.Close()
+		return fillResult{err: fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, maxResp), status: resp.StatusCode}
 	}
 	if int64(len(body)) > p.maxEntry {
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
@@ -266,8 +288,15 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 	}
 	_ = resp.Body.Close()
 	e := cache.NewEntry(resp.StatusCode, resp.Header, body, sent, received)
-	res := fillResult{entry: e, status: resp.StatusCode}
+	res := fillResult{entry: e, status: resp.StatusCode, private: len(resp.Header.Values("Set-Cookie")) > 0}
 	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.over)
+	if ok && res.private {
+		// Stored without the cookie, which stays the leader's alone.
+		kept := *e
+		kept.Header = e.Header.Clone()
+		kept.Header.Del("Set-Cookie")
+		e = &kept
+	}
 	switch {
 	case !ok:
 		res.notes = why
@@ -315,8 +344,14 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	}
 	c.upstream.m.cacheLookup(result)
 	if res.stream != nil {
-		c.upstream.proxyResponse(w, res.stream, status)
+		err := c.upstream.proxyResponse(w, res.stream, status, p.settings().maxResp)
+		if err != nil {
+			c.err = fmt.Errorf("relaying the body: %w", err)
+		}
 		p.finish(w, r, c, res.status, "upstream")
+		if err != nil {
+			panic(http.ErrAbortHandler) // cut short, so the app cannot take it for whole
+		}
 		return
 	}
 	if !led {
@@ -351,8 +386,9 @@ func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatu
 	_, _ = w.Write(e.Body)
 }
 
-// proxyResponse streams a response too large to cache.
-func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string) {
+// proxyResponse streams a response too large to cache, at most maxResp
+// bytes of it; an error means it was cut short.
+func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string, maxResp int64) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyHeader(h, resp.Header, notRelayed)
@@ -361,7 +397,7 @@ func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cac
 	w.WriteHeader(resp.StatusCode)
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
-	_ = copyBody(w, nil, resp.Body, resp.ContentLength < 0, *buf)
+	return copyBody(w, nil, &limitedBody{Reader: resp.Body, left: maxResp}, resp.ContentLength < 0, *buf)
 }
 
 func fwdStatus(status int) string {

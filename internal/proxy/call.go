@@ -12,6 +12,7 @@ type call struct {
 	upstream  *Upstream
 	route     *Route
 	target    *url.URL
+	path      string // upstream-relative, escaped, normalised
 	requestID string
 	tenant    string          // rate-limit key
 	client    context.Context // the client's own context, without the overall deadline

@@ -54,6 +54,7 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
+	p.invalidateAfter(u, r.Method, c.path, resp.StatusCode, resp.Header)
 	err = p.relay(w, resp, (*buf)[:n], *buf, c, st.maxResp)
 	p.finish(w, r, c, resp.StatusCode, "upstream")
 	if err != nil {

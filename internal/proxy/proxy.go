@@ -134,6 +134,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upstream:  u,
 		route:     route,
 		target:    u.target(rest, r.URL.RawQuery),
+		path:      rest,
 		requestID: rid,
 		client:    r.Context(),
 		start:     start,
