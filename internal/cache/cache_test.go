@@ -204,3 +204,77 @@ func FuzzHeaders(f *testing.F) {
 		_, _ = Storable(h, 200, h, Overrides{})
 	})
 }
+
+// FuzzHTTPDate: the strict date parser never panics, and what it accepts
+// is a date that formats back to the same text in its own form, which
+// also Go's lenient parser reads the same.
+func FuzzHTTPDate(f *testing.F) {
+	for _, s := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun, 06 Nov 1994 8:49:37 GMT"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseHTTPDate(s)
+		if !ok {
+			return
+		}
+		lenient, err := http.ParseTime(s)
+		if err != nil || !lenient.Equal(got) {
+			t.Fatalf("ParseHTTPDate(%q) = %v; http.ParseTime says %v, %v", s, got, lenient, err)
+		}
+	})
+}
+
+// Cache correctness, items 5 and 6: HTTP dates are read as RFC 9110
+// §5.6.7 writes them, anything else is invalid (an Expires so written is
+// already expired); Age counts by the first member of a list, and an
+// invalid Age is ignored.
+func TestHTTPDatesAndAge(t *testing.T) {
+	want := time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"Sun, 06 Nov 1994 08:49:37 GMT", true},
+		{"Sunday, 06-Nov-94 08:49:37 GMT", true},
+		{"Sun Nov  6 08:49:37 1994", true},
+		{"Sun, 06 Nov 1994 8:49:37 GMT", false},   // one-digit hour
+		{"Sun,  06 Nov 1994 08:49:37 GMT", false}, // extra space
+		{"Sun, 06 Nov 1994\r\n 08:49:37 GMT", false},
+		{"Sun, 06 Nov 1994 08:49:37 UTC", false},
+		{"Sun, 06 Nov 1994 08:49:37 +0000", false},
+		{"0", false},
+		{"", false},
+		{"Sun, 31 Feb 1994 08:49:37 GMT", false},
+	} {
+		got, ok := ParseHTTPDate(tc.in)
+		if ok != tc.ok || (ok && !got.Equal(want)) {
+			t.Errorf("ParseHTTPDate(%q) = %v %v, want ok=%v", tc.in, got, ok, tc.ok)
+		}
+	}
+	date := "Sun, 06 Nov 1994 08:49:37 GMT"
+	e := Entry{Status: 200, Header: hdr("Date", date, "Expires", "Sun, 06 Nov 2050 8:49:37 GMT")}
+	if l := e.Lifetime(Overrides{}); l > 0 {
+		t.Errorf("an Expires with a one-digit hour gave a lifetime of %s; invalid means already expired", l)
+	}
+	e = Entry{Status: 200, Header: hdr("Date", date, "Expires", "Sun, 06 Nov 1994 09:49:37 GMT")}
+	if l := e.Lifetime(Overrides{}); l != time.Hour {
+		t.Errorf("a valid Expires an hour after Date: lifetime %s", l)
+	}
+
+	for _, tc := range []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{hdr("Age", "7200, 0"), 2 * time.Hour},
+		{hdr("Age", "7200", "Age", "0"), 2 * time.Hour},
+		{hdr("Age", " 60 "), time.Minute},
+		{hdr("Age", "-5"), 0},
+		{hdr("Age", "1.5"), 0},
+		{hdr("Age", "abc, 60"), 0},
+		{hdr(), 0},
+	} {
+		if got := ParseAge(tc.h); got != tc.want {
+			t.Errorf("ParseAge(%v) = %s, want %s", tc.h, got, tc.want)
+		}
+	}
+}

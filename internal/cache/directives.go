@@ -118,8 +118,13 @@ func splitDirectives(s string) []string {
 }
 
 // ParseAge reads the Age header (RFC 9111 §5.1); invalid or absent is 0.
+//
+// A list ("Age: 7200, 0", or the field repeated) counts by its first
+// member (RFC 9111 §5.1); a value that is not a non-negative integer is
+// ignored, as absent.
 func ParseAge(h http.Header) time.Duration {
-	d := parseDelta(strings.TrimSpace(h.Get("Age")))
+	first, _, _ := strings.Cut(h.Get("Age"), ",")
+	d := parseDelta(strings.TrimSpace(first))
 	return max(d, 0)
 }
 

@@ -104,15 +104,15 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 	case cc.MaxAge >= 0:
 		return cc.MaxAge
 	case e.Header.Get("Expires") != "":
-		exp, err := http.ParseTime(e.Header.Get("Expires"))
-		if err != nil {
+		exp, ok := ParseHTTPDate(e.Header.Get("Expires"))
+		if !ok || len(e.Header.Values("Expires")) > 1 {
 			return 0 // an invalid Expires means already expired (§5.3)
 		}
 		return max(0, exp.Sub(e.date()))
 	case o.TTL > 0:
 		return o.TTL
 	}
-	if lm, err := http.ParseTime(e.Header.Get("Last-Modified")); err == nil && heuristicStatuses[e.Status] {
+	if lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified")); ok && heuristicStatuses[e.Status] {
 		return min(e.date().Sub(lm)/10, 24*time.Hour)
 	}
 	return 0
@@ -120,7 +120,7 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 
 // date is the response's Date, or when it arrived if it has none.
 func (e *Entry) date() time.Time {
-	if d, err := http.ParseTime(e.Header.Get("Date")); err == nil {
+	if d, ok := ParseHTTPDate(e.Header.Get("Date")); ok {
 		return d
 	}
 	return e.ResponseTime

@@ -1,0 +1,39 @@
+package cache
+
+import (
+	"regexp"
+	"time"
+)
+
+// HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the two obsolete forms a
+// recipient must still accept. Each must match exactly, as the grammar
+// says: two-digit hours, single spaces, GMT. Go's http.ParseTime takes
+// more (a one-digit hour, say), and a date it misreads can keep an answer
+// fresh for decades.
+var httpDates = []struct {
+	re     *regexp.Regexp
+	layout string
+}{
+	{regexp.MustCompile(`^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$`),
+		"Mon, 02 Jan 2006 15:04:05 GMT"},
+	{regexp.MustCompile(`^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [0-9]{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$`),
+		"Monday, 02-Jan-06 15:04:05 GMT"},
+	{regexp.MustCompile(`^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ( [0-9]|[0-9]{2}) [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$`),
+		"Mon Jan _2 15:04:05 2006"},
+}
+
+// ParseHTTPDate parses an HTTP-date strictly; ok is false for anything
+// else, which for Expires means already expired (RFC 9111 §5.3).
+func ParseHTTPDate(s string) (t time.Time, ok bool) {
+	for _, f := range httpDates {
+		if !f.re.MatchString(s) {
+			continue
+		}
+		t, err := time.Parse(f.layout, s)
+		if err != nil {
+			return time.Time{}, false // matched the shape, not a real date
+		}
+		return t.UTC(), true
+	}
+	return time.Time{}, false
+}
