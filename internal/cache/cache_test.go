@@ -278,3 +278,62 @@ func TestHTTPDatesAndAge(t *testing.T) {
 		}
 	}
 }
+
+// Cache correctness, items 8 and 9, the rules: the app's own conditions
+// against a stored 200, If-None-Match before If-Modified-Since; and the
+// Vary key's view of a request field.
+func TestConditionsAndVaryValues(t *testing.T) {
+	lm := "Sun, 06 Nov 1994 08:49:37 GMT"
+	e := &Entry{Status: 200, Header: hdr("ETag", `"v1"`, "Last-Modified", lm, "Cache-Control", "max-age=60", "Content-Type", "text/plain")}
+	for _, tc := range []struct {
+		name string
+		req  http.Header
+		want bool
+	}{
+		{"etag matches", hdr("If-None-Match", `"v1"`), true},
+		{"weak etag matches", hdr("If-None-Match", `W/"v1"`), true},
+		{"one of a list", hdr("If-None-Match", `"v0", "v1"`), true},
+		{"star", hdr("If-None-Match", "*"), true},
+		{"etag differs", hdr("If-None-Match", `"v2"`), false},
+		{"unquoted", hdr("If-None-Match", `v1`), false},
+		{"since after modified", hdr("If-Modified-Since", "Mon, 07 Nov 1994 08:49:37 GMT"), true},
+		{"since equal", hdr("If-Modified-Since", lm), true},
+		{"since before", hdr("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"), false},
+		{"since invalid", hdr("If-Modified-Since", "yesterday"), false},
+		{"etag decides over the date", hdr("If-None-Match", `"v2"`, "If-Modified-Since", lm), false},
+		{"none", hdr(), false},
+	} {
+		if got := NotModified(tc.req, e); got != tc.want {
+			t.Errorf("%s: NotModified = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if h := NotModifiedHeader(e); h.Get("ETag") != `"v1"` || h.Get("Content-Type") != "" {
+		t.Errorf("a 304's header: %v", h)
+	}
+	if NotModified(hdr("If-None-Match", "*"), &Entry{Status: 404, Header: hdr("ETag", `"x"`)}) {
+		t.Error("a stored 404 answered 304")
+	}
+
+	same := [][]string{
+		{"gzip, br", "gzip,br", " gzip ,  br ", "GZIP, BR"},
+		{"text/html; q=0.9", "text/html;q=0.9", "text/html ;q=0.9"},
+	}
+	names := []string{"Accept-Encoding", "Accept"}
+	for i, vals := range same {
+		want := VaryValue(hdr(names[i], vals[0]), names[i])
+		for _, v := range vals[1:] {
+			if got := VaryValue(hdr(names[i], v), names[i]); got != want {
+				t.Errorf("%s %q keys as %q, %q as %q: equivalent requests apart", names[i], v, got, vals[0], want)
+			}
+		}
+	}
+	if VaryValue(hdr("Accept-Encoding", "gzip"), "Accept-Encoding") == VaryValue(hdr("Accept-Encoding", "br"), "Accept-Encoding") {
+		t.Error("different values share a key")
+	}
+	if VaryValue(hdr("X-Tenant", "Acme"), "X-Tenant") == VaryValue(hdr("X-Tenant", "acme"), "X-Tenant") {
+		t.Error("a field whose case may matter was lower-cased")
+	}
+	if VaryValue(hdr("Accept-Encoding", "gzip", "Accept-Encoding", "br"), "Accept-Encoding") != VaryValue(hdr("Accept-Encoding", "gzip, br"), "Accept-Encoding") {
+		t.Error("a field repeated and the same list keyed apart")
+	}
+}

@@ -95,7 +95,7 @@ func varyKey(primary string, names []string, r *http.Request) string {
 	var b strings.Builder
 	b.WriteString(primary)
 	for _, n := range names {
-		fmt.Fprintf(&b, "|%s=%q", n, r.Header.Values(n))
+		fmt.Fprintf(&b, "|%s=%q", n, cache.VaryValue(r.Header, n))
 	}
 	return b.String()
 }
@@ -357,15 +357,13 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	if !led {
 		c.upstream.m.cacheSaved.Inc()
 	}
-	writeEntry(w, res.entry, p.now(), status, "upstream")
-	p.finish(w, r, c, res.entry.Status, "upstream")
+	p.finish(w, r, c, writeEntry(w, r, res.entry, p.now(), status, "upstream"), "upstream")
 }
 
 func (p *Proxy) cacheHit(w http.ResponseWriter, r *http.Request, c *call, e *cache.Entry, now time.Time, status, result string) {
 	c.upstream.m.cacheLookup(result)
 	c.upstream.m.cacheSaved.Inc()
-	writeEntry(w, e, now, status, "cache")
-	p.finish(w, r, c, e.Status, "cache")
+	p.finish(w, r, c, writeEntry(w, r, e, now, status, "cache"), "cache")
 }
 
 func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, err error, status string) {
@@ -375,8 +373,18 @@ func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, er
 }
 
 // writeEntry answers from a response held in memory.
-func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatus, source string) {
+// A request whose own conditions the entry meets gets 304 (RFC 9111
+// §4.3.2), whether the entry was a hit or just fetched.
+func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time.Time, cacheStatus, source string) int {
 	h := w.Header()
+	if cache.NotModified(r.Header, e) {
+		copyHeader(h, cache.NotModifiedHeader(e), notRelayed)
+		h["Age"] = []string{strconv.FormatInt(int64(e.Age(now)/time.Second), 10)}
+		h["Cache-Status"] = []string{"Seawall; " + cacheStatus}
+		h["Seawall-Source"] = []string{source}
+		w.WriteHeader(http.StatusNotModified)
+		return http.StatusNotModified
+	}
 	copyHeader(h, e.Header, notRelayed)
 	h["Age"] = []string{strconv.FormatInt(int64(e.Age(now)/time.Second), 10)}
 	h["Cache-Status"] = []string{"Seawall; " + cacheStatus}
@@ -384,6 +392,7 @@ func writeEntry(w http.ResponseWriter, e *cache.Entry, now time.Time, cacheStatu
 	h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.Body)
+	return e.Status
 }
 
 // proxyResponse streams a response too large to cache, at most maxResp

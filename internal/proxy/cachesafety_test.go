@@ -145,3 +145,111 @@ func TestCacheKeepsTheSizeLimitAndStoresNoParts(t *testing.T) {
 		t.Errorf("the answer to a Range request was stored: %q", r.body)
 	}
 }
+
+// Cache correctness, item 8: the app's own conditional requests are
+// answered from the cache, 304 when met, on a hit and on the miss that
+// fills the entry (the vendor is asked for the whole answer); ETag
+// decides over dates.
+func TestCacheAnswersTheAppsConditions(t *testing.T) {
+	s := newStack(t, "", cachedRoute)
+	lm := "Sun, 06 Nov 1994 08:49:37 GMT"
+	s.fake.Set(fakeapi.Behavior{Body: "v{n}", Headers: map[string]string{"Cache-Control": "max-age=600", "ETag": `"e1"`, "Last-Modified": lm}})
+	miss := s.getWith("/api/v1/doc", "If-None-Match", `"e1"`)
+	if miss.status != 304 || miss.body != "" || miss.header.Get("ETag") != `"e1"` {
+		t.Errorf("a miss whose condition the fetched answer meets: %d %q", miss.status, miss.body)
+	}
+	if c := s.fake.Calls(); len(c) != 1 || c[0].Header.Get("If-None-Match") != "" {
+		t.Fatalf("the vendor should get one unconditional request: %v", c)
+	}
+	for _, tc := range []struct {
+		h    []string
+		want int
+	}{
+		{[]string{"If-None-Match", `W/"e1"`}, 304},
+		{[]string{"If-None-Match", `"e0"`}, 200},
+		{[]string{"If-Modified-Since", lm}, 304},
+		{[]string{"If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}, 200},
+		{nil, 200},
+	} {
+		r := s.getWith("/api/v1/doc", tc.h...)
+		if r.status != tc.want || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+			t.Errorf("%v: %d (%s), want %d from the cache", tc.h, r.status, r.header.Get("Cache-Status"), tc.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.sw.URL+"/api/v1/doc", nil)
+	req.Header.Set("If-None-Match", `"e0"`)
+	req.Header.Set("If-Modified-Since", lm)
+	if r := s.do(req); r.status != 200 || r.body != "v1" {
+		t.Errorf("ETag should decide over the date: %d %q", r.status, r.body)
+	}
+	if n := s.fake.Count(); n != 1 {
+		t.Errorf("the vendor got %d calls, want 1", n)
+	}
+}
+
+// Cache correctness, item 9: equivalent values of a field the answer
+// varies on share an entry; different ones do not.
+func TestCacheVaryNormalisesEquivalentValues(t *testing.T) {
+	s := newStack(t, "", cachedRoute)
+	s.fake.Set(fakeapi.Behavior{Body: "v{n}", Headers: map[string]string{"Cache-Control": "max-age=600", "Vary": "Accept-Encoding"}})
+	first := s.getWith("/api/v1/v", "Accept-Encoding", "gzip, br")
+	for _, v := range []string{"gzip,br", " gzip ,  br", "GZIP, BR"} {
+		if r := s.getWith("/api/v1/v", "Accept-Encoding", v); r.body != first.body {
+			t.Errorf("Accept-Encoding %q: %q, want the entry stored for \"gzip, br\" (%q)", v, r.body, first.body)
+		}
+	}
+	if r := s.getWith("/api/v1/v", "Accept-Encoding", "br"); r.body == first.body {
+		t.Error("a different Accept-Encoding shared the entry")
+	}
+}
+
+// Cache correctness, acceptance 2: callers told apart in any of these
+// ways never get one another's answer, even one marked public; callers
+// alike do share.
+func TestCacheNeverCrossesCallers(t *testing.T) {
+	s := newStack(t, "", `    mode: cached
+    retry: {max_attempts: 1}
+    rate_limit: {key_header: X-Tenant}
+    cache: {identity_headers: [X-Api-Key], key_headers: [X-Region], key_query: [account]}
+`)
+	s.fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
+	ways := []struct {
+		name  string
+		query string
+		h     []string
+	}{
+		{"nothing", "", nil},
+		{"bearer alice", "", []string{"Authorization", "Bearer alice"}},
+		{"bearer bob", "", []string{"Authorization", "Bearer bob"}},
+		{"basic", "", []string{"Authorization", "Basic YWxpY2U6cHc="}},
+		{"token scheme", "", []string{"Authorization", "Token alice"}},
+		{"cookie alice", "", []string{"Cookie", "session=alice"}},
+		{"cookie bob", "", []string{"Cookie", "session=bob"}},
+		{"api key", "", []string{"X-Api-Key", "k1"}},
+		{"other api key", "", []string{"X-Api-Key", "k2"}},
+		{"tenant", "", []string{"X-Tenant", "acme"}},
+		{"other tenant", "", []string{"X-Tenant", "globex"}},
+		{"region", "", []string{"X-Region", "eu"}},
+		{"account query", "?account=1", nil},
+		{"other account", "?account=2", nil},
+	}
+	seen := map[string]string{}
+	for _, w := range ways {
+		r := s.getWith("/api/v1/profile"+w.query, w.h...)
+		if r.status != 200 {
+			t.Fatalf("%s: %d", w.name, r.status)
+		}
+		if who, ok := seen[r.body]; ok {
+			t.Errorf("%s got %q, the answer fetched for %s", w.name, r.body, who)
+		}
+		seen[r.body] = w.name
+		// The same caller again is served its own answer from the cache.
+		if again := s.getWith("/api/v1/profile"+w.query, w.h...); again.body != r.body {
+			t.Errorf("%s again: %q, want its own %q", w.name, again.body, r.body)
+		}
+	}
+	// A query parameter outside key_query does not tell callers apart.
+	if r := s.getWith("/api/v1/profile?account=1&utm=x"); seen[r.body] != "account query" {
+		t.Errorf("an ignored query parameter made a new entry: %q", r.body)
+	}
+}
