@@ -54,6 +54,8 @@ func TestStorable(t *testing.T) {
 		{"206", nil, 206, hdr("Cache-Control", "max-age=60", "Content-Range", "bytes 0-5/100"), Overrides{}, false, "partial"},
 		{"range request", hdr("Range", "bytes=0-5"), 200, hdr("Cache-Control", "max-age=60"), Overrides{}, false, "partial"},
 		{"set-cookie", nil, 200, hdr("Cache-Control", "max-age=60", "Set-Cookie", "s=1"), Overrides{}, false, "set-cookie"},
+		{"must-understand, understood", nil, 200, hdr("Cache-Control", "must-understand, no-store, max-age=60"), Overrides{}, true, ""},
+		{"must-understand, not understood", nil, 418, hdr("Cache-Control", "must-understand, max-age=60"), Overrides{}, false, "must-understand"},
 		{"set-cookie, allowed", nil, 200, hdr("Cache-Control", "max-age=60", "Set-Cookie", "s=1"), Overrides{StoreSetCookie: true}, true, ""},
 	}
 	for _, tt := range tests {
@@ -228,6 +230,30 @@ func FuzzHTTPDate(f *testing.F) {
 // §5.6.7 writes them, anything else is invalid (an Expires so written is
 // already expired); Age counts by the first member of a list, and an
 // invalid Age is ignored.
+// Cache correctness, item 10: heuristic freshness for a status that
+// allows it, and for any status when the response is public.
+func TestHeuristicFreshness(t *testing.T) {
+	date, lm := "Sun, 06 Nov 1994 08:49:37 GMT", "Thu, 27 Oct 1994 08:49:37 GMT" // ten days before
+	for _, tc := range []struct {
+		status int
+		cc     string
+		want   time.Duration
+	}{
+		{200, "", 24 * time.Hour},
+		{302, "", 0},
+		{302, "public", 24 * time.Hour},
+		{500, "public", 24 * time.Hour},
+	} {
+		e := Entry{Status: tc.status, Header: hdr("Date", date, "Last-Modified", lm)}
+		if tc.cc != "" {
+			e.Header.Set("Cache-Control", tc.cc)
+		}
+		if got := e.Lifetime(Overrides{}); got != tc.want {
+			t.Errorf("%d %q: heuristic lifetime %s, want %s", tc.status, tc.cc, got, tc.want)
+		}
+	}
+}
+
 func TestHTTPDatesAndAge(t *testing.T) {
 	want := time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)
 	for _, tc := range []struct {

@@ -15,6 +15,9 @@ type Directives struct {
 	StaleWhileRevalidate, StaleIfError            time.Duration
 	NoStore, NoCache, Private, Public             bool
 	MustRevalidate, ProxyRevalidate, OnlyIfCached bool
+	// MustUnderstand: store only if the status's caching rules are
+	// understood, and then no-store does not apply (RFC 9111 §5.2.2.3).
+	MustUnderstand bool
 	// MaxStaleAny is max-stale without a value: any staleness is acceptable.
 	MaxStaleAny bool
 }
@@ -65,6 +68,8 @@ func (d *Directives) set(name, value string, hasValue bool) {
 		d.Private = true
 	case "public":
 		d.Public = true
+	case "must-understand":
+		d.MustUnderstand = true
 	case "must-revalidate":
 		d.MustRevalidate = true
 	case "proxy-revalidate":

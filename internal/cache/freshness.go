@@ -55,12 +55,18 @@ type Overrides struct {
 // heuristicStatuses may be cached without explicit freshness (RFC 9110 §15.1).
 var heuristicStatuses = map[int]bool{200: true, 203: true, 204: true, 300: true, 301: true, 308: true, 404: true, 405: true, 410: true, 414: true, 501: true}
 
+// understoodStatuses are those whose caching rules Seawall implements, for
+// must-understand: the default-cacheable ones and the temporary redirects.
+var understoodStatuses = map[int]bool{200: true, 203: true, 204: true, 300: true, 301: true, 302: true, 307: true, 308: true, 404: true, 405: true, 410: true, 414: true, 501: true}
+
 // Storable reports whether a shared cache may store this response to a GET
 // (RFC 9111 §3), and why not.
 func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool, string) {
 	rq, rs := ParseCacheControl(req), ParseCacheControl(resp)
 	switch _, star := VaryNames(resp); {
-	case rq.NoStore || rs.NoStore:
+	case rs.MustUnderstand && !understoodStatuses[status]:
+		return false, "must-understand"
+	case rq.NoStore || (rs.NoStore && !rs.MustUnderstand):
 		return false, "no-store"
 	case rs.Private:
 		return false, "private"
@@ -112,7 +118,9 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 	case o.TTL > 0:
 		return o.TTL
 	}
-	if lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified")); ok && heuristicStatuses[e.Status] {
+	// Heuristic freshness: for statuses that allow it, and for any response
+	// marked public (RFC 9111 §4.2.2).
+	if lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified")); ok && (heuristicStatuses[e.Status] || cc.Public) {
 		return min(e.date().Sub(lm)/10, 24*time.Hour)
 	}
 	return 0
