@@ -166,6 +166,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		case v.ServeWhileRevalidating:
 			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("hit; ttl=%d; detail=stale-while-revalidate", ttlSeconds(v.TTL)), "stale")
 			bg, br := *c, r.Clone(context.WithoutCancel(r.Context()))
+			bg.interim = nil // the app has its answer
 			p.goBackground("revalidate "+primary, func() {
 				if res, _ := p.fill(br.Context(), br, &bg, primary, key, stale); res.stream != nil {
 					_ = res.stream.Body.Close() // too large to cache; nobody to send it to
@@ -178,7 +179,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		p.cacheProblem(w, r, c, fmt.Errorf("%w: the request has only-if-cached", ErrNotCached), "fwd=miss; detail=only-if-cached")
 		return
 	}
+	c.interim = newInterimRelay(w, r)
 	res, led := p.fill(r.Context(), r, c, primary, key, stale)
+	c.interim.stop()
 	if !led && (res.stream != nil || res.private) {
 		res = fillResult{err: errTooLargeToShare} // not for another caller
 	}

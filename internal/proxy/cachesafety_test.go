@@ -1,7 +1,13 @@
 package proxy_test
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 
@@ -251,5 +257,45 @@ func TestCacheNeverCrossesCallers(t *testing.T) {
 	// A query parameter outside key_query does not tell callers apart.
 	if r := s.getWith("/api/v1/profile?account=1&utm=x"); seen[r.body] != "account query" {
 		t.Errorf("an ignored query parameter made a new entry: %q", r.body)
+	}
+}
+
+// Cache correctness, item 7: a vendor's 103 Early Hints reach the app
+// before the answer, on sync and cached routes, and are never stored.
+func TestInterimResponsesRelayedNotStored(t *testing.T) {
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Cache-Control", "max-age=600")
+		_, _ = w.Write([]byte("final"))
+	}))
+	defer vendor.Close()
+	for _, mode := range []string{"sync", "cached"} {
+		s := newStackURL(t, "", vendor.URL, "    mode: "+mode+"\n    retry: {max_attempts: 1}\n    cache: {}\n")
+		get := func() (hints []string, resp *http.Response, body string) {
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, s.sw.URL+"/api/v1/page", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return hints, resp, string(b)
+		}
+		hints, resp, body := get()
+		if len(hints) != 1 || hints[0] != "103 </app.css>; rel=preload" || body != "final" || resp.Header.Get("Link") != "" {
+			t.Errorf("%s: 1xx %v, final %d %q with Link %q; want the 103 relayed, then the answer without its fields", mode, hints, resp.StatusCode, body, resp.Header.Get("Link"))
+		}
+		if mode == "cached" {
+			hints, resp, _ = get()
+			if len(hints) != 0 || !strings.Contains(resp.Header.Get("Cache-Status"), "hit") || resp.Header.Get("Link") != "" {
+				t.Errorf("cached hit: 1xx %v, %s, Link %q; want a hit without the 103", hints, resp.Header.Get("Cache-Status"), resp.Header.Get("Link"))
+			}
+		}
 	}
 }

@@ -24,6 +24,8 @@ type call struct {
 	background bool
 	// deadlines bound the app's side of a sync or cached exchange.
 	deadlines *deadlines
+	// interim relays the vendor's 1xx responses to the app; nil for none.
+	interim *interimRelay
 }
 
 // clientGone reports whether the client has gone away.

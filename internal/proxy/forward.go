@@ -24,6 +24,8 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
 	defer cancel()
+	c.interim = newInterimRelay(w, r)
+	defer c.interim.stop()
 	st := p.settings()
 	out := u.outbound(ctx, r, c)
 	var body *appBody
@@ -40,9 +42,11 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, st.maxResp)
 	}
 	if err != nil {
+		c.interim.stop()
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
+	c.interim.stop()
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
@@ -84,7 +88,7 @@ func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http
 	if r.ContentLength == 0 {
 		out.Body = nil // a retried request without a body needs none
 	}
-	return out.WithContext(ctx)
+	return out.WithContext(c.interim.trace(ctx))
 }
 
 // appBody is the app's request body, remembering why reading it failed,

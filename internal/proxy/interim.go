@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+)
+
+// Interim (1xx) responses from the vendor, like 103 Early Hints, are
+// relayed to the app as they come, on the sync path and to the caller
+// whose miss fills the cache; they are never stored. 100 Continue and
+// 101 are the transport's own business, and an HTTP/1.0 app gets none
+// (RFC 9110 §15.2).
+
+// interimRelay writes a vendor's 1xx responses to one app's response.
+type interimRelay struct {
+	mu   sync.Mutex
+	w    http.ResponseWriter
+	done bool // the final response is under way: no more 1xx
+}
+
+func newInterimRelay(w http.ResponseWriter, r *http.Request) *interimRelay {
+	if !r.ProtoAtLeast(1, 1) {
+		return nil
+	}
+	return &interimRelay{w: w}
+}
+
+// trace adds the relay to ctx.
+func (ir *interimRelay) trace(ctx context.Context) context.Context {
+	if ir == nil {
+		return ctx
+	}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			ir.relay(code, http.Header(h))
+			return nil
+		},
+	})
+}
+
+func (ir *interimRelay) relay(code int, h http.Header) {
+	if code == http.StatusContinue || code == http.StatusSwitchingProtocols {
+		return
+	}
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	if ir.done {
+		return
+	}
+	out := ir.w.Header()
+	saved := out.Clone()
+	copyHeader(out, h, notRelayed)
+	ir.w.WriteHeader(code) // a 1xx goes out at once, the header with it
+	for k := range out {
+		delete(out, k)
+	}
+	for k, vs := range saved {
+		out[k] = vs
+	}
+}
+
+// stop ends the relaying before the final response is written.
+func (ir *interimRelay) stop() {
+	if ir == nil {
+		return
+	}
+	ir.mu.Lock()
+	ir.done = true
+	ir.mu.Unlock()
+}
