@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -362,4 +363,24 @@ func TestConditionsAndVaryValues(t *testing.T) {
 	if VaryValue(hdr("Accept-Encoding", "gzip", "Accept-Encoding", "br"), "Accept-Encoding") != VaryValue(hdr("Accept-Encoding", "gzip, br"), "Accept-Encoding") {
 		t.Error("a field repeated and the same list keyed apart")
 	}
+}
+
+// FuzzConditions: the conditional-request and Vary-value rules never
+// panic; If-None-Match "*" meets any stored 200 with an ETag; a Vary
+// value is already in its normal form.
+func FuzzConditions(f *testing.F) {
+	f.Add(`"v1", W/"v2"`, "Sun, 06 Nov 1994 08:49:37 GMT", `"v1"`, "Sun, 06 Nov 1994 08:49:37 GMT", "gzip ,BR")
+	f.Add("*", "", "", "", "")
+	f.Fuzz(func(t *testing.T, inm, ims, etag, lm, vary string) {
+		req := hdr("If-None-Match", inm, "If-Modified-Since", ims)
+		e := &Entry{Status: 200, Header: hdr("ETag", etag, "Last-Modified", lm)}
+		_ = NotModified(req, e)
+		if strings.TrimSpace(etag) != "" && NotModified(hdr("If-None-Match", "*"), e) != true {
+			t.Fatalf("If-None-Match * did not meet ETag %q", etag)
+		}
+		v := VaryValue(hdr("Accept-Encoding", vary), "Accept-Encoding")
+		if again := VaryValue(hdr("Accept-Encoding", v), "Accept-Encoding"); again != v {
+			t.Fatalf("VaryValue(%q) = %q, then %q: not a normal form", vary, v, again)
+		}
+	})
 }
