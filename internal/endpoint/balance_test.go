@@ -48,7 +48,7 @@ func TestChoose(t *testing.T) {
 
 	eps = endpoints(t, "a", "b")
 	eps[0].Weight = 3
-	// Concurrency makes weights show: calls stay outstanding.
+	// Never measured, the two cost alike: the draw, by weight, decides.
 	counts := map[*Endpoint]int{}
 	for range 4000 {
 		counts[PickP2C(eps, rng)]++
