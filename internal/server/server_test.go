@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -335,4 +336,26 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// operations.md's claim: a request head must arrive within 10 s, or the
+// connection is closed (a slowloris holds nothing longer).
+func TestHeadReadDeadline(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(fakeapi.New(fakeapi.Behavior{}))
+	defer up.Close()
+	s, _, _ := start(t, up.URL)
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	begin := time.Now()
+	_, _ = c.Write([]byte("GET /api/x HTTP/1.1\r\nHost: s\r\n")) // and never the end of the head
+	_ = c.SetReadDeadline(begin.Add(30 * time.Second))
+	_, err = io.ReadAll(c)
+	took := time.Since(begin)
+	if err != nil || took < 9*time.Second || took > 20*time.Second {
+		t.Errorf("an unfinished head: connection closed after %s (%v), want about 10 s", took, err)
+	}
 }
