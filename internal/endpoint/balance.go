@@ -34,11 +34,18 @@ const decay = 10 * time.Second
 // Start marks a call sent to the endpoint; Done must follow.
 func (e *Endpoint) Start() { e.outstanding.Add(1) }
 
+// failurePenalty is the latency a failed call counts as in the balancer's
+// cost, however fast it failed: a fast failure is never a fast success.
+const failurePenalty = time.Second
+
 // Done records a call's end: its window, and its peak-EWMA latency (a
 // slower answer counts at once, a faster one decays in).
 func (e *Endpoint) Done(now time.Time, took time.Duration, failed bool) {
 	e.outstanding.Add(-1)
 	e.Stats.Record(took, failed)
+	if failed {
+		took = max(took, failurePenalty)
+	}
 	rtt := took.Seconds()
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -99,3 +99,26 @@ func BenchmarkChoose(b *testing.B) {
 		e.Done(now, time.Millisecond, false)
 	}
 }
+
+// A fast failure is never a fast success: an endpoint that fails at once
+// does not draw the traffic its speed would.
+func TestFastFailuresDoNotAttract(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	eps := endpoints(t, "a", "b")
+	now := time.Unix(0, 0)
+	got := map[*Endpoint]int{}
+	for range 2000 {
+		e := Choose(eps, func(*Endpoint) bool { return true }, "", nil, rng)
+		e.Start()
+		now = now.Add(10 * time.Millisecond)
+		if e == eps[0] {
+			e.Done(now, time.Millisecond, true) // fails in a millisecond
+		} else {
+			e.Done(now, 30*time.Millisecond, false)
+		}
+		got[e]++
+	}
+	if got[eps[0]] > got[eps[1]] {
+		t.Errorf("the endpoint failing fast got %d calls, the working one %d", got[eps[0]], got[eps[1]])
+	}
+}

@@ -1,0 +1,226 @@
+package endpoint
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// State is an endpoint's place in the isolation lifecycle.
+type State string
+
+// The states: healthy; isolated (no calls) until its time is up; probing
+// (a small share of calls) until the probes say healthy or sick again.
+const (
+	Healthy  State = "healthy"
+	Isolated State = "isolated"
+	Probing  State = "probing"
+)
+
+// Event is an isolation, a restore or a shift, with its evidence, for
+// the log and for the incident signals that consume them.
+type Event struct {
+	Time     time.Time
+	Upstream string
+	Kind     string // isolated, restored, shift-added, shift-removed, shift-expired
+	Endpoint string // empty for a zone shift
+	Zone     string // set for a zone isolated as a zone, and zone shifts
+	Reason   string
+	Figures  *Figures  // the endpoint's, for isolations and restores
+	Peers    []Figures // the others', when they were judged
+}
+
+// Publisher receives events. It must not block.
+type Publisher interface{ Publish(Event) }
+
+// LogPublisher writes events to a logger.
+type LogPublisher struct{ Log *slog.Logger }
+
+// Publish implements Publisher.
+func (p LogPublisher) Publish(e Event) {
+	attrs := []any{"upstream", e.Upstream, "endpoint", e.Endpoint, "zone", e.Zone, "reason", e.Reason}
+	if e.Figures != nil {
+		attrs = append(attrs, "calls", e.Figures.Calls, "failure_rate", e.Figures.FailureRate(), "p90_ms", e.Figures.Latency.Milliseconds())
+	}
+	p.Log.Warn("endpoint "+e.Kind, attrs...)
+}
+
+// PoolConfig tunes isolation. Zero fields take the defaults.
+type PoolConfig struct {
+	Detector Config
+	// BaseIsolation is the first isolation's length; each repeat doubles
+	// it, up to MaxIsolation. Defaults 30s and 5m.
+	BaseIsolation, MaxIsolation time.Duration
+	// ProbeShare is the share of calls a probing endpoint gets. Default 0.02.
+	ProbeShare float64
+	// ProbeCalls is how many probe calls decide a restore. Default 5.
+	ProbeCalls int
+}
+
+func (c PoolConfig) withDefaults() PoolConfig {
+	c.Detector = c.Detector.withDefaults()
+	c.BaseIsolation = cmp.Or(c.BaseIsolation, 30*time.Second)
+	c.MaxIsolation = cmp.Or(c.MaxIsolation, 5*time.Minute)
+	c.ProbeShare = cmp.Or(c.ProbeShare, 0.02)
+	c.ProbeCalls = cmp.Or(c.ProbeCalls, 5)
+	return c
+}
+
+// health is an endpoint's lifecycle.
+type health struct {
+	state      State
+	until      time.Time // isolated until
+	isolations int       // in a row, for the growing isolation time
+	probes     []probe
+}
+
+type probe struct {
+	took   time.Duration
+	failed bool
+}
+
+// Pool is an upstream's endpoints with their health.
+type Pool struct {
+	upstream string
+	local    string
+	cfg      PoolConfig
+	pub      Publisher
+	eps      []*Endpoint
+
+	mu  sync.Mutex
+	h   map[*Endpoint]*health
+	rng *rand.Rand
+}
+
+// NewPool returns the pool of an upstream; local is Seawall's own zone.
+func NewPool(upstream, local string, eps []*Endpoint, cfg PoolConfig, pub Publisher) *Pool {
+	p := &Pool{upstream: upstream, local: local, cfg: cfg.withDefaults(), pub: pub, eps: eps,
+		h: map[*Endpoint]*health{}, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	for _, e := range eps {
+		p.h[e] = &health{state: Healthy}
+	}
+	return p
+}
+
+// ErrNoEndpoint is returned when no endpoint can take a call.
+var ErrNoEndpoint = errors.New("no endpoint available")
+
+// Pick chooses the endpoint for an attempt, avoiding the one the last
+// attempt used when another is available. Isolated endpoints get no
+// calls; probing ones a ProbeShare of them.
+func (p *Pool) Pick(avoid *Endpoint) (*Endpoint, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	probeNow := p.rng.Float64() < p.cfg.ProbeShare
+	for _, e := range p.eps {
+		if h := p.h[e]; probeNow && h.state == Probing && e != avoid {
+			return e, nil
+		}
+	}
+	e := Choose(p.eps, func(e *Endpoint) bool { return p.h[e].state == Healthy }, p.local, avoid, p.rng)
+	if e == nil {
+		return nil, fmt.Errorf("%w: every endpoint of %s is isolated", ErrNoEndpoint, p.upstream)
+	}
+	return e, nil
+}
+
+// Done records the end of a call made on e.
+func (p *Pool) Done(e *Endpoint, now time.Time, took time.Duration, failed bool) {
+	e.Done(now, took, failed)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h := p.h[e]; h.state == Probing {
+		h.probes = append(h.probes, probe{took, failed})
+	}
+}
+
+// State reports an endpoint's state.
+func (p *Pool) State(e *Endpoint) State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.h[e].state
+}
+
+// Tick judges the pool and moves endpoints along the lifecycle; call it
+// on a ticker, every window slice, after rotating the endpoints' Stats.
+func (p *Pool) Tick(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	figs := make([]Figures, len(p.eps))
+	for i, e := range p.eps {
+		figs[i] = e.Stats.Figures()
+		figs[i].Isolated = p.h[e].state != Healthy
+	}
+	for i, v := range Judge(p.cfg.Detector, figs) {
+		if !v.Isolate {
+			continue
+		}
+		p.isolate(p.eps[i], now, v.Zone, v.Reason, figs, i)
+	}
+	base := baseline(figs)
+	for i, e := range p.eps {
+		h := p.h[e]
+		switch {
+		case h.state == Isolated && !now.Before(h.until):
+			h.state, h.probes = Probing, nil
+		case h.state == Probing && len(h.probes) >= p.cfg.ProbeCalls:
+			if why := p.sickProbes(h.probes, base); why != "" {
+				p.isolate(e, now, "", "probes: "+why, figs, i)
+				continue
+			}
+			h.state, h.isolations, h.probes = Healthy, 0, nil
+			f := figs[i]
+			p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "restored", Endpoint: e.URL.String(), Zone: e.Zone,
+				Reason: fmt.Sprintf("%d probe calls healthy", p.cfg.ProbeCalls), Figures: &f})
+		}
+	}
+}
+
+// isolate takes e out of rotation for its next isolation time.
+func (p *Pool) isolate(e *Endpoint, now time.Time, zone, reason string, figs []Figures, i int) {
+	h := p.h[e]
+	d := p.cfg.BaseIsolation << min(h.isolations, 16)
+	d = min(d, p.cfg.MaxIsolation)
+	h.state, h.until, h.probes = Isolated, now.Add(d), nil
+	h.isolations++
+	f := figs[i]
+	peers := append(append([]Figures{}, figs[:i]...), figs[i+1:]...)
+	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "isolated", Endpoint: e.URL.String(), Zone: zone,
+		Reason: fmt.Sprintf("%s; isolated for %s", reason, d), Figures: &f, Peers: peers})
+}
+
+// sickProbes says why the probes show the endpoint still sick, or "".
+func (p *Pool) sickProbes(probes []probe, base Figures) string {
+	c := p.cfg.Detector
+	failed, slow := 0, 0
+	limit := time.Duration(float64(base.Latency)*(1+c.LatencyMargin)) + c.LatencyFloor
+	for _, pr := range probes {
+		if pr.failed {
+			failed++
+		} else if pr.took > limit {
+			slow++
+		}
+	}
+	switch {
+	case failed > 0:
+		return fmt.Sprintf("%d of %d failed", failed, len(probes))
+	case 2*slow > len(probes):
+		return fmt.Sprintf("%d of %d slower than %s", slow, len(probes), limit.Round(time.Millisecond))
+	}
+	return ""
+}
+
+// baseline is the best p90 among the healthy endpoints with calls.
+func baseline(figs []Figures) Figures {
+	var b Figures
+	for _, f := range figs {
+		if !f.Isolated && f.Calls > 0 && (b.Calls == 0 || f.Latency < b.Latency) {
+			b = f
+		}
+	}
+	return b
+}

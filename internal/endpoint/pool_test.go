@@ -1,0 +1,141 @@
+package endpoint
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type events struct {
+	mu  sync.Mutex
+	got []Event
+}
+
+func (r *events) Publish(e Event) { r.mu.Lock(); r.got = append(r.got, e); r.mu.Unlock() }
+
+// run drives a pool on a simulated clock: calls every 10 ms (100 a
+// second), each endpoint answering in latency(e, now), a tick every
+// second of simulated time. It returns the calls each endpoint got in
+// [from, to). Calls go round-robin over the healthy endpoints, and
+// through Pick to the probing ones: sequential calls would let the
+// latency-aware balancer starve a slow endpoint of the calls the
+// detector needs to judge it, which concurrent traffic does not.
+func run(p *Pool, start time.Time, d time.Duration, latency func(*Endpoint, time.Time) time.Duration, from, to time.Time) map[*Endpoint]int {
+	got := map[*Endpoint]int{}
+	n := 0
+	for now := start; now.Before(start.Add(d)); now = now.Add(10 * time.Millisecond) {
+		n++
+		e := p.eps[n%len(p.eps)]
+		if p.State(e) != Healthy {
+			var err error
+			if e, err = p.Pick(nil); err != nil {
+				continue
+			}
+		}
+		e.Start()
+		p.Done(e, now, latency(e, now), false)
+		if !now.Before(from) && now.Before(to) {
+			got[e]++
+		}
+		if now.Sub(start)%time.Second == 0 {
+			for _, x := range p.eps {
+				x.Stats.Rotate()
+			}
+			p.Tick(now)
+		}
+	}
+	return got
+}
+
+// The lifecycle: a brownout endpoint is isolated, gets only probes, and
+// is restored once it heals; a region-wide slowdown isolates nothing.
+func TestPoolLifecycle(t *testing.T) {
+	eps := endpoints(t, "a", "b", "c")
+	rec := &events{}
+	p := NewPool("api", "", eps, PoolConfig{BaseIsolation: 10 * time.Second, MaxIsolation: 20 * time.Second}, rec)
+	t0 := time.Unix(1000, 0)
+	heal := t0.Add(60 * time.Second)
+	latency := func(e *Endpoint, now time.Time) time.Duration {
+		if e == eps[2] && now.Before(heal) {
+			return 320 * time.Millisecond
+		}
+		return 20 * time.Millisecond
+	}
+	got := run(p, t0, 120*time.Second, latency, t0.Add(20*time.Second), heal)
+	var isolatedAt, restoredAt time.Time
+	for _, e := range rec.got {
+		switch {
+		case e.Kind == "isolated" && isolatedAt.IsZero():
+			isolatedAt = e.Time
+			if e.Endpoint != eps[2].URL.String() || !strings.Contains(e.Reason, "p90 latency") || len(e.Peers) != 2 {
+				t.Errorf("isolation event %+v", e)
+			}
+		case e.Kind == "restored":
+			restoredAt = e.Time
+		}
+	}
+	if isolatedAt.IsZero() || isolatedAt.Sub(t0) > 10*time.Second {
+		t.Fatalf("the slow endpoint isolated at %v after the start, want within 10 s (events %v)", isolatedAt.Sub(t0), rec.got)
+	}
+	total := got[eps[0]] + got[eps[1]] + got[eps[2]]
+	if share := float64(got[eps[2]]) / float64(total); share > 0.02 {
+		t.Errorf("isolated, the slow endpoint still got %.1f%% of the calls", 100*share)
+	}
+	if restoredAt.IsZero() || restoredAt.Before(heal) || restoredAt.Sub(heal) > 30*time.Second {
+		t.Errorf("restored at %v after healing, want within 30 s", restoredAt.Sub(heal))
+	}
+	if s := p.State(eps[2]); s != Healthy {
+		t.Errorf("at the end: %s", s)
+	}
+
+	// Region-wide: everything slows together; nothing is isolated.
+	eps = endpoints(t, "a", "b", "c")
+	rec = &events{}
+	p = NewPool("api", "", eps, PoolConfig{}, rec)
+	run(p, t0, 60*time.Second, func(*Endpoint, time.Time) time.Duration { return 320 * time.Millisecond }, t0, t0)
+	if len(rec.got) != 0 {
+		t.Errorf("a region-wide slowdown made events: %v", rec.got)
+	}
+}
+
+// An error brownout: b fails 30% of its calls, fast; it is isolated with
+// its failure rate as the evidence.
+func TestPoolErrorBrownout(t *testing.T) {
+	eps := endpoints(t, "a", "b", "c")
+	rec := &events{}
+	p := NewPool("api", "", eps, PoolConfig{}, rec)
+	t0 := time.Unix(1000, 0)
+	n := 0
+	for now := t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(10 * time.Millisecond) {
+		n++
+		e := eps[n%3]
+		if p.State(e) != Healthy {
+			continue
+		}
+		e.Start()
+		p.Done(e, now, 20*time.Millisecond, e == eps[1] && n%10 < 3)
+		if now.Sub(t0)%time.Second == 0 {
+			for _, x := range eps {
+				x.Stats.Rotate()
+			}
+			p.Tick(now)
+		}
+	}
+	if len(rec.got) == 0 || rec.got[0].Kind != "isolated" || rec.got[0].Endpoint != eps[1].URL.String() || !strings.Contains(rec.got[0].Reason, "failure rate") {
+		t.Fatalf("events %+v; want b isolated for its failure rate", rec.got)
+	}
+	if at := rec.got[0].Time.Sub(t0); at > 10*time.Second {
+		t.Errorf("isolated after %s, want within 10 s", at)
+	}
+}
+
+// With every endpoint isolated, Pick says so rather than choose one.
+func TestPoolAllIsolated(t *testing.T) {
+	eps := endpoints(t, "a")
+	p := NewPool("api", "", eps, PoolConfig{}, &events{})
+	p.h[eps[0]].state = Isolated
+	if _, err := p.Pick(nil); err == nil {
+		t.Error("an isolated endpoint was picked")
+	}
+}
