@@ -91,9 +91,11 @@ type Pool struct {
 	pub      Publisher
 	eps      []*Endpoint
 
-	mu  sync.Mutex
-	h   map[*Endpoint]*health
-	rng *rand.Rand
+	mu        sync.Mutex
+	h         map[*Endpoint]*health
+	rng       *rand.Rand
+	shifts    []Shift
+	nextShift int
 }
 
 // NewPool returns the pool of an upstream; local is Seawall's own zone.
@@ -109,21 +111,22 @@ func NewPool(upstream, local string, eps []*Endpoint, cfg PoolConfig, pub Publis
 // ErrNoEndpoint is returned when no endpoint can take a call.
 var ErrNoEndpoint = errors.New("no endpoint available")
 
-// Pick chooses the endpoint for an attempt, avoiding the one the last
-// attempt used when another is available. Isolated endpoints get no
-// calls; probing ones a ProbeShare of them.
-func (p *Pool) Pick(avoid *Endpoint) (*Endpoint, error) {
+// Pick chooses the endpoint for an attempt at now, avoiding the one the
+// last attempt used when another is available. Isolated and shifted
+// endpoints get no calls; probing ones a ProbeShare of them.
+func (p *Pool) Pick(now time.Time, avoid *Endpoint) (*Endpoint, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireShifts(now)
 	probeNow := p.rng.Float64() < p.cfg.ProbeShare
 	for _, e := range p.eps {
-		if h := p.h[e]; probeNow && h.state == Probing && e != avoid {
+		if h := p.h[e]; probeNow && h.state == Probing && e != avoid && !p.shifted(e) {
 			return e, nil
 		}
 	}
-	e := Choose(p.eps, func(e *Endpoint) bool { return p.h[e].state == Healthy }, p.local, avoid, p.rng)
+	e := Choose(p.eps, func(e *Endpoint) bool { return p.h[e].state == Healthy && !p.shifted(e) }, p.local, avoid, p.rng)
 	if e == nil {
-		return nil, fmt.Errorf("%w: every endpoint of %s is isolated", ErrNoEndpoint, p.upstream)
+		return nil, fmt.Errorf("%w: every endpoint of %s is isolated or shifted away", ErrNoEndpoint, p.upstream)
 	}
 	return e, nil
 }

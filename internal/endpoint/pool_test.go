@@ -29,7 +29,7 @@ func run(p *Pool, start time.Time, d time.Duration, latency func(*Endpoint, time
 		e := p.eps[n%len(p.eps)]
 		if p.State(e) != Healthy {
 			var err error
-			if e, err = p.Pick(nil); err != nil {
+			if e, err = p.Pick(now, nil); err != nil {
 				continue
 			}
 		}
@@ -135,7 +135,71 @@ func TestPoolAllIsolated(t *testing.T) {
 	eps := endpoints(t, "a")
 	p := NewPool("api", "", eps, PoolConfig{}, &events{})
 	p.h[eps[0]].state = Isolated
-	if _, err := p.Pick(nil); err == nil {
+	if _, err := p.Pick(time.Now(), nil); err == nil {
 		t.Error("an isolated endpoint was picked")
+	}
+}
+
+// Manual shifts: traffic leaves a zone at once, comes back when the shift
+// is removed or expires; a shift that would leave nothing is refused.
+func TestPoolShifts(t *testing.T) {
+	eps := endpoints(t, "a", "a", "b", "c")
+	rec := &events{}
+	p := NewPool("api", "", eps, PoolConfig{}, rec)
+	now := time.Unix(1000, 0)
+	calls := func(at time.Time) map[string]int {
+		got := map[string]int{}
+		for range 400 {
+			e, err := p.Pick(at, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Start()
+			p.Done(e, at, time.Millisecond, false)
+			got[e.Zone]++
+		}
+		return got
+	}
+	s, err := p.AddShift(now, "a", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(now); got["a"] != 0 {
+		t.Errorf("with zone a shifted away, it got %d calls", got["a"])
+	}
+	if got := calls(now.Add(61 * time.Second)); got["a"] == 0 {
+		t.Error("the shift did not expire")
+	}
+	s, _ = p.AddShift(now.Add(62*time.Second), "a", "", time.Minute)
+	if err := p.RemoveShift(now.Add(63*time.Second), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(now.Add(63 * time.Second)); got["a"] == 0 {
+		t.Error("removing the shift did not bring traffic back")
+	}
+	at := now.Add(64 * time.Second)
+	for _, z := range []string{"a", "b"} {
+		if _, err := p.AddShift(at, z, "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.AddShift(at, "c", "", 0); err == nil || !strings.Contains(err.Error(), "no endpoint") {
+		t.Errorf("shifting the last zone: %v, want refused", err)
+	}
+	if _, err := p.AddShift(at, "z", "", 0); err == nil {
+		t.Error("a shift of a zone with no endpoint was accepted")
+	}
+	if _, err := p.AddShift(at, "c", "", 73*time.Hour); err == nil {
+		t.Error("a shift over 72 h was accepted")
+	}
+	if n := len(p.Shifts(at)); n != 2 {
+		t.Errorf("%d shifts listed, want 2", n)
+	}
+	kinds := map[string]int{}
+	for _, e := range rec.got {
+		kinds[e.Kind]++
+	}
+	if kinds["shift-added"] != 4 || kinds["shift-removed"] != 1 || kinds["shift-expired"] != 1 {
+		t.Errorf("events %v", kinds)
 	}
 }
