@@ -212,6 +212,7 @@ upstreams:
 	}()
 
 	// The reloads, spread over the run: 20 valid, 2 invalid.
+	loadStart := time.Now()
 	var slowest time.Duration
 	valid := 0
 	for i := 0; i < reloads+invalid; i++ {
@@ -254,6 +255,7 @@ upstreams:
 		}
 		slowest = max(slowest, time.Since(start))
 	}
+	time.Sleep(time.Until(loadStart.Add(length))) // the load runs its whole length
 	close(stop)
 	<-loadDone
 	wg.Wait()
