@@ -219,53 +219,11 @@ type Count struct {
 	Oldest   time.Time
 }
 
-// View is a job as operators see it, in JSON, on the admin listener and
-// in the signed callback to the app that sent it.
-type View struct {
-	ID int64 `json:"id"`
-	// PublicID is the id the app was given (Seawall-Job-Id).
-	PublicID       string     `json:"public_id,omitempty"`
-	State          State      `json:"state"`
-	Upstream       string     `json:"upstream"`
-	Method         string     `json:"method"`
-	Path           string     `json:"path"`
-	Deferred       bool       `json:"deferred,omitempty"`
-	IdempotencyKey string     `json:"idempotency_key,omitempty"`
-	Callback       string     `json:"callback,omitempty"`
-	Attempt        int        `json:"attempt"`
-	MaxAttempts    int        `json:"max_attempts"`
-	CreatedAt      time.Time  `json:"created_at"`
-	NextAt         *time.Time `json:"next_at,omitempty"`
-	FinalizedAt    *time.Time `json:"finalized_at,omitempty"`
-	LastError      string     `json:"last_error,omitempty"`
-	// ResponseStatus is the kept response's status, for deferred jobs.
-	ResponseStatus int `json:"response_status,omitempty"`
-}
-
-// View returns the job's operator view.
-func (j Job) View() View {
-	v := View{ID: j.ID, PublicID: j.PublicID(), State: j.State, Upstream: j.Delivery.Upstream, Method: j.Delivery.Method, Path: j.Delivery.Path,
-		Deferred: j.Delivery.Deferred, IdempotencyKey: j.Delivery.IdempotencyKey, Callback: j.Delivery.Callback,
-		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, FinalizedAt: j.FinalizedAt, LastError: j.LastError}
-	if !j.Finished() {
-		next := j.NextAt
-		v.NextAt = &next
-	}
-	if j.Result != nil {
-		v.ResponseStatus = j.Result.Status
-	}
-	return v
-}
-
-// PublicView is a job as anyone holding its public id sees it: its state
-// and times, never the request's query, headers, body, idempotency key or
-// callback.
-type PublicView struct {
-	ID          string     `json:"id"`
+// Progress is what both views of a job show: where it stands and when.
+type Progress struct {
 	State       State      `json:"state"`
 	Upstream    string     `json:"upstream"`
 	Method      string     `json:"method"`
-	Path        string     `json:"path"` // without the query
 	Deferred    bool       `json:"deferred,omitempty"`
 	Attempt     int        `json:"attempt"`
 	MaxAttempts int        `json:"max_attempts"`
@@ -277,13 +235,51 @@ type PublicView struct {
 	ResponseStatus int `json:"response_status,omitempty"`
 }
 
+// progress returns the job's Progress.
+func (j Job) progress() Progress {
+	p := Progress{State: j.State, Upstream: j.Delivery.Upstream, Method: j.Delivery.Method, Deferred: j.Delivery.Deferred,
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, FinalizedAt: j.FinalizedAt, LastError: j.LastError}
+	if !j.Finished() {
+		next := j.NextAt
+		p.NextAt = &next
+	}
+	if j.Result != nil {
+		p.ResponseStatus = j.Result.Status
+	}
+	return p
+}
+
+// View is a job as operators see it, in JSON, on the admin listener and
+// in the signed callback to the app that sent it.
+type View struct {
+	ID int64 `json:"id"`
+	// PublicID is the id the app was given (Seawall-Job-Id).
+	PublicID       string `json:"public_id,omitempty"`
+	Path           string `json:"path"` // with the query
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	Callback       string `json:"callback,omitempty"`
+	Progress
+}
+
+// View returns the job's operator view.
+func (j Job) View() View {
+	return View{ID: j.ID, PublicID: j.PublicID(), Path: j.Delivery.Path, IdempotencyKey: j.Delivery.IdempotencyKey,
+		Callback: j.Delivery.Callback, Progress: j.progress()}
+}
+
+// PublicView is a job as anyone holding its public id sees it: its
+// progress, never the request's query, headers, body, idempotency key or
+// callback.
+type PublicView struct {
+	ID   string `json:"id"`
+	Path string `json:"path"` // without the query
+	Progress
+}
+
 // PublicView returns the view for the app.
 func (j Job) PublicView() PublicView {
-	v := j.View()
-	path, _, _ := strings.Cut(v.Path, "?")
-	return PublicView{ID: v.PublicID, State: v.State, Upstream: v.Upstream, Method: v.Method, Path: path, Deferred: v.Deferred,
-		Attempt: v.Attempt, MaxAttempts: v.MaxAttempts, CreatedAt: v.CreatedAt, NextAt: v.NextAt, FinalizedAt: v.FinalizedAt,
-		LastError: v.LastError, ResponseStatus: v.ResponseStatus}
+	path, _, _ := strings.Cut(j.Delivery.Path, "?")
+	return PublicView{ID: j.PublicID(), Path: path, Progress: j.progress()}
 }
 
 // tokenBytes is the randomness of a public id: 128 bits.
