@@ -29,16 +29,18 @@ func TestBatcherGivesUpOnAHungStoreAndWritesNothingAbandoned(t *testing.T) {
 		return nil, ctx.Err()
 	})
 	defer b.close()
-	enqueue := func(path string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	enqueue := func(path string, within time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()
 		_, _, err := b.enqueue(ctx, Delivery{Path: path})
 		return err
 	}
 	errs := make(chan error, 1)
-	go func() { errs <- enqueue("/stuck") }()
+	// The one behind gives up first, so that it is surely abandoned when
+	// the hung transaction ends and the batcher reaches it.
+	go func() { errs <- enqueue("/stuck", 300*time.Millisecond) }()
 	<-started
-	if err := enqueue("/behind"); !errors.Is(err, ErrStoreTimeout) {
+	if err := enqueue("/behind", 50*time.Millisecond); !errors.Is(err, ErrStoreTimeout) {
 		t.Errorf("the enqueue behind a hung transaction: %v, want ErrStoreTimeout", err)
 	}
 	if err := <-errs; !errors.Is(err, ErrStoreTimeout) {
