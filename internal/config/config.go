@@ -92,6 +92,10 @@ type Config struct {
 	// ShutdownGrace is how long in-flight calls may finish after a stop
 	// signal. Default 15s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Zone is the zone Seawall itself runs in. Where an upstream's
+	// endpoints name zones, calls prefer the endpoints in this one while
+	// enough of them are available. Unset: no preference.
+	Zone string `yaml:"zone"`
 	// Upstreams maps the first path segment of a request to a third party.
 	// At least one is required.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
@@ -267,8 +271,16 @@ type Cache struct {
 // Upstream is one third-party API.
 type Upstream struct {
 	// URL is the base URL requests are forwarded to; the path after the
-	// upstream name is appended to its path. Required; http or https.
+	// upstream name is appended to its path; http or https. It is the
+	// one-endpoint shorthand: set url or endpoints.
 	URL string `yaml:"url"`
+	// Endpoints are the addresses of one third party (regions, zones or
+	// hosts) sharing the upstream's policies, rate limit and credentials;
+	// calls are balanced among them and a sick one is isolated. After
+	// loading it always holds at least one endpoint (url's, if set).
+	Endpoints []Endpoint `yaml:"endpoints"`
+	// Health tunes how endpoints are judged and isolated.
+	Health Health `yaml:"health"`
 	// Headers are set on every request to the upstream, replacing the app's
 	// value; values may reference ${ENV_VAR} or ${file:/path}. Never logged.
 	Headers map[string]Secret `yaml:"headers"`
@@ -299,6 +311,47 @@ type Upstream struct {
 	// TLS configures HTTPS to the upstream. Unset: the system's roots,
 	// the URL's host name, TLS 1.2 or later.
 	TLS *TLS `yaml:"tls"`
+}
+
+// Endpoint is one address of an upstream.
+type Endpoint struct {
+	// URL is the endpoint's base URL, as Upstream.URL. Required.
+	URL string `yaml:"url"`
+	// Zone names where it runs, for zone affinity and zone isolation.
+	Zone string `yaml:"zone"`
+	// Weight is its share among equally healthy endpoints. Default 1.
+	Weight int `yaml:"weight"`
+}
+
+// Health is how an upstream's endpoints are judged (docs/endpoints.md).
+type Health struct {
+	// Window is how far back an endpoint's calls are judged. Default 30s.
+	Window Duration `yaml:"window"`
+	// MinCalls is the fewest calls in the window for an endpoint to be
+	// judged. Default 20.
+	MinCalls int `yaml:"min_calls"`
+	// FailureMargin: an outlier's failure rate is above the baseline's by
+	// this much, relatively (100% means more than twice). Default 100%.
+	FailureMargin Percent `yaml:"failure_margin"`
+	// FailureFloor is the least absolute gap, in percentage points, for
+	// a failure-rate outlier. Default 5%.
+	FailureFloor Percent `yaml:"failure_floor"`
+	// LatencyMargin is FailureMargin for the p90 latency. Default 100%.
+	LatencyMargin Percent `yaml:"latency_margin"`
+	// LatencyFloor is the least absolute latency gap. Default 50ms.
+	LatencyFloor Duration `yaml:"latency_floor"`
+	// MaxIsolated is the largest share of the endpoints isolated at
+	// once. Default 50%.
+	MaxIsolated Percent `yaml:"max_isolated"`
+	// BaseIsolation is the first isolation's length, doubled on each
+	// isolation in a row up to MaxIsolation. Defaults 10s and 5m.
+	BaseIsolation Duration `yaml:"base_isolation"`
+	MaxIsolation  Duration `yaml:"max_isolation"`
+	// ProbeShare is the share of calls an endpoint being probed after its
+	// isolation gets. Default 1%.
+	ProbeShare Percent `yaml:"probe_share"`
+	// ProbeCalls is how many probe calls decide a restore. Default 5.
+	ProbeCalls int `yaml:"probe_calls"`
 }
 
 // TLS is how Seawall verifies an HTTPS upstream and proves itself to it.

@@ -111,6 +111,17 @@ func TestParseProblems(t *testing.T) {
 		{"route budget", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: /x\n        retry: {budget: {ratio: 1}}\n", "seawall.yaml:6 upstreams.a.routes[0].retry.budget: the retry budget is per upstream"},
 		{"schedule", "jobs: {schedule: [10s, 0s]}\nupstreams:\n  a:\n    url: http://x\n", "seawall.yaml:1 jobs.schedule[1]: must be > 0"},
 		{"negative duration", "upstreams:\n  a:\n    url: http://x\n    timeouts: {connect: -1s}\n", "must not be negative"},
+		{"url and endpoints", "upstreams:\n  a:\n    url: http://x\n    endpoints: [{url: http://y}]\n", "seawall.yaml:3 upstreams.a.url: set url (one endpoint) or endpoints, not both"},
+		{"no url", "upstreams:\n  a:\n    mode: sync\n", "upstreams.a.url: required (or endpoints)"},
+		{"endpoint url", "upstreams:\n  a:\n    endpoints:\n      - url: http://x\n      - url: ftp://y\n", `seawall.yaml:5 upstreams.a.endpoints[1].url: scheme must be http or https, got "ftp"`},
+		{"endpoint twice", "upstreams:\n  a:\n    endpoints: [{url: http://x}, {url: http://x}]\n", "upstreams.a.endpoints[1].url: listed twice"},
+		{"endpoint weight", "upstreams:\n  a:\n    endpoints: [{url: http://x, weight: 0}]\n", "upstreams.a.endpoints[0].weight: must be in [1, 1000]"},
+		{"some zones", "upstreams:\n  a:\n    endpoints: [{url: http://x, zone: a}, {url: http://y}]\n", "upstreams.a.endpoints: name a zone for every endpoint or for none"},
+		{"zone name", "zone: \"a b\"\nupstreams:\n  a:\n    url: http://x\n", "seawall.yaml:1 zone: must be letters"},
+		{"percent", "upstreams:\n  a:\n    url: http://x\n    health: {max_isolated: lots}\n", `upstreams.a.health.max_isolated: invalid percentage "lots"`},
+		{"max isolated", "upstreams:\n  a:\n    url: http://x\n    health: {max_isolated: 150%}\n", "upstreams.a.health.max_isolated: must be at most 100%"},
+		{"probe share", "upstreams:\n  a:\n    url: http://x\n    health: {probe_share: 0}\n", "upstreams.a.health.probe_share: must be in (0, 50%]"},
+		{"isolation", "upstreams:\n  a:\n    url: http://x\n    health: {base_isolation: 1m, max_isolation: 30s}\n", "upstreams.a.health.max_isolation: must be >= base_isolation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +130,40 @@ func TestParseProblems(t *testing.T) {
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestEndpointsConfig(t *testing.T) {
+	doc := `zone: a
+upstreams:
+  one:
+    url: http://x/v1
+  many:
+    endpoints:
+      - {url: "http://a1", zone: a}
+      - {url: "http://b1", zone: b, weight: 3}
+    health: {max_isolated: 34%, probe_share: 2, latency_floor: 80ms}
+`
+	cfg, err := Parse("seawall.yaml", []byte(doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Zone != "a" {
+		t.Errorf("zone = %q", cfg.Zone)
+	}
+	if got := cfg.Upstreams["one"].Endpoints; len(got) != 1 || got[0] != (Endpoint{URL: "http://x/v1", Weight: 1}) {
+		t.Errorf("url shorthand gave endpoints %+v", got)
+	}
+	m := cfg.Upstreams["many"]
+	if len(m.Endpoints) != 2 || m.Endpoints[0].Weight != 1 || m.Endpoints[1].Weight != 3 || m.Endpoints[1].Zone != "b" {
+		t.Errorf("endpoints = %+v", m.Endpoints)
+	}
+	h := m.Health
+	if h.MaxIsolated.Fraction() != 0.34 || h.ProbeShare.Fraction() != 0.02 || h.LatencyFloor.D() != 80*time.Millisecond {
+		t.Errorf("health = %+v", h)
+	}
+	if h.MinCalls != 20 || h.Window.D() != 30*time.Second || h.BaseIsolation.D() != 10*time.Second || h.FailureFloor.Fraction() != 0.05 {
+		t.Errorf("health defaults = %+v", h)
 	}
 }
 

@@ -26,7 +26,7 @@ func keyPaths(t reflect.Type, prefix string) []string {
 			out = append(out, keyPaths(ft, p)...)
 		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Pointer:
 			out = append(out, keyPaths(ft.Elem(), p+".<name>")...)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Pointer:
+		case ft.Kind() == reflect.Slice && (ft.Elem().Kind() == reflect.Pointer || ft.Elem().Kind() == reflect.Struct):
 			out = append(out, keyPaths(ft.Elem(), p+"[]")...)
 		}
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -16,6 +18,49 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil && strings.TrimSpace(err.Error()) == "" {
 			t.Fatal("empty error message")
+		}
+	})
+}
+
+// FuzzEndpoints builds an upstream's endpoints from fuzzed fields: an
+// accepted config always has an endpoint, every one a parseable http(s)
+// URL with a host and a weight in range, and zones on all or none.
+func FuzzEndpoints(f *testing.F) {
+	f.Add("http://a", "a", "1", "http://b", "b", "2", "50%")
+	f.Add("https://a:8443/v1", "", "", "http://a", "", "", "34")
+	f.Add("http://[::1]:80", "z.1", "1000", "http://x?q", "z", "0", "1e3%")
+	f.Fuzz(func(t *testing.T, u1, z1, w1, u2, z2, w2, maxIso string) {
+		doc := fmt.Sprintf("zone: %q\nupstreams:\n  a:\n    endpoints:\n      - {url: %q, zone: %q, weight: %q}\n      - {url: %q, zone: %q, weight: %q}\n    health: {max_isolated: %q}\n",
+			z1, u1, z1, w1, u2, z2, w2, maxIso)
+		cfg, err := Parse("f.yaml", []byte(doc), env(nil))
+		if err != nil {
+			if strings.TrimSpace(err.Error()) == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		eps := cfg.Upstreams["a"].Endpoints
+		if len(eps) == 0 {
+			t.Fatal("accepted an upstream without endpoints")
+		}
+		zoned := 0
+		for _, e := range eps {
+			pu, err := url.Parse(e.URL)
+			if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" {
+				t.Fatalf("accepted endpoint URL %q", e.URL)
+			}
+			if e.Weight < 1 || e.Weight > 1000 {
+				t.Fatalf("accepted weight %d", e.Weight)
+			}
+			if e.Zone != "" {
+				zoned++
+			}
+		}
+		if zoned != 0 && zoned != len(eps) {
+			t.Fatalf("accepted zones on some endpoints only: %+v", eps)
+		}
+		if m := cfg.Upstreams["a"].Health.MaxIsolated; m < 0 || m > 100 {
+			t.Fatalf("accepted max_isolated %v", m)
 		}
 	})
 }

@@ -149,6 +149,32 @@ func (z *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Percent is a share written as "34%" or 34 (both mean 34 percent).
+type Percent float64
+
+// Fraction returns the share as a fraction: 34% is 0.34.
+func (p Percent) Fraction() float64 { return float64(p) / 100 }
+
+// ParsePercent parses a non-negative percentage, with or without "%".
+func ParsePercent(s string) (float64, error) {
+	t := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0, fmt.Errorf(`invalid percentage %q: want a number like "34%%" or 34`, s)
+	}
+	return f, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParsePercent(n.Value)
+	if err != nil {
+		return typeError(n, err)
+	}
+	*p = Percent(v)
+	return nil
+}
+
 // typeError reports a bad scalar the way yaml.v3 reports its own type errors,
 // so the loader collects it with the others instead of stopping.
 func typeError(n *yaml.Node, err error) error {

@@ -97,6 +97,24 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		BufferBody:  DefaultRetryBufferBody,
 		Budget:      RetryBudget{Ratio: DefaultRetryBudgetRatio, MinPerSecond: DefaultRetryBudgetMin},
 	})
+	if len(u.Endpoints) == 0 && u.URL != "" {
+		u.Endpoints = []Endpoint{{URL: u.URL}}
+	}
+	for i := range u.Endpoints {
+		set(d, fmt.Sprintf("%s.endpoints[%d].weight", p, i), &u.Endpoints[i].Weight, 1)
+	}
+	h, hp := &u.Health, p+".health"
+	set(d, hp+".window", &h.Window, Duration(30*time.Second))
+	set(d, hp+".min_calls", &h.MinCalls, 20)
+	set(d, hp+".failure_margin", &h.FailureMargin, 100)
+	set(d, hp+".failure_floor", &h.FailureFloor, 5)
+	set(d, hp+".latency_margin", &h.LatencyMargin, 100)
+	set(d, hp+".latency_floor", &h.LatencyFloor, Duration(50*time.Millisecond))
+	set(d, hp+".max_isolated", &h.MaxIsolated, 50)
+	set(d, hp+".base_isolation", &h.BaseIsolation, Duration(10*time.Second))
+	set(d, hp+".max_isolation", &h.MaxIsolation, Duration(5*time.Minute))
+	set(d, hp+".probe_share", &h.ProbeShare, 1)
+	set(d, hp+".probe_calls", &h.ProbeCalls, 5)
 	set(d, p+".mode", &u.Mode, ModeSync)
 	set(d, p+".forwarded", &u.Forwarded, ForwardedNone)
 	u.Cache.applyDefaults(d, p+".cache")
@@ -169,6 +187,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log.level", "must be one of debug, info, warn, error")
 	v.check(oneOf(c.Log.Format, "json", "text"), "log.format", "must be json or text")
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
+	v.check(c.Zone == "" || zoneName.MatchString(c.Zone), "zone", "must be letters, digits, '.', '-' or '_' (at most 64)")
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
@@ -203,18 +222,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 
 func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, bool)) {
 	v.check(u.JobConcurrency >= 1, p+".job_concurrency", "must be >= 1")
-	switch pu, err := url.Parse(u.URL); {
-	case u.URL == "":
-		v.add(p+".url", "required")
-	case err != nil:
-		v.add(p+".url", "not a URL: %v", err)
-	case pu.Scheme != "http" && pu.Scheme != "https":
-		v.add(p+".url", "scheme must be http or https, got %q", pu.Scheme)
-	case pu.Host == "":
-		v.add(p+".url", "has no host")
-	case pu.RawQuery != "" || pu.Fragment != "":
-		v.add(p+".url", "must not have a query or fragment")
-	}
+	u.validateEndpoints(v, p)
 	hdrs := make([]string, 0, len(u.Headers))
 	for h := range u.Headers {
 		hdrs = append(hdrs, h)
@@ -232,7 +240,9 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 	v.check(oneOf(u.Forwarded, ForwardedNone, ForwardedXForwarded, ForwardedRFC7239), p+".forwarded", "must be none, x-forwarded or forwarded")
 	u.Timeouts.validate(v, p+".timeouts")
 	if u.TLS != nil {
-		u.TLS.validate(v, p+".tls", u.URL)
+		for _, e := range u.Endpoints {
+			u.TLS.validate(v, p+".tls", e.URL)
+		}
 	}
 	validateMode(v, p, u.Mode, u.Cache)
 	u.RateLimit.validate(v, p+".rate_limit")
@@ -253,6 +263,66 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		Timeouts{PerTry: r.Timeouts.PerTry, Overall: r.Timeouts.Overall}.validate(v, rp+".timeouts")
 		r.Retry.validate(v, rp+".retry")
 		validateMode(v, rp, r.Mode, r.Cache)
+	}
+}
+
+// validateEndpoints checks url or endpoints, each endpoint, and the
+// health knobs.
+func (u *Upstream) validateEndpoints(v *checker, p string) {
+	switch {
+	case u.URL != "" && (len(u.Endpoints) != 1 || u.Endpoints[0] != Endpoint{URL: u.URL, Weight: 1}):
+		v.add(p+".url", "set url (one endpoint) or endpoints, not both")
+		return
+	case len(u.Endpoints) == 0:
+		v.add(p+".url", "required (or endpoints)")
+		return
+	case u.URL != "":
+		checkBaseURL(v, p+".url", u.URL)
+	}
+	seen := map[string]bool{}
+	zoned := 0
+	for i, e := range u.Endpoints {
+		ep := fmt.Sprintf("%s.endpoints[%d]", p, i)
+		if u.URL == "" {
+			checkBaseURL(v, ep+".url", e.URL)
+		}
+		v.check(!seen[e.URL], ep+".url", "listed twice")
+		seen[e.URL] = true
+		v.check(e.Weight >= 1 && e.Weight <= 1000, ep+".weight", "must be in [1, 1000]")
+		v.check(e.Zone == "" || zoneName.MatchString(e.Zone), ep+".zone", "must be letters, digits, '.', '-' or '_' (at most 64)")
+		if e.Zone != "" {
+			zoned++
+		}
+	}
+	v.check(zoned == 0 || zoned == len(u.Endpoints), p+".endpoints", "name a zone for every endpoint or for none")
+	h, hp := u.Health, p+".health"
+	v.check(h.Window >= Duration(time.Second), hp+".window", "must be at least 1s")
+	v.check(h.MinCalls >= 1, hp+".min_calls", "must be >= 1")
+	v.check(h.FailureMargin > 0, hp+".failure_margin", "must be > 0")
+	v.check(h.FailureFloor <= 100, hp+".failure_floor", "must be at most 100%%")
+	v.check(h.LatencyMargin > 0, hp+".latency_margin", "must be > 0")
+	v.check(h.MaxIsolated <= 100, hp+".max_isolated", "must be at most 100%%")
+	v.check(h.BaseIsolation >= Duration(time.Second), hp+".base_isolation", "must be at least 1s")
+	v.check(h.MaxIsolation >= h.BaseIsolation, hp+".max_isolation", "must be >= base_isolation")
+	v.check(h.ProbeShare > 0 && h.ProbeShare <= 50, hp+".probe_share", "must be in (0, 50%%]")
+	v.check(h.ProbeCalls >= 1 && h.ProbeCalls <= 1000, hp+".probe_calls", "must be in [1, 1000]")
+}
+
+var zoneName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// checkBaseURL checks an upstream's or an endpoint's base URL.
+func checkBaseURL(v *checker, p, raw string) {
+	switch pu, err := url.Parse(raw); {
+	case raw == "":
+		v.add(p, "required")
+	case err != nil:
+		v.add(p, "not a URL: %v", err)
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		v.add(p, "scheme must be http or https, got %q", pu.Scheme)
+	case pu.Host == "":
+		v.add(p, "has no host")
+	case pu.RawQuery != "" || pu.Fragment != "":
+		v.add(p, "must not have a query or fragment")
 	}
 }
 
