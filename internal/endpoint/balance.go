@@ -58,19 +58,32 @@ func (e *Endpoint) Done(now time.Time, took time.Duration, failed bool) {
 	e.stamp = now
 }
 
-// cost is the expected wait on the endpoint: its peak-EWMA latency
-// times the calls already waiting on it, over its weight. An endpoint
-// never measured costs nothing, so that it is tried.
-func (e *Endpoint) cost() float64 {
+// cost is the expected wait on the endpoint at now: its peak-EWMA
+// latency, decayed since its last call as if calls of no latency had
+// come in (Finagle's decay on read, so that an endpoint the balancer
+// stopped sending to is tried again), times the calls already waiting on
+// it, over its weight. An endpoint never measured costs nothing.
+func (e *Endpoint) cost(now time.Time) float64 {
 	e.mu.Lock()
-	ewma := e.ewma
+	ewma, stamp := e.ewma, e.stamp
 	e.mu.Unlock()
+	if idle := now.Sub(stamp); idle > 0 && ewma > 0 {
+		ewma *= math.Exp(-float64(idle) / float64(decay))
+	}
 	return ewma * float64(e.outstanding.Load()+1) / float64(e.Weight)
 }
 
+// Explore is the share of calls drawn by weight alone, whatever the
+// endpoints' latency: it keeps every available endpoint measured, so that
+// the detector can judge a slow one and notice when it heals, rather than
+// the balancer starving it unseen. Each endpoint gets at least about
+// Explore/n of the calls until it is isolated.
+const Explore = 0.1
+
 // PickP2C chooses among the candidates by the power of two choices: two
-// drawn at random in proportion to their weights, the cheaper kept.
-func PickP2C(cands []*Endpoint, rng *rand.Rand) *Endpoint {
+// drawn at random in proportion to their weights, the cheaper kept; or,
+// for an Explore share of calls, one drawn by weight alone.
+func PickP2C(cands []*Endpoint, now time.Time, rng *rand.Rand) *Endpoint {
 	switch len(cands) {
 	case 0:
 		return nil
@@ -78,8 +91,11 @@ func PickP2C(cands []*Endpoint, rng *rand.Rand) *Endpoint {
 		return cands[0]
 	}
 	a := drawWeighted(cands, rng, -1)
+	if rng.Float64() < Explore {
+		return cands[a]
+	}
 	b := drawWeighted(cands, rng, a)
-	if cands[b].cost() < cands[a].cost() {
+	if cands[b].cost(now) < cands[a].cost(now) {
 		return cands[b]
 	}
 	return cands[a]
@@ -110,7 +126,7 @@ func drawWeighted(cands []*Endpoint, rng *rand.Rand, skip int) int {
 // while at least half of its endpoints are available, else in any zone;
 // never avoid (the endpoint a failed attempt used) when another is
 // available.
-func Choose(all []*Endpoint, available func(*Endpoint) bool, local string, avoid *Endpoint, rng *rand.Rand) *Endpoint {
+func Choose(all []*Endpoint, available func(*Endpoint) bool, local string, avoid *Endpoint, now time.Time, rng *rand.Rand) *Endpoint {
 	var usable, near []*Endpoint
 	inZone, upInZone := 0, 0
 	for _, e := range all {
@@ -133,9 +149,9 @@ func Choose(all []*Endpoint, available func(*Endpoint) bool, local string, avoid
 	}
 	switch {
 	case len(near) > 0 && 2*upInZone >= inZone:
-		return PickP2C(near, rng)
+		return PickP2C(near, now, rng)
 	case len(usable) > 0:
-		return PickP2C(usable, rng)
+		return PickP2C(usable, now, rng)
 	case avoid != nil && available(avoid):
 		return avoid // the only one left
 	}

@@ -2,7 +2,6 @@ package endpoint
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -108,28 +107,36 @@ func NewPool(upstream, local string, eps []*Endpoint, cfg PoolConfig, pub Publis
 	return p
 }
 
-// ErrNoEndpoint is returned when no endpoint can take a call.
-var ErrNoEndpoint = errors.New("no endpoint available")
-
 // Pick chooses the endpoint for an attempt at now, avoiding the one the
 // last attempt used when another is available. Isolated and shifted
-// endpoints get no calls; probing ones a ProbeShare of them.
-func (p *Pool) Pick(now time.Time, avoid *Endpoint) (*Endpoint, error) {
+// endpoints get no calls, probing ones a ProbeShare of them, while any
+// endpoint is healthy and not shifted away; when none is, isolation
+// gives way (it never fails a call by itself), and then shifts do.
+func (p *Pool) Pick(now time.Time, avoid *Endpoint) *Endpoint {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expireShifts(now)
+	if len(p.eps) == 1 {
+		return p.eps[0]
+	}
 	probeNow := p.rng.Float64() < p.cfg.ProbeShare
 	for _, e := range p.eps {
 		if h := p.h[e]; probeNow && h.state == Probing && e != avoid && !p.shifted(e) {
-			return e, nil
+			return e
 		}
 	}
-	e := Choose(p.eps, func(e *Endpoint) bool { return p.h[e].state == Healthy && !p.shifted(e) }, p.local, avoid, p.rng)
-	if e == nil {
-		return nil, fmt.Errorf("%w: every endpoint of %s is isolated or shifted away", ErrNoEndpoint, p.upstream)
+	if e := Choose(p.eps, func(e *Endpoint) bool { return p.h[e].state == Healthy && !p.shifted(e) }, p.local, avoid, now, p.rng); e != nil {
+		return e
 	}
-	return e, nil
+	if e := Choose(p.eps, func(e *Endpoint) bool { return !p.shifted(e) }, p.local, avoid, now, p.rng); e != nil {
+		return e
+	}
+	return Choose(p.eps, func(*Endpoint) bool { return true }, p.local, avoid, now, p.rng)
 }
+
+// Release ends a call on e that says nothing of e's health (the client
+// went away, Seawall refused to send it).
+func (p *Pool) Release(e *Endpoint) { e.outstanding.Add(-1) }
 
 // Done records the end of a call made on e.
 func (p *Pool) Done(e *Endpoint, now time.Time, took time.Duration, failed bool) {

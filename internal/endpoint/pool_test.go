@@ -28,10 +28,7 @@ func run(p *Pool, start time.Time, d time.Duration, latency func(*Endpoint, time
 		n++
 		e := p.eps[n%len(p.eps)]
 		if p.State(e) != Healthy {
-			var err error
-			if e, err = p.Pick(now, nil); err != nil {
-				continue
-			}
+			e = p.Pick(now, nil)
 		}
 		e.Start()
 		p.Done(e, now, latency(e, now), false)
@@ -135,8 +132,19 @@ func TestPoolAllIsolated(t *testing.T) {
 	eps := endpoints(t, "a")
 	p := NewPool("api", "", eps, PoolConfig{}, &events{})
 	p.h[eps[0]].state = Isolated
-	if _, err := p.Pick(time.Now(), nil); err == nil {
-		t.Error("an isolated endpoint was picked")
+	if got := p.Pick(time.Now(), nil); got != eps[0] {
+		t.Errorf("with its only endpoint isolated, Pick = %v: isolation must not fail a call", got)
+	}
+	eps = endpoints(t, "a", "b", "c")
+	p = NewPool("api", "", eps, PoolConfig{}, &events{})
+	p.h[eps[0]].state, p.h[eps[1]].state = Isolated, Isolated
+	if _, err := p.AddShift(time.Now(), "c", "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if got := p.Pick(time.Now(), nil); got == eps[2] {
+			t.Fatal("the shifted endpoint was picked while isolated ones could serve")
+		}
 	}
 }
 
@@ -150,10 +158,7 @@ func TestPoolShifts(t *testing.T) {
 	calls := func(at time.Time) map[string]int {
 		got := map[string]int{}
 		for range 400 {
-			e, err := p.Pick(at, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := p.Pick(at, nil)
 			e.Start()
 			p.Done(e, at, time.Millisecond, false)
 			got[e.Zone]++
