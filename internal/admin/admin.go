@@ -1,13 +1,15 @@
 // Package admin serves Seawall's operator API on its own listener:
 // Prometheus metrics, health, the live state of each upstream, the cache
-// purge, the jobs and dead letters of the durable queue, and Go's profiles.
+// purge, manual endpoint shifts, the jobs and dead letters of the durable queue, and Go's profiles.
 package admin
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/http/pprof" //nolint:gosec // served on the admin listener only, behind its token
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -45,6 +47,33 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any) 
 	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, p.Status())
+	})))
+	mux.Handle("GET /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, p.Shifts())
+	})))
+	mux.Handle("POST /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var d time.Duration
+		if f := q.Get("for"); f != "" {
+			var err error
+			if d, err = time.ParseDuration(f); err != nil || d <= 0 {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("for=%q: want a duration like 30m (default 1h, at most 72h)", f))
+				return
+			}
+		}
+		s, err := p.AddShift(q.Get("upstream"), q.Get("zone"), q.Get("endpoint"), d)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, s)
+	})))
+	mux.Handle("DELETE /admin/shifts/{id}", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := p.RemoveShift(r.PathValue("id")); err != nil {
+			writeError(w, http.StatusNotFound, err)
+			return
+		}
+		writeJSON(w, map[string]string{"removed": r.PathValue("id")})
 	})))
 	mux.Handle("POST /admin/cache/purge", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := p.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))

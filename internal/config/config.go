@@ -325,7 +325,7 @@ type Endpoint struct {
 
 // Health is how an upstream's endpoints are judged (docs/endpoints.md).
 type Health struct {
-	// Window is how far back an endpoint's calls are judged. Default 30s.
+	// Window is how far back an endpoint's calls are judged. Default 10s.
 	Window Duration `yaml:"window"`
 	// MinCalls is the fewest calls in the window for an endpoint to be
 	// judged. Default 20.

@@ -162,7 +162,7 @@ upstreams:
 	if h.MaxIsolated.Fraction() != 0.34 || h.ProbeShare.Fraction() != 0.02 || h.LatencyFloor.D() != 80*time.Millisecond {
 		t.Errorf("health = %+v", h)
 	}
-	if h.MinCalls != 20 || h.Window.D() != 30*time.Second || h.BaseIsolation.D() != 10*time.Second || h.FailureFloor.Fraction() != 0.05 {
+	if h.MinCalls != 20 || h.Window.D() != 10*time.Second || h.BaseIsolation.D() != 10*time.Second || h.FailureFloor.Fraction() != 0.05 {
 		t.Errorf("health defaults = %+v", h)
 	}
 }

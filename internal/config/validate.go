@@ -104,7 +104,7 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		set(d, fmt.Sprintf("%s.endpoints[%d].weight", p, i), &u.Endpoints[i].Weight, 1)
 	}
 	h, hp := &u.Health, p+".health"
-	set(d, hp+".window", &h.Window, Duration(30*time.Second))
+	set(d, hp+".window", &h.Window, Duration(10*time.Second))
 	set(d, hp+".min_calls", &h.MinCalls, 20)
 	set(d, hp+".failure_margin", &h.FailureMargin, 100)
 	set(d, hp+".failure_floor", &h.FailureFloor, 5)

@@ -25,7 +25,7 @@ type Endpoint struct {
 
 // NewEndpoint returns an endpoint of weight w (0 means 1).
 func NewEndpoint(u *url.URL, zone string, w int) *Endpoint {
-	return &Endpoint{URL: u, Zone: zone, Weight: max(w, 1), Stats: NewStats(u.String(), zone)}
+	return &Endpoint{URL: u, Zone: zone, Weight: max(w, 1), Stats: NewStats(u.Redacted(), zone)}
 }
 
 // decay is the peak-EWMA's time constant (Finagle's default).

@@ -32,6 +32,11 @@ func (f Figures) FailureRate() float64 {
 	return float64(f.Failures) / float64(f.Calls)
 }
 
+// String gives the figures for a log line.
+func (f Figures) String() string {
+	return fmt.Sprintf("%s zone=%s calls=%d failure_rate=%.3f p90=%s isolated=%t", f.ID, f.Zone, f.Calls, f.FailureRate(), f.Latency.Round(100*time.Microsecond), f.Isolated)
+}
+
 // Config holds the detector's margins. Zero fields take the defaults.
 type Config struct {
 	// MinCalls is the fewest calls in the window for an endpoint to be

@@ -45,12 +45,22 @@ func (p LogPublisher) Publish(e Event) {
 	if e.Figures != nil {
 		attrs = append(attrs, "calls", e.Figures.Calls, "failure_rate", e.Figures.FailureRate(), "p90_ms", e.Figures.Latency.Milliseconds())
 	}
+	if len(e.Peers) > 0 {
+		peers := make([]string, len(e.Peers))
+		for i, f := range e.Peers {
+			peers[i] = f.String()
+		}
+		attrs = append(attrs, "peers", peers)
+	}
 	p.Log.Warn("endpoint "+e.Kind, attrs...)
 }
 
 // PoolConfig tunes isolation. Zero fields take the defaults.
 type PoolConfig struct {
 	Detector Config
+	// Window is how far back the detector looks; Run judges every
+	// Window/6. Default 10s.
+	Window time.Duration
 	// BaseIsolation is the first isolation's length; each repeat doubles
 	// it, up to MaxIsolation. Defaults 30s and 5m.
 	BaseIsolation, MaxIsolation time.Duration
@@ -62,6 +72,7 @@ type PoolConfig struct {
 
 func (c PoolConfig) withDefaults() PoolConfig {
 	c.Detector = c.Detector.withDefaults()
+	c.Window = cmp.Or(c.Window, 10*time.Second)
 	c.BaseIsolation = cmp.Or(c.BaseIsolation, 30*time.Second)
 	c.MaxIsolation = cmp.Or(c.MaxIsolation, 5*time.Minute)
 	c.ProbeShare = cmp.Or(c.ProbeShare, 0.02)
@@ -74,6 +85,8 @@ type health struct {
 	state      State
 	until      time.Time // isolated until
 	isolations int       // in a row, for the growing isolation time
+	total      int       // isolations ever
+	reason     string    // why it was last isolated
 	probes     []probe
 }
 
@@ -160,6 +173,7 @@ func (p *Pool) State(e *Endpoint) State {
 func (p *Pool) Tick(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireShifts(now)
 	figs := make([]Figures, len(p.eps))
 	for i, e := range p.eps {
 		figs[i] = e.Stats.Figures()
@@ -184,10 +198,73 @@ func (p *Pool) Tick(now time.Time) {
 			}
 			h.state, h.isolations, h.probes = Healthy, 0, nil
 			f := figs[i]
-			p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "restored", Endpoint: e.URL.String(), Zone: e.Zone,
+			p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "restored", Endpoint: e.URL.Redacted(), Zone: e.Zone,
 				Reason: fmt.Sprintf("%d probe calls healthy", p.cfg.ProbeCalls), Figures: &f})
 		}
 	}
+}
+
+// Run rotates the endpoints' windows and judges the pool every Window/6
+// until stop is closed. An upstream of one endpoint needs no Run.
+func (p *Pool) Run(stop <-chan struct{}) {
+	t := time.NewTicker(p.cfg.Window / statBuckets)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			for _, e := range p.eps {
+				e.Stats.Rotate()
+			}
+			p.Tick(now)
+		}
+	}
+}
+
+// Report is what the operator sees of one endpoint.
+type Report struct {
+	URL         string        `json:"url"`
+	Zone        string        `json:"zone,omitempty"`
+	Weight      int           `json:"weight"`
+	State       State         `json:"state"`
+	Shifted     bool          `json:"shifted,omitempty"`
+	Calls       int           `json:"calls"`        // in the window
+	FailureRate float64       `json:"failure_rate"` // in the window
+	P90         time.Duration `json:"-"`
+	P90Ms       float64       `json:"p90_ms"`
+	Share       float64       `json:"share"` // of the upstream's calls in the window
+	Outstanding int64         `json:"outstanding"`
+	Isolations  int           `json:"isolations"`
+	Until       *time.Time    `json:"isolated_until,omitempty"`
+	Reason      string        `json:"reason,omitempty"` // why it is (or was last) isolated
+}
+
+// Reports describes every endpoint at now, in configured order.
+func (p *Pool) Reports(now time.Time) []Report {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireShifts(now)
+	out := make([]Report, len(p.eps))
+	total := 0
+	for i, e := range p.eps {
+		f := e.Stats.Figures()
+		h := p.h[e]
+		out[i] = Report{URL: e.URL.Redacted(), Zone: e.Zone, Weight: e.Weight, State: h.state, Shifted: p.shifted(e),
+			Calls: f.Calls, FailureRate: f.FailureRate(), P90: f.Latency, P90Ms: float64(f.Latency.Microseconds()) / 1000,
+			Outstanding: e.outstanding.Load(), Isolations: h.total, Reason: h.reason}
+		if h.state == Isolated {
+			until := h.until
+			out[i].Until = &until
+		}
+		total += f.Calls
+	}
+	for i := range out {
+		if total > 0 {
+			out[i].Share = float64(out[i].Calls) / float64(total)
+		}
+	}
+	return out
 }
 
 // isolate takes e out of rotation for its next isolation time.
@@ -197,9 +274,14 @@ func (p *Pool) isolate(e *Endpoint, now time.Time, zone, reason string, figs []F
 	d = min(d, p.cfg.MaxIsolation)
 	h.state, h.until, h.probes = Isolated, now.Add(d), nil
 	h.isolations++
+	h.total++
+	h.reason = reason
+	if zone != "" {
+		h.reason = "zone " + zone + " isolated: " + reason
+	}
 	f := figs[i]
 	peers := append(append([]Figures{}, figs[:i]...), figs[i+1:]...)
-	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "isolated", Endpoint: e.URL.String(), Zone: zone,
+	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "isolated", Endpoint: e.URL.Redacted(), Zone: zone,
 		Reason: fmt.Sprintf("%s; isolated for %s", reason, d), Figures: &f, Peers: peers})
 }
 

@@ -207,4 +207,22 @@ func TestPoolShifts(t *testing.T) {
 	if kinds["shift-added"] != 4 || kinds["shift-removed"] != 1 || kinds["shift-expired"] != 1 {
 		t.Errorf("events %v", kinds)
 	}
+
+	// A reload's new pool keeps the shifts that still name its endpoints,
+	// and numbers new ones after them.
+	next := NewPool("api", "", endpoints(t, "a", "c"), PoolConfig{}, rec)
+	next.Adopt(at, p)
+	kept := next.Shifts(at)
+	if len(kept) != 1 || kept[0].Zone != "a" {
+		t.Fatalf("adopted %+v, want the zone a shift only (zone b is gone)", kept)
+	}
+	if next.Pick(at, nil).Zone == "a" {
+		t.Error("the adopted shift does not hold")
+	}
+	if err := next.RemoveShift(at, kept[0].ID); err != nil {
+		t.Error(err)
+	}
+	if s, _ := next.AddShift(at, "a", "", 0); s.ID == kept[0].ID {
+		t.Errorf("a new shift reused id %s", s.ID)
+	}
 }

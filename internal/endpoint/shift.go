@@ -27,7 +27,7 @@ const (
 var ErrShift = errors.New("shift refused")
 
 func (s Shift) covers(e *Endpoint) bool {
-	return (s.Zone != "" && e.Zone == s.Zone) || (s.Endpoint != "" && e.URL.String() == s.Endpoint)
+	return (s.Zone != "" && e.Zone == s.Zone) || (s.Endpoint != "" && (e.URL.String() == s.Endpoint || e.URL.Redacted() == s.Endpoint))
 }
 
 // AddShift moves traffic away from a zone or an endpoint for d (0: the
@@ -62,7 +62,7 @@ func (p *Pool) AddShift(now time.Time, zone, endpoint string, d time.Duration) (
 		return Shift{}, fmt.Errorf("%w: it would leave upstream %s no endpoint", ErrShift, p.upstream)
 	}
 	p.nextShift++
-	s.ID = strconv.Itoa(p.nextShift)
+	s.ID = p.upstream + "-" + strconv.Itoa(p.nextShift)
 	p.shifts = append(p.shifts, s)
 	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "shift-added", Endpoint: endpoint, Zone: zone,
 		Reason: fmt.Sprintf("shift %s until %s", s.ID, s.Until.UTC().Format(time.RFC3339))})
@@ -81,6 +81,24 @@ func (p *Pool) RemoveShift(now time.Time, id string) error {
 	p.shifts = slices.Delete(p.shifts, i, i+1)
 	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "shift-removed", Endpoint: s.Endpoint, Zone: s.Zone, Reason: "shift " + id + " removed"})
 	return nil
+}
+
+// Adopt takes over the shifts in force of the pool this one replaces on a
+// config reload, those that still name an endpoint or zone of this one,
+// so that a reload does not undo an operator's shift.
+func (p *Pool) Adopt(now time.Time, old *Pool) {
+	shifts := old.Shifts(now)
+	old.mu.Lock()
+	next := old.nextShift
+	old.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nextShift = max(p.nextShift, next)
+	for _, s := range shifts {
+		if slices.ContainsFunc(p.eps, s.covers) {
+			p.shifts = append(p.shifts, s)
+		}
+	}
 }
 
 // Shifts lists the shifts in force.

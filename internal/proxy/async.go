@@ -239,7 +239,7 @@ func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delive
 		key = "seawall-job-" + strconv.FormatInt(id, 10)
 	}
 	req.Header.Set("Idempotency-Key", key)
-	c := &call{upstream: u, target: target, requestID: rid, client: ctx, start: time.Now(), background: true}
+	c := &call{upstream: u, target: target, path: path, query: query, requestID: rid, client: ctx, start: time.Now(), background: true}
 	if u.keyHeader != "" {
 		c.tenant = req.Header.Get(u.keyHeader)
 	}

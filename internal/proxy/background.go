@@ -25,4 +25,7 @@ func (p *Proxy) goBackground(what string, fn func()) {
 
 // Close waits for background work to finish. Call it after the listeners
 // have stopped.
-func (p *Proxy) Close() { p.background.Wait() }
+func (p *Proxy) Close() {
+	p.background.Wait()
+	p.closeUpstreams()
+}

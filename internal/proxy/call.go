@@ -2,17 +2,23 @@ package proxy
 
 import (
 	"context"
+
 	"net/url"
 	"time"
+
+	"github.com/seawall/seawall/internal/endpoint"
 )
 
 // call is what the handler knows of one proxied request, handed to the
 // attempt loop.
 type call struct {
-	upstream  *Upstream
-	route     *Route
-	target    *url.URL
-	path      string // upstream-relative, escaped, normalised
+	upstream *Upstream
+	route    *Route
+	target   *url.URL
+	path     string // upstream-relative, escaped, normalised
+	query    string // raw
+	// endpoint is the one the last attempt went to: a retry avoids it.
+	endpoint  *endpoint.Endpoint
 	requestID string
 	tenant    string          // rate-limit key
 	client    context.Context // the client's own context, without the overall deadline

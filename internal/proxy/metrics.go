@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
 
@@ -33,6 +34,10 @@ type Metrics struct {
 	cacheLookups      *prometheus.CounterVec
 	cacheSaved        *prometheus.CounterVec
 	cacheEvictions    prometheus.Counter
+	endpointCalls     *prometheus.CounterVec
+	endpointFailures  *prometheus.CounterVec
+	endpointLatency   *prometheus.HistogramVec
+	endpointEvents    *prometheus.CounterVec
 }
 
 // NewMetrics registers Seawall's metrics and the Go runtime's.
@@ -61,12 +66,17 @@ func NewMetrics() *Metrics {
 		cacheSaved:        f("cache_upstream_calls_saved_total", "Upstream calls the cache saved: hits, stale answers and coalesced misses.", "upstream"),
 		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "seawall", Name: "cache_evictions_total",
 			Help: "Cache entries evicted to stay within cache.max_bytes."}),
-		limiterWait: h("ratelimit_wait_seconds", "Time calls waited for a rate-limit slot.", "upstream"),
+		endpointCalls:    f("endpoint_calls_total", "Calls made to an upstream's endpoint.", "upstream", "endpoint", "zone"),
+		endpointFailures: f("endpoint_failures_total", "Calls to an endpoint that failed: a connect error, a timeout, a 5xx or a 429.", "upstream", "endpoint", "zone"),
+		endpointLatency:  h("endpoint_call_duration_seconds", "Time of one call to an endpoint, up to its response headers or its failure.", "upstream", "endpoint", "zone"),
+		endpointEvents:   f("endpoint_events_total", "Endpoint isolations, restores and shifts, by kind.", "upstream", "kind"),
+		limiterWait:      h("ratelimit_wait_seconds", "Time calls waited for a rate-limit slot.", "upstream"),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "seawall", Name: "breaker_state",
 			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
 		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.cacheEvictions, m.limiterWait, m.limiterRejections, m.pauses, m.rateChanges,
+		m.endpointCalls, m.endpointFailures, m.endpointLatency, m.endpointEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -217,4 +227,44 @@ func (c limiterCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(s.QuotaRemaining), name)
 		}
 	}
+}
+
+// endpointCollector reports each endpoint's state and isolations when
+// scraped.
+type endpointCollector struct {
+	reports func() map[string][]endpoint.Report
+}
+
+var (
+	endpointStateDesc = prometheus.NewDesc("seawall_endpoint_state", "1 for the endpoint's current state (healthy, isolated, probing), 0 for the others.",
+		[]string{"upstream", "endpoint", "zone", "state"}, nil)
+	endpointIsolationsDesc = prometheus.NewDesc("seawall_endpoint_isolations_total", "Times the endpoint was isolated.",
+		[]string{"upstream", "endpoint", "zone"}, nil)
+	endpointShiftedDesc = prometheus.NewDesc("seawall_endpoint_shifted", "1 while a manual shift moves traffic away from the endpoint.",
+		[]string{"upstream", "endpoint", "zone"}, nil)
+)
+
+func (c endpointCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- endpointStateDesc
+	ch <- endpointIsolationsDesc
+	ch <- endpointShiftedDesc
+}
+
+func (c endpointCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, rs := range c.reports() {
+		for _, r := range rs {
+			for _, s := range []endpoint.State{endpoint.Healthy, endpoint.Isolated, endpoint.Probing} {
+				ch <- prometheus.MustNewConstMetric(endpointStateDesc, prometheus.GaugeValue, b2f(r.State == s), name, r.URL, r.Zone, string(s))
+			}
+			ch <- prometheus.MustNewConstMetric(endpointIsolationsDesc, prometheus.CounterValue, float64(r.Isolations), name, r.URL, r.Zone)
+			ch <- prometheus.MustNewConstMetric(endpointShiftedDesc, prometheus.GaugeValue, b2f(r.Shifted), name, r.URL, r.Zone)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

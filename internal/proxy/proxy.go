@@ -19,6 +19,7 @@ import (
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
@@ -76,7 +77,7 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	p.cache = store
 	m.watchCacheBytes(store.Bytes)
 	p.Apply(cfg)
-	m.Registry.MustRegister(limiterCollector{status: p.limiterStatus})
+	m.Registry.MustRegister(limiterCollector{status: p.limiterStatus}, endpointCollector{reports: p.endpointReports})
 	return p
 }
 
@@ -135,6 +136,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route:     route,
 		target:    u.target(rest, r.URL.RawQuery),
 		path:      rest,
+		query:     r.URL.RawQuery,
 		requestID: rid,
 		client:    r.Context(),
 		start:     start,
@@ -270,6 +272,10 @@ type UpstreamStatus struct {
 	PausedFor    float64          `json:"paused_for_seconds"`
 	RateLimitMax int              `json:"rate_limit_quota,omitempty"`
 	RateLimit    ratelimit.Status `json:"rate_limit"`
+	// Zone is Seawall's own zone, which calls prefer.
+	Zone      string            `json:"zone,omitempty"`
+	Endpoints []endpoint.Report `json:"endpoints"`
+	Shifts    []endpoint.Shift  `json:"shifts"`
 }
 
 // Status reports every upstream's live state, sorted by name.
@@ -283,6 +289,8 @@ func (p *Proxy) Status() []UpstreamStatus {
 		}
 		s.RateLimit = u.Limiter.Status()
 		s.PausedFor = s.RateLimit.PausedFor.Seconds()
+		s.Zone = u.zone
+		s.Endpoints, s.Shifts = u.eps.reports(time.Now())
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Name, b.Name) })
@@ -295,6 +303,16 @@ func (p *Proxy) limiterStatus() map[string]ratelimit.Status {
 	out := make(map[string]ratelimit.Status, len(ups))
 	for name, u := range ups {
 		out[name] = u.Limiter.Status()
+	}
+	return out
+}
+
+// endpointReports is every upstream's endpoints, for the metrics.
+func (p *Proxy) endpointReports() map[string][]endpoint.Report {
+	ups := p.settings().upstreams
+	out := make(map[string][]endpoint.Report, len(ups))
+	for name, u := range ups {
+		out[name], _ = u.eps.reports(time.Now())
 	}
 	return out
 }

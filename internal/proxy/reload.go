@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/seawall/seawall/internal/config"
 )
@@ -43,7 +44,7 @@ func (p *Proxy) Apply(cfg *config.Config) Applied {
 		switch {
 		case prev == nil:
 			a.Added = append(a.Added, name)
-		case reflect.DeepEqual(prev.cfg, uc):
+		case reflect.DeepEqual(prev.cfg, uc) && prev.zone == cfg.Zone:
 			next.upstreams[name] = prev
 			a.Kept = append(a.Kept, name)
 			continue
@@ -51,7 +52,11 @@ func (p *Proxy) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		next.upstreams[name] = newUpstream(name, uc, p)
+		u := newUpstream(name, cfg.Zone, uc, p)
+		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
+			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
+		}
+		next.upstreams[name] = u
 	}
 	if old != nil {
 		for name, u := range old.upstreams {
@@ -63,9 +68,10 @@ func (p *Proxy) Apply(cfg *config.Config) Applied {
 	}
 	p.cur.Store(next)
 	for _, u := range retired {
-		if now := next.upstreams[u.Name]; now == nil || now.cfg.URL != u.cfg.URL {
+		if now := next.upstreams[u.Name]; now == nil || !slices.Equal(endpointURLs(now.cfg), endpointURLs(u.cfg)) {
 			p.cache.Purge("GET|" + u.Name + "|") // answers of another vendor
 		}
+		u.eps.close()
 		if t, ok := u.transport.(*http.Transport); ok {
 			t.CloseIdleConnections() // calls under way keep theirs
 		}
@@ -74,4 +80,20 @@ func (p *Proxy) Apply(cfg *config.Config) Applied {
 		slices.Sort(l)
 	}
 	return a
+}
+
+func endpointURLs(c *config.Upstream) []string {
+	out := make([]string, len(c.Endpoints))
+	for i, e := range c.Endpoints {
+		out[i] = e.URL
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close stops the upstreams' health tickers, once no request is served.
+func (p *Proxy) closeUpstreams() {
+	for _, u := range p.settings().upstreams {
+		u.eps.close()
+	}
 }

@@ -151,10 +151,17 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 	}
+	e := u.eps.pick(c.endpoint)
+	if u.eps.pool != nil {
+		out.URL, out.Host = endpointTarget(e.URL, c.path, c.query), ""
+	}
+	c.endpoint = e
 	start := time.Now()
 	resp, wrote, err := u.send(out, c, slot)
 	elapsed := time.Since(start)
-	permit.Done(u.outcome(resp, err), elapsed)
+	outcome := u.outcome(resp, err)
+	u.eps.done(e, elapsed, outcome != breaker.Ignored, healthFailure(resp, err))
+	permit.Done(outcome, elapsed)
 	u.m.attempt(resp, err, elapsed)
 	if resp != nil {
 		u.Limiter.Observe(c.tenant, slot, ratelimit.Answer{Status: resp.StatusCode, Header: resp.Header, Sent: wrote})

@@ -20,7 +20,9 @@ import (
 type Upstream struct {
 	Name    string
 	cfg     *config.Upstream // as applied; compared on reload
-	base    *url.URL
+	zone    string           // Seawall's own, as applied
+	base    *url.URL         // the first endpoint's
+	eps     *endpoints
 	headers []injected
 
 	transport http.RoundTripper
@@ -109,17 +111,20 @@ type routeIndex int
 
 func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
-func newUpstream(name string, c *config.Upstream, p *Proxy) *Upstream {
-	base, _ := url.Parse(c.URL) // validated
+func newUpstream(name, zone string, c *config.Upstream, p *Proxy) *Upstream {
+	log := p.log.With(slog.String("upstream", name))
+	eps := newEndpoints(name, zone, c, newHealthEvents(log, p.metrics), p.metrics)
 	u := &Upstream{
 		Name:      name,
 		cfg:       c,
-		base:      base,
+		zone:      zone,
+		base:      eps.list[0].URL,
+		eps:       eps,
 		keyHeader: c.RateLimit.KeyHeader,
 		forwarded: c.Forwarded,
 		mux:       http.NewServeMux(),
 		m:         p.metrics.forUpstream(name),
-		log:       p.log.With(slog.String("upstream", name)),
+		log:       log,
 	}
 	for k, v := range c.Headers {
 		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})
@@ -237,14 +242,10 @@ func (u *Upstream) route(r *http.Request, path string) *Route {
 	return u.def
 }
 
-// target builds the upstream URL for an upstream-relative escaped path.
+// target builds the upstream URL for an upstream-relative escaped path,
+// on the first endpoint; each attempt moves it to the endpoint it picks.
 func (u *Upstream) target(escapedPath, rawQuery string) *url.URL {
-	t := *u.base
-	joined := strings.TrimSuffix(u.base.EscapedPath(), "/") + escapedPath
-	t.Path, _ = url.PathUnescape(joined)
-	t.RawPath = joined
-	t.RawQuery = rawQuery
-	return &t
+	return endpointTarget(u.base, escapedPath, rawQuery)
 }
 
 // copyBuffers lend the response relays their copy buffers.

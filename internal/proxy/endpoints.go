@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/endpoint"
+)
+
+// endpoints are an upstream's addresses at run time. One endpoint needs
+// no pool: its calls skip the balancer and the health bookkeeping.
+type endpoints struct {
+	list []*endpoint.Endpoint // in configured order
+	pool *endpoint.Pool       // nil for one endpoint
+	m    map[*endpoint.Endpoint]*endpointMetrics
+	stop chan struct{}
+	once sync.Once
+}
+
+func newEndpoints(name, zone string, c *config.Upstream, pub endpoint.Publisher, m *Metrics) *endpoints {
+	es := &endpoints{m: map[*endpoint.Endpoint]*endpointMetrics{}}
+	for _, ec := range c.Endpoints {
+		u, _ := url.Parse(ec.URL) // validated
+		e := endpoint.NewEndpoint(u, ec.Zone, ec.Weight)
+		es.list = append(es.list, e)
+		es.m[e] = m.forEndpoint(name, e)
+	}
+	if len(es.list) > 1 {
+		h := c.Health
+		es.pool = endpoint.NewPool(name, zone, es.list, endpoint.PoolConfig{
+			Detector: endpoint.Config{
+				MinCalls:      h.MinCalls,
+				FailureMargin: h.FailureMargin.Fraction(),
+				FailureFloor:  h.FailureFloor.Fraction(),
+				LatencyMargin: h.LatencyMargin.Fraction(),
+				LatencyFloor:  h.LatencyFloor.D(),
+				MaxIsolated:   max(h.MaxIsolated.Fraction(), 1e-9), // 0% means none: not the default
+			},
+			Window:        h.Window.D(),
+			BaseIsolation: h.BaseIsolation.D(),
+			MaxIsolation:  h.MaxIsolation.D(),
+			ProbeShare:    h.ProbeShare.Fraction(),
+			ProbeCalls:    h.ProbeCalls,
+		}, pub)
+		es.stop = make(chan struct{})
+		go es.pool.Run(es.stop)
+	}
+	return es
+}
+
+// close stops the health ticker of a retired upstream; calls under way
+// finish on the endpoints they have.
+func (es *endpoints) close() {
+	if es.stop != nil {
+		es.once.Do(func() { close(es.stop) })
+	}
+}
+
+// pick chooses the endpoint for an attempt, away from the one the last
+// attempt failed on (avoid) when another is available; done must follow.
+func (es *endpoints) pick(avoid *endpoint.Endpoint) *endpoint.Endpoint {
+	if es.pool == nil {
+		return es.list[0]
+	}
+	e := es.pool.Pick(time.Now(), avoid)
+	e.Start()
+	return e
+}
+
+// done records an attempt's end on e: failed says it failed (a connect
+// error, a timeout, a 5xx or a 429); judged false means it says nothing
+// of e's health (the client went away, Seawall would not send it).
+func (es *endpoints) done(e *endpoint.Endpoint, took time.Duration, judged, failed bool) {
+	em := es.m[e]
+	if es.pool == nil {
+		if judged {
+			em.record(took, failed)
+		}
+		return
+	}
+	if !judged {
+		es.pool.Release(e)
+		return
+	}
+	em.record(took, failed)
+	es.pool.Done(e, time.Now(), took, failed)
+}
+
+// reports describes the endpoints and the shifts in force. One endpoint
+// is never judged: it is healthy, with all the calls.
+func (es *endpoints) reports(now time.Time) ([]endpoint.Report, []endpoint.Shift) {
+	if es.pool == nil {
+		e := es.list[0]
+		return []endpoint.Report{{URL: e.URL.Redacted(), Zone: e.Zone, Weight: e.Weight, State: endpoint.Healthy, Share: 1}}, []endpoint.Shift{}
+	}
+	return es.pool.Reports(now), es.pool.Shifts(now)
+}
+
+// target builds the URL of an upstream-relative escaped path on e.
+func endpointTarget(base *url.URL, escapedPath, rawQuery string) *url.URL {
+	t := *base
+	joined := strings.TrimSuffix(base.EscapedPath(), "/") + escapedPath
+	t.Path, _ = url.PathUnescape(joined)
+	t.RawPath = joined
+	t.RawQuery = rawQuery
+	return &t
+}
+
+// healthFailure says whether an attempt's result counts against its
+// endpoint's health: a connect error, a timeout, a 5xx or a 429.
+func healthFailure(resp *http.Response, err error) bool {
+	if err != nil {
+		return true
+	}
+	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
+}
+
+// healthEvents logs isolations, restores and shifts with their evidence
+// and counts them; incident signals will consume the same events.
+type healthEvents struct {
+	log endpoint.LogPublisher
+	m   *Metrics
+}
+
+func (h healthEvents) Publish(e endpoint.Event) {
+	h.log.Publish(e)
+	h.m.endpointEvents.WithLabelValues(e.Upstream, e.Kind).Inc()
+}
+
+// endpointMetrics are one endpoint's metrics, with labels bound.
+type endpointMetrics struct {
+	calls, failures prometheus.Counter
+	latency         prometheus.Observer
+}
+
+func (em *endpointMetrics) record(took time.Duration, failed bool) {
+	em.calls.Inc()
+	if failed {
+		em.failures.Inc()
+	}
+	em.latency.Observe(took.Seconds())
+}
+
+func (m *Metrics) forEndpoint(upstream string, e *endpoint.Endpoint) *endpointMetrics {
+	u, z := e.URL.String(), e.Zone
+	return &endpointMetrics{
+		calls:    m.endpointCalls.WithLabelValues(upstream, u, z),
+		failures: m.endpointFailures.WithLabelValues(upstream, u, z),
+		latency:  m.endpointLatency.WithLabelValues(upstream, u, z),
+	}
+}
+
+func newHealthEvents(log *slog.Logger, m *Metrics) healthEvents {
+	return healthEvents{log: endpoint.LogPublisher{Log: log}, m: m}
+}
+
+// ShiftView is a shift in force on one upstream.
+type ShiftView struct {
+	Upstream string `json:"upstream"`
+	endpoint.Shift
+}
+
+// ErrUnknownShift is returned for a shift id not in force.
+var ErrUnknownShift = errors.New("no such shift")
+
+// AddShift moves an upstream's traffic away from a zone or an endpoint,
+// at once, for d (0: an hour).
+func (p *Proxy) AddShift(upstream, zone, url string, d time.Duration) (ShiftView, error) {
+	u := p.settings().upstreams[upstream]
+	switch {
+	case u == nil:
+		return ShiftView{}, fmt.Errorf("%w: no upstream %q", endpoint.ErrShift, upstream)
+	case u.eps.pool == nil:
+		return ShiftView{}, fmt.Errorf("%w: upstream %s has one endpoint, and a shift would leave it none", endpoint.ErrShift, upstream)
+	}
+	s, err := u.eps.pool.AddShift(time.Now(), zone, url, d)
+	return ShiftView{upstream, s}, err
+}
+
+// RemoveShift ends a shift at once.
+func (p *Proxy) RemoveShift(id string) error {
+	for _, u := range p.settings().upstreams {
+		if u.eps.pool != nil && u.eps.pool.RemoveShift(time.Now(), id) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is not in force (it may have expired)", ErrUnknownShift, id)
+}
+
+// Shifts lists the shifts in force, by upstream.
+func (p *Proxy) Shifts() []ShiftView {
+	out := []ShiftView{}
+	for _, u := range p.settings().upstreams {
+		if u.eps.pool == nil {
+			continue
+		}
+		for _, s := range u.eps.pool.Shifts(time.Now()) {
+			out = append(out, ShiftView{u.Name, s})
+		}
+	}
+	slices.SortFunc(out, func(a, b ShiftView) int { return a.Until.Compare(b.Until) })
+	return out
+}
