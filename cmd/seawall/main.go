@@ -37,11 +37,13 @@ commands:
   reload [-c FILE]    make a running Seawall read its config file again
   jobs VERB           list, show, retry or cancel jobs of a running Seawall
   dead VERB           list or replay dead jobs (see seawall jobs -h)
+  shift VERB          move an upstream's traffic away from a zone or an
+                      endpoint, list or remove shifts (see seawall shift -h)
   version             print the version, commit and Go version of this build
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "version", "help"}
+var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -90,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return reloadCmd(args[1:], stdout, stderr)
 	case "jobs", "dead":
 		return jobsCmd(args[0], args[1:], stdout, stderr)
+	case "shift":
+		return shiftCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -73,16 +73,17 @@ func (e *Endpoint) cost(now time.Time) float64 {
 	return ewma * float64(e.outstanding.Load()+1) / float64(e.Weight)
 }
 
-// Explore is the share of calls drawn by weight alone, whatever the
-// endpoints' latency: it keeps every available endpoint measured, so that
-// the detector can judge a slow one and notice when it heals, rather than
-// the balancer starving it unseen. Each endpoint gets at least about
-// Explore/n of the calls until it is isolated.
+// Explore is the share of calls drawn by weight alone among all the
+// available endpoints, whatever their latency or zone: it keeps every
+// available endpoint measured, so that the detector can judge a slow one
+// and notice when it heals rather than the balancer starving it unseen,
+// and so that other zones are known healthy before traffic spills onto
+// them. Each endpoint gets at least about Explore/n of the calls until
+// it is isolated; the local zone keeps at least 1-Explore of them.
 const Explore = 0.1
 
 // PickP2C chooses among the candidates by the power of two choices: two
-// drawn at random in proportion to their weights, the cheaper kept; or,
-// for an Explore share of calls, one drawn by weight alone.
+// drawn at random in proportion to their weights, the cheaper kept.
 func PickP2C(cands []*Endpoint, now time.Time, rng *rand.Rand) *Endpoint {
 	switch len(cands) {
 	case 0:
@@ -91,9 +92,6 @@ func PickP2C(cands []*Endpoint, now time.Time, rng *rand.Rand) *Endpoint {
 		return cands[0]
 	}
 	a := drawWeighted(cands, rng, -1)
-	if rng.Float64() < Explore {
-		return cands[a]
-	}
 	b := drawWeighted(cands, rng, a)
 	if cands[b].cost(now) < cands[a].cost(now) {
 		return cands[b]
@@ -123,9 +121,9 @@ func drawWeighted(cands []*Endpoint, rng *rand.Rand, skip int) int {
 }
 
 // Choose picks an endpoint among those available: in the local zone
-// while at least half of its endpoints are available, else in any zone;
-// never avoid (the endpoint a failed attempt used) when another is
-// available.
+// while at least half of its endpoints are available, else in any zone,
+// by PickP2C, but an Explore share by weight alone among all; never
+// avoid (the endpoint a failed attempt used) when another is available.
 func Choose(all []*Endpoint, available func(*Endpoint) bool, local string, avoid *Endpoint, now time.Time, rng *rand.Rand) *Endpoint {
 	var usable, near []*Endpoint
 	inZone, upInZone := 0, 0
@@ -148,6 +146,8 @@ func Choose(all []*Endpoint, available func(*Endpoint) bool, local string, avoid
 		}
 	}
 	switch {
+	case len(usable) > 1 && rng.Float64() < Explore:
+		return usable[drawWeighted(usable, rng, -1)]
 	case len(near) > 0 && 2*upInZone >= inZone:
 		return PickP2C(near, now, rng)
 	case len(usable) > 0:

@@ -100,7 +100,14 @@ type Verdict struct {
 // judged endpoints that are not outliers are at least HealthyShare of
 // them, and as long as the isolated stay within MaxIsolated of the pool.
 // Identical figures never make an outlier.
-func Judge(cfg Config, fs []Figures) []Verdict {
+//
+// recent, when given, holds the same endpoints' figures over the newest
+// part of the window (in the same order). It guards the onset of a
+// region-wide problem, which each endpoint's window shows at a slightly
+// different moment: nothing is isolated while fewer than HealthyShare of
+// the endpoints with recent calls (at least MinCalls/4 of them) are
+// healthy by recent figures, judged against the window's baseline.
+func Judge(cfg Config, fs, recent []Figures) []Verdict {
 	c := cfg.withDefaults()
 	out := make([]Verdict, len(fs))
 	var judged []int
@@ -134,26 +141,23 @@ func Judge(cfg Config, fs []Figures) []Verdict {
 	var outliers []outlier
 	for _, i := range judged {
 		f := fs[i]
-		rate, sev := f.FailureRate(), 0.0
-		var why []string
-		if rate > baseRate*(1+c.FailureMargin) && rate-baseRate >= c.FailureFloor {
-			sev += (rate - baseRate) / max(baseRate, c.FailureFloor)
-			why = append(why, fmt.Sprintf("failure rate %.1f%% against the peers' %.1f%%", 100*rate, 100*baseRate))
-		}
-		if float64(f.Latency) > float64(baseLat)*(1+c.LatencyMargin) && f.Latency-baseLat >= c.LatencyFloor {
-			sev += float64(f.Latency-baseLat) / float64(max(baseLat, c.LatencyFloor))
-			why = append(why, fmt.Sprintf("p90 latency %s against the peers' %s", f.Latency.Round(time.Millisecond), baseLat.Round(time.Millisecond)))
-		}
-		if len(why) > 0 {
+		if sev, why := c.outlier(f, baseRate, baseLat); sev > 0 {
 			out[i].Outlier = true
-			out[i].Reason = fmt.Sprintf("%s, over %d calls", joinAnd(why), f.Calls)
+			out[i].Reason = fmt.Sprintf("%s, over %d calls", why, f.Calls)
 			outliers = append(outliers, outlier{i, sev})
 		}
 	}
 	healthy := len(judged) - len(outliers)
-	if float64(healthy) < c.HealthyShare*float64(len(judged)) {
+	held := ""
+	switch {
+	case float64(healthy) < c.HealthyShare*float64(len(judged)):
+		held = "; not isolated: most of the upstream is degraded too (the breaker's matter)"
+	case len(outliers) > 0 && c.degradingTogether(recent, baseRate, baseLat):
+		held = "; not isolated: most of the upstream's newest calls are degraded too (a region-wide onset)"
+	}
+	if held != "" {
 		for _, o := range outliers {
-			out[o.i].Reason += "; not isolated: most of the upstream is degraded too (the breaker's matter)"
+			out[o.i].Reason += held
 		}
 		return out
 	}
@@ -168,6 +172,44 @@ func Judge(cfg Config, fs []Figures) []Verdict {
 	}
 	markZones(fs, out)
 	return out
+}
+
+// outlier says how far f is worse than the baseline (0: not an outlier)
+// and why: past both the relative margin and the absolute floor, for
+// failure rate or latency.
+func (c Config) outlier(f Figures, baseRate float64, baseLat time.Duration) (severity float64, why string) {
+	rate := f.FailureRate()
+	var reasons []string
+	if rate > baseRate*(1+c.FailureMargin) && rate-baseRate >= c.FailureFloor {
+		severity += (rate - baseRate) / max(baseRate, c.FailureFloor)
+		reasons = append(reasons, fmt.Sprintf("failure rate %.1f%% against the peers' %.1f%%", 100*rate, 100*baseRate))
+	}
+	if float64(f.Latency) > float64(baseLat)*(1+c.LatencyMargin) && f.Latency-baseLat >= c.LatencyFloor {
+		severity += float64(f.Latency-baseLat) / float64(max(baseLat, c.LatencyFloor))
+		reasons = append(reasons, fmt.Sprintf("p90 latency %s against the peers' %s", f.Latency.Round(time.Millisecond), baseLat.Round(time.Millisecond)))
+	}
+	if len(reasons) == 0 {
+		return 0, ""
+	}
+	return severity, joinAnd(reasons)
+}
+
+// degradingTogether reports whether fewer than HealthyShare of the
+// endpoints with enough recent calls are healthy by their recent figures
+// against the window's baseline.
+func (c Config) degradingTogether(recent []Figures, baseRate float64, baseLat time.Duration) bool {
+	enough := max(c.MinCalls/4, 3)
+	seen, sick := 0, 0
+	for _, f := range recent {
+		if f.Isolated || f.Calls < enough {
+			continue
+		}
+		seen++
+		if sev, _ := c.outlier(f, baseRate, baseLat); sev > 0 {
+			sick++
+		}
+	}
+	return seen >= 2 && float64(seen-sick) < c.HealthyShare*float64(seen)
 }
 
 // markZones names the zone on the verdicts of a zone whose every endpoint

@@ -22,6 +22,31 @@ func isolatedIDs(vs []Verdict) string {
 	return strings.Join(ids, ",")
 }
 
+// The onset of a region-wide slowdown reaches the endpoints' windows at
+// slightly different moments: one already looks slow over its window
+// while the others do not yet. Their newest calls say the whole upstream
+// is slowing, and nothing is isolated; a lone brownout passes the check.
+func TestJudgeHoldsBackOnARegionWideOnset(t *testing.T) {
+	window := []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Zone: "c", Calls: 200, Latency: 320 * time.Millisecond}}
+	slowNow := func(id string) Figures { return Figures{ID: id, Calls: 20, Latency: 320 * time.Millisecond} }
+	fastNow := func(id string) Figures { return Figures{ID: id, Calls: 20, Latency: 20 * time.Millisecond} }
+
+	vs := Judge(Config{}, window, []Figures{slowNow("a"), slowNow("b"), slowNow("c")})
+	if got := isolatedIDs(vs); got != "" {
+		t.Errorf("with every endpoint's newest calls slow, isolated %q", got)
+	}
+	if !strings.Contains(vs[2].Reason, "region-wide onset") {
+		t.Errorf("the held-back outlier's reason %q does not say why", vs[2].Reason)
+	}
+	if got := isolatedIDs(Judge(Config{}, window, []Figures{fastNow("a"), fastNow("b"), slowNow("c")})); got != "c" {
+		t.Errorf("a lone brownout with its peers' newest calls fast: isolated %q, want c", got)
+	}
+	few := []Figures{{ID: "a", Calls: 2, Latency: time.Second}, {ID: "b", Calls: 2, Latency: time.Second}, slowNow("c")}
+	if got := isolatedIDs(Judge(Config{}, window, few)); got != "c" {
+		t.Errorf("peers with too few recent calls to judge held the isolation back: isolated %q", got)
+	}
+}
+
 // The acceptance scenarios of endpoint health, on figures alone.
 func TestJudge(t *testing.T) {
 	slow := func(f Figures) Figures { f.Latency += 300 * time.Millisecond; return f }
@@ -45,7 +70,7 @@ func TestJudge(t *testing.T) {
 		{"small latency gap is no outlier", Config{}, []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Calls: 200, Latency: 60 * time.Millisecond}}, "", ""},
 		{"one already isolated fills the room", Config{MaxIsolated: 0.34}, []Figures{{ID: "a", Isolated: true}, healthy("b", "b"), slow(healthy("c", "c")), healthy("d", "d")}, "", ""},
 	} {
-		vs := Judge(tc.cfg, tc.fs)
+		vs := Judge(tc.cfg, tc.fs, nil)
 		if got := isolatedIDs(vs); got != tc.want {
 			t.Errorf("%s: isolated %q, want %q (%+v)", tc.name, got, tc.want, vs)
 		}
@@ -69,6 +94,14 @@ func TestJudgeProperties(t *testing.T) {
 		n := 1 + rng.IntN(12)
 		cfg := Config{MaxIsolated: rng.Float64(), MinCalls: 1 + rng.IntN(50)}
 		fs := make([]Figures, n)
+		var recent []Figures // half the time, random newest figures too
+		if rng.IntN(2) == 0 {
+			recent = make([]Figures, n)
+			for i := range recent {
+				calls := rng.IntN(60)
+				recent[i] = Figures{Calls: calls, Failures: rng.IntN(calls + 1), Latency: time.Duration(rng.IntN(2000)) * time.Millisecond}
+			}
+		}
 		already := 0
 		for i := range fs {
 			calls := rng.IntN(500)
@@ -78,7 +111,7 @@ func TestJudgeProperties(t *testing.T) {
 				already++
 			}
 		}
-		vs := Judge(cfg, fs)
+		vs := Judge(cfg, fs, recent)
 		isolating := 0
 		for i, v := range vs {
 			if v.Isolate {
@@ -98,7 +131,7 @@ func TestJudgeProperties(t *testing.T) {
 			alike[i] = same
 			alike[i].ID = string(rune('a' + i))
 		}
-		for _, v := range Judge(cfg, alike) {
+		for _, v := range Judge(cfg, alike, recent) {
 			if v.Isolate || v.Outlier {
 				t.Fatalf("identical figures %+v made %s an outlier", same, v.ID)
 			}

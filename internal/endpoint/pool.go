@@ -41,7 +41,14 @@ type LogPublisher struct{ Log *slog.Logger }
 
 // Publish implements Publisher.
 func (p LogPublisher) Publish(e Event) {
-	attrs := []any{"upstream", e.Upstream, "endpoint", e.Endpoint, "zone", e.Zone, "reason", e.Reason}
+	attrs := []any{"upstream", e.Upstream}
+	if e.Endpoint != "" {
+		attrs = append(attrs, "endpoint", e.Endpoint)
+	}
+	if e.Zone != "" {
+		attrs = append(attrs, "zone", e.Zone)
+	}
+	attrs = append(attrs, "reason", e.Reason)
 	if e.Figures != nil {
 		attrs = append(attrs, "calls", e.Figures.Calls, "failure_rate", e.Figures.FailureRate(), "p90_ms", e.Figures.Latency.Milliseconds())
 	}
@@ -175,11 +182,14 @@ func (p *Pool) Tick(now time.Time) {
 	defer p.mu.Unlock()
 	p.expireShifts(now)
 	figs := make([]Figures, len(p.eps))
+	recent := make([]Figures, len(p.eps))
 	for i, e := range p.eps {
 		figs[i] = e.Stats.Figures()
+		recent[i] = e.Stats.Recent(recentSlices)
 		figs[i].Isolated = p.h[e].state != Healthy
+		recent[i].Isolated = figs[i].Isolated
 	}
-	for i, v := range Judge(p.cfg.Detector, figs) {
+	for i, v := range Judge(p.cfg.Detector, figs, recent) {
 		if !v.Isolate {
 			continue
 		}
@@ -275,10 +285,10 @@ func (p *Pool) isolate(e *Endpoint, now time.Time, zone, reason string, figs []F
 	h.state, h.until, h.probes = Isolated, now.Add(d), nil
 	h.isolations++
 	h.total++
-	h.reason = reason
 	if zone != "" {
-		h.reason = "zone " + zone + " isolated: " + reason
+		reason = "zone " + zone + " isolated: " + reason
 	}
+	h.reason = reason
 	f := figs[i]
 	peers := append(append([]Figures{}, figs[:i]...), figs[i+1:]...)
 	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "isolated", Endpoint: e.URL.Redacted(), Zone: zone,

@@ -66,12 +66,20 @@ func (s *Stats) Rotate() {
 	s.active.Store(next)
 }
 
+// recentSlices is how many of the newest slices make the recent figures
+// that guard a region-wide onset: the current one and the one before.
+const recentSlices = 2
+
 // Figures sums the window: calls, failures and the p90 latency.
-func (s *Stats) Figures() Figures {
+func (s *Stats) Figures() Figures { return s.Recent(statBuckets) }
+
+// Recent sums the newest n slices (the current one first) as Figures does.
+func (s *Stats) Recent(n int) Figures {
 	f := Figures{ID: s.id, Zone: s.zone}
 	merged, _ := ddsketch.NewDefaultDDSketch(sketchAccuracy)
-	for i := range s.b {
-		b := &s.b[i]
+	active := int(s.active.Load())
+	for k := range min(n, statBuckets) {
+		b := &s.b[(active-k+statBuckets)%statBuckets]
 		f.Calls += int(b.calls.Load())
 		f.Failures += int(b.failures.Load())
 		b.mu.Lock()

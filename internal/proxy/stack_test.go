@@ -86,6 +86,7 @@ func newStackDoc(t *testing.T, doc string) *stack {
 	s.cfg = cfg
 	s.m = proxy.NewMetrics()
 	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
+	t.Cleanup(s.proxy.Close)
 	// Served as seawall serve does: over proxy.Listener.
 	s.sw = httptest.NewUnstartedServer(s.proxy)
 	s.sw.Listener = proxy.Listener(s.sw.Listener)

@@ -113,7 +113,7 @@ func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
 func newUpstream(name, zone string, c *config.Upstream, p *Proxy) *Upstream {
 	log := p.log.With(slog.String("upstream", name))
-	eps := newEndpoints(name, zone, c, newHealthEvents(log, p.metrics), p.metrics)
+	eps := newEndpoints(name, zone, c, newHealthEvents(p.log, p.metrics), p.metrics) // events name their upstream
 	u := &Upstream{
 		Name:      name,
 		cfg:       c,
