@@ -119,6 +119,26 @@ func BenchmarkChoose(b *testing.B) {
 	}
 }
 
+// BenchmarkPoolPickDone is what an attempt on an upstream of three
+// endpoints pays for the balancer and the health bookkeeping: Pick (under
+// the pool's lock), Start, and Done (the peak-EWMA, the window's counters
+// and sketch). An upstream of one endpoint pays none of it.
+func BenchmarkPoolPickDone(b *testing.B) {
+	var eps []*Endpoint
+	for i := range 3 {
+		u, _ := url.Parse("http://10.0.0." + string(rune('1'+i)))
+		eps = append(eps, NewEndpoint(u, string(rune('a'+i)), 1))
+	}
+	p := NewPool("api", "a", eps, PoolConfig{}, LogPublisher{})
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		e := p.Pick(now, nil)
+		e.Start()
+		p.Done(e, now, time.Millisecond, false)
+	}
+}
+
 // A fast failure is never a fast success: an endpoint that fails at once
 // does not draw the traffic its speed would.
 func TestFastFailuresDoNotAttract(t *testing.T) {

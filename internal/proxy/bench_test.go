@@ -78,6 +78,31 @@ upstreams:
 	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
 }
 
+// BenchmarkPassThroughEndpoints is BenchmarkPassThrough with the
+// upstream's calls balanced over three endpoints in three zones, with the
+// health window and detector running: the cost of endpoint health,
+// against the one-endpoint upstream of BenchmarkPassThrough.
+func BenchmarkPassThroughEndpoints(b *testing.B) {
+	ups := []string{benchUpstream(b).URL, benchUpstream(b).URL, benchUpstream(b).URL}
+	doc := `admin: {listen: "off"}
+log: {level: warn}
+zone: a
+upstreams:
+  api:
+    endpoints:
+      - {url: "` + ups[0] + `", zone: a}
+      - {url: "` + ups[1] + `", zone: b}
+      - {url: "` + ups[2] + `", zone: c}
+    headers: {Authorization: Bearer k}
+    rate_limit: {rate: 10000000/s, burst: 1000}
+    breaker: {min_calls: 100}
+    retry: {max_attempts: 3}
+    routes:
+      - match: "GET /v1/items/{id}"
+`
+	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
+}
+
 // BenchmarkCacheHit answers a cached-mode GET from the cache, with the same
 // policies on as BenchmarkPassThrough.
 func BenchmarkCacheHit(b *testing.B) {

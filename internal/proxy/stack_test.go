@@ -29,6 +29,7 @@ type stack struct {
 	logs  *syncBuffer
 	clock *testClock
 	cfg   *config.Config
+	doc   string // the config's YAML
 }
 
 // testClock is the wall clock plus an offset a test can advance, so that
@@ -78,7 +79,7 @@ func newStackURL(t *testing.T, top, url, extra string) *stack {
 // newStackDoc puts a Seawall with the config doc in front of its upstreams.
 func newStackDoc(t *testing.T, doc string) *stack {
 	t.Helper()
-	s := &stack{t: t, logs: &syncBuffer{}, clock: &testClock{}}
+	s := &stack{t: t, logs: &syncBuffer{}, clock: &testClock{}, doc: doc}
 	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)
