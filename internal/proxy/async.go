@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,14 +11,21 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
+// JobLimits gives the limits in force for job deliveries: the most of a
+// deferred job's answer kept, and the most of any answer read.
+func (p *Proxy) JobLimits() (maxResult, maxResponse int64) {
+	st := p.settings()
+	return st.maxResult, st.maxResp
+}
+
 // SetJobs gives the proxy its job store, enabling async and deferred
-// modes. The store delivers through the proxy (Deliver), so it is set
-// after both exist.
+// modes. The store delivers through the upstream set (p.Upstreams), not
+// through the proxy: jobs do not depend on the handler.
 func (p *Proxy) SetJobs(s jobs.Store) { p.jobs = s }
 
 // Jobs is the job store, or nil when no route is async or deferred.
@@ -49,7 +55,7 @@ var (
 func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path string, deferred bool) {
 	refuse := func(err error) {
 		c.err = err
-		p.finish(w, r, c, writeProblem(w, err, c.upstream.Name, c.requestID, 0), "seawall")
+		p.finish(w, r, c, writeProblem(w, err, c.Upstream.Name, c.RequestID, 0), "seawall")
 	}
 	callback, err := p.checkCallback(r.Header.Get("Seawall-Callback"))
 	if err != nil {
@@ -62,11 +68,11 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(app.blame(err, c))
 		return
 	}
-	h := filtered(r.Header, notForwarded)
-	c.upstream.forwardedHeaders(h, r) // as the app's request was when accepted
+	h := filtered(r.Header, upstream.NotForwarded)
+	c.Upstream.ForwardedHeaders(h, r) // as the app's request was when accepted
 	delete(h, "Prefer")
-	d := jobs.Delivery{Upstream: c.upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.requestID,
+	d := jobs.Delivery{Upstream: c.Upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.RequestID,
 		Token: jobs.NewToken()}
 	if r.URL.RawQuery != "" {
 		d.Path += "?" + r.URL.RawQuery
@@ -76,7 +82,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	}
 	job, existing, err := p.jobs.Enqueue(r.Context(), d)
 	if err != nil {
-		refuse(p.storeFailed(r, c.requestID, err))
+		refuse(p.storeFailed(r, c.RequestID, err))
 		return
 	}
 	if existing && job.Delivery.Fingerprint != d.Fingerprint {
@@ -182,112 +188,4 @@ func writeResult(w http.ResponseWriter, job jobs.Job) {
 	}
 	w.WriteHeader(job.Result.Status)
 	_, _ = w.Write(job.Result.Body)
-}
-
-// Deliver implements jobs.Deliverer: one delivery attempt through the
-// upstream's pause gate, limiter (behind interactive calls) and breaker. A
-// refusal by those gates defers the job without spending an attempt.
-func (p *Proxy) Deliver(ctx context.Context, id int64, attempt int, d jobs.Delivery) (*jobs.Result, error) {
-	rid := cmp.Or(d.RequestID, newRequestID())
-	start := time.Now()
-	res, err := p.deliver(ctx, id, rid, d)
-	outcome, level := "succeeded", slog.LevelInfo
-	var wait *jobs.WaitError
-	switch {
-	case errors.As(err, &wait):
-		outcome = "waited"
-	case err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		outcome = "interrupted" // shutting down: requeued, no attempt spent
-	case err != nil:
-		outcome, level = "failed", slog.LevelWarn
-	}
-	attrs := []slog.Attr{
-		slog.Int64("job", id), slog.Int("attempt", attempt), slog.String("request_id", rid),
-		slog.String("upstream", d.Upstream), slog.String("method", d.Method), slog.String("path", truncate(strings.SplitN(d.Path, "?", 2)[0], 512)),
-		slog.String("outcome", outcome), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-	}
-	if res != nil {
-		attrs = append(attrs, slog.Int("status", res.Status))
-	}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	p.log.LogAttrs(ctx, level, "delivery", attrs...)
-	return res, err
-}
-
-// deliver is one delivery attempt of job id, carrying request id rid.
-func (p *Proxy) deliver(ctx context.Context, id int64, rid string, d jobs.Delivery) (*jobs.Result, error) {
-	u := p.settings().upstreams[d.Upstream]
-	if u == nil {
-		// Removed by a reload: the job waits, spending no attempt, until
-		// the upstream is configured again (or its max_age passes).
-		return nil, &jobs.WaitError{After: removedUpstreamWait}
-	}
-	path, query, _ := strings.Cut(d.Path, "?")
-	target := u.target(path, query)
-	req, err := http.NewRequestWithContext(ctx, d.Method, target.String(), http.NoBody)
-	if err != nil {
-		return nil, err
-	}
-	req.Header = http.Header(d.Header).Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	key := d.IdempotencyKey
-	if key == "" {
-		key = "seawall-job-" + strconv.FormatInt(id, 10)
-	}
-	req.Header.Set("Idempotency-Key", key)
-	c := &call{upstream: u, target: target, path: path, query: query, requestID: rid, client: ctx, start: time.Now(), background: true}
-	if u.keyHeader != "" {
-		c.tenant = req.Header.Get(u.keyHeader)
-	}
-	c.route = u.route(req, path)
-	u.prepareOutbound(req.Header, c.requestID)
-	actx, cancel := context.WithTimeout(ctx, c.route.Overall)
-	defer cancel()
-	resp, err := u.attempt(req.WithContext(actx), c, bodyOrNil(d.Body), 1)
-	var gate gateError
-	if errors.As(err, &gate) {
-		after, _ := retryAfter(gate.error)
-		return nil, &jobs.WaitError{After: max(after, 50*time.Millisecond)}
-	}
-	if errors.Is(err, ErrOverloaded) {
-		return nil, &jobs.WaitError{After: time.Second} // Seawall's trouble: no attempt spent
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	res := &jobs.Result{Status: resp.StatusCode}
-	if d.Deferred {
-		res.Header = filtered(resp.Header, notRelayed)
-		maxResult := p.settings().maxResult
-		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
-		if err != nil {
-			return nil, fmt.Errorf("reading the upstream's answer: %w", err)
-		}
-		if int64(len(res.Body)) > maxResult {
-			res.Body, res.Truncated = res.Body[:maxResult], true
-		}
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, p.settings().maxResp))
-	p.invalidateAfter(u, d.Method, path, resp.StatusCode, resp.Header)
-	if c.route.Retry.RetryableStatus(resp.StatusCode) || resp.StatusCode >= 500 {
-		return res, fmt.Errorf("upstream answered %d", resp.StatusCode)
-	}
-	return res, nil
-}
-
-// removedUpstreamWait is how long a job of an upstream removed from the
-// config waits before it looks again.
-const removedUpstreamWait = 30 * time.Second
-
-// bodyOrNil gives attempt a replayable body, or none.
-func bodyOrNil(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }

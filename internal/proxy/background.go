@@ -27,5 +27,5 @@ func (p *Proxy) goBackground(what string, fn func()) {
 // have stopped.
 func (p *Proxy) Close() {
 	p.background.Wait()
-	p.closeUpstreams()
+	p.ups.Close()
 }

@@ -16,38 +16,8 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/cache"
-	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/upstream"
 )
-
-// routeCache is a route's caching policy at run time.
-type routeCache struct {
-	over     cache.Overrides
-	keyHdrs  []string
-	keyQuery []string // nil: the whole query
-	identity []string
-	wait     time.Duration
-}
-
-func newRouteCache(c *config.Cache, keyHeader string) *routeCache {
-	if c == nil {
-		return nil
-	}
-	identity := append([]string{"Authorization"}, c.IdentityHeaders...)
-	if !c.ShareCookies {
-		identity = append(identity, "Cookie")
-	}
-	if keyHeader != "" {
-		identity = append(identity, keyHeader)
-	}
-	return &routeCache{
-		over: cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D(),
-			StoreSetCookie: c.StoreSetCookie},
-		keyHdrs:  c.KeyHeaders,
-		keyQuery: c.KeyQuery,
-		identity: identity,
-		wait:     c.CoalesceWait.D(),
-	}
-}
 
 // ErrNotCached answers a request with only-if-cached that the cache cannot serve.
 var ErrNotCached = errors.New("not in cache")
@@ -55,12 +25,12 @@ var ErrNotCached = errors.New("not in cache")
 // key is the primary cache key: method, upstream, path and the chosen
 // query, then a hash of the caller's identity and the key headers. Purging
 // by prefix works on "GET|upstream|/path".
-func (rc *routeCache) key(u *Upstream, r *http.Request, path string) string {
+func cacheKey(rc *upstream.CachePolicy, u *upstream.Upstream, r *http.Request, path string) string {
 	query := r.URL.RawQuery
-	if rc.keyQuery != nil {
+	if rc.KeyQuery != nil {
 		q := r.URL.Query()
 		kept := url.Values{}
-		for _, name := range rc.keyQuery {
+		for _, name := range rc.KeyQuery {
 			if v, ok := q[name]; ok {
 				kept[name] = v
 			}
@@ -68,7 +38,7 @@ func (rc *routeCache) key(u *Upstream, r *http.Request, path string) string {
 		query = kept.Encode()
 	}
 	h := sha256.New()
-	for _, names := range [][]string{rc.identity, rc.keyHdrs} {
+	for _, names := range [][]string{rc.Identity, rc.KeyHeaders} {
 		for _, name := range names {
 			fmt.Fprintf(h, "%s=%q;", name, r.Header.Values(name))
 		}
@@ -79,14 +49,14 @@ func (rc *routeCache) key(u *Upstream, r *http.Request, path string) string {
 
 // PurgeCache removes an upstream's cached responses whose path starts with
 // pathPrefix ("" for all of them) and reports how many keys went.
-func (p *Proxy) PurgeCache(upstream, pathPrefix string) (int, error) {
-	if p.settings().upstreams[upstream] == nil {
-		return 0, fmt.Errorf("%w %q", ErrUnknownUpstream, upstream)
+func (p *Proxy) PurgeCache(name, pathPrefix string) (int, error) {
+	if p.ups.Get(name) == nil {
+		return 0, fmt.Errorf("%w %q", ErrUnknownUpstream, name)
 	}
 	if pathPrefix != "" && !strings.HasPrefix(pathPrefix, "/") {
 		return 0, fmt.Errorf("path %q must start with /", pathPrefix)
 	}
-	return p.cache.Purge("GET|" + upstream + "|" + pathPrefix), nil
+	return p.cache.Purge("GET|" + name + "|" + pathPrefix), nil
 }
 
 // varyKey extends a primary key with the request's values of the headers
@@ -146,19 +116,19 @@ type fillResult struct {
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
 	if r.Header.Get("Range") != "" {
 		// A part is not the whole: passed through, and not stored.
-		c.upstream.m.cacheLookup("bypass")
+		c.Upstream.M.CacheLookup("bypass")
 		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")
 		p.serveSync(w, r, c)
 		return
 	}
-	rc := c.route.cache
-	primary := rc.key(c.upstream, r, path)
+	rc := c.Route.Cache
+	primary := cacheKey(rc, c.Upstream, r, path)
 	rq := cache.ParseCacheControl(r.Header)
 	stale, key := p.lookup(primary, r)
 	now := p.now()
 	var v cache.Verdict
 	if stale != nil {
-		v = stale.Judge(rq, now, rc.over)
+		v = stale.Judge(rq, now, rc.Over)
 		switch {
 		case v.Fresh:
 			p.cacheHit(w, r, c, stale, now, "hit; ttl="+strconv.FormatInt(ttlSeconds(v.TTL), 10), "hit")
@@ -186,12 +156,12 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		res = fillResult{err: errTooLargeToShare} // not for another caller
 	}
 	if errors.Is(res.err, errTooLargeToShare) {
-		c.upstream.m.cacheLookup("bypass")
+		c.Upstream.M.CacheLookup("bypass")
 		p.serveSync(w, r, c)
 		return
 	}
 	failed := res.err != nil || res.status >= 500
-	if failed && stale != nil && v.ServeOnError && !c.clientGone() {
+	if failed && stale != nil && v.ServeOnError && !c.ClientGone() {
 		p.cacheHit(w, r, c, stale, now, fmt.Sprintf("fwd=stale; %sttl=%d; detail=stale-if-error", fwdStatus(res.status), ttlSeconds(v.TTL)), "stale")
 		return
 	}
@@ -209,14 +179,14 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 	f, leader := p.flights.join(key)
 	if leader {
 		// A flight for this key may have landed since the caller looked.
-		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.route.cache.over).Fresh {
+		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.Route.Cache.Over).Fresh {
 			f.res = fillResult{entry: e, stored: true, status: e.Status}
 			p.flights.land(key, f)
 			return f.res, true
 		}
 	}
 	if !leader {
-		t := time.NewTimer(c.route.cache.wait)
+		t := time.NewTimer(c.Route.Cache.Wait)
 		defer t.Stop()
 		select {
 		case <-f.done:
@@ -228,24 +198,24 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 	}
 	// Waiters depend on this call: it outlives the leader's client, within
 	// the route's overall timeout.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.route.Overall)
-	fc := *c
-	fc.client = fctx
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Route.Overall)
+	fc, inner := *c, *c.Call
+	inner.Client, fc.Call = fctx, &inner
 	f.res = p.fetch(fctx, r, &fc, primary, stale)
 	if f.res.stream != nil {
-		f.res.stream.Body = &cancelOnClose{ReadCloser: f.res.stream.Body, cancel: cancel}
+		f.res.stream.Body = &upstream.CancelOnClose{ReadCloser: f.res.stream.Body, Cancel: cancel}
 	} else {
 		cancel()
 	}
-	c.attempts = fc.attempts
+	c.Attempts = fc.Attempts
 	p.flights.land(key, f)
 	return f.res, true
 }
 
 // fetch calls the upstream through the sync attempt loop and stores what it may.
 func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary string, stale *cache.Entry) fillResult {
-	u, rc := c.upstream, c.route.cache
-	out := u.outbound(ctx, r, c)
+	u, rc := c.Upstream, c.Route.Cache
+	out := u.Outbound(c.interim.trace(ctx), r, c.Call)
 	out.Body, out.ContentLength = nil, 0
 	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
 		out.Header.Del(h) // the cache needs the whole response
@@ -259,7 +229,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		}
 	}
 	sent := p.now()
-	resp, err := u.do(out, c)
+	resp, err := u.Do(out, c.Call)
 	if err != nil {
 		return fillResult{err: err}
 	}
@@ -286,13 +256,13 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		return fillResult{err: fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, maxResp), status: resp.StatusCode}
 	}
 	if int64(len(body)) > p.maxEntry {
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		resp.Body = upstream.ReadCloser{Reader: io.MultiReader(bytes.NewReader(body), resp.Body), Closer: resp.Body}
 		return fillResult{stream: resp, status: resp.StatusCode, notes: "too-large"}
 	}
 	_ = resp.Body.Close()
 	e := cache.NewEntry(resp.StatusCode, resp.Header, body, sent, received)
 	res := fillResult{entry: e, status: resp.StatusCode, private: len(resp.Header.Values("Set-Cookie")) > 0}
-	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.over)
+	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.Over)
 	if ok && res.private {
 		// Stored without the cookie, which stays the leader's alone.
 		kept := *e
@@ -334,7 +304,7 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	status := fmt.Sprintf("fwd=%s; %s", fwd, fwdStatus(res.status))
 	switch {
 	case res.stored:
-		status += fmt.Sprintf("stored; ttl=%d", ttlSeconds(res.entry.Lifetime(c.route.cache.over)))
+		status += fmt.Sprintf("stored; ttl=%d", ttlSeconds(res.entry.Lifetime(c.Route.Cache.Over)))
 	case res.notes != "":
 		status += "detail=" + res.notes
 	}
@@ -345,9 +315,9 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	if res.revalid {
 		result = "revalidated"
 	}
-	c.upstream.m.cacheLookup(result)
+	c.Upstream.M.CacheLookup(result)
 	if res.stream != nil {
-		err := c.upstream.proxyResponse(w, res.stream, status, p.settings().maxResp)
+		err := proxyResponse(w, res.stream, status, p.settings().maxResp)
 		if err != nil {
 			c.err = fmt.Errorf("relaying the body: %w", err)
 		}
@@ -358,19 +328,19 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 		return
 	}
 	if !led {
-		c.upstream.m.cacheSaved.Inc()
+		c.Upstream.M.CacheSaved.Inc()
 	}
 	p.finish(w, r, c, writeEntry(w, r, res.entry, p.now(), status, "upstream"), "upstream")
 }
 
 func (p *Proxy) cacheHit(w http.ResponseWriter, r *http.Request, c *call, e *cache.Entry, now time.Time, status, result string) {
-	c.upstream.m.cacheLookup(result)
-	c.upstream.m.cacheSaved.Inc()
+	c.Upstream.M.CacheLookup(result)
+	c.Upstream.M.CacheSaved.Inc()
 	p.finish(w, r, c, writeEntry(w, r, e, now, status, "cache"), "cache")
 }
 
 func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, err error, status string) {
-	c.upstream.m.cacheLookup("miss")
+	c.Upstream.M.CacheLookup("miss")
 	w.Header().Set("Cache-Status", "Seawall; "+status)
 	p.finish(w, r, c, answerError(w, c, err), "seawall")
 }
@@ -400,7 +370,7 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 
 // proxyResponse streams a response too large to cache, at most maxResp
 // bytes of it; an error means it was cut short.
-func (u *Upstream) proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string, maxResp int64) error {
+func proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus string, maxResp int64) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyHeader(h, resp.Header, notRelayed)

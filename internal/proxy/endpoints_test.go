@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
-	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
 )
 
@@ -118,24 +116,6 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 	for _, fam := range families {
 		if name := fam.GetName(); strings.HasPrefix(name, "seawall_") && !strings.Contains(string(doc2), "`"+name+"`") {
 			t.Errorf("docs/operations.md does not list %s", name)
-		}
-	}
-}
-
-// A retry goes to another endpoint than the attempt that failed.
-func TestRetryLeavesTheFailedEndpoint(t *testing.T) {
-	f := newFleet(t, "", "", "a", "b")
-	f.member("a").fake.Set(fakeapi.Behavior{Down: true})
-	for i := range 40 {
-		if r := f.s.get(fmt.Sprintf("/api/r/%d", i)); r.status != http.StatusOK {
-			t.Fatalf("request %d: %d, want the retry on b to answer", i, r.status)
-		}
-	}
-	for _, c := range f.member("a").fake.Calls() {
-		for _, again := range f.member("a").fake.Calls() {
-			if again.Path == c.Path && again.At != c.At {
-				t.Fatalf("%s was retried on the endpoint that failed it", c.Path)
-			}
 		}
 	}
 }

@@ -4,66 +4,42 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
-// Errors Seawall answers with instead of an upstream response.
+// Errors Seawall answers with instead of an upstream response. Those of
+// a call to the upstream are the upstream runtime's, named here too.
 var (
 	ErrUnknownUpstream     = errors.New("unknown upstream")
 	ErrNotProxy            = errors.New("not an open proxy")
-	ErrUpstreamTimeout     = errors.New("upstream timed out")
-	ErrUpstreamUnreachable = errors.New("upstream unreachable")
-	ErrRequestTooLarge     = errors.New("request body too large")
+	ErrUpstreamTimeout     = upstream.ErrUpstreamTimeout
+	ErrUpstreamUnreachable = upstream.ErrUpstreamUnreachable
+	ErrRequestTooLarge     = upstream.ErrRequestTooLarge
 	ErrResponseTooLarge    = errors.New("upstream response too large")
 	ErrUnsupportedMode     = errors.New("access mode not available")
-	ErrClientGone          = errors.New("client went away")
+	ErrClientGone          = upstream.ErrClientGone
 	// ErrBadRequest: the app's request could not be read as HTTP (a
 	// malformed chunked body, one cut short).
 	ErrBadRequest = errors.New("bad request")
 	// ErrBadFraming: the request's head frames its body in a way that
 	// cannot be trusted (HTTP/1.0 with Transfer-Encoding).
-	ErrBadFraming = errors.New("bad request framing")
-	// ErrOutcomeUnknown: the request was sent, and no answer came back.
-	ErrOutcomeUnknown = errors.New("upstream outcome unknown")
-	// ErrUpstreamTLS: the upstream's certificate was refused, or it
-	// refused Seawall's TLS.
-	ErrUpstreamTLS = errors.New("upstream TLS failure")
-	// ErrOverloaded: Seawall's own host ran out of something (file
-	// descriptors, buffers, local ports); the upstream is not to blame.
-	ErrOverloaded = errors.New("seawall overloaded")
+	ErrBadFraming     = errors.New("bad request framing")
+	ErrOutcomeUnknown = upstream.ErrOutcomeUnknown
+	ErrUpstreamTLS    = upstream.ErrUpstreamTLS
+	ErrOverloaded     = upstream.ErrOverloaded
 )
 
-// OutcomeUnknownError is a failure after the whole request was written
-// to the upstream: it may have acted on it.
-type OutcomeUnknownError struct {
-	// Keyed says the request carried an Idempotency-Key.
-	Keyed bool
-	Err   error
-}
-
-func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("%v: the request was sent, then: %v", ErrOutcomeUnknown, e.Err)
-}
-
-func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Err} }
-
-// RetriesError says every attempt failed; Err is the last attempt's failure.
-type RetriesError struct {
-	Attempts int
-	Err      error
-}
-
-func (e *RetriesError) Error() string {
-	return fmt.Sprintf("%d attempts failed, last: %v", e.Attempts, e.Err)
-}
-
-func (e *RetriesError) Unwrap() error { return e.Err }
+// OutcomeUnknownError and RetriesError are the upstream runtime's.
+type (
+	OutcomeUnknownError = upstream.OutcomeUnknownError
+	RetriesError        = upstream.RetriesError
+)
 
 // StatusClientClosed is logged for requests whose client went away; nothing
 // is sent (nginx's 499).
@@ -179,16 +155,8 @@ func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, 
 }
 
 func retryAfter(err error) (time.Duration, bool) {
-	var ex *ratelimit.ExceededError
-	if errors.As(err, &ex) {
-		return ex.RetryAfter, true
-	}
-	var oe *breaker.OpenError
-	if errors.As(err, &oe) {
-		return oe.RetryAfter, true
-	}
-	if errors.Is(err, ErrOverloaded) || errors.Is(err, ErrQueueUnavailable) {
+	if errors.Is(err, ErrQueueUnavailable) {
 		return time.Second, true
 	}
-	return 0, false
+	return upstream.RetryAfter(err)
 }

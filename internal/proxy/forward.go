@@ -11,34 +11,36 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 // serveSync sends a request down the sync path (package doc steps 3-5):
 // one outbound request built from the app's, the attempt loop, and the
 // answer relayed as it streams in.
 func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
-	u := c.upstream
-	if err := u.breakerRejecting(); err != nil {
+	u := c.Upstream
+	if err := u.BreakerRejecting(); err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), c.route.Overall)
+	ctx, cancel := context.WithTimeout(r.Context(), c.Route.Overall)
 	defer cancel()
 	c.interim = newInterimRelay(w, r)
 	defer c.interim.stop()
 	st := p.settings()
-	out := u.outbound(ctx, r, c)
+	out := u.Outbound(c.interim.trace(ctx), r, c.Call)
 	var body *appBody
 	if out.Body != nil {
 		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, st.maxReq)}
 		out.Body = body
 	}
-	resp, err := u.do(out, c)
+	resp, err := u.Do(out, c.Call)
 	if err != nil && body != nil {
 		err = body.blame(err, c)
 	}
 	if err == nil && resp.ContentLength > st.maxResp {
-		closeBody(resp)
+		upstream.CloseBody(resp)
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, st.maxResp)
 	}
 	if err != nil {
@@ -51,14 +53,14 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	defer copyBuffers.Put(buf)
 	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
 	if err == nil && int64(n) > st.maxResp {
-		closeBody(resp)
+		upstream.CloseBody(resp)
 		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, st.maxResp)
 	}
 	if err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	p.invalidateAfter(u, r.Method, c.path, resp.StatusCode, resp.Header)
+	p.InvalidateAfter(u, r.Method, c.Path, resp.StatusCode, resp.Header)
 	err = p.relay(w, resp, (*buf)[:n], *buf, c, st.maxResp)
 	p.finish(w, r, c, resp.StatusCode, "upstream")
 	if err != nil {
@@ -66,29 +68,6 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 		// response short, so the app cannot take it for whole.
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// outbound is the request sent upstream for an app's request: the same
-// method and body, the upstream's URL, and the header from outboundHeader
-// and prepareOutbound.
-func (u *Upstream) outbound(ctx context.Context, r *http.Request, c *call) *http.Request {
-	h := outboundHeader(r.Header)
-	u.forwardedHeaders(h, r)
-	u.prepareOutbound(h, c.requestID)
-	out := http.Request{
-		Method:        r.Method,
-		URL:           c.target,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          r.Body,
-		ContentLength: r.ContentLength,
-	}
-	if r.ContentLength == 0 {
-		out.Body = nil // a retried request without a body needs none
-	}
-	return out.WithContext(c.interim.trace(ctx))
 }
 
 // appBody is the app's request body, remembering why reading it failed,
@@ -121,7 +100,7 @@ func (b *appBody) blame(err error, c *call) error {
 	switch {
 	case c.deadlines != nil && c.deadlines.bodyExpired():
 		return fmt.Errorf("%w: within %s", ErrRequestTimeout, c.deadlines.bodyUntil.Sub(c.start).Round(time.Millisecond))
-	case readErr == nil && !errors.Is(err, errBodyRead):
+	case readErr == nil && !errors.Is(err, upstream.ErrBodyRead):
 		return err
 	case errors.Is(err, ErrRequestTooLarge):
 		return err
@@ -131,7 +110,7 @@ func (b *appBody) blame(err error, c *call) error {
 		// A framing error, or a body cut short, says the request was bad
 		// even if the client has stopped sending: answer it.
 		return fmt.Errorf("%w: the body could not be read: %w", ErrBadRequest, readErr)
-	case c.clientGone():
+	case c.ClientGone():
 		return ErrClientGone
 	default:
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
@@ -147,12 +126,12 @@ func firstChunk(resp *http.Response, buf []byte, c *call) (int, error) {
 	if err == nil || errors.Is(err, io.EOF) || (errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
 		return n, nil
 	}
-	closeBody(resp)
+	upstream.CloseBody(resp)
 	switch {
-	case c.clientGone():
+	case c.ClientGone():
 		return 0, ErrClientGone
 	case errors.Is(err, context.DeadlineExceeded):
-		return 0, fmt.Errorf("%w: the body did not start within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+		return 0, fmt.Errorf("%w: the body did not start within the overall timeout of %s", ErrUpstreamTimeout, c.Route.Overall)
 	default:
 		return 0, &OutcomeUnknownError{Err: fmt.Errorf("reading the body: %w", err)}
 	}
@@ -167,8 +146,8 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []b
 	h := w.Header()
 	copyHeader(h, resp.Header, notRelayed)
 	h["Seawall-Source"] = fromUp
-	if c.attempts > 1 {
-		h["Seawall-Attempts"] = []string{strconv.Itoa(c.attempts)}
+	if c.Attempts > 1 {
+		h["Seawall-Attempts"] = []string{strconv.Itoa(c.Attempts)}
 	}
 	w.WriteHeader(resp.StatusCode)
 	if c.deadlines != nil {
@@ -179,7 +158,7 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []b
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = fmt.Errorf("the app did not read the answer in time (limits.write_timeout, or the overall timeout): %w", err)
-		case c.clientGone():
+		case c.ClientGone():
 			err = ErrClientGone
 		}
 		c.err = fmt.Errorf("relaying the body: %w", err)
@@ -243,3 +222,6 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// copyBuffers lend the response relays their copy buffers.
+var copyBuffers = newPool(func() *[]byte { b := make([]byte, 32<<10); return &b })

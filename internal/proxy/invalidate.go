@@ -4,24 +4,26 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 // safeMethods do not change the resource (RFC 9110 §9.2.1).
 var safeMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true}
 
-// invalidateAfter drops what the cache holds for a resource an unsafe
+// InvalidateAfter drops what the cache holds for a resource an unsafe
 // request has just changed (RFC 9111 §4.4): after a non-error answer
 // (below 400) to any method but GET, HEAD, OPTIONS and TRACE, every
 // stored answer for the request's path, whatever its query, variant or
 // caller, and for the paths its Location and Content-Location name on
 // the same upstream. path is upstream-relative and escaped.
-func (p *Proxy) invalidateAfter(u *Upstream, method, path string, status int, h http.Header) {
+func (p *Proxy) InvalidateAfter(u *upstream.Upstream, method, path string, status int, h http.Header) {
 	if safeMethods[method] || status >= 400 || status < 200 {
 		return
 	}
 	p.cache.Purge("GET|" + u.Name + "|" + path + "?")
 	for _, name := range []string{"Location", "Content-Location"} {
-		if rel, ok := u.relative(path, h.Get(name)); ok {
+		if rel, ok := relative(u, path, h.Get(name)); ok {
 			p.cache.Purge("GET|" + u.Name + "|" + rel + "?")
 		}
 	}
@@ -29,7 +31,7 @@ func (p *Proxy) invalidateAfter(u *Upstream, method, path string, status int, h 
 
 // relative is the upstream-relative escaped path of ref, resolved against
 // the request's path, when ref names a resource of this upstream.
-func (u *Upstream) relative(from, ref string) (string, bool) {
+func relative(u *upstream.Upstream, from, ref string) (string, bool) {
 	if ref == "" {
 		return "", false
 	}
@@ -37,11 +39,11 @@ func (u *Upstream) relative(from, ref string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	abs := u.target(from, "").ResolveReference(r)
-	if abs.Scheme != u.base.Scheme || abs.Host != u.base.Host {
+	abs := u.Target(from, "").ResolveReference(r)
+	if abs.Scheme != u.Base.Scheme || abs.Host != u.Base.Host {
 		return "", false // another origin: RFC 9111 §4.4 says not to
 	}
-	base := strings.TrimSuffix(u.base.EscapedPath(), "/")
+	base := strings.TrimSuffix(u.Base.EscapedPath(), "/")
 	rel, ok := strings.CutPrefix(abs.EscapedPath(), base)
 	if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
 		return "", false

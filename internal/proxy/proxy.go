@@ -2,14 +2,10 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,16 +15,16 @@ import (
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
-	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/jobs"
-	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
-const requestIDHeader = "Seawall-Request-Id"
+const requestIDHeader = upstream.RequestIDHeader
 
 // Proxy is the application-facing handler: package doc step 1.
 type Proxy struct {
 	cur      atomic.Pointer[settings] // swapped whole by Apply
+	ups      *upstream.Set            // the upstreams in force, replaced by Apply too
 	log      *slog.Logger
 	metrics  *Metrics
 	maxEntry int64
@@ -40,11 +36,10 @@ type Proxy struct {
 	background sync.WaitGroup // see goBackground
 }
 
-// settings are what a config reload replaces: the upstreams and the
-// limits. A request keeps the upstream it found, and finishes under it
+// settings are the limits a config reload replaces (the upstreams are
+// in p.ups). A request keeps the upstream it found, and finishes under it
 // whatever is applied meanwhile.
 type settings struct {
-	upstreams     map[string]*Upstream
 	maxReq        int64
 	maxResp       int64
 	bodyRead      time.Duration   // limits.body_read_timeout
@@ -62,6 +57,12 @@ type Option func(*Proxy)
 // WithClock makes the cache read time from now, for tests.
 func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
 
+// Metrics are Seawall's Prometheus metrics, in a registry of their own.
+type Metrics = upstream.Metrics
+
+// NewMetrics registers Seawall's metrics and the Go runtime's.
+func NewMetrics() *Metrics { return upstream.NewMetrics() }
+
 // New builds a proxy from a validated config.
 func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Proxy {
 	p := &Proxy{
@@ -73,11 +74,11 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	for _, o := range opts {
 		o(p)
 	}
-	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.cacheEvictions.Inc)
+	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.CacheEvictions.Inc)
 	p.cache = store
-	m.watchCacheBytes(store.Bytes)
+	m.WatchCacheBytes(store.Bytes)
+	p.ups = upstream.NewSet(m, log, p.retired)
 	p.Apply(cfg)
-	m.Registry.MustRegister(limiterCollector{status: p.limiterStatus}, endpointCollector{reports: p.endpointReports})
 	return p
 }
 
@@ -88,7 +89,11 @@ func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }
 func (p *Proxy) Logger() *slog.Logger { return p.log }
 
 // Upstream returns the named upstream, or nil.
-func (p *Proxy) Upstream(name string) *Upstream { return p.settings().upstreams[name] }
+func (p *Proxy) Upstream(name string) *upstream.Upstream { return p.ups.Get(name) }
+
+// Upstreams is the set of upstreams in force, which the job workers
+// deliver through too.
+func (p *Proxy) Upstreams() *upstream.Set { return p.ups }
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,26 +129,28 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.logRequest(r, rid, name, "", status, "seawall", 0, start, err)
 		return
 	}
-	route := u.route(r, rest)
-	mode, err := route.modeFor(r, p.jobs != nil)
+	route := u.Match(r, rest)
+	mode, err := modeFor(route, r, p.jobs != nil)
 	if err != nil {
 		status := writeProblem(w, err, u.Name, rid, 0)
 		p.logRequest(r, rid, u.Name, route.Name, status, "seawall", 0, start, err)
 		return
 	}
 	c := &call{
-		upstream:  u,
-		route:     route,
-		target:    u.target(rest, r.URL.RawQuery),
-		path:      rest,
-		query:     r.URL.RawQuery,
-		requestID: rid,
-		client:    r.Context(),
+		Call: &upstream.Call{
+			Upstream:  u,
+			Route:     route,
+			Target:    u.Target(rest, r.URL.RawQuery),
+			Path:      rest,
+			Query:     r.URL.RawQuery,
+			RequestID: rid,
+			Client:    r.Context(),
+		},
 		start:     start,
 		deadlines: dl,
 	}
-	if u.keyHeader != "" {
-		c.tenant = r.Header.Get(u.keyHeader)
+	if u.KeyHeader != "" {
+		c.Tenant = r.Header.Get(u.KeyHeader)
 	}
 	if st := p.settings(); r.ContentLength > st.maxReq {
 		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, st.maxReq)
@@ -168,13 +175,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // resolve finds the upstream and the upstream-relative escaped path, its
 // dot segments resolved (normalizePath): routes match, and the upstream
 // receives, the path as resolved, and never one above its base path.
-func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
+func (p *Proxy) resolve(r *http.Request) (*upstream.Upstream, string, error) {
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
 		return nil, "", fmt.Errorf("%w: %s %s is not an origin-form request", ErrNotProxy, r.Method, truncate(r.RequestURI, 200))
 	}
 	path := r.URL.EscapedPath()
 	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	u := p.settings().upstreams[name]
+	u := p.ups.Get(name)
 	if u == nil {
 		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
 	}
@@ -188,21 +195,21 @@ func (p *Proxy) resolve(r *http.Request) (*Upstream, string, error) {
 // answerError answers a proxied call that failed with a problem, stating
 // the quota on a 429, and returns the status (499 when the client left).
 func answerError(w http.ResponseWriter, c *call, err error) int {
-	if c.clientGone() && !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrRequestTimeout) {
+	if c.ClientGone() && !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrRequestTimeout) {
 		// A malformed or late body is still answered: the client may only
 		// have half-closed, or net/http taken the late body for it gone.
 		err = ErrClientGone
 	}
 	c.err = err
 	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
-		setRateLimitHeaders(w.Header(), c.upstream, c.tenant)
+		setRateLimitHeaders(w.Header(), c.Upstream, c.Tenant)
 	}
-	return writeProblem(w, err, c.upstream.Name, c.requestID, c.attempts)
+	return writeProblem(w, err, c.Upstream.Name, c.RequestID, c.Attempts)
 }
 
 // setRateLimitHeaders states the quota (draft-ietf-httpapi-ratelimit-headers).
-func setRateLimitHeaders(h http.Header, u *Upstream, tenant string) {
-	pol := u.policy
+func setRateLimitHeaders(h http.Header, u *upstream.Upstream, tenant string) {
+	pol := u.Policy
 	if pol.Quota == 0 {
 		return
 	}
@@ -213,8 +220,8 @@ func setRateLimitHeaders(h http.Header, u *Upstream, tenant string) {
 }
 
 func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status int, source string) {
-	c.route.m.done(status, source, time.Since(c.start))
-	p.logRequest(r, c.requestID, c.upstream.Name, c.route.Name, status, source, c.attempts, c.start, c.err)
+	c.Route.M.Done(status, source, time.Since(c.start))
+	p.logRequest(r, c.RequestID, c.Upstream.Name, c.Route.Name, status, source, c.Attempts, c.start, c.err)
 	if status == StatusClientClosed {
 		// Nothing was written: returning would let net/http send an empty
 		// 200 to a client that only half-closed. Cut the connection.
@@ -247,72 +254,32 @@ func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status 
 	p.log.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
-// newRequestID is 96 random bits in hex. A request id must be unique, not
-// secret: math/rand/v2's generator, seeded per process, costs no system
-// call, where crypto/rand may cost one per request.
-func newRequestID() string {
-	var b [12]byte
-	binary.LittleEndian.PutUint64(b[:8], rand.Uint64()) //nolint:gosec // an id, not a secret
-	binary.LittleEndian.PutUint32(b[8:], rand.Uint32()) //nolint:gosec // an id, not a secret
-	return hex.EncodeToString(b[:])
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
+// newRequestID and truncate are the upstream runtime's.
+var (
+	newRequestID = upstream.NewRequestID
+	truncate     = upstream.Truncate
+)
 
 // UpstreamStatus is an upstream's live state, for the admin API.
-type UpstreamStatus struct {
-	Name         string           `json:"name"`
-	URL          string           `json:"url"`
-	Breaker      string           `json:"breaker"`
-	PausedFor    float64          `json:"paused_for_seconds"`
-	RateLimitMax int              `json:"rate_limit_quota,omitempty"`
-	RateLimit    ratelimit.Status `json:"rate_limit"`
-	// Zone is Seawall's own zone, which calls prefer.
-	Zone      string            `json:"zone,omitempty"`
-	Endpoints []endpoint.Report `json:"endpoints"`
-	Shifts    []endpoint.Shift  `json:"shifts"`
-}
+type UpstreamStatus = upstream.Status
 
 // Status reports every upstream's live state, sorted by name.
-func (p *Proxy) Status() []UpstreamStatus {
-	ups := p.settings().upstreams
-	out := make([]UpstreamStatus, 0, len(ups))
-	for _, u := range ups {
-		s := UpstreamStatus{Name: u.Name, URL: u.base.Redacted(), Breaker: "disabled", RateLimitMax: u.policy.Quota}
-		if u.Breaker != nil {
-			s.Breaker = u.Breaker.State().String()
-		}
-		s.RateLimit = u.Limiter.Status()
-		s.PausedFor = s.RateLimit.PausedFor.Seconds()
-		s.Zone = u.zone
-		s.Endpoints, s.Shifts = u.eps.reports(time.Now())
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Name, b.Name) })
-	return out
+func (p *Proxy) Status() []UpstreamStatus { return p.ups.Status() }
+
+// ShiftView is a shift in force on one upstream.
+type ShiftView = upstream.ShiftView
+
+// ErrUnknownShift is returned for a shift id not in force.
+var ErrUnknownShift = upstream.ErrUnknownShift
+
+// AddShift moves an upstream's traffic away from a zone or an endpoint,
+// at once, for d (0: an hour).
+func (p *Proxy) AddShift(name, zone, url string, d time.Duration) (ShiftView, error) {
+	return p.ups.AddShift(name, zone, url, d)
 }
 
-// limiterStatus is every upstream's limiter state, for the metrics.
-func (p *Proxy) limiterStatus() map[string]ratelimit.Status {
-	ups := p.settings().upstreams
-	out := make(map[string]ratelimit.Status, len(ups))
-	for name, u := range ups {
-		out[name] = u.Limiter.Status()
-	}
-	return out
-}
+// RemoveShift ends a shift at once.
+func (p *Proxy) RemoveShift(id string) error { return p.ups.RemoveShift(id) }
 
-// endpointReports is every upstream's endpoints, for the metrics.
-func (p *Proxy) endpointReports() map[string][]endpoint.Report {
-	ups := p.settings().upstreams
-	out := make(map[string][]endpoint.Report, len(ups))
-	for name, u := range ups {
-		out[name], _ = u.eps.reports(time.Now())
-	}
-	return out
-}
+// Shifts lists the shifts in force, by upstream.
+func (p *Proxy) Shifts() []ShiftView { return p.ups.Shifts() }

@@ -172,7 +172,9 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 }
 
 // OpenJobs opens the job store the config names, creating the data
-// directory of an embedded store, with p delivering and sending callbacks.
+// directory of an embedded store. Jobs are delivered through p's
+// upstreams, the upstream runtime the handler calls too, and callbacks
+// sent as the config says.
 func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Store, error) {
 	jc := jobs.Config{
 		Upstreams:         map[string]int{},
@@ -212,5 +214,10 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 			return nil, fmt.Errorf("creating the job store's directory: %w", err)
 		}
 	}
-	return jobs.Open(ctx, dsn, jc, p)
+	return jobs.Open(ctx, dsn, jc, &jobs.UpstreamDeliverer{
+		Upstreams: p.Upstreams(),
+		Log:       p.Logger(),
+		Limits:    p.JobLimits,
+		Answered:  p.InvalidateAfter,
+	})
 }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"crypto/tls"
@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
@@ -16,22 +15,26 @@ import (
 	"github.com/seawall/seawall/internal/retry"
 )
 
-// Upstream is one configured third party at run time.
+// Upstream is one configured third party at run time: its routes, its
+// gates (limiter, breaker, retry budget), its endpoints, and the attempt
+// loop that the app-facing handler and the job workers both call.
 type Upstream struct {
 	Name    string
-	cfg     *config.Upstream // as applied; compared on reload
-	zone    string           // Seawall's own, as applied
-	base    *url.URL         // the first endpoint's
+	Cfg     *config.Upstream // as applied; compared on reload
+	Zone    string           // Seawall's own, as applied
+	Base    *url.URL         // the first endpoint's
 	eps     *endpoints
 	headers []injected
 
 	transport http.RoundTripper
 
-	Limiter   ratelimit.Limiter
-	keyHeader string
+	Limiter ratelimit.Limiter
+	// KeyHeader names the request header that keys the rate limit (and
+	// the cache's identity); empty for none.
+	KeyHeader string
 	forwarded string        // config.Forwarded*
 	maxWait   time.Duration // 0 in reject mode
-	policy    ratelimit.Policy
+	Policy    ratelimit.Policy
 
 	Breaker         *breaker.Breaker // nil when disabled
 	failureStatuses []retry.StatusRange
@@ -40,8 +43,8 @@ type Upstream struct {
 	mux    *http.ServeMux
 	routes []*Route
 	def    *Route
-	m      *upstreamMetrics
-	log    *slog.Logger
+	M      *UpstreamMetrics
+	Log    *slog.Logger
 }
 
 // injected is a header set on every request to an upstream.
@@ -57,53 +60,9 @@ type Route struct {
 	BufferBody int64
 	PerTry     time.Duration
 	Overall    time.Duration
-	mode       string
-	cache      *routeCache // nil: the route cannot serve cached mode
-	m          *routeMetrics
-}
-
-// modeFor picks a request's access mode: the one it asks for with
-// Seawall-Mode where the route allows it, deferred for Prefer:
-// respond-async when the job store is open, else the route's.
-func (rt *Route) modeFor(r *http.Request, queue bool) (string, error) {
-	switch m := r.Header.Get("Seawall-Mode"); m {
-	case "":
-		if preferAsync(r.Header) && queue {
-			return config.ModeDeferred, nil
-		}
-		if (rt.mode == config.ModeAsync || rt.mode == config.ModeDeferred) && !queue {
-			return "", fmt.Errorf("%w: %s needs the job store, which is not open", ErrUnsupportedMode, rt.mode)
-		}
-		return rt.mode, nil
-	case config.ModeAsync, config.ModeDeferred:
-		if !queue {
-			return "", fmt.Errorf("%w: %s needs a route in async or deferred mode, which opens the job store", ErrUnsupportedMode, m)
-		}
-		return m, nil
-	case config.ModeSync:
-		return m, nil
-	case config.ModeCached:
-		if rt.cache == nil {
-			return "", fmt.Errorf("%w: route %s has no cache configured", ErrUnsupportedMode, rt.Name)
-		}
-		return m, nil
-	default:
-		return "", fmt.Errorf("%w: %q (this Seawall serves sync, cached, async and deferred)", ErrUnsupportedMode, truncate(m, 40))
-	}
-}
-
-// preferAsync reports whether the request carries Prefer: respond-async
-// (RFC 7240), among other preferences or not.
-func preferAsync(h http.Header) bool {
-	for _, v := range h.Values("Prefer") {
-		for _, p := range strings.Split(v, ",") {
-			name, _, _ := strings.Cut(strings.TrimSpace(p), ";")
-			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
-				return true
-			}
-		}
-	}
-	return false
+	Mode       string       // config.Mode*
+	Cache      *CachePolicy // nil: the route cannot serve cached mode
+	M          *RouteMetrics
 }
 
 // routeIndex is registered on the upstream's mux to identify a route.
@@ -111,20 +70,21 @@ type routeIndex int
 
 func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
-func newUpstream(name, zone string, c *config.Upstream, p *Proxy) *Upstream {
-	log := p.log.With(slog.String("upstream", name))
-	eps := newEndpoints(name, zone, c, newHealthEvents(p.log, p.metrics), p.metrics) // events name their upstream
+// New builds the upstream name of a validated config; zone is Seawall's
+// own. Close stops its health ticker.
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger) *Upstream {
+	eps := newEndpoints(name, zone, c, newHealthEvents(log, m), m) // events name their upstream
 	u := &Upstream{
 		Name:      name,
-		cfg:       c,
-		zone:      zone,
-		base:      eps.list[0].URL,
+		Cfg:       c,
+		Zone:      zone,
+		Base:      eps.list[0].URL,
 		eps:       eps,
-		keyHeader: c.RateLimit.KeyHeader,
+		KeyHeader: c.RateLimit.KeyHeader,
 		forwarded: c.Forwarded,
 		mux:       http.NewServeMux(),
-		m:         p.metrics.forUpstream(name),
-		log:       log,
+		M:         m.forUpstream(name),
+		Log:       log.With(slog.String("upstream", name)),
 	}
 	for k, v := range c.Headers {
 		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})
@@ -139,15 +99,15 @@ func newUpstream(name, zone string, c *config.Upstream, p *Proxy) *Upstream {
 		Adaptive: c.RateLimit.Adaptive,
 		OnEvent:  u.limiterEvent,
 	})
-	u.Limiter, u.policy = local, local.Policy()
+	u.Limiter, u.Policy = local, local.Policy()
 	u.Breaker = newBreaker(c.Breaker, u.breakerChanged)
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
-	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.m)
-	u.def.mode, u.def.cache = c.Mode, newRouteCache(c.Cache, u.keyHeader)
+	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.M)
+	u.def.Mode, u.def.Cache = c.Mode, newCachePolicy(c.Cache, u.KeyHeader)
 	for i, rc := range c.Routes {
-		rt := newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.m)
-		rt.mode, rt.cache = rc.Mode, newRouteCache(rc.Cache, u.keyHeader)
+		rt := newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.M)
+		rt.Mode, rt.Cache = rc.Mode, newCachePolicy(rc.Cache, u.KeyHeader)
 		u.routes = append(u.routes, rt)
 		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
 	}
@@ -155,7 +115,7 @@ func newUpstream(name, zone string, c *config.Upstream, p *Proxy) *Upstream {
 	if err != nil {
 		// validate loaded these files; one that went bad since fails every
 		// call with the reason, rather than the process.
-		u.log.Error("upstream TLS settings unusable", slog.String("error", err.Error()))
+		u.Log.Error("upstream TLS settings unusable", slog.String("error", err.Error()))
 		u.transport = failing{fmt.Errorf("%w: %w", ErrUpstreamTLS, err)}
 	} else {
 		u.transport = newTransport(c.Timeouts.Connect.D(), tlsConfig)
@@ -186,7 +146,7 @@ func newBreaker(c config.Breaker, changed func(breaker.Transition)) *breaker.Bre
 	})
 }
 
-func newRoute(name string, c config.Retry, perTry, overall config.Duration, m *upstreamMetrics) *Route {
+func newRoute(name string, c config.Retry, perTry, overall config.Duration, m *UpstreamMetrics) *Route {
 	return &Route{
 		Name: name,
 		Retry: retry.Policy{
@@ -199,7 +159,7 @@ func newRoute(name string, c config.Retry, perTry, overall config.Duration, m *u
 		BufferBody: int64(c.BufferBody),
 		PerTry:     perTry.D(),
 		Overall:    overall.D(),
-		m:          m.forRoute(name),
+		M:          m.forRoute(name),
 	}
 }
 
@@ -227,8 +187,8 @@ func newTransport(connect time.Duration, tlsConfig *tls.Config) *http.Transport 
 	}
 }
 
-// route picks the route for a request whose upstream-relative path is path.
-func (u *Upstream) route(r *http.Request, path string) *Route {
+// Match picks the route for a request whose upstream-relative path is path.
+func (u *Upstream) Match(r *http.Request, path string) *Route {
 	if len(u.routes) == 0 {
 		return u.def
 	}
@@ -242,11 +202,19 @@ func (u *Upstream) route(r *http.Request, path string) *Route {
 	return u.def
 }
 
-// target builds the upstream URL for an upstream-relative escaped path,
+// Target builds the upstream URL for an upstream-relative escaped path,
 // on the first endpoint; each attempt moves it to the endpoint it picks.
-func (u *Upstream) target(escapedPath, rawQuery string) *url.URL {
-	return endpointTarget(u.base, escapedPath, rawQuery)
+func (u *Upstream) Target(escapedPath, rawQuery string) *url.URL {
+	return endpointTarget(u.Base, escapedPath, rawQuery)
 }
 
-// copyBuffers lend the response relays their copy buffers.
-var copyBuffers = newPool(func() *[]byte { b := make([]byte, 32<<10); return &b })
+// Close stops the upstream's health ticker; calls under way finish.
+func (u *Upstream) Close() { u.eps.close() }
+
+// CloseIdleConnections closes the transport's idle connections, when an
+// upstream is retired; calls under way keep theirs.
+func (u *Upstream) CloseIdleConnections() {
+	if t, ok := u.transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 // figures that caused it.
 func (u *Upstream) breakerChanged(tr breaker.Transition) {
 	if tr.From == tr.To {
-		u.m.breakerState(tr.To)
+		u.M.breakerState(tr.To)
 		return
 	}
-	u.m.breakerChanged(tr.To)
+	u.M.breakerChanged(tr.To)
 	level := slog.LevelInfo
 	if tr.To == breaker.Open {
 		level = slog.LevelWarn
@@ -30,22 +30,22 @@ func (u *Upstream) breakerChanged(tr breaker.Transition) {
 	if tr.OpenFor > 0 {
 		attrs = append(attrs, slog.Float64("open_for_seconds", tr.OpenFor.Seconds()))
 	}
-	u.log.LogAttrs(context.Background(), level, "breaker "+tr.To.String(), attrs...)
+	u.Log.LogAttrs(context.Background(), level, "breaker "+tr.To.String(), attrs...)
 }
 
 // limiterEvent counts and logs a pause or a change of the adaptive rate.
 func (u *Upstream) limiterEvent(e ratelimit.Event) {
 	switch e.Kind {
 	case "paused":
-		u.m.pauses.Inc()
+		u.M.pauses.Inc()
 		attrs := []slog.Attr{slog.String("reason", e.Reason), slog.Float64("pause_seconds", e.Pause.Seconds())}
 		if e.Status != 0 {
 			attrs = append(attrs, slog.Int("status", e.Status))
 		}
-		u.log.LogAttrs(context.Background(), slog.LevelWarn, "upstream paused", attrs...)
+		u.Log.LogAttrs(context.Background(), slog.LevelWarn, "upstream paused", attrs...)
 	case "rate":
-		u.m.rateChanges.Inc()
-		u.log.LogAttrs(context.Background(), slog.LevelInfo, "rate adapted", slog.String("reason", e.Reason),
+		u.M.rateChanges.Inc()
+		u.Log.LogAttrs(context.Background(), slog.LevelInfo, "rate adapted", slog.String("reason", e.Reason),
 			slog.Float64("from_per_second", e.From), slog.Float64("to_per_second", e.To))
 	}
 }

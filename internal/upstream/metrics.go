@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"errors"
@@ -33,7 +33,7 @@ type Metrics struct {
 	rateChanges       *prometheus.CounterVec
 	cacheLookups      *prometheus.CounterVec
 	cacheSaved        *prometheus.CounterVec
-	cacheEvictions    prometheus.Counter
+	CacheEvictions    prometheus.Counter
 	endpointCalls     *prometheus.CounterVec
 	endpointFailures  *prometheus.CounterVec
 	endpointLatency   *prometheus.HistogramVec
@@ -64,7 +64,7 @@ func NewMetrics() *Metrics {
 		rateChanges:       f("ratelimit_rate_changes_total", "Changes of the adaptive rate made on a 429, or on a pause of an unlimited upstream.", "upstream"),
 		cacheLookups:      f("cache_lookups_total", "Cached-mode requests, by result (hit, miss, stale, revalidated, bypass).", "upstream", "result"),
 		cacheSaved:        f("cache_upstream_calls_saved_total", "Upstream calls the cache saved: hits, stale answers and coalesced misses.", "upstream"),
-		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "seawall", Name: "cache_evictions_total",
+		CacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "seawall", Name: "cache_evictions_total",
 			Help: "Cache entries evicted to stay within cache.max_bytes."}),
 		endpointCalls:    f("endpoint_calls_total", "Calls made to an upstream's endpoint.", "upstream", "endpoint", "zone"),
 		endpointFailures: f("endpoint_failures_total", "Calls to an endpoint that failed: a connect error, a timeout, a 5xx or a 429.", "upstream", "endpoint", "zone"),
@@ -75,24 +75,25 @@ func NewMetrics() *Metrics {
 			Help: "1 for the breaker's current state, 0 for the others."}, []string{"upstream", "state"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attempts, m.attemptDuration, m.retries, m.budgetExhausted,
-		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.cacheEvictions, m.limiterWait, m.limiterRejections, m.pauses, m.rateChanges,
+		m.breakerState, m.breakerChanges, m.breakerRejections, m.cacheLookups, m.cacheSaved, m.CacheEvictions, m.limiterWait, m.limiterRejections, m.pauses, m.rateChanges,
 		m.endpointCalls, m.endpointFailures, m.endpointLatency, m.endpointEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// watchCacheBytes exports the cache's size as a gauge.
-func (m *Metrics) watchCacheBytes(bytes func() int64) {
+// WatchCacheBytes exports the cache's size as a gauge.
+func (m *Metrics) WatchCacheBytes(bytes func() int64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "seawall", Name: "cache_bytes",
 		Help: "Bytes held by the response cache."}, func() float64 { return float64(bytes()) }))
 }
 
-func (um *upstreamMetrics) cacheLookup(result string) {
+// CacheLookup counts a cached-mode request by its result.
+func (um *UpstreamMetrics) CacheLookup(result string) {
 	um.m.cacheLookups.WithLabelValues(um.name, result).Inc()
 }
 
-// upstreamMetrics are the metrics of one upstream, with labels bound.
-type upstreamMetrics struct {
+// UpstreamMetrics are the metrics of one upstream, with labels bound.
+type UpstreamMetrics struct {
 	m                                                   *Metrics
 	name                                                string
 	retries, budgetExhausted, breakerRejections, pauses prometheus.Counter
@@ -101,11 +102,11 @@ type upstreamMetrics struct {
 	attemptDuration, limiterWait                        prometheus.Observer
 	states                                              [3]prometheus.Gauge
 	entered                                             [3]prometheus.Counter
-	cacheSaved                                          prometheus.Counter
+	CacheSaved                                          prometheus.Counter // upstream calls the cache saved
 }
 
-func (m *Metrics) forUpstream(name string) *upstreamMetrics {
-	um := &upstreamMetrics{
+func (m *Metrics) forUpstream(name string) *UpstreamMetrics {
+	um := &UpstreamMetrics{
 		m: m, name: name,
 		retries:           m.retries.WithLabelValues(name),
 		budgetExhausted:   m.budgetExhausted.WithLabelValues(name),
@@ -116,7 +117,7 @@ func (m *Metrics) forUpstream(name string) *upstreamMetrics {
 		pausedRejections:  m.limiterRejections.WithLabelValues(name, "paused"),
 		attemptDuration:   m.attemptDuration.WithLabelValues(name),
 		limiterWait:       m.limiterWait.WithLabelValues(name),
-		cacheSaved:        m.cacheSaved.WithLabelValues(name),
+		CacheSaved:        m.cacheSaved.WithLabelValues(name),
 	}
 	for s := breaker.Closed; s <= breaker.HalfOpen; s++ {
 		um.states[s] = m.breakerState.WithLabelValues(name, s.String())
@@ -125,12 +126,12 @@ func (m *Metrics) forUpstream(name string) *upstreamMetrics {
 	return um
 }
 
-func (um *upstreamMetrics) breakerChanged(s breaker.State) {
+func (um *UpstreamMetrics) breakerChanged(s breaker.State) {
 	um.entered[s].Inc()
 	um.breakerState(s)
 }
 
-func (um *upstreamMetrics) breakerState(s breaker.State) {
+func (um *UpstreamMetrics) breakerState(s breaker.State) {
 	for i, g := range um.states {
 		if breaker.State(i) == s {
 			g.Set(1)
@@ -140,7 +141,7 @@ func (um *upstreamMetrics) breakerState(s breaker.State) {
 	}
 }
 
-func (um *upstreamMetrics) limited(err error) {
+func (um *UpstreamMetrics) limited(err error) {
 	var ex *ratelimit.ExceededError
 	if errors.As(err, &ex) && ex.Paused {
 		um.pausedRejections.Inc()
@@ -149,7 +150,7 @@ func (um *upstreamMetrics) limited(err error) {
 	}
 }
 
-func (um *upstreamMetrics) attempt(resp *http.Response, err error, elapsed time.Duration) {
+func (um *UpstreamMetrics) attempt(resp *http.Response, err error, elapsed time.Duration) {
 	result := "error"
 	switch {
 	case errors.Is(err, ErrClientGone):
@@ -165,14 +166,14 @@ func (um *upstreamMetrics) attempt(resp *http.Response, err error, elapsed time.
 	um.attemptDuration.Observe(elapsed.Seconds())
 }
 
-// routeMetrics are the metrics of one route, with labels bound.
-type routeMetrics struct {
+// RouteMetrics are the metrics of one route, with labels bound.
+type RouteMetrics struct {
 	requests *prometheus.CounterVec // curried with upstream and route
 	duration prometheus.Observer
 }
 
-func (um *upstreamMetrics) forRoute(route string) *routeMetrics {
-	return &routeMetrics{
+func (um *UpstreamMetrics) forRoute(route string) *RouteMetrics {
+	return &RouteMetrics{
 		requests: um.m.requests.MustCurryWith(prometheus.Labels{"upstream": um.name, "route": route}),
 		duration: um.m.duration.WithLabelValues(um.name, route),
 	}
@@ -189,7 +190,8 @@ var (
 	}()
 )
 
-func (rm *routeMetrics) done(code int, source string, elapsed time.Duration) {
+// Done counts a request answered on the route.
+func (rm *RouteMetrics) Done(code int, source string, elapsed time.Duration) {
 	var label string
 	if code >= 0 && code < len(statusCodes) {
 		label = statusCodes[code]

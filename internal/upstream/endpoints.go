@@ -1,12 +1,9 @@
-package proxy
+package upstream
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -162,52 +159,4 @@ func (m *Metrics) forEndpoint(upstream string, e *endpoint.Endpoint) *endpointMe
 
 func newHealthEvents(log *slog.Logger, m *Metrics) healthEvents {
 	return healthEvents{log: endpoint.LogPublisher{Log: log}, m: m}
-}
-
-// ShiftView is a shift in force on one upstream.
-type ShiftView struct {
-	Upstream string `json:"upstream"`
-	endpoint.Shift
-}
-
-// ErrUnknownShift is returned for a shift id not in force.
-var ErrUnknownShift = errors.New("no such shift")
-
-// AddShift moves an upstream's traffic away from a zone or an endpoint,
-// at once, for d (0: an hour).
-func (p *Proxy) AddShift(upstream, zone, url string, d time.Duration) (ShiftView, error) {
-	u := p.settings().upstreams[upstream]
-	switch {
-	case u == nil:
-		return ShiftView{}, fmt.Errorf("%w: no upstream %q", endpoint.ErrShift, upstream)
-	case u.eps.pool == nil:
-		return ShiftView{}, fmt.Errorf("%w: upstream %s has one endpoint, and a shift would leave it none", endpoint.ErrShift, upstream)
-	}
-	s, err := u.eps.pool.AddShift(time.Now(), zone, url, d)
-	return ShiftView{upstream, s}, err
-}
-
-// RemoveShift ends a shift at once.
-func (p *Proxy) RemoveShift(id string) error {
-	for _, u := range p.settings().upstreams {
-		if u.eps.pool != nil && u.eps.pool.RemoveShift(time.Now(), id) == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: %q is not in force (it may have expired)", ErrUnknownShift, id)
-}
-
-// Shifts lists the shifts in force, by upstream.
-func (p *Proxy) Shifts() []ShiftView {
-	out := []ShiftView{}
-	for _, u := range p.settings().upstreams {
-		if u.eps.pool == nil {
-			continue
-		}
-		for _, s := range u.eps.pool.Shifts(time.Now()) {
-			out = append(out, ShiftView{u.Name, s})
-		}
-	}
-	slices.SortFunc(out, func(a, b ShiftView) int { return a.Until.Compare(b.Until) })
-	return out
 }

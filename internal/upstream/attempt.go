@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bytes"
@@ -20,19 +20,12 @@ import (
 // so that it can still be relayed if no later attempt gets through.
 const keptBodyLimit = 64 << 10
 
-// errBodyRead marks a failure to read the app's request body: the client
-// went away, or sent a malformed body (serveSync tells which).
-var errBodyRead = errors.New("reading the request body")
-
-// gateError is a refusal by the limiter or breaker: no call was made.
-type gateError struct{ error }
-
-func (e gateError) Unwrap() error { return e.error }
-
-// do is the attempt loop of package doc step 4. It returns the first
-// response worth relaying, or an error that classify maps to a problem.
-func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
-	rt := c.route
+// Do is the attempt loop: the limiter, the breaker, an endpoint, the
+// call, and retries with backoff within the budget, each on another
+// endpoint than the one that failed. It returns the first response worth
+// relaying, or an error the handler maps to a problem.
+func (u *Upstream) Do(req *http.Request, c *Call) (*http.Response, error) {
+	rt := c.Route
 	body, buffered, err := bufferBody(req, rt.BufferBody)
 	if err != nil {
 		return nil, err
@@ -43,8 +36,8 @@ func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
 	var last *http.Response
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		resp, err := u.attempt(req, c, body, attempt)
-		var gate gateError
+		resp, err := u.Attempt(req, c, body, attempt)
+		var gate GateError
 		switch {
 		case errors.As(err, &gate):
 			if attempt == 1 {
@@ -52,96 +45,97 @@ func (u *Upstream) do(req *http.Request, c *call) (*http.Response, error) {
 			}
 			return u.giveUp(c, last, lastErr)
 		case errors.Is(err, ErrClientGone):
-			closeBody(last)
+			CloseBody(last)
 			return nil, err
 		}
-		c.attempts = attempt
+		c.Attempts = attempt
 		if err == nil && !rt.Retry.RetryableStatus(resp.StatusCode) {
-			closeBody(last)
+			CloseBody(last)
 			return resp, nil
 		}
 		if errors.Is(err, ErrUpstreamTLS) || errors.Is(err, ErrOverloaded) {
-			closeBody(last) // another try would meet the same certificate, or the same want
+			CloseBody(last) // another try would meet the same certificate, or the same want
 			return nil, err
 		}
-		closeBody(last)
+		CloseBody(last)
 		last, lastErr = keep(resp), err
 		canReplay := replayable || (buffered && notSent(err))
 		if attempt >= rt.Retry.MaxAttempts || !canReplay {
 			return u.giveUp(c, last, lastErr)
 		}
 		if !u.budget.Withdraw() {
-			u.m.budgetExhausted.Inc()
+			u.M.budgetExhausted.Inc()
 			return u.giveUp(c, last, lastErr)
 		}
-		u.m.retries.Inc()
+		u.M.retries.Inc()
 		if clock.Sleep(req.Context(), rt.Retry.Backoff(attempt)) != nil {
 			return u.giveUp(c, last, lastErr)
 		}
 	}
 }
 
-// breakerRejecting fails a call fast while the breaker is open, before it
+// BreakerRejecting fails a call fast while the breaker is open, before it
 // takes a rate-limit token or anything else: no quota is spent on a call
 // that will not be made.
-func (u *Upstream) breakerRejecting() error {
+func (u *Upstream) BreakerRejecting() error {
 	if u.Breaker == nil {
 		return nil
 	}
 	if err := u.Breaker.Rejecting(); err != nil {
-		u.m.breakerRejections.Inc()
+		u.M.breakerRejections.Inc()
 		return err
 	}
 	return nil
 }
 
 // giveUp relays the last upstream response, or the last error.
-func (u *Upstream) giveUp(c *call, last *http.Response, lastErr error) (*http.Response, error) {
-	if c.clientGone() {
-		closeBody(last)
+func (u *Upstream) giveUp(c *Call, last *http.Response, lastErr error) (*http.Response, error) {
+	if c.ClientGone() {
+		CloseBody(last)
 		return nil, ErrClientGone
 	}
 	if last != nil {
 		return last, nil
 	}
-	if c.attempts > 1 {
-		return nil, &RetriesError{Attempts: c.attempts, Err: lastErr}
+	if c.Attempts > 1 {
+		return nil, &RetriesError{Attempts: c.Attempts, Err: lastErr}
 	}
 	return nil, lastErr
 }
 
-// attempt passes the limiter and breaker gates and makes one call.
-func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*http.Response, error) {
+// Attempt passes the limiter and breaker gates and makes call n, with
+// body (nil: req's own) as its body. A refusal by a gate is a GateError.
+func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*http.Response, error) {
 	ctx := req.Context()
 	maxWait := u.maxWait
 	if n > 1 {
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
 	}
-	if err := u.breakerRejecting(); err != nil {
-		return nil, gateError{err}
+	if err := u.BreakerRejecting(); err != nil {
+		return nil, GateError{err}
 	}
 	waitStart := time.Now()
 	var slot ratelimit.Slot
 	var err error
-	if c.background {
-		slot, err = u.Limiter.WaitBackground(ctx, c.tenant, maxWait)
+	if c.Background {
+		slot, err = u.Limiter.WaitBackground(ctx, c.Tenant, maxWait)
 	} else {
-		slot, err = u.Limiter.Wait(ctx, c.tenant, maxWait)
+		slot, err = u.Limiter.Wait(ctx, c.Tenant, maxWait)
 	}
-	u.m.limiterWait.Observe(time.Since(waitStart).Seconds())
+	u.M.limiterWait.Observe(time.Since(waitStart).Seconds())
 	if err != nil {
-		if c.clientGone() {
+		if c.ClientGone() {
 			return nil, ErrClientGone
 		}
-		u.m.limited(err)
-		return nil, gateError{err}
+		u.M.limited(err)
+		return nil, GateError{err}
 	}
 	var permit breaker.Permit // the breaker is asked after the limiter, so that a probe is not held while waiting
 	if u.Breaker != nil {
 		p, err := u.Breaker.Allow()
 		if err != nil {
-			u.m.breakerRejections.Inc()
-			return nil, gateError{err}
+			u.M.breakerRejections.Inc()
+			return nil, GateError{err}
 		}
 		permit = p
 	}
@@ -153,7 +147,7 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 	}
 	e := u.eps.pick(c.endpoint)
 	if u.eps.pool != nil {
-		out.URL, out.Host = endpointTarget(e.URL, c.path, c.query), ""
+		out.URL, out.Host = endpointTarget(e.URL, c.Path, c.Query), ""
 	}
 	c.endpoint = e
 	start := time.Now()
@@ -162,9 +156,9 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 	outcome := u.outcome(resp, err)
 	u.eps.done(e, elapsed, outcome != breaker.Ignored, healthFailure(resp, err))
 	permit.Done(outcome, elapsed)
-	u.m.attempt(resp, err, elapsed)
+	u.M.attempt(resp, err, elapsed)
 	if resp != nil {
-		u.Limiter.Observe(c.tenant, slot, ratelimit.Answer{Status: resp.StatusCode, Header: resp.Header, Sent: wrote})
+		u.Limiter.Observe(c.Tenant, slot, ratelimit.Answer{Status: resp.StatusCode, Header: resp.Header, Sent: wrote})
 	}
 	return resp, err
 }
@@ -173,7 +167,7 @@ func (u *Upstream) attempt(req *http.Request, c *call, body []byte, n int) (*htt
 // response headers, and names the failure: whether anything was sent
 // decides between upstream-unreachable and upstream-outcome-unknown. It
 // also returns when the request was written (zero if it was not).
-func (u *Upstream) send(out *http.Request, c *call, slot ratelimit.Slot) (*http.Response, time.Time, error) {
+func (u *Upstream) send(out *http.Request, c *Call, slot ratelimit.Slot) (*http.Response, time.Time, error) {
 	ctx := out.Context()
 	var wrote atomic.Int64 // unix nanoseconds the whole request went out on the last connection; 0: not
 	trace := &httptrace.ClientTrace{
@@ -185,7 +179,7 @@ func (u *Upstream) send(out *http.Request, c *call, slot ratelimit.Slot) (*http.
 			}
 			now := time.Now()
 			wrote.Store(now.UnixNano())
-			u.Limiter.Sent(c.tenant, slot, now)
+			u.Limiter.Sent(c.Tenant, slot, now)
 		},
 	}
 	wroteAt := func() time.Time {
@@ -196,19 +190,19 @@ func (u *Upstream) send(out *http.Request, c *call, slot ratelimit.Slot) (*http.
 	}
 	tryCtx, cancel := context.WithCancel(httptrace.WithClientTrace(ctx, trace))
 	var timedOut atomic.Bool
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.route.PerTry {
-		t := time.AfterFunc(c.route.PerTry, func() { timedOut.Store(true); cancel() })
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.Route.PerTry {
+		t := time.AfterFunc(c.Route.PerTry, func() { timedOut.Store(true); cancel() })
 		defer t.Stop()
 	}
 	resp, err := u.transport.RoundTrip(out.WithContext(tryCtx))
 	if err == nil {
-		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		resp.Body = &CancelOnClose{ReadCloser: resp.Body, Cancel: cancel}
 		return resp, wroteAt(), nil
 	}
 	cancel()
 	var tooLarge *http.MaxBytesError
 	switch {
-	case c.clientGone():
+	case c.ClientGone():
 		return nil, time.Time{}, ErrClientGone
 	case errors.As(err, &tooLarge):
 		return nil, time.Time{}, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
@@ -217,9 +211,9 @@ func (u *Upstream) send(out *http.Request, c *call, slot ratelimit.Slot) (*http.
 	case localTrouble(err):
 		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrOverloaded, err)
 	case timedOut.Load():
-		return nil, time.Time{}, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.route.PerTry)
+		return nil, time.Time{}, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.Route.PerTry)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return nil, time.Time{}, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.route.Overall)
+		return nil, time.Time{}, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.Route.Overall)
 	case tlsTrouble(err):
 		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
 	case wrote.Load() != 0:
@@ -267,9 +261,9 @@ func bufferBody(req *http.Request, limit int64) (body []byte, buffered bool, err
 	case errors.As(err, &tooLarge):
 		return nil, false, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, tooLarge.Limit)
 	case err != nil:
-		return nil, false, fmt.Errorf("%w: %w", errBodyRead, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrBodyRead, err)
 	case int64(len(b)) > limit:
-		req.Body = readCloser{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
+		req.Body = ReadCloser{Reader: io.MultiReader(bytes.NewReader(b), req.Body), Closer: req.Body}
 		return nil, false, nil
 	}
 	return b, true, nil
@@ -291,25 +285,28 @@ func keep(resp *http.Response) *http.Response {
 	return resp
 }
 
-func closeBody(resp *http.Response) {
+// CloseBody closes resp's body, if there is a resp.
+func CloseBody(resp *http.Response) {
 	if resp != nil {
 		_ = resp.Body.Close()
 	}
 }
 
-// cancelOnClose ends an attempt's context once its body is done with.
-type cancelOnClose struct {
+// CancelOnClose ends an attempt's context once its body is done with.
+type CancelOnClose struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	Cancel context.CancelFunc
 }
 
-func (c *cancelOnClose) Close() error {
+// Close closes the body, then cancels.
+func (c *CancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
-	c.cancel()
+	c.Cancel()
 	return err
 }
 
-type readCloser struct {
+// ReadCloser is a body read from one reader and closed by another.
+type ReadCloser struct {
 	io.Reader
 	io.Closer
 }

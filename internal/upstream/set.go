@@ -1,0 +1,227 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/endpoint"
+	"github.com/seawall/seawall/internal/ratelimit"
+)
+
+// Set is the upstreams in force, by name, swapped whole by Apply. The
+// app-facing handler and the job workers both find their upstream here.
+type Set struct {
+	cur atomic.Pointer[map[string]*Upstream]
+	m   *Metrics
+	log *slog.Logger
+	// retired is told of each upstream a reload replaces or removes (now
+	// is nil when removed), after the new set is in force.
+	retired func(old, now *Upstream)
+}
+
+// NewSet returns an empty set; Apply fills it. retired, if not nil, is
+// called for each upstream a later Apply replaces or removes.
+func NewSet(m *Metrics, log *slog.Logger, retired func(old, now *Upstream)) *Set {
+	s := &Set{m: m, log: log, retired: retired}
+	empty := map[string]*Upstream{}
+	s.cur.Store(&empty)
+	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports})
+	return s
+}
+
+// Get returns the named upstream, or nil.
+func (s *Set) Get(name string) *Upstream { return (*s.cur.Load())[name] }
+
+// All returns the upstreams in force; the map must not be changed.
+func (s *Set) All() map[string]*Upstream { return *s.cur.Load() }
+
+// Applied says what Apply did to the upstreams, by name.
+type Applied struct {
+	Added   []string `json:"added,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
+}
+
+// Apply puts a validated config's upstreams in force, at once for every
+// call that starts after it. An upstream whose settings (and Seawall's
+// zone) are unchanged is kept whole: its limiter, breaker, pause, learned
+// rate and endpoint health go on as they were. A changed upstream starts
+// afresh, keeping its shifts; calls already under way finish with the
+// upstream they started with.
+func (s *Set) Apply(cfg *config.Config) Applied {
+	old := s.All()
+	next := make(map[string]*Upstream, len(cfg.Upstreams))
+	var a Applied
+	var retired []*Upstream
+	for name, uc := range cfg.Upstreams {
+		prev := old[name]
+		switch {
+		case prev == nil:
+			a.Added = append(a.Added, name)
+		case reflect.DeepEqual(prev.Cfg, uc) && prev.Zone == cfg.Zone:
+			next[name] = prev
+			a.Kept = append(a.Kept, name)
+			continue
+		default:
+			a.Changed = append(a.Changed, name)
+			retired = append(retired, prev)
+		}
+		u := New(name, cfg.Zone, uc, s.m, s.log)
+		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
+			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
+		}
+		next[name] = u
+	}
+	for name, u := range old {
+		if next[name] == nil {
+			a.Removed = append(a.Removed, name)
+			retired = append(retired, u)
+		}
+	}
+	s.cur.Store(&next)
+	for _, u := range retired {
+		if s.retired != nil {
+			s.retired(u, next[u.Name])
+		}
+		u.Close()
+		u.CloseIdleConnections()
+	}
+	for _, l := range [][]string{a.Added, a.Changed, a.Removed, a.Kept} {
+		slices.Sort(l)
+	}
+	return a
+}
+
+// SameEndpoints reports whether two upstreams call the same addresses,
+// in whatever order.
+func SameEndpoints(a, b *Upstream) bool {
+	urls := func(c *config.Upstream) []string {
+		out := make([]string, len(c.Endpoints))
+		for i, e := range c.Endpoints {
+			out[i] = e.URL
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(urls(a.Cfg), urls(b.Cfg))
+}
+
+// Close stops the upstreams' health tickers, once no call is made.
+func (s *Set) Close() {
+	for _, u := range s.All() {
+		u.Close()
+	}
+}
+
+// Status is an upstream's live state, for the admin API.
+type Status struct {
+	Name         string           `json:"name"`
+	URL          string           `json:"url"`
+	Breaker      string           `json:"breaker"`
+	PausedFor    float64          `json:"paused_for_seconds"`
+	RateLimitMax int              `json:"rate_limit_quota,omitempty"`
+	RateLimit    ratelimit.Status `json:"rate_limit"`
+	// Zone is Seawall's own zone, which calls prefer.
+	Zone      string            `json:"zone,omitempty"`
+	Endpoints []endpoint.Report `json:"endpoints"`
+	Shifts    []endpoint.Shift  `json:"shifts"`
+}
+
+// Status reports every upstream's live state, sorted by name.
+func (s *Set) Status() []Status {
+	ups := s.All()
+	out := make([]Status, 0, len(ups))
+	for _, u := range ups {
+		st := Status{Name: u.Name, URL: u.Base.Redacted(), Breaker: "disabled", RateLimitMax: u.Policy.Quota}
+		if u.Breaker != nil {
+			st.Breaker = u.Breaker.State().String()
+		}
+		st.RateLimit = u.Limiter.Status()
+		st.PausedFor = st.RateLimit.PausedFor.Seconds()
+		st.Zone = u.Zone
+		st.Endpoints, st.Shifts = u.eps.reports(time.Now())
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// limiterStatus is every upstream's limiter state, for the metrics.
+func (s *Set) limiterStatus() map[string]ratelimit.Status {
+	ups := s.All()
+	out := make(map[string]ratelimit.Status, len(ups))
+	for name, u := range ups {
+		out[name] = u.Limiter.Status()
+	}
+	return out
+}
+
+// endpointReports is every upstream's endpoints, for the metrics.
+func (s *Set) endpointReports() map[string][]endpoint.Report {
+	ups := s.All()
+	out := make(map[string][]endpoint.Report, len(ups))
+	for name, u := range ups {
+		out[name], _ = u.eps.reports(time.Now())
+	}
+	return out
+}
+
+// ShiftView is a shift in force on one upstream.
+type ShiftView struct {
+	Upstream string `json:"upstream"`
+	endpoint.Shift
+}
+
+// ErrUnknownShift is returned for a shift id not in force.
+var ErrUnknownShift = errors.New("no such shift")
+
+// AddShift moves an upstream's traffic away from a zone or an endpoint,
+// at once, for d (0: an hour).
+func (s *Set) AddShift(upstream, zone, url string, d time.Duration) (ShiftView, error) {
+	u := s.Get(upstream)
+	switch {
+	case u == nil:
+		return ShiftView{}, fmt.Errorf("%w: no upstream %q", endpoint.ErrShift, upstream)
+	case u.eps.pool == nil:
+		return ShiftView{}, fmt.Errorf("%w: upstream %s has one endpoint, and a shift would leave it none", endpoint.ErrShift, upstream)
+	}
+	sh, err := u.eps.pool.AddShift(time.Now(), zone, url, d)
+	return ShiftView{upstream, sh}, err
+}
+
+// RemoveShift ends a shift at once.
+func (s *Set) RemoveShift(id string) error {
+	for _, u := range s.All() {
+		if u.eps.pool != nil && u.eps.pool.RemoveShift(time.Now(), id) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is not in force (it may have expired)", ErrUnknownShift, id)
+}
+
+// Shifts lists the shifts in force, by upstream.
+func (s *Set) Shifts() []ShiftView {
+	out := []ShiftView{}
+	for _, u := range s.All() {
+		if u.eps.pool == nil {
+			continue
+		}
+		for _, sh := range u.eps.pool.Shifts(time.Now()) {
+			out = append(out, ShiftView{u.Name, sh})
+		}
+	}
+	slices.SortFunc(out, func(a, b ShiftView) int { return a.Until.Compare(b.Until) })
+	return out
+}
+
+var _ prometheus.Collector = limiterCollector{}
