@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -115,6 +116,35 @@ func TestShiftCommands(t *testing.T) {
 	t.Logf("shift %s: zone a's last call came %s after the command returned", id, last.Sub(shifted).Round(time.Millisecond))
 	if code, out, _ := cli("shift", "list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "zone a") {
 		t.Errorf("shift list: exit %d\n%s", code, out)
+	}
+	// The operator's view: each endpoint with its zone, state, figures
+	// and share, and the shift in force.
+	ops := &http.Client{Transport: withToken(http.DefaultTransport), Timeout: 5 * time.Second}
+	resp, err := ops.Get("http://" + adminAddr + "/admin/upstreams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view []struct {
+		Name      string
+		Endpoints []struct {
+			URL, Zone, State string
+			Shifted          bool
+			Calls            int
+			Share            float64
+			P90Ms            float64 `json:"p90_ms"`
+			FailureRate      float64 `json:"failure_rate"`
+		}
+		Shifts []struct{ ID string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&view)
+	_ = resp.Body.Close()
+	if err != nil || len(view) != 2 || view[0].Name != "api" || len(view[0].Endpoints) != 3 || len(view[0].Shifts) != 1 {
+		t.Fatalf("GET /admin/upstreams: %v %+v", err, view)
+	}
+	for _, e := range view[0].Endpoints {
+		if e.State != "healthy" || e.Zone == "" || e.Calls == 0 || e.Shifted != (e.Zone == "a") {
+			t.Errorf("endpoint view %+v", e)
+		}
 	}
 
 	// The last zone is refused, with the reason; so is the one endpoint of
