@@ -15,6 +15,7 @@ import (
 
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/vendortest"
 )
 
 // The acceptance tests of endpoint health (docs/endpoints.md): real fake
@@ -499,4 +500,46 @@ func TestEndpointLocalZoneAffinity(t *testing.T) {
 		t.Errorf("with zone a isolated, traffic did not spill to b and c evenly")
 	}
 	checkNoneFailed(t, l.between(time.Time{}, time.Now()))
+}
+
+// An independent vendor, not our fake: three real nginx servers as the
+// endpoints of zones a, b and c. One of them goes away (its host stops:
+// connections are refused) and comes back. Its calls are retried on the
+// others, so no app request fails; it is isolated within 10s, and
+// restored once it serves again.
+func TestEndpointRealServerGoesAway(t *testing.T) {
+	endpointE2E(t)
+	var eps strings.Builder
+	servers := map[string]*vendortest.Nginx{}
+	for _, z := range []string{"a", "b", "c"} {
+		servers[z] = vendortest.StartNginx(t, 100000) // a limit it never reaches
+		fmt.Fprintf(&eps, "      - {url: %q, zone: %s}\n", servers[z].URL, z)
+	}
+	f := &fleet{t: t, s: newStackDoc(t, "admin: {listen: \"off\"}\nupstreams:\n  api:\n    endpoints:\n"+eps.String())}
+	state := func(z string) endpoint.State {
+		for _, r := range f.s.proxy.Status()[0].Endpoints {
+			if r.URL == servers[z].URL {
+				return r.State
+			}
+		}
+		return ""
+	}
+	l := f.run(8, 20*time.Millisecond, 2*time.Minute)
+	time.Sleep(12 * time.Second)
+	t0 := time.Now()
+	servers["c"].Stop()
+	isolated := f.waitFor("c isolated", 15*time.Second, func() bool { return state("c") != endpoint.Healthy })
+	time.Sleep(3 * time.Second)
+	back := time.Now()
+	servers["c"].Start(t)
+	restored := f.waitFor("c restored", 90*time.Second, func() bool { return state("c") == endpoint.Healthy })
+	time.Sleep(2 * time.Second)
+	l.halt()
+	all := l.between(time.Time{}, time.Now())
+	t.Logf("nginx c stopped: isolated after %s; started again: restored after %s; %d app requests",
+		isolated.Sub(t0).Round(time.Millisecond), restored.Sub(back).Round(time.Millisecond), len(all))
+	if d := isolated.Sub(t0); d > 10*time.Second {
+		t.Errorf("isolated %s after the server went away, want within 10s", d)
+	}
+	checkNoneFailed(t, all)
 }

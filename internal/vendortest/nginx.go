@@ -25,6 +25,10 @@ type Nginx struct {
 	URL  string
 	dir  string
 	Rate int
+
+	args []string
+	cmd  *exec.Cmd
+	out  *os.File
 }
 
 // Hit is one request in nginx's own access log.
@@ -120,33 +124,49 @@ http {
 	} else {
 		t.Logf("nginx runs at normal priority: chrt -f unavailable; its timing may suffer from the test's own load")
 	}
-	cmd := exec.Command(args[0], args[1:]...) //nolint:gosec // nginx (and chrt) found on PATH, with the test's own files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	out, _ := os.Create(filepath.Join(dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	n := &Nginx{URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir, Rate: rate, args: args}
+	n.Start(t)
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Start runs nginx (again, after Stop) on its port, and waits until it
+// listens.
+func (n *Nginx) Start(t testing.TB) {
+	t.Helper()
+	n.cmd = exec.Command(n.args[0], n.args[1:]...) //nolint:gosec // nginx (and chrt) found on PATH, with the test's own files
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	n.out, _ = os.Create(filepath.Join(n.dir, "stdout.log"))
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("starting nginx: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = out.Close()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := strings.TrimPrefix(n.URL, "http://")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			_ = c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			log, _ := os.ReadFile(filepath.Join(n.dir, "error.log"))
 			t.Fatalf("nginx did not listen on %s: %s", addr, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &Nginx{URL: "http://" + addr, dir: dir, Rate: rate}
+}
+
+// Stop ends nginx, as a vendor's host going away: connections to its
+// port are refused until Start.
+func (n *Nginx) Stop() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.cmd.Wait()
+	_ = n.out.Close()
+	n.cmd = nil
 }
 
 // Hits reads nginx's access log: every request it received, with its status.
