@@ -39,11 +39,12 @@ commands:
   dead VERB           list or replay dead jobs (see seawall jobs -h)
   shift VERB          move an upstream's traffic away from a zone or an
                       endpoint, list or remove shifts (see seawall shift -h)
+  incidents VERB      list incidents, or show one's timeline (see seawall incidents -h)
   version             print the version, commit and Go version of this build
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "version", "help"}
+var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -94,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return jobsCmd(args[0], args[1:], stdout, stderr)
 	case "shift":
 		return shiftCmd(args[1:], stdout, stderr)
+	case "incidents":
+		return incidentsCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0

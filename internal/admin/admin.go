@@ -13,14 +13,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/proxy"
 )
 
 // Handler returns the admin API. Every endpoint but /healthz requires
 // "Authorization: Bearer <token>"; an empty token is a programming error.
 // reload, when set, reloads the config and describes what it did, with a
-// "result" of "applied" or "rejected".
-func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any) http.Handler {
+// "result" of "applied" or "rejected". inc, when set, serves the
+// incidents and events.
+func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, inc *incident.Recorder) http.Handler {
 	if token == "" {
 		panic("admin: the admin API needs a token")
 	}
@@ -89,6 +91,9 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any) 
 		})))
 	}
 	jobsAPI{p.Jobs()}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	if inc != nil {
+		incidentsAPI{inc}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	}
 	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
 	// a busy Seawall spends its time: docs/operations.md.
 	mux.Handle("GET /debug/pprof/", authorized(token, http.HandlerFunc(pprof.Index)))

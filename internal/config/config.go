@@ -92,6 +92,8 @@ type Config struct {
 	// ShutdownGrace is how long in-flight calls may finish after a stop
 	// signal. Default 15s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Incidents groups events into incidents (docs/incidents.md).
+	Incidents Incidents `yaml:"incidents"`
 	// Zone is the zone Seawall itself runs in. Where an upstream's
 	// endpoints name zones, calls prefer the endpoints in this one while
 	// enough of them are available. Unset: no preference.
@@ -311,6 +313,13 @@ type Upstream struct {
 	// TLS configures HTTPS to the upstream. Unset: the system's roots,
 	// the URL's host name, TLS 1.2 or later.
 	TLS *TLS `yaml:"tls"`
+}
+
+// Incidents is how events are grouped into incidents.
+type Incidents struct {
+	// ResolveAfter is the quiet period: an incident resolves once all its
+	// conditions have been clear this long. Default 2m.
+	ResolveAfter Duration `yaml:"resolve_after"`
 }
 
 // Endpoint is one address of an upstream.

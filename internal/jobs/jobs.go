@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/seawall/seawall/internal/incident"
 )
 
 // Delivery is an accepted request to deliver to an upstream.
@@ -201,6 +202,9 @@ type Config struct {
 	// Logger receives the queue engine's own warnings and errors; nil
 	// discards them.
 	Logger *slog.Logger
+	// Events receives a jobs.dead_lettered event per dead letter, at most
+	// one a minute per upstream (with how many were held back); nil: none.
+	Events incident.Publisher
 }
 
 // DefaultEnqueueTimeout is Config.EnqueueTimeout's default.

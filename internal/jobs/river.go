@@ -22,6 +22,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/seawall/seawall/internal/incident"
+	"github.com/seawall/seawall/internal/upstream"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 )
 
@@ -34,6 +36,7 @@ type riverStore[TTx any] struct {
 	query   func(ctx context.Context) ([]Count, error)
 	batcher *batcher
 	m       *metrics
+	events  incident.Publisher // throttled
 	// running counts deliveries under way; stopping is set when Stop
 	// cuts them off.
 	running  atomic.Int64
@@ -175,7 +178,10 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("migrating the job store: %w", err)
 	}
-	s := &riverStore[TTx]{cfg: cfg, m: newMetrics(), queues: map[string]bool{}}
+	s := &riverStore[TTx]{cfg: cfg, m: newMetrics(), queues: map[string]bool{}, events: incident.Discard}
+	if cfg.Events != nil {
+		s.events = incident.Throttle(cfg.Events, time.Minute)
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &worker[TTx]{d: d, s: s})
 	river.AddWorker(workers, &callbackWorker[TTx]{s: s})
@@ -415,7 +421,7 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error 
 	if maxAge > 0 && time.Since(job.CreatedAt) > maxAge {
 		// River dead-letters a failed job on its last attempt: make this one it.
 		job.MaxAttempts = job.Attempt
-		m.dead.WithLabelValues(job.Queue).Inc()
+		w.s.deadLettered(job, fmt.Sprintf("not delivered within max_age %s", maxAge))
 		return errors.Join(fmt.Errorf("not delivered within max_age %s", maxAge), w.s.finished(job.ID, job.Args))
 	}
 	w.s.running.Add(1)
@@ -447,10 +453,18 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error 
 	}
 	m.deliveries.WithLabelValues(job.Queue, "failed").Inc()
 	if job.Attempt >= job.MaxAttempts {
-		m.dead.WithLabelValues(job.Queue).Inc()
+		w.s.deadLettered(job, fmt.Sprintf("%d attempts failed, the last: %v", job.Attempt, err))
 		return errors.Join(err, w.s.finished(job.ID, job.Args))
 	}
 	return err
+}
+
+// deadLettered counts a job given up, and publishes the event.
+func (s *riverStore[TTx]) deadLettered(job *river.Job[Delivery], why string) {
+	s.m.dead.WithLabelValues(job.Queue).Inc()
+	s.events.Publish(incident.Event{Type: incident.JobsDeadLettered, Upstream: job.Queue, Severity: incident.Warning,
+		Summary:  fmt.Sprintf("job %d (%s %s) dead-lettered: %s", job.ID, job.Args.Method, upstream.Truncate(strings.SplitN(job.Args.Path, "?", 2)[0], 120), upstream.Truncate(why, 300)),
+		Evidence: map[string]any{"job": job.ID, "attempts": job.Attempt}})
 }
 
 // schedulePolicy spaces retries by the configured schedule.

@@ -543,7 +543,7 @@ func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
 	pg.Host = freezer.Addr
 	const timeout = time.Second
 	s := newAsyncStack(t, pg.String(), "async", "enqueue_timeout: 1s, base_delay: 20ms, max_delay: 100ms", "")
-	ops := httptest.NewServer(admin.Handler(s.proxy, s.m, "ops-token-0123456789", nil))
+	ops := httptest.NewServer(admin.Handler(s.proxy, s.m, "ops-token-0123456789", nil, nil))
 	defer ops.Close()
 	ready := func() int {
 		resp, err := http.Get(ops.URL + "/readyz")

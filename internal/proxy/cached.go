@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/cache"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -163,6 +164,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 	failed := res.err != nil || res.status >= 500
 	if failed && stale != nil && v.ServeOnError && !c.ClientGone() {
 		p.cacheHit(w, r, c, stale, now, fmt.Sprintf("fwd=stale; %sttl=%d; detail=stale-if-error", fwdStatus(res.status), ttlSeconds(v.TTL)), "stale")
+		p.staleEvents.Publish(incident.Event{Type: incident.CacheStale, Upstream: c.Upstream.Name, Severity: incident.Warning,
+			Summary:  fmt.Sprintf("serving stale answers: the vendor failed (%s); answered from the cache, %s old", staleCause(res), stale.Age(now).Round(time.Second)),
+			Evidence: map[string]any{"status": res.status, "path": truncate(c.Path, 200)}})
 		return
 	}
 	p.cacheForwarded(w, r, c, res, stale != nil, led)
@@ -380,6 +384,14 @@ func proxyResponse(w http.ResponseWriter, resp *http.Response, cacheStatus strin
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	return copyBody(w, nil, &limitedBody{Reader: resp.Body, left: maxResp}, resp.ContentLength < 0, *buf)
+}
+
+// staleCause names why a stale answer was served.
+func staleCause(res fillResult) string {
+	if res.err != nil {
+		return truncate(res.err.Error(), 200)
+	}
+	return fmt.Sprintf("it answered %d", res.status)
 }
 
 func fwdStatus(status int) string {

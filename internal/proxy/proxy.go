@@ -15,6 +15,7 @@ import (
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/upstream"
 )
@@ -31,6 +32,9 @@ type Proxy struct {
 	cache    cache.Store
 	flights  coalescer
 	now      func() time.Time
+
+	events      incident.Publisher // the incident events of the upstreams and the cache
+	staleEvents incident.Publisher // events, at most one a minute per upstream
 
 	jobs       jobs.Store     // nil: async and deferred modes are off
 	background sync.WaitGroup // see goBackground
@@ -54,6 +58,10 @@ func (p *Proxy) settings() *settings { return p.cur.Load() }
 // Option adjusts a Proxy.
 type Option func(*Proxy)
 
+// WithEvents sends the incident events of the upstreams and the cache
+// to pub.
+func WithEvents(pub incident.Publisher) Option { return func(p *Proxy) { p.events = pub } }
+
 // WithClock makes the cache read time from now, for tests.
 func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
 
@@ -70,17 +78,23 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 		metrics:  m,
 		maxEntry: int64(cfg.Cache.MaxEntry),
 		now:      time.Now,
+		events:   incident.Discard,
 	}
 	for _, o := range opts {
 		o(p)
 	}
+	p.staleEvents = incident.Throttle(p.events, time.Minute)
 	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.CacheEvictions.Inc)
 	p.cache = store
 	m.WatchCacheBytes(store.Bytes)
-	p.ups = upstream.NewSet(m, log, p.retired)
+	p.ups = upstream.NewSet(m, log, p.events, p.retired)
 	p.Apply(cfg)
 	return p
 }
+
+// Events is where the proxy and its upstreams send incident events; the
+// job store sends its own there too.
+func (p *Proxy) Events() incident.Publisher { return p.events }
 
 // Registry is where the proxy's metrics, and its job store's, are registered.
 func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 )
@@ -60,8 +62,14 @@ func (s *Server) Reload() Reloaded {
 	s.reloads.WithLabelValues(out.Result).Inc()
 	if out.Result == ReloadRejected {
 		s.log.Error("config reload rejected; the running config stays", "file", s.ConfigPath, "problems", out.Problems)
+		s.Proxy.Events().Publish(incident.Event{Type: incident.ConfigRejected, Severity: incident.Warning,
+			Summary:  fmt.Sprintf("config reload rejected; the running config stays: %s", strings.Join(out.Problems, "; ")),
+			Evidence: map[string]any{"file": s.ConfigPath, "problems": out.Problems}})
 		return out
 	}
+	s.Proxy.Events().Publish(incident.Event{Type: incident.ConfigReloaded, Severity: incident.Info,
+		Summary:  fmt.Sprintf("config reloaded: added %v, changed %v, removed %v", out.Added, out.Changed, out.Removed),
+		Evidence: map[string]any{"file": s.ConfigPath, "added": out.Added, "changed": out.Changed, "removed": out.Removed}})
 	s.log.Info("config reloaded", "file", s.ConfigPath, "added", out.Added, "changed", out.Changed, "removed", out.Removed, "kept", out.Kept)
 	if len(out.NeedRestart) > 0 {
 		s.log.Warn("config keys changed that apply at the next start only", "keys", out.NeedRestart)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 )
@@ -26,11 +27,14 @@ import (
 type Server struct {
 	Proxy   *proxy.Proxy
 	Metrics *proxy.Metrics
-	log     *slog.Logger
-	grace   time.Duration
-	servers []*http.Server
-	jobs    jobs.Store // nil unless a route is async
-	addrs   []net.Addr
+	// Incidents keeps the events and incidents (docs/incidents.md).
+	Incidents *incident.Recorder
+	stopInc   chan struct{}
+	log       *slog.Logger
+	grace     time.Duration
+	servers   []*http.Server
+	jobs      jobs.Store // nil unless a route is async
+	addrs     []net.Addr
 
 	adminToken string
 
@@ -77,8 +81,10 @@ func NewLogger(c config.Log) *slog.Logger {
 // Listen binds the listeners of a validated config; Serve then serves them.
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
-	p := proxy.New(cfg, log, m)
-	s := &Server{Proxy: p, Metrics: m, log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D()}, incident.GathererImpact(m.Registry))
+	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
+	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	go rec.Run(s.stopInc)
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -98,7 +104,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 			return nil, nil, err
 		}
 		s.adminToken = token
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token, func() any { return s.Reload() })})
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token, func() any { return s.Reload() }, rec)})
 	}
 	var lns []net.Listener
 	for _, l := range order {
@@ -162,6 +168,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	wg.Wait()
 	s.Proxy.Close() // background revalidations, bounded by their routes' timeouts
+	defer close(s.stopInc)
 	if s.jobs != nil {
 		// Unfinished jobs stay queued for the next start.
 		if e := s.jobs.Stop(sctx); e != nil {
@@ -214,6 +221,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 			return nil, fmt.Errorf("creating the job store's directory: %w", err)
 		}
 	}
+	jc.Events = p.Events()
 	return jobs.Open(ctx, dsn, jc, &jobs.UpstreamDeliverer{
 		Upstreams: p.Upstreams(),
 		Log:       p.Logger(),

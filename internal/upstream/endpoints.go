@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
+	"github.com/seawall/seawall/internal/incident"
 )
 
 // endpoints are an upstream's addresses at run time. One endpoint needs
@@ -125,13 +127,52 @@ func healthFailure(resp *http.Response, err error) bool {
 // healthEvents logs isolations, restores and shifts with their evidence
 // and counts them; incident signals will consume the same events.
 type healthEvents struct {
-	log endpoint.LogPublisher
-	m   *Metrics
+	log    endpoint.LogPublisher
+	m      *Metrics
+	events incident.Publisher
 }
 
 func (h healthEvents) Publish(e endpoint.Event) {
 	h.log.Publish(e)
 	h.m.endpointEvents.WithLabelValues(e.Upstream, e.Kind).Inc()
+	h.events.Publish(endpointEvent(e))
+}
+
+// endpointEvent is an endpoint's event as an incident event: a zone
+// isolated is an error, an endpoint a warning, the rest information.
+func endpointEvent(e endpoint.Event) incident.Event {
+	ev := incident.Event{Time: e.Time, Upstream: e.Upstream, Endpoint: e.Endpoint, Zone: e.Zone, Severity: incident.Info, Evidence: map[string]any{}}
+	what := "endpoint " + e.Endpoint
+	if e.Endpoint == "" {
+		what = "zone " + e.Zone
+	}
+	switch e.Kind {
+	case "isolated":
+		ev.Type, ev.Severity = incident.EndpointIsolated, incident.Warning
+		if e.Zone != "" {
+			ev.Severity = incident.Error
+		}
+	case "restored":
+		ev.Type = incident.EndpointRestored
+	case "shift-added":
+		ev.Type = incident.ShiftAdded
+	case "shift-removed":
+		ev.Type = incident.ShiftRemoved
+	default:
+		ev.Type = incident.ShiftExpired
+	}
+	ev.Summary = fmt.Sprintf("%s %s: %s", what, strings.TrimPrefix(ev.Type, "endpoint."), e.Reason)
+	if e.Figures != nil {
+		ev.Evidence["figures"] = e.Figures.String()
+	}
+	if len(e.Peers) > 0 {
+		peers := make([]string, len(e.Peers))
+		for i, f := range e.Peers {
+			peers[i] = f.String()
+		}
+		ev.Evidence["peers"] = peers
+	}
+	return ev
 }
 
 // endpointMetrics are one endpoint's metrics, with labels bound.
@@ -157,6 +198,6 @@ func (m *Metrics) forEndpoint(upstream string, e *endpoint.Endpoint) *endpointMe
 	}
 }
 
-func newHealthEvents(log *slog.Logger, m *Metrics) healthEvents {
-	return healthEvents{log: endpoint.LogPublisher{Log: log}, m: m}
+func newHealthEvents(log *slog.Logger, m *Metrics, events incident.Publisher) healthEvents {
+	return healthEvents{log: endpoint.LogPublisher{Log: log}, m: m, events: events}
 }

@@ -14,24 +14,27 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
 )
 
 // Set is the upstreams in force, by name, swapped whole by Apply. The
 // app-facing handler and the job workers both find their upstream here.
 type Set struct {
-	cur atomic.Pointer[map[string]*Upstream]
-	m   *Metrics
-	log *slog.Logger
+	cur    atomic.Pointer[map[string]*Upstream]
+	m      *Metrics
+	log    *slog.Logger
+	events incident.Publisher
 	// retired is told of each upstream a reload replaces or removes (now
 	// is nil when removed), after the new set is in force.
 	retired func(old, now *Upstream)
 }
 
-// NewSet returns an empty set; Apply fills it. retired, if not nil, is
-// called for each upstream a later Apply replaces or removes.
-func NewSet(m *Metrics, log *slog.Logger, retired func(old, now *Upstream)) *Set {
-	s := &Set{m: m, log: log, retired: retired}
+// NewSet returns an empty set; Apply fills it. events receives the
+// upstreams' incident events (nil: none). retired, if not nil, is called
+// for each upstream a later Apply replaces or removes.
+func NewSet(m *Metrics, log *slog.Logger, events incident.Publisher, retired func(old, now *Upstream)) *Set {
+	s := &Set{m: m, log: log, events: events, retired: retired}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
 	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports})
@@ -76,7 +79,7 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		u := New(name, cfg.Zone, uc, s.m, s.log)
+		u := New(name, cfg.Zone, uc, s.m, s.log, s.events)
 		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
 			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/retry"
 )
@@ -45,6 +46,7 @@ type Upstream struct {
 	def    *Route
 	M      *UpstreamMetrics
 	Log    *slog.Logger
+	events incident.Publisher
 }
 
 // injected is a header set on every request to an upstream.
@@ -71,9 +73,13 @@ type routeIndex int
 func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
 // New builds the upstream name of a validated config; zone is Seawall's
-// own. Close stops its health ticker.
-func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger) *Upstream {
-	eps := newEndpoints(name, zone, c, newHealthEvents(log, m), m) // events name their upstream
+// own; events receives its incident events (nil: none). Close stops its
+// health ticker.
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher) *Upstream {
+	if events == nil {
+		events = incident.Discard
+	}
+	eps := newEndpoints(name, zone, c, newHealthEvents(log, m, events), m) // events name their upstream
 	u := &Upstream{
 		Name:      name,
 		Cfg:       c,
@@ -85,6 +91,7 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger) *U
 		mux:       http.NewServeMux(),
 		M:         m.forUpstream(name),
 		Log:       log.With(slog.String("upstream", name)),
+		events:    events,
 	}
 	for k, v := range c.Headers {
 		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})

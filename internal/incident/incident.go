@@ -1,0 +1,410 @@
+// Package incident turns what Seawall's parts report (a breaker opening,
+// an endpoint isolated, a pause, a dead letter) into events, and groups
+// an upstream's events into incidents: one opens on the first bad event,
+// collects the later ones, and resolves once all its conditions have
+// cleared for a quiet period. A flapping breaker in one outage is one
+// incident. The rules are written down in docs/incidents.md.
+package incident
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Severity orders events: only warning and above open an incident.
+type Severity int
+
+// The severities, least first.
+const (
+	Info Severity = iota
+	Warning
+	Error
+	Critical
+)
+
+var severityNames = [...]string{"info", "warning", "error", "critical"}
+
+func (s Severity) String() string {
+	if s >= 0 && int(s) < len(severityNames) {
+		return severityNames[s]
+	}
+	return fmt.Sprintf("severity(%d)", int(s))
+}
+
+// ParseSeverity reads a severity's name.
+func ParseSeverity(name string) (Severity, error) {
+	if i := slices.Index(severityNames[:], strings.ToLower(name)); i >= 0 {
+		return Severity(i), nil
+	}
+	return 0, fmt.Errorf("severity %q: want info, warning, error or critical", name)
+}
+
+// MarshalJSON writes the severity's name.
+func (s Severity) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// UnmarshalJSON reads a severity's name.
+func (s *Severity) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return err
+	}
+	v, err := ParseSeverity(name)
+	*s = v
+	return err
+}
+
+// The event types. Each is documented, with its evidence, in
+// docs/incidents.md.
+const (
+	BreakerOpened    = "breaker.opened"
+	BreakerHalfOpen  = "breaker.half_open"
+	BreakerClosed    = "breaker.closed"
+	EndpointIsolated = "endpoint.isolated"
+	EndpointRestored = "endpoint.restored"
+	ShiftAdded       = "shift.added"
+	ShiftRemoved     = "shift.removed"
+	ShiftExpired     = "shift.expired"
+	UpstreamPaused   = "upstream.paused"
+	JobsDeadLettered = "jobs.dead_lettered"
+	CacheStale       = "cache.serving_stale"
+	ConfigReloaded   = "config.reloaded"
+	ConfigRejected   = "config.rejected"
+)
+
+// Event is one thing that happened, with its evidence.
+type Event struct {
+	ID       int64          `json:"id"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Upstream string         `json:"upstream,omitempty"`
+	Endpoint string         `json:"endpoint,omitempty"`
+	Zone     string         `json:"zone,omitempty"`
+	Severity Severity       `json:"severity"`
+	Summary  string         `json:"summary"` // one readable line, with the figures
+	Evidence map[string]any `json:"evidence,omitempty"`
+	// Incident is the incident the event belongs to; 0 for none.
+	Incident int64 `json:"incident,omitempty"`
+	// Pause is how long an upstream.paused event holds its condition.
+	Pause time.Duration `json:"-"`
+}
+
+// Publisher receives events. It must not block.
+type Publisher interface{ Publish(Event) }
+
+// Incident is an upstream's trouble, from its first bad event until its
+// conditions have been clear for the quiet period.
+type Incident struct {
+	ID       int64      `json:"id"`
+	Upstream string     `json:"upstream"`
+	Opened   time.Time  `json:"opened"`
+	Resolved *time.Time `json:"resolved,omitempty"`
+	// Severity is the highest of its events.
+	Severity Severity `json:"severity"`
+	// Summary is the event that opened it.
+	Summary string `json:"summary"`
+	// Conditions are what still holds it open: "breaker", "paused",
+	// "endpoint <url>".
+	Conditions []string `json:"conditions"`
+	// Impact counts what the incident did to calls, since it opened (or
+	// until it resolved): requests failed fast, rejected by the limiter,
+	// answered stale, jobs delayed and dead-lettered.
+	Impact map[string]float64 `json:"impact"`
+	Events []Event            `json:"events,omitempty"`
+
+	base    map[string]float64 // the impact counters when it opened
+	quietAt time.Time          // the last bad event or cleared condition
+}
+
+// State is "open" or "resolved".
+func (in *Incident) State() string {
+	if in.Resolved != nil {
+		return "resolved"
+	}
+	return "open"
+}
+
+// Config tunes a Recorder.
+type Config struct {
+	// ResolveAfter is the quiet period: an incident resolves once its
+	// conditions have been clear this long. Default 2m.
+	ResolveAfter time.Duration
+	// KeepEvents and KeepIncidents bound what is kept in memory, the
+	// oldest dropped first. Defaults 10,000 and 500.
+	KeepEvents, KeepIncidents int
+}
+
+// Recorder keeps the events and the incidents.
+type Recorder struct {
+	cfg Config
+	// impact reads an upstream's impact counters (they only grow).
+	impact func(upstream string) map[string]float64
+
+	queue   chan Event
+	dropped atomic.Int64 // events the full queue refused
+
+	mu        sync.Mutex
+	events    []Event
+	incidents []*Incident
+	open      map[string]*Incident            // by upstream
+	conds     map[string]map[string]time.Time // upstream → condition → until (zero: until cleared)
+	nextEvent int64
+	nextInc   int64
+}
+
+// NewRecorder returns a recorder; impact, if not nil, reads an upstream's
+// impact counters, which an incident reports as growth since it opened.
+func NewRecorder(cfg Config, impact func(upstream string) map[string]float64) *Recorder {
+	if cfg.ResolveAfter <= 0 {
+		cfg.ResolveAfter = 2 * time.Minute
+	}
+	if cfg.KeepEvents <= 0 {
+		cfg.KeepEvents = 10000
+	}
+	if cfg.KeepIncidents <= 0 {
+		cfg.KeepIncidents = 500
+	}
+	return &Recorder{cfg: cfg, impact: impact, queue: make(chan Event, 4096),
+		open: map[string]*Incident{}, conds: map[string]map[string]time.Time{}}
+}
+
+// Publish hands an event to Run, never blocking: the request path
+// publishes. Should the queue be full, the event is dropped and counted.
+func (r *Recorder) Publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	select {
+	case r.queue <- e:
+	default:
+		r.dropped.Add(1)
+	}
+}
+
+// Record records an event at once: it sets or clears the upstream's
+// conditions, opens an incident on a bad event when none is open, and
+// joins the incident open for its upstream. Run calls it; so may tests.
+func (r *Recorder) Record(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	var base map[string]float64
+	r.mu.Lock()
+	opens := e.Upstream != "" && e.Severity >= Warning && r.open[e.Upstream] == nil
+	r.mu.Unlock()
+	if opens && r.impact != nil {
+		base = r.impact(e.Upstream) // may be slow: not under the lock; Record has one caller at a time
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextEvent++
+	e.ID = r.nextEvent
+	cleared := r.condition(e)
+	if e.Upstream != "" {
+		in := r.open[e.Upstream]
+		if in == nil && e.Severity >= Warning {
+			in = r.openIncident(e, base)
+		}
+		if in != nil {
+			e.Incident = in.ID
+			in.Events = append(in.Events, e)
+			in.Severity = max(in.Severity, e.Severity)
+			if e.Severity >= Warning || cleared {
+				in.quietAt = e.Time
+			}
+		}
+	}
+	r.events = append(r.events, e)
+	if len(r.events) > r.cfg.KeepEvents {
+		r.events = slices.Delete(r.events, 0, len(r.events)-r.cfg.KeepEvents)
+	}
+}
+
+// condition applies e to its upstream's conditions, and says whether it
+// cleared one. r.mu is held.
+func (r *Recorder) condition(e Event) (cleared bool) {
+	if e.Upstream == "" {
+		return false
+	}
+	cs := r.conds[e.Upstream]
+	if cs == nil {
+		cs = map[string]time.Time{}
+		r.conds[e.Upstream] = cs
+	}
+	clear := func(key string) {
+		if _, ok := cs[key]; ok {
+			delete(cs, key)
+			cleared = true
+		}
+	}
+	switch e.Type {
+	case BreakerOpened:
+		cs["breaker"] = time.Time{}
+	case BreakerClosed:
+		clear("breaker")
+	case EndpointIsolated:
+		cs["endpoint "+e.Endpoint] = time.Time{}
+	case EndpointRestored:
+		clear("endpoint " + e.Endpoint)
+	case UpstreamPaused:
+		cs["paused"] = e.Time.Add(e.Pause)
+	}
+	return cleared
+}
+
+// openIncident opens one for e's upstream. r.mu is held.
+func (r *Recorder) openIncident(e Event, base map[string]float64) *Incident {
+	r.nextInc++
+	in := &Incident{ID: r.nextInc, Upstream: e.Upstream, Opened: e.Time, Severity: e.Severity, Summary: e.Summary, quietAt: e.Time, base: base}
+	r.open[e.Upstream] = in
+	r.incidents = append(r.incidents, in)
+	if len(r.incidents) > r.cfg.KeepIncidents {
+		r.incidents = slices.Delete(r.incidents, 0, len(r.incidents)-r.cfg.KeepIncidents)
+	}
+	return in
+}
+
+// Tick ends the timed conditions that are over, and resolves each open
+// incident whose conditions have been clear for the quiet period.
+func (r *Recorder) Tick(now time.Time) {
+	r.mu.Lock()
+	var resolving []*Incident
+	for upstream, cs := range r.conds {
+		for key, until := range cs {
+			if !until.IsZero() && !now.Before(until) {
+				delete(cs, key)
+				if in := r.open[upstream]; in != nil {
+					in.quietAt = until
+				}
+			}
+		}
+	}
+	for upstream, in := range r.open {
+		if len(r.conds[upstream]) > 0 || now.Sub(in.quietAt) < r.cfg.ResolveAfter {
+			continue
+		}
+		t := now
+		in.Resolved = &t
+		delete(r.open, upstream)
+		resolving = append(resolving, in)
+	}
+	r.mu.Unlock()
+	for _, in := range resolving {
+		impact := r.impactSince(in.Upstream, in.base)
+		r.mu.Lock()
+		in.Impact = impact
+		r.mu.Unlock()
+	}
+}
+
+// Run records the published events as they come and ticks every second,
+// until stop is closed.
+func (r *Recorder) Run(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case e := <-r.queue:
+			r.Record(e)
+		case now := <-t.C:
+			r.Tick(now)
+		}
+	}
+}
+
+// Dropped is how many events a full queue refused.
+func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
+
+// impactSince is the growth of upstream's impact counters since base.
+func (r *Recorder) impactSince(upstream string, base map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	if r.impact == nil {
+		return out
+	}
+	for k, v := range r.impact(upstream) {
+		out[k] = v - base[k]
+	}
+	return out
+}
+
+// view copies in for reading, with its conditions as of now. r.mu is
+// held.
+func (r *Recorder) view(in *Incident, withEvents bool) Incident {
+	v := *in
+	v.Events = nil
+	if withEvents {
+		v.Events = slices.Clone(in.Events)
+	}
+	v.Conditions = []string{}
+	if in.Resolved == nil {
+		for key := range r.conds[in.Upstream] {
+			v.Conditions = append(v.Conditions, key)
+		}
+		slices.Sort(v.Conditions)
+	}
+	return v
+}
+
+// withImpact fills an open incident's impact as of now (not under r.mu:
+// reading the counters may be slow).
+func (r *Recorder) withImpact(v Incident) Incident {
+	if v.Resolved == nil {
+		v.Impact = r.impactSince(v.Upstream, v.base)
+	}
+	if v.Impact == nil {
+		v.Impact = map[string]float64{}
+	}
+	return v
+}
+
+// Incidents lists the incidents kept, newest first, without their events.
+func (r *Recorder) Incidents() []Incident {
+	r.mu.Lock()
+	out := make([]Incident, 0, len(r.incidents))
+	for i := len(r.incidents) - 1; i >= 0; i-- {
+		out = append(out, r.view(r.incidents[i], false))
+	}
+	r.mu.Unlock()
+	for i := range out {
+		out[i] = r.withImpact(out[i])
+	}
+	return out
+}
+
+// Incident returns one incident with its events, in order.
+func (r *Recorder) Incident(id int64) (Incident, bool) {
+	r.mu.Lock()
+	var v Incident
+	found := false
+	for _, in := range r.incidents {
+		if in.ID == id {
+			v, found = r.view(in, true), true
+			break
+		}
+	}
+	r.mu.Unlock()
+	if !found {
+		return Incident{}, false
+	}
+	return r.withImpact(v), true
+}
+
+// Events lists the events kept for upstream ("" for all) at or after
+// since, oldest first.
+func (r *Recorder) Events(upstream string, since time.Time) []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []Event{}
+	for _, e := range r.events {
+		if (upstream == "" || e.Upstream == upstream) && !e.Time.Before(since) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
