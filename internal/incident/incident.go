@@ -7,6 +7,7 @@
 package incident
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -115,9 +116,12 @@ type Incident struct {
 	// answered stale, jobs delayed and dead-lettered.
 	Impact map[string]float64 `json:"impact"`
 	Events []Event            `json:"events,omitempty"`
+	// QuietSince is its last bad event or cleared condition: it resolves
+	// a quiet period after, once no condition holds.
+	QuietSince time.Time `json:"quiet_since"`
 
-	base    map[string]float64 // the impact counters when it opened
-	quietAt time.Time          // the last bad event or cleared condition
+	base    map[string]float64 // the impact counters when it opened (or when Seawall restarted)
+	carried map[string]float64 // impact counted before a restart
 }
 
 // State is "open" or "resolved".
@@ -126,6 +130,14 @@ func (in *Incident) State() string {
 		return "resolved"
 	}
 	return "open"
+}
+
+// Store keeps the events and incidents across restarts.
+type Store interface {
+	// Save writes new events, and incidents new or changed.
+	Save(ctx context.Context, events []Event, incidents []Incident) error
+	// Load reads the newest events and incidents kept, oldest first.
+	Load(ctx context.Context, events, incidents int) ([]Event, []Incident, error)
 }
 
 // Config tunes a Recorder.
@@ -146,6 +158,7 @@ type Recorder struct {
 
 	queue   chan Event
 	dropped atomic.Int64 // events the full queue refused
+	store   Store        // nil: memory only
 
 	mu        sync.Mutex
 	events    []Event
@@ -154,6 +167,9 @@ type Recorder struct {
 	conds     map[string]map[string]time.Time // upstream → condition → until (zero: until cleared)
 	nextEvent int64
 	nextInc   int64
+	// unsaved are the events, and the incidents by id, not yet in store.
+	unsaved    []Event
+	unsavedInc map[int64]bool
 }
 
 // NewRecorder returns a recorder; impact, if not nil, reads an upstream's
@@ -169,7 +185,7 @@ func NewRecorder(cfg Config, impact func(upstream string) map[string]float64) *R
 		cfg.KeepIncidents = 500
 	}
 	return &Recorder{cfg: cfg, impact: impact, queue: make(chan Event, 4096),
-		open: map[string]*Incident{}, conds: map[string]map[string]time.Time{}}
+		open: map[string]*Incident{}, conds: map[string]map[string]time.Time{}, unsavedInc: map[int64]bool{}}
 }
 
 // Publish hands an event to Run, never blocking: the request path
@@ -210,15 +226,19 @@ func (r *Recorder) Record(e Event) {
 			in = r.openIncident(e, base)
 		}
 		if in != nil {
+			r.unsavedInc[in.ID] = true
 			e.Incident = in.ID
 			in.Events = append(in.Events, e)
 			in.Severity = max(in.Severity, e.Severity)
 			if e.Severity >= Warning || cleared {
-				in.quietAt = e.Time
+				in.QuietSince = e.Time
 			}
 		}
 	}
 	r.events = append(r.events, e)
+	if r.store != nil {
+		r.unsaved = append(r.unsaved, e)
+	}
 	if len(r.events) > r.cfg.KeepEvents {
 		r.events = slices.Delete(r.events, 0, len(r.events)-r.cfg.KeepEvents)
 	}
@@ -259,7 +279,7 @@ func (r *Recorder) condition(e Event) (cleared bool) {
 // openIncident opens one for e's upstream. r.mu is held.
 func (r *Recorder) openIncident(e Event, base map[string]float64) *Incident {
 	r.nextInc++
-	in := &Incident{ID: r.nextInc, Upstream: e.Upstream, Opened: e.Time, Severity: e.Severity, Summary: e.Summary, quietAt: e.Time, base: base}
+	in := &Incident{ID: r.nextInc, Upstream: e.Upstream, Opened: e.Time, Severity: e.Severity, Summary: e.Summary, QuietSince: e.Time, base: base}
 	r.open[e.Upstream] = in
 	r.incidents = append(r.incidents, in)
 	if len(r.incidents) > r.cfg.KeepIncidents {
@@ -278,57 +298,155 @@ func (r *Recorder) Tick(now time.Time) {
 			if !until.IsZero() && !now.Before(until) {
 				delete(cs, key)
 				if in := r.open[upstream]; in != nil {
-					in.quietAt = until
+					in.QuietSince = until
 				}
 			}
 		}
 	}
 	for upstream, in := range r.open {
-		if len(r.conds[upstream]) > 0 || now.Sub(in.quietAt) < r.cfg.ResolveAfter {
+		if len(r.conds[upstream]) > 0 || now.Sub(in.QuietSince) < r.cfg.ResolveAfter {
 			continue
 		}
 		t := now
 		in.Resolved = &t
 		delete(r.open, upstream)
+		r.unsavedInc[in.ID] = true
 		resolving = append(resolving, in)
 	}
 	r.mu.Unlock()
 	for _, in := range resolving {
-		impact := r.impactSince(in.Upstream, in.base)
+		impact := r.impactSince(in.Upstream, in.base, in.carried)
 		r.mu.Lock()
 		in.Impact = impact
 		r.mu.Unlock()
 	}
 }
 
-// Run records the published events as they come and ticks every second,
-// until stop is closed.
+// Run records the published events as they come, and every second ticks
+// and saves what changed to the store, until stop is closed (then it
+// saves once more). A crash loses at most the last second.
 func (r *Recorder) Run(stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
+			r.drain()
+			r.save()
 			return
 		case e := <-r.queue:
 			r.Record(e)
 		case now := <-t.C:
 			r.Tick(now)
+			r.save()
 		}
 	}
+}
+
+// drain records what is queued.
+func (r *Recorder) drain() {
+	for {
+		select {
+		case e := <-r.queue:
+			r.Record(e)
+		default:
+			return
+		}
+	}
+}
+
+// save writes what changed since the last save; what fails stays to be
+// written next time.
+func (r *Recorder) save() {
+	if r.store == nil {
+		return
+	}
+	r.mu.Lock()
+	events := r.unsaved
+	var incs []Incident
+	for id := range r.unsavedInc {
+		for _, in := range r.incidents {
+			if in.ID == id {
+				incs = append(incs, r.view(in, false))
+			}
+		}
+	}
+	r.unsaved, r.unsavedInc = nil, map[int64]bool{}
+	r.mu.Unlock()
+	if len(events) == 0 && len(incs) == 0 {
+		return
+	}
+	for i := range incs {
+		incs[i] = r.withImpact(incs[i])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.Save(ctx, events, incs); err != nil {
+		r.mu.Lock()
+		r.unsaved = append(events, r.unsaved...)
+		for _, in := range incs {
+			r.unsavedInc[in.ID] = true
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Restore loads what store kept and saves there from now on. An incident
+// open at the last save is open again: its impact so far is carried, its
+// conditions are not (the breaker and the endpoints start afresh), so it
+// resolves a quiet period after its last bad event unless new ones come.
+func (r *Recorder) Restore(ctx context.Context, store Store) error {
+	events, incs, err := store.Load(ctx, r.cfg.KeepEvents, r.cfg.KeepIncidents)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.store = store
+	r.events = append(events, r.events...)
+	for _, e := range events {
+		r.nextEvent = max(r.nextEvent, e.ID)
+	}
+	byID := map[int64]*Incident{}
+	for i := range incs {
+		in := &incs[i]
+		r.nextInc = max(r.nextInc, in.ID)
+		in.carried, in.Impact = in.Impact, nil
+		if in.Resolved == nil && r.impact != nil {
+			in.base = r.impact(in.Upstream)
+		}
+		if in.Resolved != nil {
+			in.Impact = in.carried
+		}
+		byID[in.ID] = in
+		r.incidents = append(r.incidents, in)
+		if in.Resolved == nil {
+			r.open[in.Upstream] = in
+		}
+	}
+	for _, e := range events {
+		if in := byID[e.Incident]; in != nil {
+			in.Events = append(in.Events, e)
+		}
+	}
+	return nil
 }
 
 // Dropped is how many events a full queue refused.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
-// impactSince is the growth of upstream's impact counters since base.
-func (r *Recorder) impactSince(upstream string, base map[string]float64) map[string]float64 {
+// impactSince is the growth of upstream's impact counters since base,
+// plus what was carried over a restart.
+func (r *Recorder) impactSince(upstream string, base, carried map[string]float64) map[string]float64 {
 	out := map[string]float64{}
+	for k, v := range carried {
+		out[k] = v
+	}
 	if r.impact == nil {
 		return out
 	}
 	for k, v := range r.impact(upstream) {
-		out[k] = v - base[k]
+		out[k] += v - base[k]
 	}
 	return out
 }
@@ -355,7 +473,7 @@ func (r *Recorder) view(in *Incident, withEvents bool) Incident {
 // reading the counters may be slow).
 func (r *Recorder) withImpact(v Incident) Incident {
 	if v.Resolved == nil {
-		v.Impact = r.impactSince(v.Upstream, v.base)
+		v.Impact = r.impactSince(v.Upstream, v.base, v.carried)
 	}
 	if v.Impact == nil {
 		v.Impact = map[string]float64{}

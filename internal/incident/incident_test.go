@@ -2,6 +2,10 @@ package incident
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,3 +159,75 @@ func TestThrottle(t *testing.T) {
 type recordNow struct{ r *Recorder }
 
 func (p recordNow) Publish(e Event) { p.r.Record(e) }
+
+// memStore is a Store in memory, as the job store's records are.
+type memStore struct {
+	events    map[int64]Event
+	incidents map[int64]Incident
+}
+
+func (m *memStore) Save(_ context.Context, evs []Event, ins []Incident) error {
+	for _, e := range evs {
+		m.events[e.ID] = e
+	}
+	for _, in := range ins {
+		m.incidents[in.ID] = in
+	}
+	return nil
+}
+
+func (m *memStore) Load(context.Context, int, int) ([]Event, []Incident, error) {
+	var evs []Event
+	var ins []Incident
+	for _, id := range slices.Sorted(maps.Keys(m.events)) {
+		evs = append(evs, m.events[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.incidents)) {
+		// as JSON would: unexported fields do not survive
+		b, _ := json.Marshal(m.incidents[id])
+		var in Incident
+		_ = json.Unmarshal(b, &in)
+		ins = append(ins, in)
+	}
+	return evs, ins, nil
+}
+
+// An incident open when Seawall stops is open after it starts, with its
+// events and the impact counted so far, and resolves once, later; ids go
+// on from where they were.
+func TestRestoreCarriesAnOpenIncident(t *testing.T) {
+	store := &memStore{events: map[int64]Event{}, incidents: map[int64]Incident{}}
+	counter := 5.0
+	impact := func(string) map[string]float64 { return map[string]float64{"failed_fast": counter} }
+	r := NewRecorder(Config{ResolveAfter: time.Minute}, impact)
+	if err := r.Restore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-30 * time.Second)
+	r.Record(Event{Time: t0, Type: BreakerOpened, Upstream: "pay", Severity: Error, Summary: "opened"})
+	counter = 25
+	r.save()
+	if len(store.events) != 1 || store.incidents[1].Impact["failed_fast"] != 20 {
+		t.Fatalf("saved %+v", store)
+	}
+
+	counter = 0 // a new process: the metrics start again
+	r2 := NewRecorder(Config{ResolveAfter: time.Minute}, impact)
+	if err := r2.Restore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	in, ok := r2.Incident(1)
+	if !ok || in.State() != "open" || len(in.Events) != 1 || in.Impact["failed_fast"] != 20 {
+		t.Fatalf("restored %+v", in)
+	}
+	counter = 3
+	r2.Record(Event{Time: t0.Add(time.Second), Type: BreakerClosed, Upstream: "pay", Severity: Info, Summary: "closed"})
+	if in, _ := r2.Incident(1); in.Impact["failed_fast"] != 23 || len(in.Events) != 2 || in.Events[1].ID != 2 {
+		t.Errorf("after the restart: %+v", in)
+	}
+	r2.Tick(t0.Add(2 * time.Minute))
+	r2.save()
+	if got := store.incidents[1]; got.Resolved == nil || got.Impact["failed_fast"] != 23 {
+		t.Errorf("saved after resolving: %+v", got)
+	}
+}

@@ -37,6 +37,7 @@ type riverStore[TTx any] struct {
 	batcher *batcher
 	m       *metrics
 	events  incident.Publisher // throttled
+	records recordDB
 	// running counts deliveries under way; stopping is set when Stop
 	// cuts them off.
 	running  atomic.Int64
@@ -104,6 +105,20 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 		return nil, sqliteOpenError(path, err)
 	}
 	s.close = func() { _ = db.Close() }
+	s.records = recordDB{sql: recordsSQLite,
+		exec: func(ctx context.Context, q string, args ...any) error { _, err := db.ExecContext(ctx, q, args...); return err },
+		query: func(ctx context.Context, q string, args ...any) ([]Record, error) {
+			rows, err := db.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			defer func() { _ = rows.Close() }()
+			return scanRecords(rows.Next, rows.Scan, rows.Err)
+		}}
+	if err := s.records.exec(ctx, recordsDDL); err != nil {
+		s.close()
+		return nil, fmt.Errorf("creating the records table: %w", err)
+	}
 	s.query = func(ctx context.Context) ([]Count, error) {
 		rows, err := db.QueryContext(ctx, countSQLite)
 		if err != nil {
@@ -136,6 +151,20 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 		return nil, err
 	}
 	s.close = pool.Close
+	s.records = recordDB{sql: recordsPostgres,
+		exec: func(ctx context.Context, q string, args ...any) error { _, err := pool.Exec(ctx, q, args...); return err },
+		query: func(ctx context.Context, q string, args ...any) ([]Record, error) {
+			rows, err := pool.Query(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			return scanRecords(rows.Next, rows.Scan, rows.Err)
+		}}
+	if err := s.records.exec(ctx, recordsDDL); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("creating the records table: %w", err)
+	}
 	s.query = func(ctx context.Context) ([]Count, error) {
 		rows, err := pool.Query(ctx, countPostgres)
 		if err != nil {

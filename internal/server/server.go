@@ -30,6 +30,7 @@ type Server struct {
 	// Incidents keeps the events and incidents (docs/incidents.md).
 	Incidents *incident.Recorder
 	stopInc   chan struct{}
+	incDone   chan struct{}
 	log       *slog.Logger
 	grace     time.Duration
 	servers   []*http.Server
@@ -78,13 +79,16 @@ func NewLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
+// The incident timeline keeps this many events and incidents.
+const keepEvents, keepIncidents = 10000, 500
+
 // Listen binds the listeners of a validated config; Serve then serves them.
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
-	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D()}, incident.GathererImpact(m.Registry))
+	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: keepEvents, KeepIncidents: keepIncidents},
+		incident.GathererImpact(m.Registry))
 	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
-	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
-	go rec.Run(s.stopInc)
+	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -92,7 +96,14 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		}
 		p.SetJobs(store)
 		s.jobs = store
+		if r, ok := store.(jobs.Records); ok {
+			// The timeline survives restarts: kept beside the jobs.
+			if err := rec.Restore(context.Background(), jobs.IncidentStore(r, keepEvents, keepIncidents)); err != nil {
+				log.Warn("the incident timeline kept in the job store could not be read; starting a new one", "error", err.Error())
+			}
+		}
 	}
+	go func() { defer close(s.incDone); rec.Run(s.stopInc) }()
 	type listener struct {
 		addr    string
 		handler http.Handler
@@ -168,7 +179,8 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	wg.Wait()
 	s.Proxy.Close() // background revalidations, bounded by their routes' timeouts
-	defer close(s.stopInc)
+	close(s.stopInc) // the last events saved, before the store closes
+	<-s.incDone
 	if s.jobs != nil {
 		// Unfinished jobs stay queued for the next start.
 		if e := s.jobs.Stop(sctx); e != nil {

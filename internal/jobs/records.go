@@ -1,0 +1,164 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/seawall/seawall/internal/incident"
+)
+
+// Record is a small JSON document kept beside the jobs, by kind and id:
+// the incident events and incidents, so that they survive a restart.
+type Record struct {
+	ID   int64
+	Body []byte
+}
+
+// Records keeps Records. The job store is one when it is open.
+type Records interface {
+	// PutRecords writes recs of kind, replacing those with the same id.
+	PutRecords(ctx context.Context, kind string, recs []Record) error
+	// ListRecords returns the newest limit records of kind, oldest first.
+	ListRecords(ctx context.Context, kind string, limit int) ([]Record, error)
+	// TrimRecords deletes all but the newest keep records of kind.
+	TrimRecords(ctx context.Context, kind string, keep int) error
+}
+
+// recordsDDL is the records' table, the same in SQLite and PostgreSQL.
+const recordsDDL = `CREATE TABLE IF NOT EXISTS seawall_record (
+	kind TEXT NOT NULL,
+	id   BIGINT NOT NULL,
+	body TEXT NOT NULL,
+	PRIMARY KEY (kind, id)
+)`
+
+// recordSQL is the statements of one database, whose placeholders differ.
+type recordSQL struct {
+	put, list, trim string
+}
+
+var (
+	recordsSQLite = recordSQL{
+		put:  `INSERT INTO seawall_record (kind, id, body) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`,
+		list: `SELECT id, body FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT ?`,
+		trim: `DELETE FROM seawall_record WHERE kind = ? AND id <= (SELECT id FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+	}
+	recordsPostgres = recordSQL{
+		put:  `INSERT INTO seawall_record (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`,
+		list: `SELECT id, body FROM seawall_record WHERE kind = $1 ORDER BY id DESC LIMIT $2`,
+		trim: `DELETE FROM seawall_record WHERE kind = $1 AND id <= (SELECT id FROM seawall_record WHERE kind = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)`,
+	}
+)
+
+// recordDB is what the records need of a database.
+type recordDB struct {
+	exec  func(ctx context.Context, sql string, args ...any) error
+	query func(ctx context.Context, sql string, args ...any) ([]Record, error)
+	sql   recordSQL
+}
+
+func (s *riverStore[TTx]) PutRecords(ctx context.Context, kind string, recs []Record) error {
+	for _, r := range recs {
+		if err := s.records.exec(ctx, s.records.sql.put, kind, r.ID, string(r.Body)); err != nil {
+			return fmt.Errorf("keeping %s %d: %w", kind, r.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *riverStore[TTx]) ListRecords(ctx context.Context, kind string, limit int) ([]Record, error) {
+	recs, err := s.records.query(ctx, s.records.sql.list, kind, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s records: %w", kind, err)
+	}
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+	return recs, nil
+}
+
+func (s *riverStore[TTx]) TrimRecords(ctx context.Context, kind string, keep int) error {
+	return s.records.exec(ctx, s.records.sql.trim, kind, kind, keep)
+}
+
+func scanRecords(next func() bool, scan func(...any) error, rowsErr func() error) ([]Record, error) {
+	var out []Record
+	for next() {
+		var r Record
+		var body string
+		if err := scan(&r.ID, &body); err != nil {
+			return nil, err
+		}
+		r.Body = []byte(body)
+		out = append(out, r)
+	}
+	return out, rowsErr()
+}
+
+// IncidentStore keeps the incident events and incidents as records, the
+// newest keepEvents and keepIncidents of them.
+func IncidentStore(r Records, keepEvents, keepIncidents int) incident.Store {
+	return incidentStore{r: r, keepEvents: keepEvents, keepIncidents: keepIncidents}
+}
+
+type incidentStore struct {
+	r                         Records
+	keepEvents, keepIncidents int
+}
+
+const (
+	eventRecord    = "incident-event"
+	incidentRecord = "incident"
+)
+
+func (s incidentStore) Save(ctx context.Context, events []incident.Event, incidents []incident.Incident) error {
+	put := func(kind string, keep int, n int, rec func(i int) (int64, any)) error {
+		if n == 0 {
+			return nil
+		}
+		recs := make([]Record, n)
+		for i := range n {
+			id, v := rec(i)
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			recs[i] = Record{ID: id, Body: b}
+		}
+		if err := s.r.PutRecords(ctx, kind, recs); err != nil {
+			return err
+		}
+		return s.r.TrimRecords(ctx, kind, keep)
+	}
+	return errors.Join(
+		put(eventRecord, s.keepEvents, len(events), func(i int) (int64, any) { return events[i].ID, events[i] }),
+		put(incidentRecord, s.keepIncidents, len(incidents), func(i int) (int64, any) { return incidents[i].ID, incidents[i] }))
+}
+
+func (s incidentStore) Load(ctx context.Context, events, incidents int) ([]incident.Event, []incident.Incident, error) {
+	evRecs, err := s.r.ListRecords(ctx, eventRecord, events)
+	if err != nil {
+		return nil, nil, err
+	}
+	inRecs, err := s.r.ListRecords(ctx, incidentRecord, incidents)
+	if err != nil {
+		return nil, nil, err
+	}
+	evs := make([]incident.Event, 0, len(evRecs))
+	for _, r := range evRecs {
+		var e incident.Event
+		if json.Unmarshal(r.Body, &e) == nil {
+			evs = append(evs, e)
+		}
+	}
+	ins := make([]incident.Incident, 0, len(inRecs))
+	for _, r := range inRecs {
+		var in incident.Incident
+		if json.Unmarshal(r.Body, &in) == nil {
+			ins = append(ins, in)
+		}
+	}
+	return evs, ins, nil
+}

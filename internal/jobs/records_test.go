@@ -1,0 +1,51 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// Records are kept by kind and id, replaced by id, listed newest last,
+// trimmed to the newest, and there again when the store is reopened.
+func TestRecordsSurviveReopen(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		s := open(t, newRecorder())
+		r := s.(Records)
+		var recs []Record
+		for i := 1; i <= 5; i++ {
+			recs = append(recs, Record{ID: int64(i), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		}
+		if err := r.PutRecords(ctx, "event", recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.PutRecords(ctx, "event", []Record{{ID: 5, Body: []byte(`{"n":"five"}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.PutRecords(ctx, "incident", []Record{{ID: 1, Body: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.TrimRecords(ctx, "event", 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s = open(t, newRecorder())
+		defer func() { _ = s.Stop(ctx) }()
+		got, err := s.(Records).ListRecords(ctx, "event", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[0].ID != 3 || string(got[2].Body) != `{"n":"five"}` {
+			t.Errorf("after reopening, events %+v, want 3, 4 and the replaced 5", got)
+		}
+		if got, _ := s.(Records).ListRecords(ctx, "event", 2); len(got) != 2 || got[0].ID != 4 {
+			t.Errorf("the newest two: %+v", got)
+		}
+		if got, _ := s.(Records).ListRecords(ctx, "incident", 10); len(got) != 1 {
+			t.Errorf("incidents %+v", got)
+		}
+	})
+}
