@@ -320,6 +320,36 @@ type Incidents struct {
 	// ResolveAfter is the quiet period: an incident resolves once all its
 	// conditions have been clear this long. Default 2m.
 	ResolveAfter Duration `yaml:"resolve_after"`
+	// PagerDuty sends incidents to PagerDuty's Events API v2.
+	PagerDuty *PagerDuty `yaml:"pagerduty"`
+	// Webhooks receive incidents as signed JSON.
+	Webhooks []*IncidentWebhook `yaml:"webhooks"`
+}
+
+// PagerDuty is where and how incidents are triggered and resolved.
+type PagerDuty struct {
+	// RoutingKey is the integration's key; a secret (${ENV} or
+	// ${file:...}), never logged. Required.
+	RoutingKey Secret `yaml:"routing_key"`
+	// URL is the Events API v2 endpoint. Default DefaultPagerDutyURL.
+	URL string `yaml:"url"`
+	// MinSeverity is the least severity sent: info, warning, error or
+	// critical. Default warning.
+	MinSeverity string `yaml:"min_severity"`
+}
+
+// DefaultPagerDutyURL is PagerDuty's Events API v2 endpoint.
+const DefaultPagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
+
+// IncidentWebhook is a receiver of incidents, signed as Standard Webhooks.
+type IncidentWebhook struct {
+	// URL receives a POST per notification. Required; http or https.
+	URL string `yaml:"url"`
+	// Secret signs them: base64, optionally prefixed "whsec_", at least
+	// 16 bytes decoded. Required.
+	Secret Secret `yaml:"secret"`
+	// MinSeverity is the least severity sent. Default warning.
+	MinSeverity string `yaml:"min_severity"`
 }
 
 // Endpoint is one address of an upstream.

@@ -42,6 +42,15 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
 	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	set(d, "incidents.resolve_after", &c.Incidents.ResolveAfter, Duration(2*time.Minute))
+	if pd := c.Incidents.PagerDuty; pd != nil {
+		set(d, "incidents.pagerduty.url", &pd.URL, DefaultPagerDutyURL)
+		set(d, "incidents.pagerduty.min_severity", &pd.MinSeverity, "warning")
+	}
+	for i, w := range c.Incidents.Webhooks {
+		if w != nil {
+			set(d, fmt.Sprintf("incidents.webhooks[%d].min_severity", i), &w.MinSeverity, "warning")
+		}
+	}
 	set(d, "jobs.store", &c.Jobs.Store, DefaultJobsStore)
 	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
 	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
@@ -193,7 +202,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
 	v.check(c.Limits.BodyReadTimeout > 0, "limits.body_read_timeout", "must be > 0")
-	v.check(c.Incidents.ResolveAfter >= Duration(time.Second), "incidents.resolve_after", "must be at least 1s")
+	c.Incidents.validate(v, lookup)
 	v.check(c.Limits.WriteTimeout > 0, "limits.write_timeout", "must be > 0")
 	v.check(c.Jobs.EnqueueTimeout > 0, "jobs.enqueue_timeout", "must be > 0")
 	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
@@ -360,6 +369,42 @@ func (cb *Callbacks) validate(v *checker, p string, lookup func(string) (string,
 		v.add(p+".secret", "required when allowed_hosts is set: callbacks are always signed")
 	case cb.Secret.Value() != "":
 		if _, err := webhook.Key(cb.Secret.Value()); err != nil {
+			v.add(p+".secret", "%v", err)
+		}
+	}
+}
+
+func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
+	v.check(in.ResolveAfter >= Duration(time.Second), "incidents.resolve_after", "must be at least 1s")
+	severity := func(p, s string) {
+		v.check(oneOf(s, "info", "warning", "error", "critical"), p, "must be info, warning, error or critical")
+	}
+	if pd := in.PagerDuty; pd != nil {
+		p := "incidents.pagerduty"
+		if err := pd.RoutingKey.expand(lookup); err != nil {
+			v.add(p+".routing_key", "%v", err)
+		} else {
+			v.check(pd.RoutingKey.Value() != "", p+".routing_key", "required")
+			v.check(validHeaderValue(pd.RoutingKey.Value()), p+".routing_key", "holds a line break or another control character (a secret file with a trailing newline?)")
+		}
+		checkBaseURL(v, p+".url", pd.URL)
+		severity(p+".min_severity", pd.MinSeverity)
+	}
+	for i, w := range in.Webhooks {
+		p := fmt.Sprintf("incidents.webhooks[%d]", i)
+		if w == nil {
+			v.add(p, "empty webhook")
+			continue
+		}
+		checkBaseURL(v, p+".url", w.URL)
+		severity(p+".min_severity", w.MinSeverity)
+		if err := w.Secret.expand(lookup); err != nil {
+			v.add(p+".secret", "%v", err)
+			continue
+		}
+		if w.Secret.Value() == "" {
+			v.add(p+".secret", "required: incident webhooks are always signed")
+		} else if _, err := webhook.Key(w.Secret.Value()); err != nil {
 			v.add(p+".secret", "%v", err)
 		}
 	}

@@ -167,6 +167,10 @@ type Recorder struct {
 	conds     map[string]map[string]time.Time // upstream → condition → until (zero: until cleared)
 	nextEvent int64
 	nextInc   int64
+	// OnNotice, when set before Run, is told when an incident is
+	// triggered (opened, or its severity rose) and when it resolves.
+	OnNotice func(Notice)
+
 	// unsaved are the events, and the incidents by id, not yet in store.
 	unsaved    []Event
 	unsavedInc map[int64]bool
@@ -215,6 +219,14 @@ func (r *Recorder) Record(e Event) {
 	if opens && r.impact != nil {
 		base = r.impact(e.Upstream) // may be slow: not under the lock; Record has one caller at a time
 	}
+	var notice *Notice
+	defer func() {
+		if notice != nil && r.OnNotice != nil {
+			n := *notice
+			n.Incident = r.withImpact(n.Incident)
+			r.OnNotice(n)
+		}
+	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nextEvent++
@@ -222,14 +234,18 @@ func (r *Recorder) Record(e Event) {
 	cleared := r.condition(e)
 	if e.Upstream != "" {
 		in := r.open[e.Upstream]
+		opened := false
 		if in == nil && e.Severity >= Warning {
-			in = r.openIncident(e, base)
+			in, opened = r.openIncident(e, base), true
 		}
 		if in != nil {
 			r.unsavedInc[in.ID] = true
 			e.Incident = in.ID
 			in.Events = append(in.Events, e)
-			in.Severity = max(in.Severity, e.Severity)
+			if opened || e.Severity > in.Severity {
+				in.Severity = max(in.Severity, e.Severity)
+				notice = &Notice{Action: Trigger, Incident: r.view(in, false), Event: e}
+			}
 			if e.Severity >= Warning || cleared {
 				in.QuietSince = e.Time
 			}
@@ -318,7 +334,20 @@ func (r *Recorder) Tick(now time.Time) {
 		impact := r.impactSince(in.Upstream, in.base, in.carried)
 		r.mu.Lock()
 		in.Impact = impact
+		v := r.view(in, false)
+		var last Event
+		if len(in.Events) > 0 {
+			last = in.Events[len(in.Events)-1]
+		}
 		r.mu.Unlock()
+		if r.OnNotice != nil {
+			// Told before the resolve is saved: a crash in between sends
+			// the resolve twice, never not at all.
+			r.OnNotice(Notice{Action: Resolve, Incident: v, Event: last})
+		}
+	}
+	if len(resolving) > 0 {
+		r.save()
 	}
 }
 

@@ -24,6 +24,8 @@ type Records interface {
 	ListRecords(ctx context.Context, kind string, limit int) ([]Record, error)
 	// TrimRecords deletes all but the newest keep records of kind.
 	TrimRecords(ctx context.Context, kind string, keep int) error
+	// DeleteRecord deletes one record.
+	DeleteRecord(ctx context.Context, kind string, id int64) error
 }
 
 // recordsDDL is the records' table, the same in SQLite and PostgreSQL.
@@ -36,7 +38,7 @@ const recordsDDL = `CREATE TABLE IF NOT EXISTS seawall_record (
 
 // recordSQL is the statements of one database, whose placeholders differ.
 type recordSQL struct {
-	put, list, trim string
+	put, list, trim, del string
 }
 
 var (
@@ -44,11 +46,13 @@ var (
 		put:  `INSERT INTO seawall_record (kind, id, body) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`,
 		list: `SELECT id, body FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT ?`,
 		trim: `DELETE FROM seawall_record WHERE kind = ? AND id <= (SELECT id FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+		del:  `DELETE FROM seawall_record WHERE kind = ? AND id = ?`,
 	}
 	recordsPostgres = recordSQL{
 		put:  `INSERT INTO seawall_record (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`,
 		list: `SELECT id, body FROM seawall_record WHERE kind = $1 ORDER BY id DESC LIMIT $2`,
 		trim: `DELETE FROM seawall_record WHERE kind = $1 AND id <= (SELECT id FROM seawall_record WHERE kind = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)`,
+		del:  `DELETE FROM seawall_record WHERE kind = $1 AND id = $2`,
 	}
 )
 
@@ -95,6 +99,43 @@ func scanRecords(next func() bool, scan func(...any) error, rowsErr func() error
 		out = append(out, r)
 	}
 	return out, rowsErr()
+}
+
+func (s *riverStore[TTx]) DeleteRecord(ctx context.Context, kind string, id int64) error {
+	return s.records.exec(ctx, s.records.sql.del, kind, id)
+}
+
+// PendingNotices keeps the incident notices not yet delivered, by sink,
+// so that none is lost on a restart.
+func PendingNotices(r Records) incident.Pending { return pendingNotices{r} }
+
+type pendingNotices struct{ r Records }
+
+func (p pendingNotices) Put(ctx context.Context, sink string, n incident.Notice) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return p.r.PutRecords(ctx, "notice-"+sink, []Record{{ID: n.Seq, Body: b}})
+}
+
+func (p pendingNotices) Done(ctx context.Context, sink string, seq int64) error {
+	return p.r.DeleteRecord(ctx, "notice-"+sink, seq)
+}
+
+func (p pendingNotices) List(ctx context.Context, sink string) ([]incident.Notice, error) {
+	recs, err := p.r.ListRecords(ctx, "notice-"+sink, 1000)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]incident.Notice, 0, len(recs))
+	for _, r := range recs {
+		var n incident.Notice
+		if json.Unmarshal(r.Body, &n) == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // IncidentStore keeps the incident events and incidents as records, the

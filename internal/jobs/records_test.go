@@ -47,5 +47,11 @@ func TestRecordsSurviveReopen(t *testing.T) {
 		if got, _ := s.(Records).ListRecords(ctx, "incident", 10); len(got) != 1 {
 			t.Errorf("incidents %+v", got)
 		}
+		if err := s.(Records).DeleteRecord(ctx, "event", 4); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.(Records).ListRecords(ctx, "event", 10); len(got) != 2 || got[0].ID != 3 || got[1].ID != 5 {
+			t.Errorf("after deleting 4: %+v", got)
+		}
 	})
 }

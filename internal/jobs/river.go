@@ -106,7 +106,10 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 	}
 	s.close = func() { _ = db.Close() }
 	s.records = recordDB{sql: recordsSQLite,
-		exec: func(ctx context.Context, q string, args ...any) error { _, err := db.ExecContext(ctx, q, args...); return err },
+		exec: func(ctx context.Context, q string, args ...any) error {
+			_, err := db.ExecContext(ctx, q, args...)
+			return err
+		},
 		query: func(ctx context.Context, q string, args ...any) ([]Record, error) {
 			rows, err := db.QueryContext(ctx, q, args...)
 			if err != nil {
@@ -152,7 +155,10 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 	}
 	s.close = pool.Close
 	s.records = recordDB{sql: recordsPostgres,
-		exec: func(ctx context.Context, q string, args ...any) error { _, err := pool.Exec(ctx, q, args...); return err },
+		exec: func(ctx context.Context, q string, args ...any) error {
+			_, err := pool.Exec(ctx, q, args...)
+			return err
+		},
 		query: func(ctx context.Context, q string, args ...any) ([]Record, error) {
 			rows, err := pool.Query(ctx, q, args...)
 			if err != nil {

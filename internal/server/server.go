@@ -21,6 +21,7 @@ import (
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/webhook"
 )
 
 // Server is a running Seawall.
@@ -31,6 +32,7 @@ type Server struct {
 	Incidents *incident.Recorder
 	stopInc   chan struct{}
 	incDone   chan struct{}
+	notices   *incident.Dispatcher
 	log       *slog.Logger
 	grace     time.Duration
 	servers   []*http.Server
@@ -79,6 +81,29 @@ func NewLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
+// incidentSinks are the notification sinks of a validated config.
+func incidentSinks(c config.Incidents) ([]incident.Sink, error) {
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		// A redirect could lead anywhere: the configured receiver answers itself.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	var sinks []incident.Sink
+	if pd := c.PagerDuty; pd != nil {
+		min, _ := incident.ParseSeverity(pd.MinSeverity) // validated
+		sinks = append(sinks, &incident.PagerDuty{URL: pd.URL, RoutingKey: pd.RoutingKey.Value(), MinSev: min, Client: client})
+	}
+	for i, w := range c.Webhooks {
+		key, err := webhook.Key(w.Secret.Value())
+		if err != nil {
+			return nil, fmt.Errorf("incidents.webhooks[%d].secret: %w", i, err)
+		}
+		min, _ := incident.ParseSeverity(w.MinSeverity)
+		sinks = append(sinks, &incident.Webhook{URL: w.URL, Key: key, MinSev: min, Client: client, Index: i})
+	}
+	return sinks, nil
+}
+
 // The incident timeline keeps this many events and incidents.
 const keepEvents, keepIncidents = 10000, 500
 
@@ -102,6 +127,19 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 				log.Warn("the incident timeline kept in the job store could not be read; starting a new one", "error", err.Error())
 			}
 		}
+	}
+	sinks, err := incidentSinks(cfg.Incidents)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sinks) > 0 {
+		var pending incident.Pending
+		if r, ok := s.jobs.(jobs.Records); ok {
+			pending = jobs.PendingNotices(r) // undelivered notices survive a restart
+		}
+		s.notices = incident.NewDispatcher(sinks, pending, log)
+		s.notices.Start(context.Background())
+		rec.OnNotice = s.notices.Notify
 	}
 	go func() { defer close(s.incDone); rec.Run(s.stopInc) }()
 	type listener struct {
@@ -178,9 +216,12 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 	}
 	wg.Wait()
-	s.Proxy.Close() // background revalidations, bounded by their routes' timeouts
+	s.Proxy.Close()  // background revalidations, bounded by their routes' timeouts
 	close(s.stopInc) // the last events saved, before the store closes
 	<-s.incDone
+	if s.notices != nil {
+		s.notices.Stop() // what is undelivered is sent at the next start
+	}
 	if s.jobs != nil {
 		// Unfinished jobs stay queued for the next start.
 		if e := s.jobs.Stop(sctx); e != nil {
