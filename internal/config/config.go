@@ -320,6 +320,9 @@ type Incidents struct {
 	// ResolveAfter is the quiet period: an incident resolves once all its
 	// conditions have been clear this long. Default 2m.
 	ResolveAfter Duration `yaml:"resolve_after"`
+	// QueueAgeHigh is how long an upstream's oldest unfinished job may
+	// wait before it is an event (jobs.queue_age_high). Default 10m.
+	QueueAgeHigh Duration `yaml:"queue_age_high"`
 	// PagerDuty sends incidents to PagerDuty's Events API v2.
 	PagerDuty *PagerDuty `yaml:"pagerduty"`
 	// Webhooks receive incidents as signed JSON.

@@ -42,6 +42,7 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
 	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	set(d, "incidents.resolve_after", &c.Incidents.ResolveAfter, Duration(2*time.Minute))
+	set(d, "incidents.queue_age_high", &c.Incidents.QueueAgeHigh, Duration(10*time.Minute))
 	if pd := c.Incidents.PagerDuty; pd != nil {
 		set(d, "incidents.pagerduty.url", &pd.URL, DefaultPagerDutyURL)
 		set(d, "incidents.pagerduty.min_severity", &pd.MinSeverity, "warning")
@@ -376,6 +377,7 @@ func (cb *Callbacks) validate(v *checker, p string, lookup func(string) (string,
 
 func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
 	v.check(in.ResolveAfter >= Duration(time.Second), "incidents.resolve_after", "must be at least 1s")
+	v.check(in.QueueAgeHigh >= Duration(time.Second), "incidents.queue_age_high", "must be at least 1s")
 	severity := func(p, s string) {
 		v.check(oneOf(s, "info", "warning", "error", "critical"), p, "must be info, warning, error or critical")
 	}

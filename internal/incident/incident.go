@@ -72,6 +72,8 @@ const (
 	ShiftExpired     = "shift.expired"
 	UpstreamPaused   = "upstream.paused"
 	JobsDeadLettered = "jobs.dead_lettered"
+	QueueAgeHigh     = "jobs.queue_age_high"
+	QueueAgeOK       = "jobs.queue_age_ok"
 	CacheStale       = "cache.serving_stale"
 	ConfigReloaded   = "config.reloaded"
 	ConfigRejected   = "config.rejected"
@@ -288,6 +290,10 @@ func (r *Recorder) condition(e Event) (cleared bool) {
 		clear("endpoint " + e.Endpoint)
 	case UpstreamPaused:
 		cs["paused"] = e.Time.Add(e.Pause)
+	case QueueAgeHigh:
+		cs["queue age"] = time.Time{}
+	case QueueAgeOK:
+		clear("queue age")
 	}
 	return cleared
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/incident"
 )
 
 // Records are kept by kind and id, replaced by id, listed newest last,
@@ -53,5 +56,41 @@ func TestRecordsSurviveReopen(t *testing.T) {
 		if got, _ := s.(Records).ListRecords(ctx, "event", 10); len(got) != 2 || got[0].ID != 3 || got[1].ID != 5 {
 			t.Errorf("after deleting 4: %+v", got)
 		}
+	})
+}
+
+// A job left waiting past the threshold is an event, and so is its
+// queue getting back under it.
+func TestWatchQueueAge(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		s := open(t, newRecorder()) // not started: nothing is delivered
+		defer func() { _ = s.Stop(context.Background()) }()
+		j, _, err := s.Enqueue(context.Background(), delivery(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := incident.NewRecorder(incident.Config{}, nil)
+		stop := make(chan struct{})
+		defer close(stop)
+		go rec.Run(stop)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go WatchQueueAge(ctx, s, 50*time.Millisecond, 300*time.Millisecond, rec)
+		wait := func(typ string) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); len(rec.Events("", time.Time{})) == 0 || rec.Events("", time.Time{})[len(rec.Events("", time.Time{}))-1].Type != typ; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no %s event: %+v", typ, rec.Events("", time.Time{}))
+				}
+			}
+		}
+		wait(incident.QueueAgeHigh)
+		if ins := rec.Incidents(); len(ins) != 1 || ins[0].Conditions[0] != "queue age" {
+			t.Errorf("incidents %+v", ins)
+		}
+		if _, err := s.Cancel(context.Background(), j.ID); err != nil {
+			t.Fatal(err)
+		}
+		wait(incident.QueueAgeOK)
 	})
 }

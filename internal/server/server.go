@@ -33,6 +33,7 @@ type Server struct {
 	stopInc   chan struct{}
 	incDone   chan struct{}
 	notices   *incident.Dispatcher
+	queueAge  time.Duration
 	log       *slog.Logger
 	grace     time.Duration
 	servers   []*http.Server
@@ -113,7 +114,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: keepEvents, KeepIncidents: keepIncidents},
 		incident.GathererImpact(m.Registry))
 	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
-	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -197,10 +198,13 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}(s.servers[i], ln)
 		s.log.Info("listening", "addr", ln.Addr().String())
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	if s.jobs != nil {
 		if err := s.jobs.Start(ctx); err != nil {
 			return fmt.Errorf("starting delivery: %w", err)
 		}
+		go jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Proxy.Events())
 	}
 	var err error
 	select {
