@@ -40,11 +40,12 @@ commands:
   shift VERB          move an upstream's traffic away from a zone or an
                       endpoint, list or remove shifts (see seawall shift -h)
   incidents VERB      list incidents, or show one's timeline (see seawall incidents -h)
+  usage               each vendor's calls, savings, cost and quota, today and this month
   version             print the version, commit and Go version of this build
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "version", "help"}
+var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "usage", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -97,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return shiftCmd(args[1:], stdout, stderr)
 	case "incidents":
 		return incidentsCmd(args[1:], stdout, stderr)
+	case "usage":
+		return usageCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0

@@ -50,6 +50,9 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, p.Status())
 	})))
+	mux.Handle("GET /admin/usage", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, p.Usage())
+	})))
 	mux.Handle("GET /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, p.Shifts())
 	})))

@@ -283,6 +283,10 @@ type Upstream struct {
 	Endpoints []Endpoint `yaml:"endpoints"`
 	// Health tunes how endpoints are judged and isolated.
 	Health Health `yaml:"health"`
+	// Cost is the vendor's price per call (docs/cost.md).
+	Cost *Cost `yaml:"cost"`
+	// Quota is the vendor's daily or monthly allowance of calls.
+	Quota *Quota `yaml:"quota"`
 	// Headers are set on every request to the upstream, replacing the app's
 	// value; values may reference ${ENV_VAR} or ${file:/path}. Never logged.
 	Headers map[string]Secret `yaml:"headers"`
@@ -313,6 +317,33 @@ type Upstream struct {
 	// TLS configures HTTPS to the upstream. Unset: the system's roots,
 	// the URL's host name, TLS 1.2 or later.
 	TLS *TLS `yaml:"tls"`
+}
+
+// Cost is what the vendor charges per call.
+type Cost struct {
+	// PerCall is the price of one billable call, a decimal written as a
+	// string ("0.002"), at most 9 decimal places: kept exact, never a
+	// float. Required.
+	PerCall Money `yaml:"per_call"`
+	// Currency is an ISO 4217 code. Default USD.
+	Currency string `yaml:"currency"`
+}
+
+// Quota is a vendor's allowance of billable calls.
+type Quota struct {
+	// Daily and Monthly are the calls allowed per local day and month;
+	// zero means no such limit. One of them is required.
+	Daily   int64 `yaml:"daily"`
+	Monthly int64 `yaml:"monthly"`
+	// Timezone is where the day and month begin (IANA name). Default UTC.
+	Timezone string `yaml:"timezone"`
+	// WarnAt are the percentages of a quota whose crossing is an event
+	// (quota.warning). Default [80, 95].
+	WarnAt []int `yaml:"warn_at"`
+	// OnExhausted is reject (a 429 quota-exhausted until the period
+	// resets; jobs wait) or alert (an event, and calls go on). Default
+	// reject.
+	OnExhausted string `yaml:"on_exhausted"`
 }
 
 // Incidents is how events are grouped into incidents.
@@ -554,6 +585,8 @@ type Route struct {
 	Mode string `yaml:"mode"`
 	// Cache replaces the upstream's caching policy as a whole.
 	Cache *Cache `yaml:"cache"`
+	// Cost replaces the upstream's price for calls on this route.
+	Cost *Cost `yaml:"cost"`
 }
 
 // UsesAsync reports whether any upstream or route defaults to async or

@@ -121,6 +121,12 @@ func TestParseProblems(t *testing.T) {
 		{"percent", "upstreams:\n  a:\n    url: http://x\n    health: {max_isolated: lots}\n", `upstreams.a.health.max_isolated: invalid percentage "lots"`},
 		{"max isolated", "upstreams:\n  a:\n    url: http://x\n    health: {max_isolated: 150%}\n", "upstreams.a.health.max_isolated: must be at most 100%"},
 		{"probe share", "upstreams:\n  a:\n    url: http://x\n    health: {probe_share: 0}\n", "upstreams.a.health.probe_share: must be in (0, 50%]"},
+		{"money", "upstreams:\n  a:\n    url: http://x\n    cost: {per_call: 0.0000000001}\n", `upstreams.a.cost.per_call: invalid amount "0.0000000001"`},
+		{"currency", "upstreams:\n  a:\n    url: http://x\n    cost: {per_call: \"1\", currency: dollars}\n", "upstreams.a.cost.currency: must be an ISO 4217 code"},
+		{"route currency", "upstreams:\n  a:\n    url: http://x\n    cost: {per_call: \"1\"}\n    routes:\n      - {match: /x, cost: {per_call: \"2\", currency: EUR}}\n", "one upstream is priced in one currency"},
+		{"quota none", "upstreams:\n  a:\n    url: http://x\n    quota: {timezone: UTC}\n", "upstreams.a.quota: set daily, monthly or both"},
+		{"quota zone", "upstreams:\n  a:\n    url: http://x\n    quota: {daily: 1, timezone: Mars/Olympus}\n", `unknown time zone "Mars/Olympus"`},
+		{"quota warn", "upstreams:\n  a:\n    url: http://x\n    quota: {daily: 1, warn_at: [95, 80]}\n", "upstreams.a.quota.warn_at[1]: must be percentages in [1, 99], rising"},
 		{"isolation", "upstreams:\n  a:\n    url: http://x\n    health: {base_isolation: 1m, max_isolation: 30s}\n", "upstreams.a.health.max_isolation: must be >= base_isolation"},
 	}
 	for _, tt := range tests {
@@ -164,6 +170,23 @@ upstreams:
 	}
 	if h.MinCalls != 20 || h.Window.D() != 10*time.Second || h.BaseIsolation.D() != 10*time.Second || h.FailureFloor.Fraction() != 0.05 {
 		t.Errorf("health defaults = %+v", h)
+	}
+}
+
+func TestMoney(t *testing.T) {
+	for in, want := range map[string]string{"0.002": "0.002", "1": "1.00", "12.5": "12.50", ".25": "0.25", "0.000000001": "0.000000001"} {
+		m, err := ParseMoney(in)
+		if err != nil || m.String() != want {
+			t.Errorf("ParseMoney(%q) = %v (%v), want %s", in, m, err, want)
+		}
+	}
+	for _, bad := range []string{"", ".", "-1", "1e3", "0.0000000001", "1,5", "9999999999"} {
+		if _, err := ParseMoney(bad); err == nil {
+			t.Errorf("ParseMoney(%q) accepted", bad)
+		}
+	}
+	if m, _ := ParseMoney("0.002"); m*1000 != 2*MoneyScale {
+		t.Errorf("1000 calls at 0.002 = %v, want exactly 2", m*1000)
 	}
 }
 

@@ -83,6 +83,24 @@ func FuzzParseRate(f *testing.F) {
 	})
 }
 
+func FuzzParseMoney(f *testing.F) {
+	for _, s := range []string{"0.002", "1", ".5", "-1", "999999999.999999999", "1e3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMoney(s)
+		if err != nil {
+			return
+		}
+		if m < 0 {
+			t.Fatalf("ParseMoney(%q) = %d", s, m)
+		}
+		if back, err := ParseMoney(m.String()); err != nil || back != m {
+			t.Fatalf("round trip of %q via %q = %v, %v", s, m.String(), back, err)
+		}
+	})
+}
+
 func FuzzParseSize(f *testing.F) {
 	for _, s := range []string{"1MiB", "512", "9223372036854775807", "8589934592GiB"} {
 		f.Add(s)

@@ -149,6 +149,52 @@ func (z *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Money is an amount in billionths of the currency's unit, written as a
+// decimal string ("0.002"): exact, where a float would not be.
+type Money int64
+
+// MoneyScale is the billionths in one unit.
+const MoneyScale = 1_000_000_000
+
+// ParseMoney parses a non-negative decimal with at most 9 places.
+func ParseMoney(s string) (Money, error) {
+	t := strings.TrimSpace(s)
+	whole, frac, _ := strings.Cut(t, ".")
+	bad := fmt.Errorf(`invalid amount %q: want a decimal like "0.002" (at most 9 decimal places)`, s)
+	if whole == "" && frac == "" || len(frac) > 9 || len(whole) > 9 {
+		return 0, bad
+	}
+	for _, part := range []string{whole, frac} {
+		for _, r := range part {
+			if r < '0' || r > '9' {
+				return 0, bad
+			}
+		}
+	}
+	w, _ := strconv.ParseInt("0"+whole, 10, 64)
+	f, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	return Money(w*MoneyScale + f), nil
+}
+
+// String writes the amount with as many decimals as it needs, at least two.
+func (m Money) String() string {
+	s := fmt.Sprintf("%d.%09d", int64(m)/MoneyScale, int64(m)%MoneyScale)
+	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 3 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *Money) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseMoney(n.Value)
+	if err != nil {
+		return typeError(n, err)
+	}
+	*m = v
+	return nil
+}
+
 // Percent is a share written as "34%" or 34 (both mean 34 percent).
 type Percent float64
 

@@ -126,6 +126,14 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 	set(d, hp+".max_isolation", &h.MaxIsolation, Duration(5*time.Minute))
 	set(d, hp+".probe_share", &h.ProbeShare, 1)
 	set(d, hp+".probe_calls", &h.ProbeCalls, 5)
+	if u.Cost != nil {
+		set(d, p+".cost.currency", &u.Cost.Currency, "USD")
+	}
+	if q := u.Quota; q != nil {
+		set(d, p+".quota.timezone", &q.Timezone, "UTC")
+		set(d, p+".quota.warn_at", &q.WarnAt, []int{80, 95})
+		set(d, p+".quota.on_exhausted", &q.OnExhausted, "reject")
+	}
 	set(d, p+".mode", &u.Mode, ModeSync)
 	set(d, p+".forwarded", &u.Forwarded, ForwardedNone)
 	u.Cache.applyDefaults(d, p+".cache")
@@ -138,6 +146,9 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		set(d, rp+".cache", &r.Cache, u.Cache)
 		r.Cache.applyDefaults(d, rp+".cache")
 		set(d, rp+".name", &r.Name, r.Match)
+		if r.Cost != nil {
+			set(d, rp+".cost.currency", &r.Cost.Currency, "USD")
+		}
 		set(d, rp+".timeouts.per_try", &r.Timeouts.PerTry, u.Timeouts.PerTry)
 		set(d, rp+".timeouts.overall", &r.Timeouts.Overall, u.Timeouts.Overall)
 		r.Retry.inherit(d, rp+".retry", u.Retry)
@@ -257,6 +268,8 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		}
 	}
 	validateMode(v, p, u.Mode, u.Cache)
+	u.Cost.validate(v, p+".cost")
+	u.Quota.validate(v, p+".quota")
 	u.RateLimit.validate(v, p+".rate_limit")
 	u.Breaker.validate(v, p+".breaker")
 	u.Retry.validate(v, p+".retry")
@@ -275,6 +288,10 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		Timeouts{PerTry: r.Timeouts.PerTry, Overall: r.Timeouts.Overall}.validate(v, rp+".timeouts")
 		r.Retry.validate(v, rp+".retry")
 		validateMode(v, rp, r.Mode, r.Cache)
+		r.Cost.validate(v, rp+".cost")
+		if r.Cost != nil && u.Cost != nil && r.Cost.Currency != u.Cost.Currency {
+			v.add(rp+".cost.currency", "is %s, the upstream's is %s: one upstream is priced in one currency", r.Cost.Currency, u.Cost.Currency)
+		}
 	}
 }
 
@@ -373,6 +390,31 @@ func (cb *Callbacks) validate(v *checker, p string, lookup func(string) (string,
 			v.add(p+".secret", "%v", err)
 		}
 	}
+}
+
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+
+func (c *Cost) validate(v *checker, p string) {
+	if c == nil {
+		return
+	}
+	v.check(c.PerCall <= 1_000_000*MoneyScale, p+".per_call", "must be at most 1000000 a call")
+	v.check(currencyCode.MatchString(c.Currency), p+".currency", "must be an ISO 4217 code, like USD or EUR")
+}
+
+func (q *Quota) validate(v *checker, p string) {
+	if q == nil {
+		return
+	}
+	v.check(q.Daily >= 0 && q.Monthly >= 0, p, "daily and monthly must not be negative")
+	v.check(q.Daily > 0 || q.Monthly > 0, p, "set daily, monthly or both")
+	if _, err := time.LoadLocation(q.Timezone); err != nil {
+		v.add(p+".timezone", "unknown time zone %q: want an IANA name like UTC or Europe/Paris", q.Timezone)
+	}
+	for i, w := range q.WarnAt {
+		v.check(w >= 1 && w <= 99 && (i == 0 || w > q.WarnAt[i-1]), fmt.Sprintf("%s.warn_at[%d]", p, i), "must be percentages in [1, 99], rising")
+	}
+	v.check(oneOf(q.OnExhausted, "reject", "alert"), p+".on_exhausted", "must be reject or alert")
 }
 
 func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {

@@ -73,6 +73,8 @@ const (
 	UpstreamPaused   = "upstream.paused"
 	JobsDeadLettered = "jobs.dead_lettered"
 	QueueAgeHigh     = "jobs.queue_age_high"
+	QuotaWarning     = "quota.warning"
+	QuotaExhausted   = "quota.exhausted"
 	QueueAgeOK       = "jobs.queue_age_ok"
 	CacheStale       = "cache.serving_stale"
 	ConfigReloaded   = "config.reloaded"

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
 
 	"github.com/seawall/seawall/internal/incident"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // Record is a small JSON document kept beside the jobs, by kind and id:
@@ -202,4 +205,50 @@ func (s incidentStore) Load(ctx context.Context, events, incidents int) ([]incid
 		}
 	}
 	return evs, ins, nil
+}
+
+// UsageStore keeps the usage meters' states as records, one per upstream.
+func UsageStore(r Records) usage.Store { return usageStore{r} }
+
+type usageStore struct{ r Records }
+
+const usageRecord = "usage"
+
+// usageID is an upstream's record id: a hash of its name.
+func usageID(upstream string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(upstream))
+	return int64(h.Sum64() & math.MaxInt64)
+}
+
+type usageState struct {
+	Upstream string      `json:"upstream"`
+	State    usage.State `json:"state"`
+}
+
+func (s usageStore) Save(ctx context.Context, states map[string]usage.State) error {
+	recs := make([]Record, 0, len(states))
+	for name, st := range states {
+		b, err := json.Marshal(usageState{name, st})
+		if err != nil {
+			return err
+		}
+		recs = append(recs, Record{ID: usageID(name), Body: b})
+	}
+	return s.r.PutRecords(ctx, usageRecord, recs)
+}
+
+func (s usageStore) Load(ctx context.Context) (map[string]usage.State, error) {
+	recs, err := s.r.ListRecords(ctx, usageRecord, 100000)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]usage.State, len(recs))
+	for _, r := range recs {
+		var st usageState
+		if json.Unmarshal(r.Body, &st) == nil {
+			out[st.Upstream] = st.State
+		}
+	}
+	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/upstream"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // JobLimits gives the limits in force for job deliveries: the most of a
@@ -88,6 +89,9 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	if existing && job.Delivery.Fingerprint != d.Fingerprint {
 		refuse(fmt.Errorf("%w: key %q was first used with another request to %s", ErrKeyReused, truncate(d.IdempotencyKey, 100), d.Scope))
 		return
+	}
+	if existing {
+		c.Upstream.Usage.Saved(c.Route.Name, usage.ByDedup) // the vendor is not called twice
 	}
 	id := publicID(job)
 	w.Header().Set("Seawall-Job-Id", id)

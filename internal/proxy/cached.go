@@ -332,14 +332,14 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 		return
 	}
 	if !led {
-		c.Upstream.M.CacheSaved.Inc()
+		c.Upstream.SavedByCache(c.Route)
 	}
 	p.finish(w, r, c, writeEntry(w, r, res.entry, p.now(), status, "upstream"), "upstream")
 }
 
 func (p *Proxy) cacheHit(w http.ResponseWriter, r *http.Request, c *call, e *cache.Entry, now time.Time, status, result string) {
 	c.Upstream.M.CacheLookup(result)
-	c.Upstream.M.CacheSaved.Inc()
+	c.Upstream.SavedByCache(c.Route)
 	p.finish(w, r, c, writeEntry(w, r, e, now, status, "cache"), "cache")
 }
 

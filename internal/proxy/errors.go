@@ -11,6 +11,7 @@ import (
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/upstream"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // Errors Seawall answers with instead of an upstream response. Those of
@@ -98,6 +99,8 @@ func classify(err error) (status int, code, title, hint string) {
 		return http.StatusGatewayTimeout, "not-cached", "Not in cache", "The request said only-if-cached and no usable response is stored."
 	case errors.Is(err, ErrRequestTooLarge):
 		return http.StatusRequestEntityTooLarge, "request-too-large", "Request too large", "Raise limits.max_request_body, or send a smaller body."
+	case errors.Is(err, usage.ErrQuotaExhausted):
+		return http.StatusTooManyRequests, "quota-exhausted", "Vendor quota exhausted", "The upstream's daily or monthly quota (quota in Seawall's config) is spent; nothing was sent. Retry after Retry-After, when the period resets."
 	case errors.Is(err, ratelimit.ErrExceeded):
 		var ex *ratelimit.ExceededError
 		if errors.As(err, &ex) && ex.Paused {

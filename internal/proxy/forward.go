@@ -20,7 +20,7 @@ import (
 // answer relayed as it streams in.
 func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	u := c.Upstream
-	if err := u.BreakerRejecting(); err != nil {
+	if err := u.BreakerRejecting(c.Route); err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/upstream"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 const requestIDHeader = upstream.RequestIDHeader
@@ -279,6 +280,9 @@ type UpstreamStatus = upstream.Status
 
 // Status reports every upstream's live state, sorted by name.
 func (p *Proxy) Status() []UpstreamStatus { return p.ups.Status() }
+
+// Usage reports every configured upstream's usage, today and this month.
+func (p *Proxy) Usage() []usage.Report { return p.ups.UsageReports() }
 
 // ShiftView is a shift in force on one upstream.
 type ShiftView = upstream.ShiftView

@@ -32,6 +32,7 @@ type Server struct {
 	Incidents *incident.Recorder
 	stopInc   chan struct{}
 	incDone   chan struct{}
+	usageDone chan struct{}
 	notices   *incident.Dispatcher
 	queueAge  time.Duration
 	log       *slog.Logger
@@ -114,7 +115,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: keepEvents, KeepIncidents: keepIncidents},
 		incident.GathererImpact(m.Registry))
 	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
-	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -123,9 +124,12 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		p.SetJobs(store)
 		s.jobs = store
 		if r, ok := store.(jobs.Records); ok {
-			// The timeline survives restarts: kept beside the jobs.
+			// The timeline and the usage counts survive restarts: kept beside the jobs.
 			if err := rec.Restore(context.Background(), jobs.IncidentStore(r, keepEvents, keepIncidents)); err != nil {
 				log.Warn("the incident timeline kept in the job store could not be read; starting a new one", "error", err.Error())
+			}
+			if err := p.Upstreams().Usage.Restore(context.Background(), jobs.UsageStore(r)); err != nil {
+				log.Warn("the usage counts kept in the job store could not be read; counting from zero", "error", err.Error())
 			}
 		}
 	}
@@ -143,6 +147,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		rec.OnNotice = s.notices.Notify
 	}
 	go func() { defer close(s.incDone); rec.Run(s.stopInc) }()
+	go func() { defer close(s.usageDone); p.Upstreams().Usage.Run(time.Second, s.stopInc) }()
 	type listener struct {
 		addr    string
 		handler http.Handler
@@ -221,8 +226,9 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	wg.Wait()
 	s.Proxy.Close()  // background revalidations, bounded by their routes' timeouts
-	close(s.stopInc) // the last events saved, before the store closes
+	close(s.stopInc) // the last events and counts saved, before the store closes
 	<-s.incDone
+	<-s.usageDone
 	if s.notices != nil {
 		s.notices.Stop() // what is undelivered is sent at the next start
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/clock"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // keptBodyLimit bounds how much of a failed response is held while retrying,
@@ -74,18 +75,30 @@ func (u *Upstream) Do(req *http.Request, c *Call) (*http.Response, error) {
 	}
 }
 
-// BreakerRejecting fails a call fast while the breaker is open, before it
-// takes a rate-limit token or anything else: no quota is spent on a call
-// that will not be made.
-func (u *Upstream) BreakerRejecting() error {
+// BreakerRejecting fails a call on route fast while the breaker is
+// open, before it takes a rate-limit token or anything else: no quota is
+// spent on a call that will not be made, and it counts as saved.
+func (u *Upstream) BreakerRejecting(route *Route) error {
 	if u.Breaker == nil {
 		return nil
 	}
 	if err := u.Breaker.Rejecting(); err != nil {
-		u.M.breakerRejections.Inc()
+		u.failedFast(route)
 		return err
 	}
 	return nil
+}
+
+// failedFast counts a call the open breaker refused.
+func (u *Upstream) failedFast(route *Route) {
+	u.M.breakerRejections.Inc()
+	u.Usage.Saved(route.Name, usage.ByFailFast)
+}
+
+// SavedByCache counts a call on route the cache answered instead.
+func (u *Upstream) SavedByCache(route *Route) {
+	u.M.CacheSaved.Inc()
+	u.Usage.Saved(route.Name, usage.ByCache)
 }
 
 // giveUp relays the last upstream response, or the last error.
@@ -111,9 +124,21 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	if n > 1 {
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
 	}
-	if err := u.BreakerRejecting(); err != nil {
+	if err := u.BreakerRejecting(c.Route); err != nil {
 		return nil, GateError{err}
 	}
+	// The call is counted against the vendor's quota before it waits for a
+	// slot, so that concurrent calls cannot pass a quota together; it is
+	// refunded if it does not reach the vendor after all.
+	if err := u.Usage.Reserve(c.Route.Name); err != nil {
+		return nil, GateError{err}
+	}
+	billed := false
+	defer func() {
+		if !billed {
+			u.Usage.Refund(c.Route.Name)
+		}
+	}()
 	waitStart := time.Now()
 	var slot ratelimit.Slot
 	var err error
@@ -134,7 +159,7 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	if u.Breaker != nil {
 		p, err := u.Breaker.Allow()
 		if err != nil {
-			u.M.breakerRejections.Inc()
+			u.failedFast(c.Route)
 			return nil, GateError{err}
 		}
 		permit = p
@@ -153,6 +178,7 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	start := time.Now()
 	resp, wrote, err := u.send(out, c, slot)
 	elapsed := time.Since(start)
+	billed = reachedVendor(resp, err)
 	outcome := u.outcome(resp, err)
 	u.eps.done(e, elapsed, outcome != breaker.Ignored, healthFailure(resp, err))
 	permit.Done(outcome, elapsed)
@@ -237,6 +263,12 @@ func (u *Upstream) outcome(resp *http.Response, err error) breaker.Outcome {
 		}
 	}
 	return breaker.Success
+}
+
+// reachedVendor reports whether a call reached the vendor, which bills
+// it: it answered, or the request went out and no answer came back.
+func reachedVendor(resp *http.Response, err error) bool {
+	return resp != nil || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUpstreamTimeout)
 }
 
 // notSent reports whether an attempt failed before any of the request

@@ -7,6 +7,7 @@ import (
 
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // The failures of a call to an upstream; the handler maps each to the
@@ -70,6 +71,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var oe *breaker.OpenError
 	if errors.As(err, &oe) {
 		return oe.RetryAfter, true
+	}
+	var qe *usage.QuotaError
+	if errors.As(err, &qe) {
+		return qe.RetryAfter, true
 	}
 	if errors.Is(err, ErrOverloaded) {
 		return time.Second, true

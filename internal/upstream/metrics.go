@@ -12,6 +12,7 @@ import (
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // Metrics are Seawall's Prometheus metrics, in a registry of their own.
@@ -269,4 +270,46 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// usageCollector reports the usage meters when scraped.
+type usageCollector struct {
+	reports func() []usage.Report
+}
+
+var (
+	usageCallsDesc = prometheus.NewDesc("seawall_usage_calls", "Calls in the current local day or month: billable (reached the vendor, retries and probes included), or saved by the cache, deduplication or failing fast.",
+		[]string{"upstream", "period", "kind"}, nil)
+	usageMoneyDesc = prometheus.NewDesc("seawall_usage_money", "Money spent and saved in the current local day or month, in the upstream's currency (cost.per_call × calls).",
+		[]string{"upstream", "period", "kind", "currency"}, nil)
+	usageQuotaDesc = prometheus.NewDesc("seawall_usage_quota_used_ratio", "The share of the upstream's daily or monthly quota used, the larger of the two.",
+		[]string{"upstream"}, nil)
+)
+
+func (c usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- usageCallsDesc
+	ch <- usageMoneyDesc
+	ch <- usageQuotaDesc
+}
+
+func (c usageCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.reports() {
+		for _, p := range []struct {
+			name string
+			f    usage.Figures
+		}{{"day", r.Today}, {"month", r.Month}} {
+			for kind, n := range map[string]int64{"billable": p.f.Billable, "saved_by_cache": p.f.SavedCache, "saved_by_dedup": p.f.SavedDedup, "saved_by_failing_fast": p.f.SavedFailFast} {
+				ch <- prometheus.MustNewConstMetric(usageCallsDesc, prometheus.GaugeValue, float64(n), r.Upstream, p.name, kind)
+			}
+			if r.Currency != "" {
+				for kind, v := range map[string]string{"spent": p.f.Spent, "saved": p.f.Saved} {
+					f, _ := strconv.ParseFloat(v, 64) // for a graph; /admin/usage has the exact amount
+					ch <- prometheus.MustNewConstMetric(usageMoneyDesc, prometheus.GaugeValue, f, r.Upstream, p.name, kind, r.Currency)
+				}
+			}
+		}
+		if r.Quota != nil {
+			ch <- prometheus.MustNewConstMetric(usageQuotaDesc, prometheus.GaugeValue, r.Quota.Share, r.Upstream)
+		}
+	}
 }

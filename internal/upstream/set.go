@@ -16,6 +16,7 @@ import (
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // Set is the upstreams in force, by name, swapped whole by Apply. The
@@ -25,6 +26,8 @@ type Set struct {
 	m      *Metrics
 	log    *slog.Logger
 	events incident.Publisher
+	// Usage holds the upstreams' meters, which outlive a reload.
+	Usage *usage.Book
 	// retired is told of each upstream a reload replaces or removes (now
 	// is nil when removed), after the new set is in force.
 	retired func(old, now *Upstream)
@@ -34,10 +37,10 @@ type Set struct {
 // upstreams' incident events (nil: none). retired, if not nil, is called
 // for each upstream a later Apply replaces or removes.
 func NewSet(m *Metrics, log *slog.Logger, events incident.Publisher, retired func(old, now *Upstream)) *Set {
-	s := &Set{m: m, log: log, events: events, retired: retired}
+	s := &Set{m: m, log: log, events: events, retired: retired, Usage: usage.NewBook(events)}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
-	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports})
+	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports}, usageCollector{reports: s.UsageReports})
 	return s
 }
 
@@ -79,7 +82,7 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		u := New(name, cfg.Zone, uc, s.m, s.log, s.events)
+		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name))
 		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
 			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
 		}
@@ -117,6 +120,15 @@ func SameEndpoints(a, b *Upstream) bool {
 		return out
 	}
 	return slices.Equal(urls(a.Cfg), urls(b.Cfg))
+}
+
+// UsageReports describes the configured upstreams' usage.
+func (s *Set) UsageReports() []usage.Report {
+	names := make([]string, 0, len(s.All()))
+	for name := range s.All() {
+		names = append(names, name)
+	}
+	return s.Usage.Reports(names)
 }
 
 // Close stops the upstreams' health tickers, once no call is made.

@@ -14,6 +14,7 @@ import (
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/retry"
+	"github.com/seawall/seawall/internal/usage"
 )
 
 // Upstream is one configured third party at run time: its routes, its
@@ -47,6 +48,8 @@ type Upstream struct {
 	M      *UpstreamMetrics
 	Log    *slog.Logger
 	events incident.Publisher
+	// Usage counts its billable and saved calls, against its quota.
+	Usage *usage.Meter
 }
 
 // injected is a header set on every request to an upstream.
@@ -75,10 +78,14 @@ func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 // New builds the upstream name of a validated config; zone is Seawall's
 // own; events receives its incident events (nil: none). Close stops its
 // health ticker.
-func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher) *Upstream {
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter) *Upstream {
 	if events == nil {
 		events = incident.Discard
 	}
+	if meter == nil {
+		meter = usage.NewMeter(name, events)
+	}
+	meter.Configure(c)
 	eps := newEndpoints(name, zone, c, newHealthEvents(log, m, events), m) // events name their upstream
 	u := &Upstream{
 		Name:      name,
@@ -92,6 +99,7 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 		M:         m.forUpstream(name),
 		Log:       log.With(slog.String("upstream", name)),
 		events:    events,
+		Usage:     meter,
 	}
 	for k, v := range c.Headers {
 		u.headers = append(u.headers, injected{http.CanonicalHeaderKey(k), []string{v.Value()}})

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+
+	u "github.com/seawall/seawall/internal/usage"
+)
+
+const usageHelp = `usage: seawall usage [-json]
+
+What each upstream was called today and this month (billable calls,
+retries and probes included), what the cache, deduplication and failing
+fast saved, what that cost, and the share of its quota used. It talks to
+a running Seawall's admin API, found from the config (-c, default
+seawall.yaml) or given with -admin URL and -token (or SEAWALL_ADMIN_TOKEN).
+`
+
+// usageCmd runs "seawall usage".
+func usageCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token")
+	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
+	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHelp+"\nFlags:\n"); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "seawall usage: %v\n", err)
+		return 1
+	}
+	var reports []u.Report
+	if err := c.do(http.MethodGet, "/admin/usage", nil, &reports); err != nil {
+		fmt.Fprintf(stderr, "seawall usage: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(reports)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPSTREAM\tTODAY\tSAVED TODAY\tTHIS MONTH\tSAVED THIS MONTH\tQUOTA USED\tSPENT TODAY\tSAVED TODAY\tSPENT THIS MONTH\tSAVED THIS MONTH")
+	for _, r := range reports {
+		quota := "-"
+		if r.Quota != nil {
+			quota = fmt.Sprintf("%.1f%%", 100*r.Quota.Share)
+		}
+		money := func(v string) string {
+			if v == "" {
+				return "-"
+			}
+			return v + " " + r.Currency
+		}
+		saved := func(f u.Figures) int64 { return f.SavedCache + f.SavedDedup + f.SavedFailFast }
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Upstream, r.Today.Billable, saved(r.Today), r.Month.Billable, saved(r.Month),
+			quota, money(r.Today.Spent), money(r.Today.Saved), money(r.Month.Spent), money(r.Month.Saved))
+	}
+	_ = tw.Flush()
+	return 0
+}
