@@ -218,7 +218,7 @@ const usageRecord = "usage"
 func usageID(upstream string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(upstream))
-	return int64(h.Sum64() & math.MaxInt64)
+	return int64(h.Sum64() & math.MaxInt64) //nolint:gosec // masked to 63 bits: no overflow
 }
 
 type usageState struct {

@@ -135,6 +135,9 @@ func TestAsyncIdempotencyKeyGivesOneJobOneDelivery(t *testing.T) {
 		if calls := s.fake.Calls(); len(calls) != 1 || calls[0].Header.Get("Idempotency-Key") != "order-77" {
 			t.Errorf("upstream got %d deliveries, want 1 carrying the app's key", len(calls))
 		}
+		if u := s.proxy.Usage()[0].Today; u.SavedDedup != 2 || u.Billable != 1 {
+			t.Errorf("usage %+v, want 1 billable call and 2 saved by deduplication", u)
+		}
 	})
 }
 

@@ -78,6 +78,27 @@ upstreams:
 	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
 }
 
+// BenchmarkPassThroughCostQuota is BenchmarkPassThrough with a price and
+// a daily quota: the cost of the usage bookkeeping on the request path.
+func BenchmarkPassThroughCostQuota(b *testing.B) {
+	up := benchUpstream(b)
+	doc := `admin: {listen: "off"}
+log: {level: warn}
+upstreams:
+  api:
+    url: ` + up.URL + `
+    headers: {Authorization: Bearer k}
+    rate_limit: {rate: 10000000/s, burst: 1000}
+    breaker: {min_calls: 100}
+    retry: {max_attempts: 3}
+    cost: {per_call: "0.002"}
+    quota: {daily: 1000000000, monthly: 1000000000}
+    routes:
+      - match: "GET /v1/items/{id}"
+`
+	benchGet(b, benchSeawall(b, doc)+"/api/v1/items/42")
+}
+
 // BenchmarkPassThroughEndpoints is BenchmarkPassThrough with the
 // upstream's calls balanced over three endpoints in three zones, with the
 // health window and detector running: the cost of endpoint health,
