@@ -351,6 +351,11 @@ type Incidents struct {
 	// ResolveAfter is the quiet period: an incident resolves once all its
 	// conditions have been clear this long. Default 2m.
 	ResolveAfter Duration `yaml:"resolve_after"`
+	// KeepEvents and KeepIncidents bound the timeline kept (in the job
+	// store, or in memory), the oldest dropped first. Defaults 10000 and
+	// 500.
+	KeepEvents    int `yaml:"keep_events"`
+	KeepIncidents int `yaml:"keep_incidents"`
 	// QueueAgeHigh is how long an upstream's oldest unfinished job may
 	// wait before it is an event (jobs.queue_age_high). Default 10m.
 	QueueAgeHigh Duration `yaml:"queue_age_high"`

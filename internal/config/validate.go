@@ -43,6 +43,8 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	set(d, "incidents.resolve_after", &c.Incidents.ResolveAfter, Duration(2*time.Minute))
 	set(d, "incidents.queue_age_high", &c.Incidents.QueueAgeHigh, Duration(10*time.Minute))
+	set(d, "incidents.keep_events", &c.Incidents.KeepEvents, 10000)
+	set(d, "incidents.keep_incidents", &c.Incidents.KeepIncidents, 500)
 	if pd := c.Incidents.PagerDuty; pd != nil {
 		set(d, "incidents.pagerduty.url", &pd.URL, DefaultPagerDutyURL)
 		set(d, "incidents.pagerduty.min_severity", &pd.MinSeverity, "warning")
@@ -420,6 +422,8 @@ func (q *Quota) validate(v *checker, p string) {
 func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
 	v.check(in.ResolveAfter >= Duration(time.Second), "incidents.resolve_after", "must be at least 1s")
 	v.check(in.QueueAgeHigh >= Duration(time.Second), "incidents.queue_age_high", "must be at least 1s")
+	v.check(in.KeepEvents >= 100 && in.KeepEvents <= 1_000_000, "incidents.keep_events", "must be in [100, 1000000]")
+	v.check(in.KeepIncidents >= 10 && in.KeepIncidents <= 100_000, "incidents.keep_incidents", "must be in [10, 100000]")
 	severity := func(p, s string) {
 		v.check(oneOf(s, "info", "warning", "error", "critical"), p, "must be info, warning, error or critical")
 	}

@@ -106,13 +106,10 @@ func incidentSinks(c config.Incidents) ([]incident.Sink, error) {
 	return sinks, nil
 }
 
-// The incident timeline keeps this many events and incidents.
-const keepEvents, keepIncidents = 10000, 500
-
 // Listen binds the listeners of a validated config; Serve then serves them.
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
-	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: keepEvents, KeepIncidents: keepIncidents},
+	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: cfg.Incidents.KeepEvents, KeepIncidents: cfg.Incidents.KeepIncidents},
 		incident.GathererImpact(m.Registry))
 	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
 	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
@@ -125,7 +122,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		s.jobs = store
 		if r, ok := store.(jobs.Records); ok {
 			// The timeline and the usage counts survive restarts: kept beside the jobs.
-			if err := rec.Restore(context.Background(), jobs.IncidentStore(r, keepEvents, keepIncidents)); err != nil {
+			if err := rec.Restore(context.Background(), jobs.IncidentStore(r, cfg.Incidents.KeepEvents, cfg.Incidents.KeepIncidents)); err != nil {
 				log.Warn("the incident timeline kept in the job store could not be read; starting a new one", "error", err.Error())
 			}
 			if err := p.Upstreams().Usage.Restore(context.Background(), jobs.UsageStore(r)); err != nil {
