@@ -255,6 +255,9 @@ func TestIncidentNotifiesOncePerOutage(t *testing.T) {
 		t.Errorf("the trigger came %s after the breaker opened, want within 2s", d)
 	}
 	tr, res := triggers[0], resolves[0]
+	if len(tr.Links) != 1 || tr.Links[0].Href != r.admin+"/admin/incidents/1" {
+		t.Errorf("trigger links %+v, want the incident's timeline on the admin API", tr.Links)
+	}
 	if tr.DedupKey == "" || tr.DedupKey != res.DedupKey || tr.RoutingKey != routingCanary || tr.Payload == nil ||
 		tr.Payload.Component != "pay" || tr.Payload.Severity != "error" || !strings.Contains(tr.Payload.Summary, "breaker opened") {
 		t.Errorf("trigger %+v, resolve %+v", tr, res)

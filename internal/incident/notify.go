@@ -84,6 +84,9 @@ type PagerDuty struct {
 	RoutingKey string // never logged
 	MinSev     Severity
 	Client     *http.Client
+	// AdminURL is Seawall's admin API as its operators reach it, for the
+	// link to the incident's timeline; empty for none.
+	AdminURL string
 }
 
 // Name implements Sink.
@@ -110,6 +113,13 @@ type PagerDutyEvent struct {
 	EventAction string            `json:"event_action"`
 	DedupKey    string            `json:"dedup_key"`
 	Payload     *PagerDutyPayload `json:"payload,omitempty"`
+	Links       []PagerDutyLink   `json:"links,omitempty"`
+}
+
+// PagerDutyLink is a link shown with the incident.
+type PagerDutyLink struct {
+	Href string `json:"href"`
+	Text string `json:"text"`
 }
 
 // PagerDutyPayload is a trigger's payload.
@@ -142,6 +152,10 @@ func (p *PagerDuty) Body(n Notice) PagerDutyEvent {
 				"impact": n.Incident.Impact, "evidence": n.Event.Evidence, "endpoint": n.Event.Endpoint, "zone": n.Event.Zone,
 				"timeline": "GET /admin/incidents/" + strconv.FormatInt(n.Incident.ID, 10) + " on Seawall's admin listener",
 			},
+		}
+		if p.AdminURL != "" {
+			ev.Links = []PagerDutyLink{{Href: strings.TrimRight(p.AdminURL, "/") + "/admin/incidents/" + strconv.FormatInt(n.Incident.ID, 10),
+				Text: "Seawall's timeline of this incident (admin API, with its token)"}}
 		}
 	}
 	return ev

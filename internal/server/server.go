@@ -83,8 +83,22 @@ func NewLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
+// adminURL is the admin API's base URL from admin.listen; empty when off.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if listen == "off" || err != nil {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // incidentSinks are the notification sinks of a validated config.
-func incidentSinks(c config.Incidents) ([]incident.Sink, error) {
+func incidentSinks(c config.Incidents, admin string) ([]incident.Sink, error) {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		// A redirect could lead anywhere: the configured receiver answers itself.
@@ -93,7 +107,7 @@ func incidentSinks(c config.Incidents) ([]incident.Sink, error) {
 	var sinks []incident.Sink
 	if pd := c.PagerDuty; pd != nil {
 		min, _ := incident.ParseSeverity(pd.MinSeverity) // validated
-		sinks = append(sinks, &incident.PagerDuty{URL: pd.URL, RoutingKey: pd.RoutingKey.Value(), MinSev: min, Client: client})
+		sinks = append(sinks, &incident.PagerDuty{URL: pd.URL, RoutingKey: pd.RoutingKey.Value(), MinSev: min, Client: client, AdminURL: admin})
 	}
 	for i, w := range c.Webhooks {
 		key, err := webhook.Key(w.Secret.Value())
@@ -130,7 +144,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 			}
 		}
 	}
-	sinks, err := incidentSinks(cfg.Incidents)
+	sinks, err := incidentSinks(cfg.Incidents, adminURL(cfg.Admin.Listen))
 	if err != nil {
 		return nil, nil, err
 	}
