@@ -95,6 +95,7 @@ func TestSetApply(t *testing.T) {
 	defer s.Close()
 	s.Apply(cfg(doc))
 	api := s.Get("api")
+	_ = api.Usage.Reserve("default")
 	sh, err := s.AddShift("api", "a", "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +113,9 @@ func TestSetApply(t *testing.T) {
 	}
 	if got := s.Shifts(); len(got) != 1 || got[0].ID != sh.ID {
 		t.Errorf("after the change, shifts %+v, want %s kept", got, sh.ID)
+	}
+	if n := s.Get("api").Usage.Report().Today.Billable; n != 1 {
+		t.Errorf("after the change, %d billable calls counted, want the 1 from before kept", n)
 	}
 	slices.Sort(retired)
 	if fmt.Sprint(retired) != "[api:true one:false one:false]" {
