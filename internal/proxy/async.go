@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +111,9 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 // returns the error the app is answered with, which names no database,
 // host or user.
 func (p *Proxy) storeFailed(r *http.Request, rid string, err error) error {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		return ErrClientGone // the app went away while it waited: not the store's failure
+	}
 	p.log.LogAttrs(r.Context(), slog.LevelError, "job store unavailable",
 		slog.String("request_id", rid), slog.String("path", truncate(r.URL.Path, 512)), slog.String("error", err.Error()))
 	if errors.Is(err, jobs.ErrStoreTimeout) && !strings.HasPrefix(r.URL.Path, JobsPrefix) {

@@ -613,3 +613,25 @@ func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
 		t.Errorf("/readyz after the thaw = %d", got)
 	}
 }
+
+// An app that goes away while its request waits for the store is logged
+// as a client that closed (499), not as a job store failure: the store
+// was fine, and an operator paged on "job store unavailable" would look
+// in the wrong place.
+func TestAsyncClientGoneIsNotAStoreFailure(t *testing.T) {
+	s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "async", "", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/events", strings.NewReader(`{"e":1}`))
+	func() {
+		defer func() { _ = recover() }() // a 499 aborts the handler, as net/http expects
+		s.proxy.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	logs := s.logs.String()
+	if strings.Contains(logs, "job store unavailable") {
+		t.Errorf("a client gone was logged as a store failure:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"status":499`) {
+		t.Errorf("the request was not logged as closed by its client (499):\n%s", logs)
+	}
+}
