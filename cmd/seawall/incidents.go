@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -34,9 +33,7 @@ func incidentsCmd(args []string, stdout, stderr io.Writer) int {
 	verb, args := args[0], args[1:]
 	fs := flag.NewFlagSet("incidents "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token")
-	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
-	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	flags := addAdminFlags(fs)
 	format := fs.String("format", "text", "text or markdown")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -53,7 +50,7 @@ func incidentsCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "seawall incidents: -format %q: want text or markdown\n", *format)
 		return 2
 	}
-	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	c, err := flags.client(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall incidents %s: %v\n", verb, err)
 		return 1

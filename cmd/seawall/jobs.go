@@ -51,9 +51,7 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 	verb, args := args[0], args[1:]
 	fs := flag.NewFlagSet(group+" "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token")
-	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
-	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	flags := addAdminFlags(fs)
 	upstream := fs.String("upstream", "", "only this upstream's jobs")
 	state := fs.String("state", "", "only jobs in this state: queued, running, retrying, succeeded, dead, canceled")
 	after := fs.Int64("after", 0, "list jobs with a larger id (paging)")
@@ -64,7 +62,7 @@ func jobsCmd(group string, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	c, err := flags.client(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall %s: %v\n", group, err)
 		return 1
@@ -183,6 +181,23 @@ func (c *adminClient) replay(ids []string, all bool, q url.Values, stdout, stder
 		return 1
 	}
 	return 0
+}
+
+// adminFlags are the flags every command of a running Seawall's admin
+// API takes: -c, -admin and -token.
+type adminFlags struct{ cfgPath, base, token *string }
+
+func addAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		cfgPath: fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token"),
+		base:    fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)"),
+		token:   fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)"),
+	}
+}
+
+// client is the admin API the flags name.
+func (f adminFlags) client(stderr io.Writer) (*adminClient, error) {
+	return newAdminClient(*f.cfgPath, *f.base, *f.token, stderr)
 }
 
 func newAdminClient(cfgPath, base, token string, stderr io.Writer) (*adminClient, error) {

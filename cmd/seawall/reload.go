@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/seawall/seawall/internal/server"
@@ -16,9 +15,7 @@ import (
 func reloadCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and the admin token")
-	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
-	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	flags := addAdminFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: seawall reload [-c FILE]\n\nThe running Seawall reads its config file again (as on SIGHUP) and says\nwhat it applied, or why it kept the running config.\n\nFlags:")
 		fs.PrintDefaults()
@@ -26,7 +23,7 @@ func reloadCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	c, err := flags.client(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall reload: %v\n", err)
 		return 1

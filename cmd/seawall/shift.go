@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -36,9 +35,7 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 	verb, args := args[0], args[1:]
 	fs := flag.NewFlagSet("shift "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token")
-	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
-	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	flags := addAdminFlags(fs)
 	upstream := fs.String("upstream", "", "the upstream whose traffic moves")
 	zone := fs.String("zone", "", "the zone traffic moves away from")
 	endpoint := fs.String("endpoint", "", "the endpoint URL traffic moves away from")
@@ -62,7 +59,7 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "seawall shift: unknown verb %q\n\n%s", verb, shiftUsage)
 		return 2
 	}
-	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	c, err := flags.client(stderr)
 	if err != nil {
 		return fail(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"text/tabwriter"
 
 	u "github.com/seawall/seawall/internal/usage"
@@ -25,15 +24,13 @@ seawall.yaml) or given with -admin URL and -token (or SEAWALL_ADMIN_TOKEN).
 func usageCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "seawall.yaml", "config file, for admin.listen and admin.token")
-	base := fs.String("admin", "", "admin API URL, like http://127.0.0.1:9090 (default: from the config)")
-	token := fs.String("token", os.Getenv("SEAWALL_ADMIN_TOKEN"), "admin token (default: $SEAWALL_ADMIN_TOKEN, else from the config)")
+	flags := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHelp+"\nFlags:\n"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c, err := newAdminClient(*cfgPath, *base, *token, stderr)
+	c, err := flags.client(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall usage: %v\n", err)
 		return 1
