@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,39 +70,14 @@ upstreams:
 	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
 
 	// App traffic, bounded in time: sync GETs, cached GETs.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(2 * time.Minute)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; time.Now().Before(deadline); i++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				path := fmt.Sprintf("/pay/v1/items/%d-%d", w, i)
-				if i%4 == 0 {
-					path = "/pay/v1/list"
-				}
-				if resp, err := client.Get(base + path); err == nil {
-					_ = resp.Body.Close()
-				}
-			}
-		}()
-	}
-	halt := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
+	halt := appLoad(4, 10*time.Millisecond, 2*time.Minute, func(w, i int) string {
+		if i%4 == 0 {
+			return base + "/pay/v1/list"
 		}
-		wg.Wait()
-	}
+		return fmt.Sprintf("%s/pay/v1/items/%d-%d", base, w, i)
+	}, nil)
 	defer halt()
+	client := &http.Client{Timeout: 5 * time.Second}
 
 	time.Sleep(7 * time.Second) // a health window of healthy calls
 	fakes["c"].Set(fakeapi.Behavior{Down: true})

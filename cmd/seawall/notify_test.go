@@ -79,13 +79,12 @@ type notifyRig struct {
 	bin       string
 	proc      *exec.Cmd
 	logs      *bytes.Buffer
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	halt      func() // ends the load; a no-op without one
 	logsMu    sync.Mutex
 }
 
 func newNotifyRig(t *testing.T, pdStatuses ...int) *notifyRig {
-	r := &notifyRig{t: t, fake: fakeapi.New(fakeapi.Behavior{}), pd: &receiver{statuses: pdStatuses}, hook: &receiver{}, logs: &bytes.Buffer{}}
+	r := &notifyRig{t: t, halt: func() {}, fake: fakeapi.New(fakeapi.Behavior{}), pd: &receiver{statuses: pdStatuses}, hook: &receiver{}, logs: &bytes.Buffer{}}
 	up, pd, hook := httptest.NewServer(r.fake), httptest.NewServer(r.pd), httptest.NewServer(r.hook)
 	t.Cleanup(up.Close)
 	t.Cleanup(pd.Close)
@@ -147,36 +146,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // load sends GETs until halt, bounded in time.
 func (r *notifyRig) load() {
-	r.stop = make(chan struct{})
-	deadline := time.Now().Add(2 * time.Minute)
-	client := &http.Client{Timeout: 5 * time.Second}
-	for range 4 {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			for time.Now().Before(deadline) {
-				select {
-				case <-r.stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				if resp, err := client.Get(r.base + "/pay/v1/items/1"); err == nil {
-					_ = resp.Body.Close()
-				}
-			}
-		}()
-	}
-}
-
-func (r *notifyRig) halt() {
-	if r.stop != nil {
-		select {
-		case <-r.stop:
-		default:
-			close(r.stop)
-		}
-	}
-	r.wg.Wait()
+	r.halt = appLoad(4, 10*time.Millisecond, 2*time.Minute, func(int, int) string { return r.base + "/pay/v1/items/1" }, nil)
 }
 
 // events reads /admin/events of type typ.

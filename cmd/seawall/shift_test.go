@@ -47,33 +47,16 @@ func TestShiftCommands(t *testing.T) {
 	defer func() { _ = proc.Process.Signal(syscall.SIGTERM); _ = proc.Wait() }()
 
 	// App traffic for the whole test, bounded in time.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var failed, sent sync.Map
-	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(time.Minute)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; time.Now().Before(deadline); i++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-				resp, err := client.Get(fmt.Sprintf("%s/api/items/%d-%d", base, w, i))
-				sent.Store(fmt.Sprint(w, i), true)
-				if err != nil || resp.StatusCode != 200 {
-					failed.Store(fmt.Sprint(w, i), err)
-				}
-				if err == nil {
-					_ = resp.Body.Close()
-				}
+	halt := appLoad(4, 5*time.Millisecond, time.Minute,
+		func(w, i int) string { return fmt.Sprintf("%s/api/items/%d-%d", base, w, i) },
+		func(w, i int, resp *http.Response, err error) {
+			sent.Store(fmt.Sprint(w, i), true)
+			if err != nil || resp.StatusCode != 200 {
+				failed.Store(fmt.Sprint(w, i), err)
 			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+		})
+	defer halt()
 
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -198,9 +181,7 @@ func TestShiftCommands(t *testing.T) {
 		t.Errorf("the expired shift is still listed: %s", out)
 	}
 
-	close(stop)
-	wg.Wait()
-	stop = make(chan struct{}) // for the deferred close
+	halt()
 	n, bad := 0, 0
 	sent.Range(func(any, any) bool { n++; return true })
 	failed.Range(func(k, v any) bool {
