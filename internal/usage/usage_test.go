@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -111,5 +112,38 @@ func BenchmarkReserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = m.Reserve("default")
+	}
+}
+
+// memStore keeps states in memory, as the job store's records do.
+type memStore struct{ saved map[string]State }
+
+func (m *memStore) Save(_ context.Context, s map[string]State) error { m.saved = s; return nil }
+func (m *memStore) Load(context.Context) (map[string]State, error)   { return m.saved, nil }
+
+// Stopped by a signal, the book saves once more as Run ends: nothing
+// counted is lost (docs/cost.md); a crash loses at most one period.
+func TestBookSavesAsItStops(t *testing.T) {
+	store := &memStore{saved: map[string]State{}}
+	b := NewBook(nil)
+	if err := b.Restore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); b.Run(time.Hour, stop) }()
+	for range 7 {
+		_ = b.Meter("pay").Reserve("default")
+	}
+	close(stop)
+	<-done
+	if got := store.saved["pay"].DayN; got != 7 {
+		t.Fatalf("saved %d calls as it stopped, want 7", got)
+	}
+	again := NewBook(nil)
+	if err := again.Restore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Meter("pay").Report().Today.Billable; got != 7 {
+		t.Errorf("restored %d calls, want 7", got)
 	}
 }
