@@ -243,7 +243,16 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			}
 		}
 		if want("async") {
+			var profiled func() error
+			if profileDir != "" && r == 1 {
+				profiled = startProfile(adminPort, duration, filepath.Join(profileDir, "async.pprof"))
+			}
 			m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], conns, 0, duration)
+			if profiled != nil {
+				if err := profiled(); err != nil {
+					return err
+				}
+			}
 			results.add("async", "seawall", m)
 			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
 		}

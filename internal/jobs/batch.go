@@ -99,6 +99,7 @@ func (b *batcher) close() {
 func (b *batcher) run() {
 	defer close(b.done)
 	var held []*insertReq
+	var lastWrite time.Time
 	for first := range b.in {
 		batch := []*insertReq{first}
 		keys := map[string]bool{}
@@ -112,30 +113,78 @@ func (b *batcher) run() {
 			return seen
 		}
 		keyed(first)
+		add := func(r *insertReq) {
+			// One transaction may not hold one key twice: the second
+			// goes after, and finds the first's job.
+			if keyed(r) {
+				held = append(held, r)
+			} else {
+				batch = append(batch, r)
+			}
+		}
+		open := true
 	collect:
 		for len(batch) < maxBatch {
 			select {
 			case r, ok := <-b.in:
 				if !ok {
+					open = false
 					break collect
 				}
-				// One transaction may not hold one key twice: the second
-				// goes after, and finds the first's job.
-				if keyed(r) {
-					held = append(held, r)
-				} else {
-					batch = append(batch, r)
-				}
+				add(r)
 			default:
 				break collect
 			}
 		}
+		if open && time.Since(lastWrite) < busyWindow {
+			open = b.linger(add, func() int { return len(batch) })
+		}
 		b.write(batch)
+		lastWrite = time.Now()
 		for _, r := range held {
 			b.write([]*insertReq{r})
 		}
 		held = held[:0]
 	}
+}
+
+// Under load, enqueues reach the batcher one at a time: on one core the
+// batcher runs as soon as the first caller hands it a request (Go runs a
+// goroutine woken by a channel send next), before the other callers,
+// whose requests are waiting on the network, have been read. Writing at
+// once would then commit batches of one, each paying a transaction and an
+// fsync. So when the batcher is busy (its last write ended within
+// busyWindow), it lingers: it takes requests as they come until none has
+// come for lingerGap, the batch is full, or maxLinger has passed. A
+// request arriving when the store is idle is written at once.
+const (
+	busyWindow = 5 * time.Millisecond
+	lingerGap  = 100 * time.Microsecond
+	maxLinger  = 2 * time.Millisecond
+)
+
+// linger adds requests as they arrive, as described above; it reports
+// whether the input is still open.
+func (b *batcher) linger(add func(*insertReq), size func() int) bool {
+	deadline := time.Now().Add(maxLinger)
+	gap := time.NewTimer(lingerGap)
+	defer gap.Stop()
+	for size() < maxBatch {
+		select {
+		case r, ok := <-b.in:
+			if !ok {
+				return false
+			}
+			add(r)
+			if time.Now().After(deadline) {
+				return true
+			}
+			gap.Reset(lingerGap)
+		case <-gap.C:
+			return true
+		}
+	}
+	return true
 }
 
 // write commits the requests of a batch whose callers still wait. Should
