@@ -14,7 +14,7 @@ import (
 // benchAdminToken guards the admin listener the harness profiles through.
 const benchAdminToken = "seawall-bench-admin-token" //nolint:gosec // a loopback harness's own token, not a secret
 
-func seawallConfig(dir string, listen, upstream, admin int) string {
+func seawallConfig(dir string, listen, upstream, tlsUpstream, admin int) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:%d
 admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
 log: {level: error}
@@ -37,12 +37,71 @@ upstreams:
     retry: {max_attempts: 1}
     breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
   jobs:
+    url: http://127.0.0.1:%d/hold
+    mode: async
+  deliver:
     url: http://127.0.0.1:%d
     mode: async
-`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream)
+  tls:
+    url: https://127.0.0.1:%d
+    tls: {ca_file: %q}
+    rate_limit: {rate: 10000000/s, burst: 100000}
+    retry: {max_attempts: 3}
+    breaker: {min_calls: 100}
+`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt"))
 }
 
-func nginxConfig(dir string, listen, upstream int) string {
+// seawallAsyncConfig is a Seawall with only the async route, for the (e)
+// rows that run Seawall on both cores against store. Its vendor holds
+// each delivery for a minute, as the main config's jobs route does.
+func seawallAsyncConfig(listen, admin int, store string, upstream int) string {
+	return fmt.Sprintf(`listen: 127.0.0.1:%d
+admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
+log: {level: error}
+jobs: {store: %q, concurrency: 8}
+upstreams:
+  jobs:
+    url: http://127.0.0.1:%d/hold
+    mode: async
+`, listen, admin, store, upstream)
+}
+
+// caddyConfig is Caddy's reverse_proxy for the same job where Caddy has
+// the part: /api/ with retries (the standard build has no rate limiter),
+// /down/ failing fast once its one upstream is marked unhealthy (passive
+// health, max_fails 1 for an hour), and /tls/. The standard build has no
+// cache either.
+func caddyConfig(listen, upstream, tlsUpstream int, dir string) string {
+	return fmt.Sprintf(`{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:%[1]d {
+	handle_path /api/* {
+		reverse_proxy 127.0.0.1:%[2]d {
+			lb_retries 3
+		}
+	}
+	handle_path /down/* {
+		reverse_proxy 127.0.0.1:1 {
+			fail_duration 1h
+			max_fails 1
+		}
+	}
+	handle_path /tls/* {
+		reverse_proxy https://127.0.0.1:%[3]d {
+			transport http {
+				tls_trusted_ca_certs %[4]s/upstream.crt
+				keepalive_idle_conns 128
+			}
+			lb_retries 3
+		}
+	}
+}
+`, listen, upstream, tlsUpstream, dir)
+}
+
+func nginxConfig(dir string, listen, upstream, tlsUpstream int) string {
 	return fmt.Sprintf(`daemon off;
 worker_processes 1;
 pid %[1]s/nginx.pid;
@@ -59,6 +118,7 @@ http {
     limit_req_zone $server_name zone=rl:1m rate=1000000r/s;
     upstream api { server 127.0.0.1:%[3]d; keepalive 128; }
     upstream down { server 127.0.0.1:1 down; }
+    upstream tlsapi { server 127.0.0.1:%[4]d; keepalive 128; }
     server {
         listen 127.0.0.1:%[2]d;
         proxy_http_version 1.1;
@@ -75,12 +135,22 @@ http {
             proxy_pass http://api/;
         }
         location /down/ { proxy_pass http://down/; }
+        location /tls/ {
+            limit_req zone=rl burst=100000 nodelay;
+            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
+            proxy_next_upstream_tries 3;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate %[1]s/upstream.crt;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;
+            proxy_pass https://tlsapi/;
+        }
     }
 }
-`, dir, listen, upstream)
+`, dir, listen, upstream, tlsUpstream)
 }
 
-func haproxyConfig(dir string, listen, upstream int) string {
+func haproxyConfig(dir string, listen, upstream, tlsUpstream int) string {
 	return fmt.Sprintf(`global
     nbthread 1
     maxconn 8000
@@ -102,6 +172,7 @@ frontend fe
     http-request deny deny_status 429 if { sc_http_req_rate(0) gt 10000000 }
     use_backend cache if { path_beg /cache/ }
     use_backend down if { path_beg /down/ }
+    use_backend tls if { path_beg /tls/ }
     default_backend api
 backend api
     http-reuse always
@@ -115,7 +186,11 @@ backend cache
     server s1 127.0.0.1:%[3]d
 backend down
     server s1 127.0.0.1:1 disabled
-`, dir, listen, upstream)
+backend tls
+    http-reuse always
+    http-request replace-path /tls(/.*) \1
+    server s1 127.0.0.1:%[4]d ssl verify required ca-file %[1]s/upstream.crt sni str(localhost)
+`, dir, listen, upstream, tlsUpstream)
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

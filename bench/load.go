@@ -24,6 +24,7 @@ type measurement struct {
 	proxyCPU       float64 // percent of one core
 	proxyRSS       int64   // peak, KiB
 	genCPU         float64 // the load generator's, percent of one core
+	allocs         float64 // heap allocations per request (Seawall's), 0 if not read
 	err            error
 }
 

@@ -1,13 +1,14 @@
-// Command bench measures Seawall side by side with nginx and HAProxy on
-// loopback, each configured for the same job, and writes the table into
-// docs/benchmarks.md.
+// Command bench measures Seawall side by side with nginx, HAProxy and
+// Caddy on loopback, each configured for the same job, and writes the
+// table into docs/benchmarks.md.
 //
 //	go run ./bench [-duration 5s] [-rounds 3] [-conns 32] [-write]
 //
 // The proxies run pinned to CPU 1 with one worker each (nginx
-// worker_processes 1, HAProxy nbthread 1, Seawall GOMAXPROCS=1); the load
-// generator and the upstream share CPU 0. nginx and HAProxy are installed
-// from Debian's packages when missing (as root).
+// worker_processes 1, HAProxy nbthread 1, Seawall and Caddy GOMAXPROCS=1);
+// the load generator and the upstream share CPU 0. nginx, HAProxy, Caddy,
+// wrk and strace are installed from Debian's packages when missing (as
+// root).
 package main
 
 import (
@@ -27,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "upstream" {
-		serveUpstream(os.Args[2])
+		serveUpstream(os.Args[2], os.Args[3], os.Args[4])
 		return
 	}
 	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
@@ -35,7 +36,7 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
-	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,fixed,fixed-own,async); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,syscalls); default all")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
 		pinSelf() // re-exec on CPU 0
@@ -62,13 +63,22 @@ func pinSelf() {
 	}
 }
 
-// serveUpstream is the fast local upstream: fixed bodies, nothing else.
-func serveUpstream(addr string) {
+// serveUpstream is the fast local upstream: fixed bodies, nothing else,
+// over HTTP on addr and HTTPS on tlsAddr with the certificate in dir.
+func serveUpstream(addr, tlsAddr, dir string) {
 	small := []byte(`{"ok":true,"id":"item-42","price":1999}`)
 	k1 := []byte(strings.Repeat("a", 1024))
 	k64 := []byte(strings.Repeat("b", 64<<10))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if strings.HasPrefix(r.URL.Path, "/hold/") {
+			// A vendor slow to answer: the (e) rows' deliveries wait here,
+			// so that they measure acceptance alone.
+			select {
+			case <-time.After(time.Minute):
+			case <-r.Context().Done():
+			}
+		}
 		body := small
 		switch r.URL.Path {
 		case "/1k":
@@ -81,6 +91,12 @@ func serveUpstream(addr string) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	})
+	tlsSrv := &http.Server{Addr: tlsAddr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		err := tlsSrv.ListenAndServeTLS(filepath.Join(dir, "upstream.crt"), filepath.Join(dir, "upstream.key"))
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}()
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
@@ -116,8 +132,23 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(5)
+	ports := freePorts(11)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	tlsPort, cdPort := ports[5], ports[6]
+	if err := writeUpstreamCert(dir); err != nil {
+		return err
+	}
+	// The schema is dropped after the processes stop (defers run last
+	// first).
+	pgDSN := ""
+	if want("async-pg") {
+		dsn, drop, err := postgresStore()
+		if err != nil {
+			return err
+		}
+		defer drop()
+		pgDSN = dsn
+	}
 	exe, _ := os.Executable()
 	var procs []*exec.Cmd
 	// SIGTERM, not SIGKILL: nginx's master stops its workers only when
@@ -136,6 +167,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		}
 	}()
 	start := func(cpu string, env []string, name string, args ...string) (*exec.Cmd, error) {
+		if cpu == "" { // both cores
+			cpu = "0,1"
+		}
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = os.Stderr
@@ -146,7 +180,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		procs = append(procs, cmd)
 		return cmd, nil
 	}
-	if _, err := start("0", nil, exe, "upstream", fmt.Sprintf("127.0.0.1:%d", upPort)); err != nil {
+	if _, err := start("0", nil, exe, "upstream", fmt.Sprintf("127.0.0.1:%d", upPort), fmt.Sprintf("127.0.0.1:%d", tlsPort), dir); err != nil {
 		return err
 	}
 	swBin := filepath.Join(dir, "seawall")
@@ -154,9 +188,14 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		return fmt.Errorf("building seawall: %w\n%s", err, out)
 	}
 	files := map[string]string{
-		"seawall.yaml": seawallConfig(dir, swPort, upPort, adminPort),
-		"nginx.conf":   nginxConfig(dir, ngPort, upPort),
-		"haproxy.cfg":  haproxyConfig(dir, hpPort, upPort),
+		"seawall.yaml":              seawallConfig(dir, swPort, upPort, tlsPort, adminPort),
+		"nginx.conf":                nginxConfig(dir, ngPort, upPort, tlsPort),
+		"haproxy.cfg":               haproxyConfig(dir, hpPort, upPort, tlsPort),
+		"Caddyfile":                 caddyConfig(cdPort, upPort, tlsPort, dir),
+		"seawall-async-sqlite.yaml": seawallAsyncConfig(ports[7], ports[8], filepath.Join(dir, "jobs-both.db"), upPort),
+	}
+	if pgDSN != "" {
+		files["seawall-async-pg.yaml"] = seawallAsyncConfig(ports[9], ports[10], pgDSN, upPort)
 	}
 	for name, body := range files {
 		if err := writeFile(filepath.Join(dir, name), body); err != nil {
@@ -175,7 +214,27 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
-	for _, p := range []int{upPort, swPort, ngPort, hpPort} {
+	cd, err := start("1", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir},
+		"caddy", "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
+	if err != nil {
+		return err
+	}
+	listening := []int{upPort, tlsPort, swPort, ngPort, hpPort, cdPort}
+	// The (e) rows on both cores: Seawall unpinned, GOMAXPROCS unset.
+	var swBoth, swPG *exec.Cmd
+	if want("async-both") {
+		if swBoth, err = start("", nil, swBin, "serve", "-c", filepath.Join(dir, "seawall-async-sqlite.yaml")); err != nil {
+			return err
+		}
+		listening = append(listening, ports[7])
+	}
+	if want("async-pg") {
+		if swPG, err = start("", nil, swBin, "serve", "-c", filepath.Join(dir, "seawall-async-pg.yaml")); err != nil {
+			return err
+		}
+		listening = append(listening, ports[9])
+	}
+	for _, p := range listening {
 		if err := waitListening(p); err != nil {
 			return err
 		}
@@ -184,11 +243,13 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	targets := []*target{
 		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
 		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw,
-			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "async": "/jobs/events"}},
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small", "async": "/jobs/events", "async-deliver": "/deliver/events"}},
 		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
-			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x"}},
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "haproxy", base: fmt.Sprintf("http://127.0.0.1:%d", hpPort), proc: hp,
-			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x"}},
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
+		{name: "caddy", base: fmt.Sprintf("http://127.0.0.1:%d", cdPort), proc: cd,
+			paths: map[string]string{"pass": "/api/small", "down": "/down/x", "tls": "/tls/small"}},
 	}
 	for _, t := range targets {
 		t.dir = dir
@@ -204,7 +265,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		}
 	}
 	results := newResults()
-	scenarios := slices.DeleteFunc([]string{"pass", "cache1k", "cache64k", "down"}, func(s string) bool { return !want(s) })
+	scenarios := slices.DeleteFunc([]string{"pass", "cache1k", "cache64k", "down", "tls"}, func(s string) bool { return !want(s) })
 	for r := 1; r <= rounds; r++ {
 		for _, s := range scenarios {
 			for i := range targets {
@@ -217,7 +278,14 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 				if profileDir != "" && r == 1 && t.name == "seawall" {
 					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, s+".pprof"))
 				}
+				allocs0 := -1.0
+				if t.name == "seawall" {
+					allocs0 = mallocs(adminPort)
+				}
 				m := measure(t, "GET", t.base+p, conns, 0, duration)
+				if allocs1 := mallocs(adminPort); allocs0 >= 0 && allocs1 >= 0 && m.rps > 0 {
+					m.allocs = (allocs1 - allocs0) / (m.rps * duration.Seconds())
+				}
 				if profiled != nil {
 					if err := profiled(); err != nil {
 						return err
@@ -247,7 +315,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			if profileDir != "" && r == 1 {
 				profiled = startProfile(adminPort, duration, filepath.Join(profileDir, "async.pprof"))
 			}
-			m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], conns, 0, duration)
+			m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], asyncClients, 0, duration)
 			if profiled != nil {
 				if err := profiled(); err != nil {
 					return err
@@ -256,6 +324,39 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			results.add("async", "seawall", m)
 			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
 		}
+		for _, both := range []struct {
+			key  string
+			proc *exec.Cmd
+			port int
+		}{{"async-both", swBoth, ports[7]}, {"async-pg", swPG, ports[9]}} {
+			if both.proc == nil {
+				continue
+			}
+			t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", both.port), proc: both.proc, dir: dir}
+			m := measure(t, "POST", t.base+"/jobs/events", asyncClients, 0, duration)
+			results.add(both.key, "seawall", m)
+			fmt.Fprintf(os.Stderr, "round %d %-10s %-8s %s\n", r, both.key, "seawall", m)
+		}
+	}
+	if want("syscalls") {
+		// System calls per request in (a), with strace attached: Seawall
+		// beside nginx, the lean reference.
+		for _, t := range []*target{targets[1], targets[2]} {
+			n, by, err := syscallsPerRequest(t, t.base+t.paths["pass"], conns, 3*time.Second)
+			if err != nil {
+				return err
+			}
+			results.syscalls = append(results.syscalls, fmt.Sprintf("%s %.1f (%s)", t.name, n, by))
+			fmt.Fprintf(os.Stderr, "syscalls %-8s %.2f per request: %s\n", t.name, n, by)
+		}
+	}
+	if want("async-deliver") {
+		// Last, because the jobs it leaves are delivered after it, on
+		// Seawall's core.
+		t := targets[1]
+		m := measure(t, "POST", t.base+t.paths["async-deliver"], asyncClients, 0, duration)
+		results.add("async-deliver", "seawall", m)
+		fmt.Fprintf(os.Stderr, "%-13s %-8s %s\n", "async-deliver", "seawall", m)
 	}
 	table := results.table()
 	fmt.Println(table)
@@ -298,7 +399,7 @@ func startProfile(adminPort int, d time.Duration, path string) func() error {
 
 func ensureInstalled() error {
 	missing := false
-	for _, name := range []string{"nginx", "haproxy", "wrk", "taskset"} {
+	for _, name := range []string{"nginx", "haproxy", "caddy", "wrk", "strace", "taskset"} {
 		if _, err := exec.LookPath(name); err != nil {
 			missing = true
 		}
@@ -307,10 +408,10 @@ func ensureInstalled() error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("nginx, haproxy and wrk are needed: apt-get install nginx haproxy wrk")
+		return fmt.Errorf("nginx, haproxy, caddy, wrk and strace are needed: apt-get install nginx haproxy caddy wrk strace")
 	}
-	fmt.Fprintln(os.Stderr, "installing nginx, haproxy and wrk from Debian's packages")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy", "wrk"}} {
+	fmt.Fprintln(os.Stderr, "installing nginx, haproxy, caddy, wrk and strace from Debian's packages")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy", "caddy", "wrk", "strace"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -320,6 +421,9 @@ func ensureInstalled() error {
 	}
 	return nil
 }
+
+// asyncClients is how many apps enqueue at once in the (e) rows.
+const asyncClients = 64
 
 func freePorts(n int) []int {
 	var out []int

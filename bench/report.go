@@ -14,7 +14,8 @@ import (
 
 // results keeps every round's measurement per scenario and target.
 type results struct {
-	m map[string]map[string][]measurement
+	m        map[string]map[string][]measurement
+	syscalls []string // per request in (a), with strace attached, by target
 }
 
 func newResults() *results { return &results{m: map[string]map[string][]measurement{}} }
@@ -55,21 +56,25 @@ var scenarioNames = []struct{ key, title string }{
 	{"cache1k", "(b) cache hit, 1 KiB"},
 	{"cache64k", "(b) cache hit, 64 KiB"},
 	{"down", "(c) fail-fast, upstream known down"},
+	{"tls", "(f) pass-through to an HTTPS upstream, keep-alive"},
 	{"fixed", "(d) fixed rate, half of nginx's (a)"},
 	{"fixed-own", "(d') fixed rate, half of Seawall's (a)"},
-	{"async", "(e) async enqueue (202 once on disk)"},
+	{"async", "(e) async enqueue, SQLite, 64 clients, 202 once on disk, deliveries held by a slow vendor"},
+	{"async-both", "(e) the same, Seawall on both cores"},
+	{"async-pg", "(e) the same on PostgreSQL, Seawall on both cores"},
+	{"async-deliver", "(e) the same as the first, deliveries running (8 workers)"},
 }
 
 // table renders the median round of each scenario and target, with each
 // proxy's ratios to direct and to nginx.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | allocs/req | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
-		for _, t := range []string{"direct", "seawall", "nginx", "haproxy"} {
+		for _, t := range []string{"direct", "seawall", "nginx", "haproxy", "caddy"} {
 			m, ok := r.median(s.key, t)
 			if !ok {
 				continue
@@ -85,13 +90,19 @@ func (r *results) table() string {
 			if hasNginx && t != "nginx" && t != "direct" && ng.rps > 0 && ng.p99 > 0 {
 				vsNginx = fmt.Sprintf("%.2f×, %.2f×", m.rps/ng.rps, float64(m.p99)/float64(ng.p99))
 			}
-			cpu, rss := "", ""
+			cpu, rss, allocs := "", "", ""
 			if t != "direct" {
 				cpu, rss = fmt.Sprintf("%.0f%%", m.proxyCPU), fmt.Sprintf("%d MiB", m.proxyRSS/1024)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
-				round(m.p50), round(m.p99), round(m.p999), cpu, rss, vsDirect, vsNginx, m.non2xx, m.genCPU)
+			if m.allocs > 0 {
+				allocs = fmt.Sprintf("%.0f", m.allocs)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
+				round(m.p50), round(m.p99), round(m.p999), cpu, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU)
 		}
+	}
+	if len(r.syscalls) > 0 {
+		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
 	}
 	return b.String()
 }
@@ -171,6 +182,6 @@ func machine() string {
 		}
 		return "?"
 	}
-	return fmt.Sprintf("%s, %d cores%s, Linux %s; %s, nginx %s, HAProxy %s, wrk %s", cpu, cores, mem,
-		strings.TrimSpace(string(kernel)), runtime.Version(), version("nginx", "-v"), version("haproxy", "-v"), version("wrk", "--version"))
+	return fmt.Sprintf("%s, %d cores%s, Linux %s; %s, nginx %s, HAProxy %s, Caddy %s, wrk %s", cpu, cores, mem,
+		strings.TrimSpace(string(kernel)), runtime.Version(), version("nginx", "-v"), version("haproxy", "-v"), version("caddy", "version"), version("wrk", "--version"))
 }
