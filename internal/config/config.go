@@ -317,6 +317,10 @@ type Upstream struct {
 	// TLS configures HTTPS to the upstream. Unset: the system's roots,
 	// the URL's host name, TLS 1.2 or later.
 	TLS *TLS `yaml:"tls"`
+	// HTTP2 speaks HTTP/2 to an HTTPS upstream that offers it, through
+	// net/http's client. Unset: HTTP/1.1 over keep-alive connections,
+	// through Seawall's own client (docs/adr/0004-upstream-client.md).
+	HTTP2 bool `yaml:"http2"`
 }
 
 // Cost is what the vendor charges per call.

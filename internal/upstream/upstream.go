@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/seawall/seawall/internal/h1"
+
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/incident"
@@ -133,7 +135,7 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 		u.Log.Error("upstream TLS settings unusable", slog.String("error", err.Error()))
 		u.transport = failing{fmt.Errorf("%w: %w", ErrUpstreamTLS, err)}
 	} else {
-		u.transport = newTransport(c.Timeouts.Connect.D(), tlsConfig)
+		u.transport = newTransport(c.Timeouts.Connect.D(), tlsConfig, c.HTTP2)
 	}
 	return u
 }
@@ -187,7 +189,13 @@ func statusRanges(list []string) []retry.StatusRange {
 	return out
 }
 
-func newTransport(connect time.Duration, tlsConfig *tls.Config) *http.Transport {
+// newTransport is the upstream's HTTP client: Seawall's own HTTP/1.1
+// client (internal/h1, ADR 0004), or with http2 net/http's Transport,
+// which speaks HTTP/2 to an HTTPS upstream that offers it.
+func newTransport(connect time.Duration, tlsConfig *tls.Config, http2 bool) http.RoundTripper {
+	if !http2 {
+		return h1.New(h1.Options{Connect: connect, TLS: tlsConfig, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second})
+	}
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		TLSClientConfig:       tlsConfig,
@@ -229,7 +237,7 @@ func (u *Upstream) Close() { u.eps.close() }
 // CloseIdleConnections closes the transport's idle connections, when an
 // upstream is retired; calls under way keep theirs.
 func (u *Upstream) CloseIdleConnections() {
-	if t, ok := u.transport.(*http.Transport); ok {
+	if t, ok := u.transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
 }

@@ -1,0 +1,447 @@
+// Package h1 is Seawall's HTTP/1.1 client to upstreams: an
+// http.RoundTripper that writes the request and reads the answer on the
+// calling goroutine, over pooled keep-alive connections.
+//
+// net/http's Transport gives each connection a reader and a writer
+// goroutine, and a call hands its request to one and its answer back from
+// the other: two wake-ups per call, each a wait in the scheduler's queue
+// behind whatever else is runnable. On one core that is where a proxy's
+// tail latency grows (docs/adr/0004-upstream-client.md). This client does
+// the same work in one goroutine. The wire format is net/http's own:
+// requests are written with (*http.Request).Write and answers parsed with
+// http.ReadResponse, so framing (Content-Length, chunked, trailers, 1xx)
+// is exactly as strict as net/http's; what is here is the connection
+// handling around them.
+//
+// What it does not do: HTTP/2 (it offers only http/1.1 in ALPN), proxies
+// from the environment, transparent gzip (the app's own Accept-Encoding is
+// sent as it is), and waiting for 100 Continue (the body is sent at once,
+// which RFC 9110 §10.1.1 allows).
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Transport is the client. The zero value is not usable; see New.
+type Transport struct {
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls            *tls.Config
+	handshake      time.Duration
+	maxIdlePerHost int
+	idleTimeout    time.Duration
+	maxHeaderBytes int64
+	mu             sync.Mutex
+	idle           map[string][]*conn // by scheme://host:port, most recent last
+	closed         bool
+}
+
+// Options configures New; zero fields take the defaults given.
+type Options struct {
+	Connect        time.Duration // dial and TLS handshake; default 2s
+	TLS            *tls.Config   // for https; nil: the system's roots
+	MaxIdlePerHost int           // default 256
+	IdleTimeout    time.Duration // an idle connection older is closed; default 90s
+	MaxHeaderBytes int64         // an answer's header larger fails the call; default 1 MiB
+}
+
+// New returns a Transport.
+func New(o Options) *Transport {
+	if o.Connect <= 0 {
+		o.Connect = 2 * time.Second
+	}
+	d := &net.Dialer{Timeout: o.Connect, KeepAlive: 30 * time.Second}
+	t := &Transport{
+		dial:           d.DialContext,
+		tls:            o.TLS,
+		handshake:      o.Connect,
+		maxIdlePerHost: o.MaxIdlePerHost,
+		idleTimeout:    o.IdleTimeout,
+		maxHeaderBytes: o.MaxHeaderBytes,
+		idle:           map[string][]*conn{},
+	}
+	if t.maxIdlePerHost <= 0 {
+		t.maxIdlePerHost = 256
+	}
+	if t.idleTimeout <= 0 {
+		t.idleTimeout = 90 * time.Second
+	}
+	if t.maxHeaderBytes <= 0 {
+		t.maxHeaderBytes = 1 << 20
+	}
+	return t
+}
+
+// conn is one pooled connection.
+type conn struct {
+	key    string
+	raw    net.Conn // the TCP connection, under tls if any
+	c      net.Conn // what is read and written: raw, or the TLS client
+	tls    *tls.ConnectionState
+	lr     limitReader
+	cw     countWriter
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+	reused bool
+}
+
+// limitReader fails reads past n bytes while n > 0: it bounds an
+// answer's header.
+type limitReader struct {
+	r   io.Reader
+	n   int64 // 0: no limit
+	hit bool
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n > 0 {
+		if l.n == 1 {
+			l.hit = true
+			return 0, errHeaderTooLarge
+		}
+		if int64(len(p)) > l.n-1 {
+			p = p[:l.n-1]
+		}
+	}
+	n, err := l.r.Read(p)
+	if l.n > 0 {
+		l.n -= int64(n)
+	}
+	return n, err
+}
+
+// countWriter counts the bytes that reached the connection.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// max1xx bounds the interim answers before the final one, as net/http does.
+const max1xx = 5
+
+var (
+	errHeaderTooLarge = errors.New("h1: the upstream's response header is too large")
+	errClosed         = errors.New("h1: transport closed")
+)
+
+// RoundTrip sends req and returns the answer; its body must be read to the
+// end or closed, after which the connection is reused when it can be.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		closeBody(req)
+		return nil, fmt.Errorf("h1: unsupported URL %v", req.URL)
+	}
+	ctx := req.Context()
+	for try := 0; ; try++ {
+		c, err := t.get(ctx, req)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, sent, err := t.exchange(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		// A kept-alive connection the server closed while it idled fails
+		// before any answer (checked before use, but it can close just
+		// after). The request is sent again, on a new connection, only
+		// when nothing of it reached the connection or it is replayable.
+		hasBody := req.Body != nil && req.Body != http.NoBody
+		if try == 0 && c.reused && ctx.Err() == nil && !errors.Is(err, errHeaderTooLarge) &&
+			(replayable(req) || (!sent && (!hasBody || req.GetBody != nil))) {
+			if hasBody { // the first try read it
+				if req.GetBody == nil {
+					return nil, err
+				}
+				body, gerr := req.GetBody()
+				if gerr != nil {
+					return nil, err
+				}
+				req = req.Clone(ctx)
+				req.Body = body
+			}
+			continue
+		}
+		closeBody(req)
+		return nil, err
+	}
+}
+
+// replayable is net/http's rule: an idempotent method, or an
+// Idempotency-Key, with a body that can be had again.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// exchange writes req on c and reads the answer's header. sent says
+// whether any of the request may have reached the server.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*http.Response, bool, error) {
+	// The context's end (the per-try timeout, the app gone) interrupts
+	// any read or write on the connection, through the body's reads too.
+	var canceled sync.Once
+	stop := context.AfterFunc(ctx, func() { canceled.Do(func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) }) })
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace != nil && trace.GotConn != nil {
+		trace.GotConn(httptrace.GotConnInfo{Conn: c.c, Reused: c.reused})
+	}
+	before := c.cw.n
+	fail := func(err error) (*http.Response, bool, error) {
+		stop()
+		_ = c.c.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		return nil, c.cw.n > before, err
+	}
+	err := req.Write(c.bw)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
+	}
+	if err != nil {
+		return fail(err)
+	}
+	for interim := 0; ; interim++ {
+		c.lr.n = t.maxHeaderBytes + 1
+		resp, err := http.ReadResponse(c.br, req)
+		c.lr.n = 0
+		if err != nil {
+			if c.lr.hit {
+				err = errHeaderTooLarge
+			}
+			return fail(err)
+		}
+		if resp.StatusCode < 100 || resp.StatusCode > 599 {
+			return fail(fmt.Errorf("h1: the upstream answered status %d", resp.StatusCode))
+		}
+		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if interim == max1xx {
+				return fail(errors.New("h1: too many 1xx answers from the upstream"))
+			}
+			if trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+					return fail(err)
+				}
+			}
+			continue
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return fail(errors.New("h1: the upstream switched protocols, which Seawall does not relay"))
+		}
+		resp.TLS = c.tls
+		reusable := !resp.Close && !req.Close
+		resp.Body = &body{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable, ctx: ctx}
+		return resp, true, nil
+	}
+}
+
+// body is an answer's body; at its end the connection goes back to the
+// pool, and a body closed early closes its connection.
+type body struct {
+	mu       sync.Mutex
+	rc       io.ReadCloser
+	t        *Transport
+	c        *conn
+	stop     func() bool
+	ctx      context.Context
+	reusable bool
+	done     bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.finish(true)
+	} else if err != nil {
+		if ctxErr := b.ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish releases the connection once: to the pool when the body was read
+// to its end and the context did not interrupt it, else closed.
+func (b *body) finish(atEOF bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return
+	}
+	b.done = true
+	notFired := b.stop()
+	if atEOF && notFired && b.reusable {
+		b.t.put(b.c)
+		return
+	}
+	_ = b.c.c.Close()
+}
+
+// key is the pool's key for a request's server.
+func key(req *http.Request) (string, string) {
+	host := req.URL.Host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		port := "80"
+		if req.URL.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(req.URL.Hostname(), port)
+	}
+	return req.URL.Scheme + "://" + host, host
+}
+
+// get takes an idle connection to req's server, or dials one.
+func (t *Transport) get(ctx context.Context, req *http.Request) (*conn, error) {
+	k, addr := key(req)
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, errClosed
+		}
+		list := t.idle[k]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		c := list[len(list)-1]
+		t.idle[k] = list[:len(list)-1]
+		t.mu.Unlock()
+		if now.Sub(c.idleAt) > t.idleTimeout || !alive(c.raw) {
+			_ = c.c.Close()
+			continue
+		}
+		c.reused = true
+		return c, nil
+	}
+	return t.dialConn(ctx, req, k, addr)
+}
+
+func (t *Transport) dialConn(ctx context.Context, req *http.Request, k, addr string) (*conn, error) {
+	raw, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{key: k, raw: raw, c: raw}
+	if req.URL.Scheme == "https" {
+		cfg := &tls.Config{} //nolint:gosec // MinVersion comes from the config given, TLS 1.2 by Seawall's default
+		if t.tls != nil {
+			cfg = t.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = req.URL.Hostname()
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, t.handshake)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		st := tc.ConnectionState()
+		c.c, c.tls = tc, &st
+	}
+	c.lr.r, c.cw.w = c.c, c.c
+	c.br = bufio.NewReaderSize(&c.lr, 16<<10)
+	c.bw = bufio.NewWriterSize(&c.cw, 16<<10)
+	return c, nil
+}
+
+// put returns c to the pool.
+func (t *Transport) put(c *conn) {
+	if c.br.Buffered() > 0 { // the server sent more than its answer
+		_ = c.c.Close()
+		return
+	}
+	_ = c.raw.SetDeadline(time.Time{})
+	c.idleAt = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.idle[c.key]) >= t.maxIdlePerHost {
+		_ = c.c.Close()
+		return
+	}
+	t.idle[c.key] = append(t.idle[c.key], c)
+}
+
+// CloseIdleConnections closes the pooled connections; calls under way
+// keep theirs.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = map[string][]*conn{}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			_ = c.c.Close()
+		}
+	}
+}
+
+// alive says whether an idle connection is still open: a peek that finds
+// neither data nor the end of the stream. One system call per reuse; it
+// keeps a request that cannot be replayed off a connection the server has
+// closed, which net/http learns from its reader goroutine.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		return true // never wait
+	})
+	return ok
+}

@@ -1,0 +1,332 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// scripted is a TCP server that answers each request on a connection with
+// the next of its answers, as raw bytes, and can close after any of them.
+type scripted struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	mu       sync.Mutex
+	requests []string // request lines, in order
+}
+
+// serve starts a server; answer returns the bytes to send for the nth
+// request of a connection and whether to close the connection after.
+func serve(t *testing.T, answer func(conn, n int, req *http.Request) (string, bool)) *scripted {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scripted{ln: ln}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			id := int(s.accepted.Add(1))
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					s.mu.Lock()
+					s.requests = append(s.requests, req.Method+" "+req.URL.Path)
+					s.mu.Unlock()
+					out, closeAfter := answer(id, n, req)
+					if _, err := io.WriteString(c, out); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *scripted) url(path string) string { return "http://" + s.ln.Addr().String() + path }
+
+func (s *scripted) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+func get(t *testing.T, tr *Transport, method, url string, body io.Reader) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.RoundTrip(req)
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	_ = resp.Body.Close()
+	return string(b)
+}
+
+// Calls one after another share one connection.
+func TestReusesTheConnection(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return ok, false })
+	tr := New(Options{})
+	for i := range 5 {
+		resp, err := get(t, tr, "GET", s.url("/a"), nil)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if got := readAll(t, resp); got != "ok" {
+			t.Fatalf("call %d: body %q", i, got)
+		}
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Fatalf("5 calls opened %d connections, want 1", n)
+	}
+}
+
+// A server that closes a kept-alive connection after its answer: the
+// next call, a POST that could not be sent twice, goes on a new
+// connection and reaches the server once.
+func TestAClosedIdleConnectionIsNotUsed(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return ok, true })
+	tr := New(Options{})
+	resp, err := get(t, tr, "GET", s.url("/first"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	time.Sleep(50 * time.Millisecond) // the server's close arrives
+	resp, err = get(t, tr, "POST", s.url("/pay"), strings.NewReader("once"))
+	if err != nil {
+		t.Fatalf("POST after the server closed the idle connection: %v", err)
+	}
+	readAll(t, resp)
+	if got := s.seen(); len(got) != 2 || got[1] != "POST /pay" {
+		t.Fatalf("server saw %v, want the GET and one POST", got)
+	}
+}
+
+// An answer that announces keep-alive but the server drops the connection
+// anyway: a GET is sent again on a new connection; a POST is not.
+func TestReplayOnlyWhatIsReplayable(t *testing.T) {
+	// Every connection's second request gets no answer.
+	s := serve(t, func(_, n int, _ *http.Request) (string, bool) {
+		if n == 1 {
+			return "", true
+		}
+		return ok, false
+	})
+	tr := New(Options{})
+	call := func(method, path string) error {
+		resp, err := get(t, tr, method, s.url(path), nil)
+		if err == nil {
+			readAll(t, resp)
+		}
+		return err
+	}
+	if err := call("GET", "/warm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := call("GET", "/again"); err != nil {
+		t.Fatalf("a GET on a connection dropped under it: %v, want it sent again", err)
+	}
+	if err := call("POST", "/pay"); err == nil {
+		t.Fatal("a POST on a connection dropped under it succeeded; it must not be sent twice")
+	}
+	if got := strings.Count(strings.Join(s.seen(), ","), "POST /pay"); got != 1 {
+		t.Fatalf("the POST reached the server %d times, want 1", got)
+	}
+}
+
+// The context's end stops a call waiting for headers and one reading the
+// body, with the context's error.
+func TestContextEndsTheCall(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s := serve(t, func(_, _ int, req *http.Request) (string, bool) {
+		if req.URL.Path == "/slow-body" {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", false
+		}
+		<-release
+		return ok, false
+	})
+	tr := New(Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url("/hang"), nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for headers past the deadline: %v, want DeadlineExceeded", err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx2, "GET", s.url("/slow-body"), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel2)
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reading a body when the context ends: %v, want Canceled", err)
+	}
+}
+
+// 1xx answers reach the trace's Got1xxResponse; the final answer follows.
+func TestInterimAnswers(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) {
+		return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + ok, false
+	})
+	tr := New(Options{})
+	var got []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			got = append(got, http.StatusText(code)+" "+h.Get("Link"))
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url("/"), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("final answer %d %q", resp.StatusCode, body)
+	}
+	if len(got) != 1 || got[0] != "Early Hints </a.css>; rel=preload" {
+		t.Fatalf("interim answers %v", got)
+	}
+}
+
+// The vendor's answer is framed as strictly as net/http frames it: a
+// header past the limit, Content-Length beside chunked, and two lengths
+// that differ all fail the call, and the connection is not reused.
+func TestHostileAnswersFail(t *testing.T) {
+	for name, answer := range map[string]string{
+		"oversize header": "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 4096) + "\r\nContent-Length: 2\r\n\r\nok",
+		"two lengths":     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!",
+		"bad length":      "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+		"bad status line": "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+		"header no colon": "HTTP/1.1 200 OK\r\nX-Bad\r\nContent-Length: 2\r\n\r\nok",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return answer, false })
+			tr := New(Options{MaxHeaderBytes: 1024})
+			resp, err := get(t, tr, "GET", s.url("/"), nil)
+			if err == nil {
+				_ = resp.Body.Close()
+				t.Fatalf("answer %q accepted", answer)
+			}
+		})
+	}
+	// Chunked and a length together: the length is ignored and not
+	// passed on (RFC 9112 §6.3), as net/http does.
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false
+	})
+	resp, err := get(t, New(Options{}), "GET", s.url("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "ok" || resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
+		t.Fatalf("chunked with a length: body %q, length %d, header %v", body, resp.ContentLength, resp.Header)
+	}
+}
+
+// Trailers arrive in resp.Trailer once the body is read.
+func TestTrailers(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 42\r\n\r\n", false
+	})
+	resp, err := get(t, New(Options{}), "GET", s.url("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "ok" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("body %q, trailer %v", body, resp.Trailer)
+	}
+}
+
+// A body closed before its end closes its connection: the next call
+// opens another.
+func TestABodyClosedEarlyIsNotReused(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", false
+	})
+	tr := New(Options{})
+	resp, err := get(t, tr, "GET", s.url("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	resp, err = get(t, tr, "GET", s.url("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "0123456789" {
+		t.Fatalf("body %q", body)
+	}
+	if n := s.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// HTTPS: verified against the given roots, HTTP/1.1 by ALPN, reused.
+func TestHTTPS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := New(Options{TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}})
+	for range 3 {
+		resp, err := get(t, tr, "GET", srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); body != "HTTP/1.1" || resp.TLS == nil {
+			t.Fatalf("served as %q, TLS state %v", body, resp.TLS)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	if _, err := get(t, New(Options{}), "GET", srv.URL, nil); err == nil {
+		t.Fatal("an untrusted certificate was accepted")
+	}
+}
