@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // The three proxies are configured for the same job: /api/ passes through
@@ -14,8 +15,12 @@ import (
 // benchAdminToken guards the admin listener the harness profiles through.
 const benchAdminToken = "seawall-bench-admin-token" //nolint:gosec // a loopback harness's own token, not a secret
 
+// seawallNetHTTP renders Seawall's upstreams with http2: true, that is
+// with Go's net/http client, for measuring it beside Seawall's own.
+var seawallNetHTTP bool
+
 func seawallConfig(dir string, listen, upstream, tlsUpstream, admin int) string {
-	return fmt.Sprintf(`listen: 127.0.0.1:%d
+	return seawallClient(fmt.Sprintf(`listen: 127.0.0.1:%d
 admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
 log: {level: error}
 jobs: {store: %q, concurrency: 8}
@@ -48,7 +53,16 @@ upstreams:
     rate_limit: {rate: 10000000/s, burst: 100000}
     retry: {max_attempts: 3}
     breaker: {min_calls: 100}
-`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt"))
+`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt")))
+}
+
+// seawallClient adds http2: true to every upstream of a config when
+// seawallNetHTTP is set.
+func seawallClient(config string) string {
+	if !seawallNetHTTP {
+		return config
+	}
+	return strings.ReplaceAll(config, "\n    url: ", "\n    http2: true\n    url: ")
 }
 
 // seawallAsyncConfig is a Seawall with only the async route, for the (e)

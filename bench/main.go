@@ -36,7 +36,8 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
-	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,syscalls); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines); default all")
+	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
 		pinSelf() // re-exec on CPU 0
@@ -132,7 +133,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(11)
+	ports := freePorts(14)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	tlsPort, cdPort := ports[5], ports[6]
 	if err := writeUpstreamCert(dir); err != nil {
@@ -234,6 +235,26 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		}
 		listening = append(listening, ports[9])
 	}
+	// The engine prototypes (ADR 0004): bare pass-through proxies, no
+	// policies, on each candidate stack, in the (a) and (d) rows.
+	var protos []*target
+	if want("engines") {
+		protoBin := filepath.Join(dir, "proto")
+		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
+			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
+		}
+		for i, engine := range []string{"nethttp", "h1", "fasthttp"} {
+			port := ports[11+i]
+			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
+				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort))
+			if err != nil {
+				return err
+			}
+			listening = append(listening, port)
+			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p,
+				paths: map[string]string{"pass": "/api/small"}})
+		}
+	}
 	for _, p := range listening {
 		if err := waitListening(p); err != nil {
 			return err
@@ -251,6 +272,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		{name: "caddy", base: fmt.Sprintf("http://127.0.0.1:%d", cdPort), proc: cd,
 			paths: map[string]string{"pass": "/api/small", "down": "/down/x", "tls": "/tls/small"}},
 	}
+	targets = append(targets, protos...)
 	for _, t := range targets {
 		t.dir = dir
 	}
