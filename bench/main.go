@@ -37,6 +37,7 @@ func main() {
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
 	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines); default all")
+	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
@@ -203,7 +204,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			return err
 		}
 	}
-	sw, err := start("1", []string{"GOMAXPROCS=1"}, swBin, "serve", "-c", filepath.Join(dir, "seawall.yaml"))
+	sw, err := start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", filepath.Join(dir, "seawall.yaml"))
 	if err != nil {
 		return err
 	}
@@ -327,7 +328,16 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					break
 				}
 				t := targets[(i+r)%len(targets)]
+				var profiled func() error
+				if profileDir != "" && r == 1 && t.name == "seawall" {
+					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, fixed.key+".pprof"))
+				}
 				m := measure(t, "GET", t.base+t.paths["pass"], conns*4, rate, duration)
+				if profiled != nil {
+					if err := profiled(); err != nil {
+						return err
+					}
+				}
 				results.add(fixed.key, t.name, m)
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s (offered %.0f/s)\n", r, fixed.key, t.name, m, rate)
 			}
@@ -388,13 +398,23 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	return nil
 }
 
+// traceRuns makes startProfile fetch runtime traces.
+var traceRuns bool
+
+// seawallEnv is added to the environment of the pinned Seawall.
+var seawallEnv = flag.String("seawall-env", "", "space-separated NAME=value pairs added to the pinned Seawall's environment (e.g. GOGC=400)")
+
 // startProfile fetches a CPU profile of Seawall from its admin listener
 // over most of a measurement; the function returned waits for it and
 // writes it to path.
 func startProfile(adminPort int, d time.Duration, path string) func() error {
 	done := make(chan error, 1)
 	go func() {
-		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, max(1, int(d.Seconds())-1))
+		kind := "profile"
+		if traceRuns {
+			kind = "trace"
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s?seconds=%d", adminPort, kind, max(1, int(d.Seconds())-1))
 		req, err := http.NewRequest(http.MethodGet, url, nil)
 		if err != nil {
 			done <- err

@@ -52,3 +52,63 @@ func TestHTTP10WithTransferEncodingIs400(t *testing.T) {
 		t.Errorf("HTTP/1.1 chunked: the vendor got %v", calls)
 	}
 }
+
+// Hostile framing on the app's side (issue 15's checks; the server is
+// net/http's and these hold it to its strictness): a request whose length
+// is ambiguous is refused, or read one way only, and the vendor never gets
+// a request framed two ways, nor a smuggled second request.
+func TestHostileRequestFraming(t *testing.T) {
+	s := newStack(t, "", "")
+	addr := strings.TrimPrefix(s.sw.URL, "http://")
+	refused := func(status int) bool { return status == 400 || status == 501 }
+	for _, tc := range []struct {
+		name, req string
+	}{
+		{"two different lengths", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
+		{"a length list", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nContent-Length: 5, 6\r\n\r\nhello!"},
+		{"a signed length", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nContent-Length: +5\r\n\r\nhello"},
+		{"an unknown coding", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"chunked then identity", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"space before the colon", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"a bad chunk size", "POST /api/v1/x HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\n"},
+	} {
+		resp := rawRequest(t, addr, tc.req, false)
+		if resp == nil {
+			continue // the connection was closed: refused too
+		}
+		if !refused(resp.StatusCode) {
+			t.Errorf("%s: answered %d, want 400 or 501", tc.name, resp.StatusCode)
+		}
+	}
+	if n := s.fake.Count(); n != 0 {
+		t.Fatalf("the vendor got %d requests with hostile framing: %v", n, s.fake.Calls())
+	}
+
+	// Content-Length and chunked together: chunked wins (RFC 9112 §6.3),
+	// and the vendor gets the decoded body, framed one way. What follows
+	// the chunked body on the connection is a request of its own, read
+	// by Seawall, never a body sent on to the vendor.
+	smuggle := "POST /api/v1/first HTTP/1.1\r\nHost: s\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\nhello\r\n0\r\n\r\n" +
+		"GET /api/v1/second HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n"
+	if resp := rawRequest(t, addr, smuggle, false); resp != nil && resp.StatusCode != 200 && !refused(resp.StatusCode) {
+		t.Fatalf("length and chunked together: %d", resp.StatusCode)
+	}
+	// A folded field line is unfolded (RFC 9112 §5.2 allows it in place
+	// of a 400), so the coding is read once, as chunked.
+	folded := "POST /api/v1/folded HTTP/1.1\r\nHost: s\r\nConnection: close\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	if resp := rawRequest(t, addr, folded, false); resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("a folded Transfer-Encoding: %v", resp)
+	}
+	for _, c := range s.fake.Calls() {
+		if len(c.Header.Values("Content-Length")) > 0 && len(c.Header.Values("Transfer-Encoding")) > 0 {
+			t.Errorf("%s reached the vendor framed two ways: %v", c.Path, c.Header)
+		}
+		if (c.Path == "/v1/first" || c.Path == "/v1/folded") && c.Body != "hello" {
+			t.Errorf("the vendor got the body %q, want the decoded hello", c.Body)
+		}
+		if strings.Contains(c.Body, "GET /api/v1/second") {
+			t.Errorf("the next request reached the vendor inside a body: %q", c.Body)
+		}
+	}
+}

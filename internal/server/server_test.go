@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -357,5 +358,42 @@ func TestHeadReadDeadline(t *testing.T) {
 	took := time.Since(begin)
 	if err != nil || took < 9*time.Second || took > 20*time.Second {
 		t.Errorf("an unfinished head: connection closed after %s (%v), want about 10 s", took, err)
+	}
+}
+
+// A request head past 64 KiB is answered 431 and reaches no vendor; one
+// just under the limit goes through.
+func TestOversizeHeadIs431(t *testing.T) {
+	t.Parallel()
+	fake := fakeapi.New(fakeapi.Behavior{})
+	up := httptest.NewServer(fake)
+	defer up.Close()
+	s, _, _ := start(t, up.URL)
+	send := func(filler int) int {
+		c, err := net.Dial("tcp", s.Addrs()[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		head := "GET /api/x HTTP/1.1\r\nHost: s\r\nX-Filler: " + strings.Repeat("a", filler) + "\r\nConnection: close\r\n\r\n"
+		if _, err := c.Write([]byte(head)); err != nil {
+			return 0
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(80 << 10); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("an 80 KiB head: %d, want 431", got)
+	}
+	if n := fake.Count(); n != 0 {
+		t.Fatalf("the vendor got %d requests", n)
+	}
+	if got := send(60 << 10); got != http.StatusOK {
+		t.Errorf("a 60 KiB head: %d, want 200", got)
 	}
 }
