@@ -136,7 +136,9 @@ func (b *batcher) run() {
 				break collect
 			}
 		}
-		if open && time.Since(lastWrite) < busyWindow {
+		// Linger only when the others have not had their turn: with a
+		// core to spare, they fill the channel while a commit runs.
+		if open && len(batch)+len(held) == 1 && time.Since(lastWrite) < busyWindow {
 			open = b.linger(add, func() int { return len(batch) })
 		}
 		b.write(batch)
@@ -154,9 +156,11 @@ func (b *batcher) run() {
 // whose requests are waiting on the network, have been read. Writing at
 // once would then commit batches of one, each paying a transaction and an
 // fsync. So when the batcher is busy (its last write ended within
-// busyWindow), it lingers: it takes requests as they come until none has
-// come for lingerGap, the batch is full, or maxLinger has passed. A
-// request arriving when the store is idle is written at once.
+// busyWindow) and finds only the one request waiting, it lingers: it
+// takes requests as they come until none has come for lingerGap, the
+// batch is full, or maxLinger has passed. A request arriving when the
+// store is idle is written at once, and on more cores, where the callers
+// fill the channel while a commit runs, the batcher does not wait.
 const (
 	busyWindow = 5 * time.Millisecond
 	lingerGap  = 100 * time.Microsecond
