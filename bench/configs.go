@@ -23,7 +23,6 @@ func seawallConfig(dir string, listen, upstream, tlsUpstream, admin int) string 
 	return seawallClient(fmt.Sprintf(`listen: 127.0.0.1:%d
 admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
 log: {level: error}
-jobs: {store: %q, concurrency: 8}
 cache: {max_bytes: 64MiB, max_entry: 1MiB}
 upstreams:
   api:
@@ -41,19 +40,13 @@ upstreams:
     url: http://127.0.0.1:1
     retry: {max_attempts: 1}
     breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
-  jobs:
-    url: http://127.0.0.1:%d/hold
-    mode: async
-  deliver:
-    url: http://127.0.0.1:%d
-    mode: async
   tls:
     url: https://127.0.0.1:%d
     tls: {ca_file: %q}
     rate_limit: {rate: 10000000/s, burst: 100000}
     retry: {max_attempts: 3}
     breaker: {min_calls: 100}
-`, listen, admin, filepath.Join(dir, "jobs.db"), upstream, upstream, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt")))
+`, listen, admin, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt")))
 }
 
 // seawallClient adds http2: true to every upstream of a config when
@@ -65,19 +58,23 @@ func seawallClient(config string) string {
 	return strings.ReplaceAll(config, "\n    url: ", "\n    http2: true\n    url: ")
 }
 
-// seawallAsyncConfig is a Seawall with only the async route, for the (e)
-// rows that run Seawall on both cores against store. Its vendor holds
-// each delivery for a minute, as the main config's jobs route does.
-func seawallAsyncConfig(listen, admin int, store string, upstream int) string {
-	return fmt.Sprintf(`listen: 127.0.0.1:%d
+// seawallAsyncConfig is a Seawall with only an async route, for an (e)
+// row, on store. With hold its vendor holds each delivery for a minute,
+// so that the row measures acceptance alone.
+func seawallAsyncConfig(listen, admin int, store string, upstream int, hold bool) string {
+	path := ""
+	if hold {
+		path = "/hold"
+	}
+	return seawallClient(fmt.Sprintf(`listen: 127.0.0.1:%d
 admin: {listen: "127.0.0.1:%d", token: `+benchAdminToken+`}
 log: {level: error}
 jobs: {store: %q, concurrency: 8}
 upstreams:
   jobs:
-    url: http://127.0.0.1:%d/hold
+    url: http://127.0.0.1:%d%s
     mode: async
-`, listen, admin, store, upstream)
+`, listen, admin, store, upstream, path))
 }
 
 // caddyConfig is Caddy's reverse_proxy for the same job where Caddy has

@@ -134,7 +134,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(14)
+	ports := freePorts(11)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	tlsPort, cdPort := ports[5], ports[6]
 	if err := writeUpstreamCert(dir); err != nil {
@@ -190,14 +190,10 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		return fmt.Errorf("building seawall: %w\n%s", err, out)
 	}
 	files := map[string]string{
-		"seawall.yaml":              seawallConfig(dir, swPort, upPort, tlsPort, adminPort),
-		"nginx.conf":                nginxConfig(dir, ngPort, upPort, tlsPort),
-		"haproxy.cfg":               haproxyConfig(dir, hpPort, upPort, tlsPort),
-		"Caddyfile":                 caddyConfig(cdPort, upPort, tlsPort, dir),
-		"seawall-async-sqlite.yaml": seawallAsyncConfig(ports[7], ports[8], filepath.Join(dir, "jobs-both.db"), upPort),
-	}
-	if pgDSN != "" {
-		files["seawall-async-pg.yaml"] = seawallAsyncConfig(ports[9], ports[10], pgDSN, upPort)
+		"seawall.yaml": seawallConfig(dir, swPort, upPort, tlsPort, adminPort),
+		"nginx.conf":   nginxConfig(dir, ngPort, upPort, tlsPort),
+		"haproxy.cfg":  haproxyConfig(dir, hpPort, upPort, tlsPort),
+		"Caddyfile":    caddyConfig(cdPort, upPort, tlsPort, dir),
 	}
 	for name, body := range files {
 		if err := writeFile(filepath.Join(dir, name), body); err != nil {
@@ -222,19 +218,45 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		return err
 	}
 	listening := []int{upPort, tlsPort, swPort, ngPort, hpPort, cdPort}
-	// The (e) rows on both cores: Seawall unpinned, GOMAXPROCS unset.
-	var swBoth, swPG *exec.Cmd
-	if want("async-both") {
-		if swBoth, err = start("", nil, swBin, "serve", "-c", filepath.Join(dir, "seawall-async-sqlite.yaml")); err != nil {
-			return err
+	// asyncRow measures one (e) row on a Seawall of its own, started for
+	// it and killed after (its store is thrown away), so that neither its
+	// job store's polling nor its deliveries touch any other row: pinned
+	// with one worker like the other proxies, or on both cores.
+	asyncRow := func(key string, r int) (measurement, error) {
+		store, cpu, env, hold := filepath.Join(dir, fmt.Sprintf("jobs-%s-%d.db", key, r)), "1", []string{"GOMAXPROCS=1"}, true
+		switch key {
+		case "async-both":
+			cpu, env = "", nil
+		case "async-pg":
+			cpu, env, store = "", nil, pgDSN
+		case "async-deliver":
+			hold = false
 		}
-		listening = append(listening, ports[7])
-	}
-	if want("async-pg") {
-		if swPG, err = start("", nil, swBin, "serve", "-c", filepath.Join(dir, "seawall-async-pg.yaml")); err != nil {
-			return err
+		ps := freePorts(2)
+		cfg := filepath.Join(dir, fmt.Sprintf("seawall-%s.yaml", key))
+		if err := writeFile(cfg, seawallAsyncConfig(ps[0], ps[1], store, upPort, hold)); err != nil {
+			return measurement{}, err
 		}
-		listening = append(listening, ports[9])
+		p, err := start(cpu, env, swBin, "serve", "-c", cfg)
+		if err != nil {
+			return measurement{}, err
+		}
+		defer func() { _ = p.Process.Kill(); _ = p.Wait() }()
+		if err := waitListening(ps[0]); err != nil {
+			return measurement{}, err
+		}
+		var profiled func() error
+		if profileDir != "" && r == 1 {
+			profiled = startProfile(ps[1], duration, filepath.Join(profileDir, key+".pprof"))
+		}
+		t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", ps[0]), proc: p, dir: dir}
+		m := measure(t, "POST", t.base+"/jobs/events", asyncClients, 0, duration)
+		if profiled != nil {
+			if err := profiled(); err != nil {
+				return m, err
+			}
+		}
+		return m, nil
 	}
 	// The engine prototypes (ADR 0004): bare pass-through proxies, no
 	// policies, on each candidate stack, in the (a) and (d) rows.
@@ -244,16 +266,19 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
-		for i, engine := range []string{"nethttp", "h1", "fasthttp"} {
-			port := ports[11+i]
+		for i, engine := range []string{"nethttp", "h1", "fasthttp", "static", "fasthttp-static"} {
+			port := ports[6+i]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort))
 			if err != nil {
 				return err
 			}
 			listening = append(listening, port)
-			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p,
-				paths: map[string]string{"pass": "/api/small"}})
+			paths := map[string]string{"pass": "/api/small"}
+			if strings.HasSuffix(engine, "static") { // the most a handler can do for (b) and (c)
+				paths = map[string]string{"cache1k": "/1k", "down": "/down"}
+			}
+			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p, paths: paths})
 		}
 	}
 	for _, p := range listening {
@@ -265,7 +290,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	targets := []*target{
 		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
 		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw,
-			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small", "async": "/jobs/events", "async-deliver": "/deliver/events"}},
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "haproxy", base: fmt.Sprintf("http://127.0.0.1:%d", hpPort), proc: hp,
@@ -328,6 +353,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					break
 				}
 				t := targets[(i+r)%len(targets)]
+				if _, ok := t.paths["pass"]; !ok {
+					continue
+				}
 				var profiled func() error
 				if profileDir != "" && r == 1 && t.name == "seawall" {
 					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, fixed.key+".pprof"))
@@ -342,32 +370,16 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s (offered %.0f/s)\n", r, fixed.key, t.name, m, rate)
 			}
 		}
-		if want("async") {
-			var profiled func() error
-			if profileDir != "" && r == 1 {
-				profiled = startProfile(adminPort, duration, filepath.Join(profileDir, "async.pprof"))
-			}
-			m := measure(targets[1], "POST", targets[1].base+targets[1].paths["async"], asyncClients, 0, duration)
-			if profiled != nil {
-				if err := profiled(); err != nil {
-					return err
-				}
-			}
-			results.add("async", "seawall", m)
-			fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, "async", "seawall", m)
-		}
-		for _, both := range []struct {
-			key  string
-			proc *exec.Cmd
-			port int
-		}{{"async-both", swBoth, ports[7]}, {"async-pg", swPG, ports[9]}} {
-			if both.proc == nil {
+		for _, key := range []string{"async", "async-both", "async-pg", "async-deliver"} {
+			if !want(key) {
 				continue
 			}
-			t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", both.port), proc: both.proc, dir: dir}
-			m := measure(t, "POST", t.base+"/jobs/events", asyncClients, 0, duration)
-			results.add(both.key, "seawall", m)
-			fmt.Fprintf(os.Stderr, "round %d %-10s %-8s %s\n", r, both.key, "seawall", m)
+			m, err := asyncRow(key, r)
+			if err != nil {
+				return err
+			}
+			results.add(key, "seawall", m)
+			fmt.Fprintf(os.Stderr, "round %d %-13s %-8s %s\n", r, key, "seawall", m)
 		}
 	}
 	if want("syscalls") {
@@ -381,14 +393,6 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			results.syscalls = append(results.syscalls, fmt.Sprintf("%s %.1f (%s)", t.name, n, by))
 			fmt.Fprintf(os.Stderr, "syscalls %-8s %.2f per request: %s\n", t.name, n, by)
 		}
-	}
-	if want("async-deliver") {
-		// Last, because the jobs it leaves are delivered after it, on
-		// Seawall's core.
-		t := targets[1]
-		m := measure(t, "POST", t.base+t.paths["async-deliver"], asyncClients, 0, duration)
-		results.add("async-deliver", "seawall", m)
-		fmt.Fprintf(os.Stderr, "%-13s %-8s %s\n", "async-deliver", "seawall", m)
 	}
 	table := results.table()
 	fmt.Println(table)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/seawall/seawall/internal/h1"
@@ -19,7 +20,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; static, fasthttp-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	flag.Parse()
@@ -31,6 +32,10 @@ func main() {
 		err = serveNetHTTP(*listen, *upstream, h1.New(h1.Options{}))
 	case "fasthttp":
 		err = serveFastHTTP(*listen, *upstream)
+	case "static":
+		err = serveStatic(*listen)
+	case "fasthttp-static":
+		err = serveFastStatic(*listen)
 	default:
 		err = fmt.Errorf("unknown engine %q", *engine)
 	}
@@ -80,6 +85,37 @@ func serveFastHTTP(listen, upstream string) error {
 		if err := client.Do(req, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 		}
+	}
+	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
+	return srv.ListenAndServe(listen)
+}
+
+// kib is the answer of the static engines: what a cache hit of (b) sends.
+var kib = []byte(strings.Repeat("a", 1024))
+
+// serveStatic answers every request with kib from memory on net/http's
+// server, with the headers a cache hit carries: the most any handler on
+// this server can do for (b) and (c).
+func serveStatic(listen string) error {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h["Content-Type"] = []string{"application/octet-stream"}
+		h["Cache-Control"] = []string{"public, max-age=3600"}
+		h["Age"] = []string{"1"}
+		_, _ = w.Write(kib)
+	})
+	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// serveFastStatic is serveStatic on fasthttp.
+func serveFastStatic(listen string) error {
+	h := func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Content-Type", "application/octet-stream")
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")
+		ctx.Response.Header.Set("Age", "1")
+		ctx.Response.SetBody(kib)
 	}
 	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
 	return srv.ListenAndServe(listen)
