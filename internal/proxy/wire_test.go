@@ -123,3 +123,27 @@ func TestUpstreamTLS(t *testing.T) {
 		})
 	}
 }
+
+// config.md's claim for upstreams.<name>.http2: unset, an HTTPS vendor
+// that offers HTTP/2 is called over HTTP/1.1 (Seawall's own client);
+// with http2: true, over HTTP/2.
+func TestUpstreamHTTP2IsChosen(t *testing.T) {
+	t.Parallel()
+	ca := vendortest.NewCA(t)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(r.Proto))
+	}))
+	up.TLS = ca.ServerConfig(t, false)
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	for _, tc := range []struct{ extra, want string }{
+		{"", "HTTP/1.1"},
+		{"    http2: true\n", "HTTP/2.0"},
+	} {
+		s := newStackURL(t, "", up.URL, fmt.Sprintf("    tls: {ca_file: %s}\n", ca.File)+tc.extra)
+		if r := s.get("/api/v1/x"); r.status != 200 || r.body != tc.want {
+			t.Errorf("with %q: %d %q, want 200 %q", tc.extra, r.status, r.body, tc.want)
+		}
+	}
+}
