@@ -134,7 +134,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(11)
+	ports := freePorts(12)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	tlsPort, cdPort := ports[5], ports[6]
 	if err := writeUpstreamCert(dir); err != nil {
@@ -267,7 +267,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
 		for i, engine := range []string{"nethttp", "h1", "fasthttp", "static", "fasthttp-static"} {
-			port := ports[6+i]
+			port := ports[7+i]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort))
 			if err != nil {
@@ -284,6 +284,13 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	for _, p := range listening {
 		if err := waitListening(p); err != nil {
 			return err
+		}
+	}
+	// A process that could not start (its port taken, a bad config) must
+	// not leave its rows to whatever answers on its port.
+	for _, p := range procs {
+		if exited(p) {
+			return fmt.Errorf("%s exited at start", strings.Join(p.Args, " "))
 		}
 	}
 	up := fmt.Sprintf("http://127.0.0.1:%d", upPort)
@@ -486,6 +493,17 @@ func freePorts(n int) []int {
 		_ = ln.Close()
 	}
 	return out
+}
+
+// exited says whether a started process has ended (a zombie not yet
+// waited for).
+func exited(p *exec.Cmd) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Process.Pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z") || strings.HasPrefix(rest, "X")
 }
 
 func waitListening(port int) error {
