@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,5 +78,26 @@ func TestParseWrk(t *testing.T) {
 		if err := parseWrk([]byte(bad), &m); err == nil {
 			t.Errorf("%q parsed without an error", bad)
 		}
+	}
+}
+
+// The harness stops when a proxy it started has exited (benchmarks.md):
+// exited tells a process that ended, not yet waited for, from one running.
+func TestExitedTellsAnEndedProcess(t *testing.T) {
+	done := exec.Command("true")
+	running := exec.Command("sleep", "10")
+	for _, c := range []*exec.Cmd{done, running} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { _ = running.Process.Kill(); _ = running.Wait(); _ = done.Wait() }()
+	for end := time.Now().Add(5 * time.Second); !exited(done); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("a process that ended is not seen as exited")
+		}
+	}
+	if exited(running) {
+		t.Fatal("a running process is seen as exited")
 	}
 }
