@@ -139,7 +139,7 @@ func (b *batcher) run() {
 		// Linger only when the others have not had their turn: with a
 		// core to spare, they fill the channel while a commit runs.
 		if open && len(batch)+len(held) == 1 && time.Since(lastWrite) < busyWindow {
-			open = b.linger(add, func() int { return len(batch) })
+			b.linger(add, func() int { return len(batch) })
 		}
 		b.write(batch)
 		lastWrite = time.Now()
@@ -167,9 +167,9 @@ const (
 	maxLinger  = 2 * time.Millisecond
 )
 
-// linger adds requests as they arrive, as described above; it reports
-// whether the input is still open.
-func (b *batcher) linger(add func(*insertReq), size func() int) bool {
+// linger adds requests as they arrive, as described above, until then or
+// until the input closes (the range over b.in then ends).
+func (b *batcher) linger(add func(*insertReq), size func() int) {
 	deadline := time.Now().Add(maxLinger)
 	gap := time.NewTimer(lingerGap)
 	defer gap.Stop()
@@ -177,18 +177,17 @@ func (b *batcher) linger(add func(*insertReq), size func() int) bool {
 		select {
 		case r, ok := <-b.in:
 			if !ok {
-				return false
+				return
 			}
 			add(r)
 			if time.Now().After(deadline) {
-				return true
+				return
 			}
 			gap.Reset(lingerGap)
 		case <-gap.C:
-			return true
+			return
 		}
 	}
-	return true
 }
 
 // write commits the requests of a batch whose callers still wait. Should
