@@ -45,7 +45,6 @@ type Transport struct {
 	maxHeaderBytes int64
 	mu             sync.Mutex
 	idle           map[string][]*conn // by scheme://host:port, most recent last
-	closed         bool
 }
 
 // Options configures New; zero fields take the defaults given.
@@ -140,7 +139,6 @@ const max1xx = 5
 
 var (
 	errHeaderTooLarge = errors.New("h1: the upstream's response header is too large")
-	errClosed         = errors.New("h1: transport closed")
 )
 
 // RoundTrip sends req and returns the answer; its body must be read to the
@@ -212,8 +210,7 @@ func closeBody(req *http.Request) {
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*http.Response, bool, error) {
 	// The context's end (the per-try timeout, the app gone) interrupts
 	// any read or write on the connection, through the body's reads too.
-	var canceled sync.Once
-	stop := context.AfterFunc(ctx, func() { canceled.Do(func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) }) })
+	stop := context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) })
 	trace := httptrace.ContextClientTrace(ctx)
 	if trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.c, Reused: c.reused})
@@ -338,10 +335,6 @@ func (t *Transport) get(ctx context.Context, req *http.Request) (*conn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			return nil, errClosed
-		}
 		list := t.idle[k]
 		if len(list) == 0 {
 			t.mu.Unlock()
@@ -402,7 +395,7 @@ func (t *Transport) put(c *conn) {
 	c.idleAt = time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || len(t.idle[c.key]) >= t.maxIdlePerHost {
+	if len(t.idle[c.key]) >= t.maxIdlePerHost {
 		_ = c.c.Close()
 		return
 	}

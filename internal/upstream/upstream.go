@@ -194,7 +194,7 @@ func statusRanges(list []string) []retry.StatusRange {
 // which speaks HTTP/2 to an HTTPS upstream that offers it.
 func newTransport(connect time.Duration, tlsConfig *tls.Config, http2 bool) http.RoundTripper {
 	if !http2 {
-		return h1.New(h1.Options{Connect: connect, TLS: tlsConfig, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second})
+		return h1.New(h1.Options{Connect: connect, TLS: tlsConfig}) // 256 idle per host, 90 s: its defaults, as for net/http below
 	}
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{
