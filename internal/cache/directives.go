@@ -28,7 +28,7 @@ const maxDelta = 1 << 31
 // ParseCacheControl reads every Cache-Control field line of h.
 func ParseCacheControl(h http.Header) Directives {
 	d := Directives{MaxAge: -1, SMaxAge: -1, MaxStale: -1, MinFresh: -1, StaleWhileRevalidate: -1, StaleIfError: -1}
-	for _, line := range h.Values("Cache-Control") {
+	for _, line := range h["Cache-Control"] { // canonical already: no canonicalizing per call
 		for _, part := range splitDirectives(line) {
 			name, value, hasValue := strings.Cut(part, "=")
 			name = strings.ToLower(strings.TrimSpace(name))

@@ -15,16 +15,35 @@ type Entry struct {
 	RequestTime  time.Time // when the request that fetched it was sent
 	ResponseTime time.Time // when its response arrived
 
-	initialAge time.Duration // corrected_initial_age, when sealed
+	// What a hit would otherwise work out from the header every time,
+	// when sealed: the corrected_initial_age, and the freshness facts.
+	initialAge time.Duration
+	facts      facts
 	sealed     bool
 }
 
-// NewEntry is a response to keep, its initial age worked out once rather
-// than on every hit.
+// facts are what the entry's header says of its freshness.
+type facts struct {
+	cc        Directives    // its Cache-Control
+	explicit  time.Duration // s-maxage, max-age or Expires minus Date
+	stated    bool          // whether explicit is stated
+	heuristic time.Duration // the heuristic lifetime, 0 when none applies
+}
+
+// NewEntry is a response to keep, its initial age and freshness facts
+// worked out once rather than on every hit.
 func NewEntry(status int, h http.Header, body []byte, sent, received time.Time) *Entry {
 	e := &Entry{Status: status, Header: h, Body: body, RequestTime: sent, ResponseTime: received}
-	e.initialAge, e.sealed = e.correctedInitialAge(), true
+	e.initialAge, e.facts, e.sealed = e.correctedInitialAge(), e.readFacts(), true
 	return e
+}
+
+// freshness is the entry's facts, read now if it was not built by NewEntry.
+func (e *Entry) freshness() facts {
+	if e.sealed {
+		return e.facts
+	}
+	return e.readFacts()
 }
 
 // entryOverhead approximates the bookkeeping bytes of an entry beyond its
@@ -103,27 +122,37 @@ func explicitFreshness(cc Directives, h http.Header) bool {
 // Expires minus Date, the route's ttl, then the heuristic of 10% of the time
 // since Last-Modified (at most a day) for statuses that allow it.
 func (e *Entry) Lifetime(o Overrides) time.Duration {
-	cc := ParseCacheControl(e.Header)
+	f := e.freshness()
 	switch {
-	case cc.SMaxAge >= 0:
-		return cc.SMaxAge
-	case cc.MaxAge >= 0:
-		return cc.MaxAge
-	case e.Header.Get("Expires") != "":
-		exp, ok := ParseHTTPDate(e.Header.Get("Expires"))
-		if !ok || len(e.Header.Values("Expires")) > 1 {
-			return 0 // an invalid Expires means already expired (§5.3)
-		}
-		return max(0, exp.Sub(e.date()))
+	case f.stated:
+		return f.explicit
 	case o.TTL > 0:
 		return o.TTL
 	}
+	return f.heuristic
+}
+
+// readFacts reads the freshness facts from the entry's header.
+func (e *Entry) readFacts() facts {
+	f := facts{cc: ParseCacheControl(e.Header)}
+	switch {
+	case f.cc.SMaxAge >= 0:
+		f.explicit, f.stated = f.cc.SMaxAge, true
+	case f.cc.MaxAge >= 0:
+		f.explicit, f.stated = f.cc.MaxAge, true
+	case e.Header.Get("Expires") != "":
+		f.stated = true
+		exp, ok := ParseHTTPDate(e.Header.Get("Expires"))
+		if ok && len(e.Header.Values("Expires")) == 1 {
+			f.explicit = max(0, exp.Sub(e.date()))
+		} // else 0: an invalid Expires means already expired (§5.3)
+	}
 	// Heuristic freshness: for statuses that allow it, and for any response
 	// marked public (RFC 9111 §4.2.2).
-	if lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified")); ok && (heuristicStatuses[e.Status] || cc.Public) {
-		return min(e.date().Sub(lm)/10, 24*time.Hour)
+	if lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified")); ok && (heuristicStatuses[e.Status] || f.cc.Public) {
+		f.heuristic = min(e.date().Sub(lm)/10, 24*time.Hour)
 	}
-	return 0
+	return f
 }
 
 // date is the response's Date, or when it arrived if it has none.
@@ -164,7 +193,7 @@ type Verdict struct {
 
 // Judge decides how an entry may serve a request with directives rq at now.
 func (e *Entry) Judge(rq Directives, now time.Time, o Overrides) Verdict {
-	rs := ParseCacheControl(e.Header)
+	rs := e.freshness().cc
 	age, life := e.Age(now), e.Lifetime(o)
 	left := life - age
 	v := Verdict{TTL: left}

@@ -222,7 +222,7 @@ upstreams:
 	}
 }
 
-func mustParse(b *testing.B, doc string) *config.Config {
+func mustParse(b testing.TB, doc string) *config.Config {
 	cfg, err := config.Parse("bench.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)

@@ -293,14 +293,15 @@ func TestCacheDirectives(t *testing.T) {
 }
 
 // The route names what forms the key: some query parameters, some headers,
-// and identity headers whose values must match.
+// and identity headers whose values must match. Header names count in any
+// case, as HTTP's do.
 func TestCacheKeyConfig(t *testing.T) {
 	s := newStack(t, "", `    mode: cached
     cache:
       ttl: 1m
       key_query: [id]
-      key_headers: [X-Region]
-      identity_headers: [X-Api-User]
+      key_headers: [x-region]
+      identity_headers: [X-API-USER]
 `)
 	s.fake.Set(fakeapi.Behavior{Body: "r{n}"})
 	steps := []struct {

@@ -10,6 +10,10 @@ import (
 // Seawall: hop-by-hop headers and a request id, which Seawall has set.
 var notRelayed = upstream.NotRelayed
 
+// notRelayedOrLength is notRelayed, and Content-Length too, for answers
+// that set their own length.
+func notRelayedOrLength(name string) bool { return name == "Content-Length" || notRelayed(name) }
+
 // copyHeader adds src's headers to dst but those skip names (and those
 // src's Connection header lists).
 var copyHeader = upstream.CopyHeader
@@ -21,5 +25,9 @@ func filtered(src http.Header, skip func(string) bool) http.Header {
 	return h
 }
 
-// fromUp is the shared value of Seawall-Source on an upstream's answer.
-var fromUp = []string{"upstream"}
+// fromUp and fromCache are the shared values of Seawall-Source on an
+// upstream's answer and on one from the cache.
+var (
+	fromUp    = []string{"upstream"}
+	fromCache = []string{"cache"}
+)

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/seawall/seawall/internal/cache"
@@ -33,9 +34,19 @@ func newCachePolicy(c *config.Cache, keyHeader string) *CachePolicy {
 	return &CachePolicy{
 		Over: cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D(),
 			StoreSetCookie: c.StoreSetCookie},
-		KeyHeaders: c.KeyHeaders,
+		KeyHeaders: canonical(c.KeyHeaders),
 		KeyQuery:   c.KeyQuery,
-		Identity:   identity,
+		Identity:   canonical(identity),
 		Wait:       c.CoalesceWait.D(),
 	}
+}
+
+// canonical is names in net/http's canonical form, so that the handler
+// can index a request's header map with them directly.
+func canonical(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	return out
 }
