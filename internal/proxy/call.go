@@ -17,3 +17,11 @@ type call struct {
 	// interim relays the vendor's 1xx responses to the app; nil for none.
 	interim *interimRelay
 }
+
+// exchange is one request's call, upstream call and deadlines, allocated
+// together.
+type exchange struct {
+	c  call
+	up upstream.Call
+	dl deadlines
+}

@@ -21,9 +21,10 @@ var ErrRequestTimeout = errors.New("request body not received in time")
 
 // deadlines are one exchange's bounds on the app's connection.
 type deadlines struct {
-	rc    *http.ResponseController
+	rc    http.ResponseController
 	write time.Duration // per write
 	hard  time.Time     // overall; zero: none
+	set   time.Time     // the write deadline set last
 	// bodyUntil is the body's deadline, zero when none; bodyDone is set
 	// once the body has been read whole.
 	bodyUntil time.Time
@@ -38,16 +39,18 @@ func (d *deadlines) bodyExpired() bool {
 	return !d.bodyUntil.IsZero() && !d.bodyDone.Load() && !time.Now().Before(d.bodyUntil)
 }
 
-func (p *Proxy) deadlines(w http.ResponseWriter) *deadlines {
-	d := &deadlines{rc: http.NewResponseController(w), write: p.settings().writeTimeout}
-	d.renewWrite()
-	return d
+// start gives the exchange, begun at now, its first write deadline.
+func (d *deadlines) start(w http.ResponseWriter, write time.Duration, now time.Time) {
+	d.rc, d.write = *http.NewResponseController(w), write
+	d.setWrite(now.Add(write))
 }
 
 // bound makes every deadline end by t too.
 func (d *deadlines) bound(t time.Time) {
 	d.hard = t
-	d.renewWrite()
+	if t.Before(d.set) {
+		d.setWrite(t)
+	}
 }
 
 // renewWrite gives the next write its time.
@@ -56,17 +59,21 @@ func (d *deadlines) renewWrite() {
 	if !d.hard.IsZero() && d.hard.Before(t) {
 		t = d.hard
 	}
+	d.setWrite(t)
+}
+
+func (d *deadlines) setWrite(t time.Time) {
+	d.set = t
 	_ = d.rc.SetWriteDeadline(t)
 }
 
 // end leaves the connection as the server expects it for its next
-// request: no read deadline (unless a body is still due, which is then
-// not waited for), and time for the last flush.
+// request, with time for the last flush. The read deadline needs no
+// reset: net/http clears its own once the head is read, and one set
+// for a body is lifted when the body ends (deadlineBody), or else stays,
+// so that a body still due is not waited for.
 func (d *deadlines) end() {
-	if d.bodyUntil.IsZero() || d.bodyDone.Load() {
-		_ = d.rc.SetReadDeadline(time.Time{})
-	}
-	_ = d.rc.SetWriteDeadline(time.Now().Add(d.write))
+	d.setWrite(time.Now().Add(d.write))
 }
 
 // readBody bounds the reading of r's body by until. It is set only while

@@ -19,6 +19,9 @@ var ErrBadPath = errors.New("path not allowed")
 // dot segment behind an encoded slash or backslash ("..%2f"), which a
 // vendor that decodes them would resolve. The result starts with "/".
 func normalizePath(escaped string) (string, error) {
+	if strings.HasPrefix(escaped, "/") && !strings.ContainsAny(escaped, ".%") && !strings.Contains(escaped, "//") {
+		return escaped, nil // no dot segment, encoded or not, and no empty segment to fold
+	}
 	segs := strings.Split(escaped, "/")
 	out := make([]string, 0, len(segs))
 	trailing := false // the path ends in a directory ("/", "/." or "/..")

@@ -117,8 +117,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rid == "" || len(rid) > 128 {
 		rid = newRequestID()
 	}
-	w.Header().Set(requestIDHeader, rid)
-	dl := p.deadlines(w)
+	w.Header()[requestIDHeader] = []string{rid}
+	// One allocation holds the exchange: the handler's call, the upstream
+	// runtime's, and the deadlines.
+	x := &exchange{}
+	dl := &x.dl
+	dl.start(w, p.settings().writeTimeout, start)
 	defer dl.end()
 
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
@@ -151,19 +155,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.logRequest(r, rid, u.Name, route.Name, status, "seawall", 0, start, err)
 		return
 	}
-	c := &call{
-		Call: &upstream.Call{
-			Upstream:  u,
-			Route:     route,
-			Target:    u.Target(rest, r.URL.RawQuery),
-			Path:      rest,
-			Query:     r.URL.RawQuery,
-			RequestID: rid,
-			Client:    r.Context(),
-		},
-		start:     start,
-		deadlines: dl,
+	x.up = upstream.Call{
+		Upstream:  u,
+		Route:     route,
+		Path:      rest,
+		Query:     r.URL.RawQuery,
+		RequestID: rid,
+		Client:    r.Context(),
 	}
+	x.c = call{Call: &x.up, start: start, deadlines: dl}
+	c := &x.c
 	if u.KeyHeader != "" {
 		c.Tenant = r.Header.Get(u.KeyHeader)
 	}

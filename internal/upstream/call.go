@@ -15,7 +15,7 @@ import (
 type Call struct {
 	Upstream  *Upstream
 	Route     *Route
-	Target    *url.URL // on the first endpoint; each attempt moves it
+	Target    *url.URL // on the first endpoint, built when first needed; each attempt moves it
 	Path      string   // upstream-relative, escaped, normalised
 	Query     string   // raw
 	RequestID string
@@ -28,6 +28,15 @@ type Call struct {
 	Background bool
 	// endpoint is the one the last attempt went to: a retry avoids it.
 	endpoint *endpoint.Endpoint
+}
+
+// target is the call's Target, built from Path and Query if not set: a
+// request answered without calling the vendor never builds it.
+func (c *Call) target() *url.URL {
+	if c.Target == nil {
+		c.Target = c.Upstream.Target(c.Path, c.Query)
+	}
+	return c.Target
 }
 
 // ClientGone reports whether the client has gone away.

@@ -2,8 +2,11 @@ package upstream
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +93,48 @@ func (m *Metrics) WatchCacheBytes(bytes func() int64) {
 
 // CacheLookup counts a cached-mode request by its result.
 func (um *UpstreamMetrics) CacheLookup(result string) {
-	um.m.cacheLookups.WithLabelValues(um.name, result).Inc()
+	um.lookups.get(result).Inc()
+}
+
+// children are the counters of a CounterVec by the label values that
+// vary, found without the vector's hashing and locking once each has been
+// seen: a request counts three of them. A lookup is a read of an
+// immutable map; a new label value copies it, which happens a few times
+// per series in a process's life (the values are few: status codes,
+// sources, results).
+type children[K comparable] struct {
+	vec    *prometheus.CounterVec
+	values func(K) []string // a key's label values, in the vector's order
+	mu     sync.Mutex       // held while adding
+	seen   atomic.Pointer[map[K]prometheus.Counter]
+}
+
+func newChildren[K comparable](vec *prometheus.CounterVec, values func(K) []string) *children[K] {
+	return &children[K]{vec: vec, values: values}
+}
+
+func (c *children[K]) get(k K) prometheus.Counter {
+	if m := c.seen.Load(); m != nil {
+		if ctr, ok := (*m)[k]; ok {
+			return ctr
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.seen.Load()
+	if old != nil {
+		if ctr, ok := (*old)[k]; ok {
+			return ctr
+		}
+	}
+	next := make(map[K]prometheus.Counter, 1)
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	ctr := c.vec.WithLabelValues(c.values(k)...)
+	next[k] = ctr
+	c.seen.Store(&next)
+	return ctr
 }
 
 // UpstreamMetrics are the metrics of one upstream, with labels bound.
@@ -104,6 +148,7 @@ type UpstreamMetrics struct {
 	states                                              [3]prometheus.Gauge
 	entered                                             [3]prometheus.Counter
 	CacheSaved                                          prometheus.Counter // upstream calls the cache saved
+	lookups, attempts                                   *children[string]  // by result
 }
 
 func (m *Metrics) forUpstream(name string) *UpstreamMetrics {
@@ -119,6 +164,8 @@ func (m *Metrics) forUpstream(name string) *UpstreamMetrics {
 		attemptDuration:   m.attemptDuration.WithLabelValues(name),
 		limiterWait:       m.limiterWait.WithLabelValues(name),
 		CacheSaved:        m.cacheSaved.WithLabelValues(name),
+		lookups:           newChildren(m.cacheLookups, func(result string) []string { return []string{name, result} }),
+		attempts:          newChildren(m.attempts, func(result string) []string { return []string{name, result} }),
 	}
 	for s := breaker.Closed; s <= breaker.HalfOpen; s++ {
 		um.states[s] = m.breakerState.WithLabelValues(name, s.String())
@@ -163,19 +210,25 @@ func (um *UpstreamMetrics) attempt(resp *http.Response, err error, elapsed time.
 	case resp != nil && resp.StatusCode/100 < len(statusClasses):
 		result = statusClasses[resp.StatusCode/100]
 	}
-	um.m.attempts.WithLabelValues(um.name, result).Inc()
+	um.attempts.get(result).Inc()
 	um.attemptDuration.Observe(elapsed.Seconds())
 }
 
 // RouteMetrics are the metrics of one route, with labels bound.
 type RouteMetrics struct {
-	requests *prometheus.CounterVec // curried with upstream and route
+	requests *children[answered]
 	duration prometheus.Observer
+}
+
+// answered is a request's status code and source.
+type answered struct {
+	code   int
+	source string
 }
 
 func (um *UpstreamMetrics) forRoute(route string) *RouteMetrics {
 	return &RouteMetrics{
-		requests: um.m.requests.MustCurryWith(prometheus.Labels{"upstream": um.name, "route": route}),
+		requests: newChildren(um.m.requests, func(a answered) []string { return []string{um.name, route, codeLabel(a.code), a.source} }),
 		duration: um.m.duration.WithLabelValues(um.name, route),
 	}
 }
@@ -193,14 +246,16 @@ var (
 
 // Done counts a request answered on the route.
 func (rm *RouteMetrics) Done(code int, source string, elapsed time.Duration) {
-	var label string
-	if code >= 0 && code < len(statusCodes) {
-		label = statusCodes[code]
-	} else {
-		label = strconv.Itoa(code)
-	}
-	rm.requests.WithLabelValues(label, source).Inc()
+	rm.requests.get(answered{code, source}).Inc()
 	rm.duration.Observe(elapsed.Seconds())
+}
+
+// codeLabel is a status code's label value.
+func codeLabel(code int) string {
+	if code >= 0 && code < len(statusCodes) {
+		return statusCodes[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // limiterCollector reports each upstream's limiter state when scraped.

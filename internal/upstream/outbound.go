@@ -141,7 +141,7 @@ func (u *Upstream) Outbound(ctx context.Context, r *http.Request, c *Call) *http
 	u.PrepareOutbound(h, c.RequestID)
 	out := http.Request{
 		Method:        r.Method,
-		URL:           c.Target,
+		URL:           c.target(),
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
