@@ -252,7 +252,8 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 // fetch calls the upstream through the sync attempt loop and stores what it may.
 func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary string, stale *cache.Entry) fillResult {
 	u, rc := c.Upstream, c.Route.Cache
-	out := u.Outbound(c.interim.trace(ctx), r, c.Call)
+	out := u.Outbound(ctx, r, c.Call)
+	c.Interim = c.interim.hook() // nil for a background revalidation: the app has its answer
 	out.Body, out.ContentLength = nil, 0
 	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
 		out.Header.Del(h) // the cache needs the whole response

@@ -29,7 +29,8 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	c.interim = newInterimRelay(w, r)
 	defer c.interim.stop()
 	st := p.settings()
-	out := u.Outbound(c.interim.trace(ctx), r, c.Call)
+	out := u.Outbound(ctx, r, c.Call)
+	c.Interim = c.interim.hook()
 	var body *appBody
 	if out.Body != nil {
 		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, st.maxReq)}

@@ -1,10 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
 	"sync"
 )
 
@@ -28,17 +25,12 @@ func newInterimRelay(w http.ResponseWriter, r *http.Request) *interimRelay {
 	return &interimRelay{w: w}
 }
 
-// trace adds the relay to ctx.
-func (ir *interimRelay) trace(ctx context.Context) context.Context {
+// hook is the relay as the upstream call's Interim hook; nil for none.
+func (ir *interimRelay) hook() func(int, http.Header) {
 	if ir == nil {
-		return ctx
+		return nil
 	}
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-			ir.relay(code, http.Header(h))
-			return nil
-		},
-	})
+	return ir.relay
 }
 
 func (ir *interimRelay) relay(code int, h http.Header) {

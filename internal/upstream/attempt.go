@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"sync/atomic"
 	"time"
 
@@ -207,6 +208,12 @@ func (u *Upstream) send(out *http.Request, c *Call, slot ratelimit.Slot) (*http.
 			wrote.Store(now.UnixNano())
 			u.Limiter.Sent(c.Tenant, slot, now)
 		},
+	}
+	if c.Interim != nil {
+		trace.Got1xxResponse = func(code int, h textproto.MIMEHeader) error {
+			c.Interim(code, http.Header(h))
+			return nil
+		}
 	}
 	wroteAt := func() time.Time {
 		if n := wrote.Load(); n != 0 {

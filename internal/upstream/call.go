@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 
 	"github.com/seawall/seawall/internal/endpoint"
@@ -26,6 +27,10 @@ type Call struct {
 	// Background marks a job delivery, which yields rate-limit slots to
 	// interactive calls.
 	Background bool
+	// Interim, when set, is given the vendor's 1xx answers as they come
+	// (the call's own client trace carries it, so no second trace is
+	// composed per call).
+	Interim func(code int, h http.Header)
 	// endpoint is the one the last attempt went to: a retry avoids it.
 	endpoint *endpoint.Endpoint
 }
