@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -99,5 +100,41 @@ func TestExitedTellsAnEndedProcess(t *testing.T) {
 	}
 	if exited(running) {
 		t.Fatal("a running process is seen as exited")
+	}
+}
+
+// The open model counts no request sent during its warm-up: a target that
+// refuses everything in its first half second (as a proxy opening its
+// connections is slow in its first moments) shows no refusal in the
+// figures, though it refused some of the load sent.
+func TestOpenModelCountsNothingFromItsWarmup(t *testing.T) {
+	var mu sync.Mutex
+	var first time.Time
+	refused := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		if first.IsZero() {
+			first = time.Now()
+		}
+		early := time.Since(first) < openWarmup/2
+		if early {
+			refused++
+		}
+		mu.Unlock()
+		if early {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	m := measure(&target{name: "test", dir: t.TempDir()}, "GET", srv.URL+"/", 4, 100, time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if refused == 0 {
+		t.Fatal("no request was sent in the warm-up")
+	}
+	if m.err != nil || m.non2xx != 0 || m.rps == 0 {
+		t.Errorf("measured %v with %d refusals in the warm-up: want none of them counted", m, refused)
 	}
 }
