@@ -97,7 +97,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	id := publicID(job)
 	w.Header().Set("Seawall-Job-Id", id)
 	w.Header().Set("Location", JobsPrefix+id)
-	w.Header().Set("Seawall-Source", "seawall")
+	w.Header()["Seawall-Source"] = fromSeawall
 	w.Header().Set("Content-Type", "application/json")
 	if deferred && preferAsync(r.Header) {
 		w.Header().Set("Preference-Applied", "respond-async")

@@ -64,6 +64,13 @@ const problemTypePrefix = "urn:seawall:problem:"
 // classify maps an error to its status, stable code, title and a hint. It
 // is the one place where Seawall's errors become HTTP.
 func classify(err error) (status int, code, title, hint string) {
+	// The open breaker's refusal is the fail-fast path's one error, and an
+	// *OpenError unwraps to breaker.ErrOpen alone: none of the cases
+	// before that one can match it, so it is answered without their walks
+	// along the chain.
+	if _, open := err.(*breaker.OpenError); open { //nolint:errorlint // the bare error only: a wrapped one may carry more, and goes through the switch
+		return circuitOpen()
+	}
 	var re *RetriesError
 	retried := errors.As(err, &re) && re.Attempts > 1
 	switch {
@@ -108,7 +115,7 @@ func classify(err error) (status int, code, title, hint string) {
 		}
 		return http.StatusTooManyRequests, "rate-limited", "Rate limited", "Retry after the time in Retry-After, or raise the upstream's rate_limit."
 	case errors.Is(err, breaker.ErrOpen):
-		return http.StatusServiceUnavailable, "circuit-open", "Circuit open", "The upstream has been failing; Seawall is not calling it until Retry-After."
+		return circuitOpen()
 	case errors.Is(err, ErrResponseTooLarge):
 		return http.StatusBadGateway, "response-too-large", "Upstream response too large", "Raise limits.max_response_body."
 	case errors.Is(err, ErrOverloaded):
@@ -132,23 +139,32 @@ func classify(err error) (status int, code, title, hint string) {
 	}
 }
 
+func circuitOpen() (status int, code, title, hint string) {
+	return http.StatusServiceUnavailable, "circuit-open", "Circuit open", "The upstream has been failing; Seawall is not calling it until Retry-After."
+}
+
+// problemJSON is the shared Content-Type value of a problem.
+var problemJSON = []string{"application/problem+json"}
+
 // writeProblem answers err as application/problem+json and returns the status.
 func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, attempts int) int {
 	status, code, title, hint := classify(err)
 	if status == StatusClientClosed {
 		return status
 	}
+	// The names are canonical: assigned directly, without the header
+	// map's canonicalizing.
 	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
-	h.Set("Seawall-Source", "seawall")
-	h.Set("Seawall-Error", code)
+	h["Content-Type"] = problemJSON
+	h["Seawall-Source"] = fromSeawall
+	h["Seawall-Error"] = []string{code}
 	if status == http.StatusRequestTimeout {
 		// The rest of the body is not waited for, so the connection
 		// cannot carry another request.
-		h.Set("Connection", "close")
+		h["Connection"] = []string{"close"}
 	}
 	if d, ok := retryAfter(err); ok {
-		h.Set("Retry-After", strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second))))
+		h["Retry-After"] = []string{strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second)))}
 	}
 	p := problem{Type: problemTypePrefix + code, Title: title, Status: status, Detail: err.Error(),
 		Upstream: upstream, Hint: hint, RequestID: requestID, Attempts: attempts}

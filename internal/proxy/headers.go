@@ -25,9 +25,11 @@ func filtered(src http.Header, skip func(string) bool) http.Header {
 	return h
 }
 
-// fromUp and fromCache are the shared values of Seawall-Source on an
-// upstream's answer and on one from the cache.
+// fromUp, fromCache and fromSeawall are the shared values of
+// Seawall-Source on an upstream's answer, one from the cache, and one
+// Seawall made.
 var (
-	fromUp    = []string{"upstream"}
-	fromCache = []string{"cache"}
+	fromUp      = []string{"upstream"}
+	fromCache   = []string{"cache"}
+	fromSeawall = []string{"seawall"}
 )
