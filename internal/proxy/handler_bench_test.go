@@ -59,19 +59,7 @@ func TestCacheHitAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own account")
 	}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=3600")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(make([]byte, 1024))
-	}))
-	t.Cleanup(up.Close)
-	p := handlerSeawall(t, `admin: {listen: "off"}
-upstreams:
-  cache:
-    url: `+up.URL+`
-    mode: cached
-    cache: {}
-`)
+	p := cacheSeawall(t)
 	w, allocs := handlerAllocs(p, "/cache/1k")
 	if w.status != http.StatusOK || !strings.HasPrefix(w.h.Get("Cache-Status"), "Seawall; hit") {
 		t.Fatalf("not a hit: %d %v", w.status, w.h)
@@ -90,13 +78,7 @@ func TestFailFastAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own account")
 	}
-	p := handlerSeawall(t, `admin: {listen: "off"}
-upstreams:
-  down:
-    url: http://127.0.0.1:1
-    retry: {max_attempts: 1}
-    breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
-`)
+	p := downSeawall(t)
 	w, allocs := handlerAllocs(p, "/down/x")
 	if w.status != http.StatusServiceUnavailable || w.h.Get("Seawall-Error") != "circuit-open" || w.h.Get("Retry-After") == "" {
 		t.Fatalf("not a refusal: %d %v", w.status, w.h)
@@ -105,6 +87,41 @@ upstreams:
 	if allocs > 18 {
 		t.Errorf("a refusal made %.0f allocations, want at most 18", allocs)
 	}
+}
+
+// cacheSeawall is a proxy whose route /cache/ caches a vendor's 1 KiB
+// answer for an hour, with the policies of the harness's (b) on.
+func cacheSeawall(tb testing.TB) *proxy.Proxy {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(make([]byte, 1024))
+	}))
+	tb.Cleanup(up.Close)
+	return handlerSeawall(tb, `admin: {listen: "off"}
+log: {level: error}
+upstreams:
+  cache:
+    url: `+up.URL+`
+    mode: cached
+    cache: {}
+    rate_limit: {rate: 10000000/s, burst: 100000}
+    retry: {max_attempts: 3}
+`)
+}
+
+// downSeawall is a proxy whose upstream /down/ is never reachable: its
+// breaker opens on the first call and stays open for an hour, as in the
+// harness's (c).
+func downSeawall(tb testing.TB) *proxy.Proxy {
+	return handlerSeawall(tb, `admin: {listen: "off"}
+log: {level: error}
+upstreams:
+  down:
+    url: http://127.0.0.1:1
+    retry: {max_attempts: 1}
+    breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
+`)
 }
 
 // handlerAllocs calls p once (to fill a cache or open a breaker), then
@@ -123,36 +140,14 @@ func handlerAllocs(p http.Handler, target string) (*benchWriter, float64) {
 // BenchmarkHandlerCacheHit is the handler's work for a cache hit, as in
 // the harness's (b).
 func BenchmarkHandlerCacheHit(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=3600")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(make([]byte, 1024))
-	}))
-	b.Cleanup(up.Close)
-	p := handlerSeawall(b, `admin: {listen: "off"}
-log: {level: error}
-upstreams:
-  cache:
-    url: `+up.URL+`
-    mode: cached
-    cache: {}
-    rate_limit: {rate: 10000000/s, burst: 100000}
-    retry: {max_attempts: 3}
-`)
+	p := cacheSeawall(b)
 	benchHandler(b, p, "/cache/1k", http.StatusOK)
 }
 
 // BenchmarkHandlerFailFast is the handler's work for a call the breaker
 // refuses, as in the harness's (c).
 func BenchmarkHandlerFailFast(b *testing.B) {
-	p := handlerSeawall(b, `admin: {listen: "off"}
-log: {level: error}
-upstreams:
-  down:
-    url: http://127.0.0.1:1
-    retry: {max_attempts: 1}
-    breaker: {min_calls: 1, failure_rate: 50, open_duration: 1h, max_open_duration: 1h}
-`)
+	p := downSeawall(b)
 	benchHandler(b, p, "/down/x", http.StatusServiceUnavailable)
 }
 
