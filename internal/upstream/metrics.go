@@ -121,14 +121,11 @@ func (c *children[K]) get(k K) prometheus.Counter {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.seen.Load()
-	if old != nil {
+	next := map[K]prometheus.Counter{}
+	if old := c.seen.Load(); old != nil {
 		if ctr, ok := (*old)[k]; ok {
 			return ctr
 		}
-	}
-	next := make(map[K]prometheus.Counter, 1)
-	if old != nil {
 		next = maps.Clone(*old)
 	}
 	ctr := c.vec.WithLabelValues(c.values(k)...)
