@@ -35,6 +35,18 @@ import (
 	"time"
 )
 
+// Observer hears the steps of a call made with Transport.Call, on the
+// calling goroutine.
+type Observer interface {
+	GotConn(reused bool)                        // a connection was taken, again if a stale one is replaced
+	WroteRequest(err error)                     // the request was written, or writing it failed
+	Interim(code int, header http.Header) error // a 1xx answer; an error fails the call
+}
+
+// ErrHeaderTimeout fails a call whose answer's header did not arrive
+// within the header timeout given to Transport.Call.
+var ErrHeaderTimeout = errors.New("h1: no response header within the timeout")
+
 // Transport is the client. The zero value is not usable; see New.
 type Transport struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -44,8 +56,11 @@ type Transport struct {
 	idleTimeout    time.Duration
 	maxHeaderBytes int64
 	mu             sync.Mutex
-	idle           map[string][]*conn // by scheme://host:port, most recent last
+	idle           map[poolKey][]*conn // most recent last
 }
+
+// poolKey names an upstream server: its scheme and host:port.
+type poolKey struct{ scheme, addr string }
 
 // Options configures New; zero fields take the defaults given.
 type Options struct {
@@ -69,7 +84,7 @@ func New(o Options) *Transport {
 		maxIdlePerHost: o.MaxIdlePerHost,
 		idleTimeout:    o.IdleTimeout,
 		maxHeaderBytes: o.MaxHeaderBytes,
-		idle:           map[string][]*conn{},
+		idle:           map[poolKey][]*conn{},
 	}
 	if t.maxIdlePerHost <= 0 {
 		t.maxIdlePerHost = 256
@@ -85,8 +100,11 @@ func New(o Options) *Transport {
 
 // conn is one pooled connection.
 type conn struct {
-	key    string
-	raw    net.Conn // the TCP connection, under tls if any
+	key    poolKey
+	raw    net.Conn        // the TCP connection, under tls if any
+	rc     syscall.RawConn // raw's, for alive; nil: not a socket
+	peeked bool            // alive's last finding
+	peek   func(fd uintptr) bool
 	c      net.Conn // what is read and written: raw, or the TLS client
 	tls    *tls.ConnectionState
 	lr     limitReader
@@ -142,20 +160,43 @@ var (
 )
 
 // RoundTrip sends req and returns the answer; its body must be read to the
-// end or closed, after which the connection is reused when it can be.
+// end or closed, after which the connection is reused when it can be. An
+// httptrace.ClientTrace in req's context hears GotConn, WroteRequest and
+// Got1xxResponse.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var o Observer
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+		o = traceObserver{trace}
+	}
+	return t.Call(req, 0, o)
+}
+
+// Call is RoundTrip with its bound and its observer given directly rather
+// than through the context: headerTimeout (0: none) bounds the call from
+// now until the answer's header, dialling and writing the request
+// included, and fails it with ErrHeaderTimeout; o (nil: none) hears its
+// steps. The context still ends the call at any time, its body's reads
+// included.
+func (t *Transport) Call(req *http.Request, headerTimeout time.Duration, o Observer) (*http.Response, error) {
 	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		closeBody(req)
 		return nil, fmt.Errorf("h1: unsupported URL %v", req.URL)
 	}
+	if o == nil {
+		o = noObserver{}
+	}
 	ctx := req.Context()
+	var end time.Time
+	if headerTimeout > 0 {
+		end = time.Now().Add(headerTimeout)
+	}
 	for try := 0; ; try++ {
-		c, err := t.get(ctx, req)
+		c, err := t.get(ctx, req, end)
 		if err != nil {
 			closeBody(req)
-			return nil, err
+			return nil, timedOut(ctx, end, err)
 		}
-		resp, sent, err := t.exchange(ctx, c, req)
+		resp, sent, err := t.exchange(ctx, c, req, end, o)
 		if err == nil {
 			return resp, nil
 		}
@@ -164,7 +205,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// after). The request is sent again, on a new connection, only
 		// when nothing of it reached the connection or it is replayable.
 		hasBody := req.Body != nil && req.Body != http.NoBody
-		if try == 0 && c.reused && ctx.Err() == nil && !errors.Is(err, errHeaderTooLarge) &&
+		if try == 0 && c.reused && ctx.Err() == nil && !errors.Is(err, errHeaderTooLarge) && !errors.Is(err, ErrHeaderTimeout) &&
 			(replayable(req) || (!sent && (!hasBody || req.GetBody != nil))) {
 			if hasBody { // the first try read it
 				if req.GetBody == nil {
@@ -182,6 +223,47 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
+}
+
+// timedOut names err ErrHeaderTimeout when the call failed because its
+// header deadline, end, passed (and not because its context ended).
+func timedOut(ctx context.Context, end time.Time, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if !end.IsZero() && !time.Now().Before(end) {
+		return fmt.Errorf("%w: %w", ErrHeaderTimeout, err)
+	}
+	return err
+}
+
+// noObserver hears nothing.
+type noObserver struct{}
+
+func (noObserver) GotConn(bool)                   {}
+func (noObserver) WroteRequest(error)             {}
+func (noObserver) Interim(int, http.Header) error { return nil }
+
+// traceObserver relays a call's steps to an httptrace.ClientTrace.
+type traceObserver struct{ t *httptrace.ClientTrace }
+
+func (o traceObserver) GotConn(reused bool) {
+	if o.t.GotConn != nil {
+		o.t.GotConn(httptrace.GotConnInfo{Reused: reused})
+	}
+}
+
+func (o traceObserver) WroteRequest(err error) {
+	if o.t.WroteRequest != nil {
+		o.t.WroteRequest(httptrace.WroteRequestInfo{Err: err})
+	}
+}
+
+func (o traceObserver) Interim(code int, h http.Header) error {
+	if o.t.Got1xxResponse != nil {
+		return o.t.Got1xxResponse(code, textproto.MIMEHeader(h))
+	}
+	return nil
 }
 
 // replayable is net/http's rule: an idempotent method, or an
@@ -205,32 +287,28 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// exchange writes req on c and reads the answer's header. sent says
-// whether any of the request may have reached the server.
-func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*http.Response, bool, error) {
-	// The context's end (the per-try timeout, the app gone) interrupts
-	// any read or write on the connection, through the body's reads too.
-	stop := context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) })
-	trace := httptrace.ContextClientTrace(ctx)
-	if trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: c.c, Reused: c.reused})
+// exchange writes req on c and reads the answer's header, by end if it is
+// not zero. sent says whether any of the request may have reached the
+// server.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, end time.Time, o Observer) (*http.Response, bool, error) {
+	if !end.IsZero() {
+		_ = c.raw.SetDeadline(end) // before the context's hook, which must win
 	}
+	// The context's end (the overall timeout, the app gone) interrupts any
+	// read or write on the connection, through the body's reads too.
+	stop := context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) })
+	o.GotConn(c.reused)
 	before := c.cw.n
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		_ = c.c.Close()
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = ctxErr
-		}
-		return nil, c.cw.n > before, err
+		return nil, c.cw.n > before, timedOut(ctx, end, err)
 	}
 	err := req.Write(c.bw)
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	if trace != nil && trace.WroteRequest != nil {
-		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
-	}
+	o.WroteRequest(err)
 	if err != nil {
 		return fail(err)
 	}
@@ -251,15 +329,22 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 			if interim == max1xx {
 				return fail(errors.New("h1: too many 1xx answers from the upstream"))
 			}
-			if trace != nil && trace.Got1xxResponse != nil {
-				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
-					return fail(err)
-				}
+			if err := o.Interim(resp.StatusCode, resp.Header); err != nil {
+				return fail(err)
 			}
 			continue
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return fail(errors.New("h1: the upstream switched protocols, which Seawall does not relay"))
+		}
+		if !end.IsZero() {
+			// The header is in: the body is bounded by the context alone.
+			// Clearing the deadline could undo the context's hook, so the
+			// hook's work is done again if the context has ended.
+			_ = c.raw.SetDeadline(time.Time{})
+			if ctx.Err() != nil {
+				_ = c.raw.SetDeadline(time.Unix(1, 0))
+			}
 		}
 		resp.TLS = c.tls
 		reusable := !resp.Close && !req.Close
@@ -316,8 +401,8 @@ func (b *body) finish(atEOF bool) {
 	_ = b.c.c.Close()
 }
 
-// key is the pool's key for a request's server.
-func key(req *http.Request) (string, string) {
+// key is the pool's key for a request's server, and its address.
+func key(req *http.Request) poolKey {
 	host := req.URL.Host
 	if _, _, err := net.SplitHostPort(host); err != nil {
 		port := "80"
@@ -326,12 +411,13 @@ func key(req *http.Request) (string, string) {
 		}
 		host = net.JoinHostPort(req.URL.Hostname(), port)
 	}
-	return req.URL.Scheme + "://" + host, host
+	return poolKey{req.URL.Scheme, host}
 }
 
-// get takes an idle connection to req's server, or dials one.
-func (t *Transport) get(ctx context.Context, req *http.Request) (*conn, error) {
-	k, addr := key(req)
+// get takes an idle connection to req's server, or dials one by end (zero:
+// the context's deadline alone).
+func (t *Transport) get(ctx context.Context, req *http.Request, end time.Time) (*conn, error) {
+	k := key(req)
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -343,22 +429,34 @@ func (t *Transport) get(ctx context.Context, req *http.Request) (*conn, error) {
 		c := list[len(list)-1]
 		t.idle[k] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) > t.idleTimeout || !alive(c.raw) {
+		if now.Sub(c.idleAt) > t.idleTimeout || !c.alive() {
 			_ = c.c.Close()
 			continue
 		}
 		c.reused = true
 		return c, nil
 	}
-	return t.dialConn(ctx, req, k, addr)
+	if !end.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	return t.dialConn(ctx, req, k)
 }
 
-func (t *Transport) dialConn(ctx context.Context, req *http.Request, k, addr string) (*conn, error) {
-	raw, err := t.dial(ctx, "tcp", addr)
+func (t *Transport) dialConn(ctx context.Context, req *http.Request, k poolKey) (*conn, error) {
+	raw, err := t.dial(ctx, "tcp", k.addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{key: k, raw: raw, c: raw}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if c.rc, err = sc.SyscallConn(); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		c.peek = c.peekFD
+	}
 	if req.URL.Scheme == "https" {
 		cfg := &tls.Config{} //nolint:gosec // MinVersion comes from the config given, TLS 1.2 by Seawall's default
 		if t.tls != nil {
@@ -407,7 +505,7 @@ func (t *Transport) put(c *conn) {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle = map[string][]*conn{}
+	t.idle = map[poolKey][]*conn{}
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, c := range list {
@@ -420,21 +518,19 @@ func (t *Transport) CloseIdleConnections() {
 // neither data nor the end of the stream. One system call per reuse; it
 // keeps a request that cannot be replayed off a connection the server has
 // closed, which net/http learns from its reader goroutine.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (c *conn) alive() bool {
+	if c.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	_ = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true // never wait
-	})
-	return ok
+	c.peeked = false
+	_ = c.rc.Read(c.peek)
+	return c.peeked
+}
+
+// peekFD is alive's look at the socket; it never waits.
+func (c *conn) peekFD(fd uintptr) bool {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peeked = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+	return true
 }

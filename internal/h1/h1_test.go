@@ -199,6 +199,77 @@ func TestContextEndsTheCall(t *testing.T) {
 	}
 }
 
+// A header timeout bounds the wait for the answer's header and not the
+// body's: a late header fails the call with ErrHeaderTimeout, a body that
+// comes after the timeout is read whole, and the context still ends a
+// body's reads.
+func TestHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch req.URL.Path {
+					case "/late-header":
+						<-release
+						_, _ = io.WriteString(c, ok)
+					case "/late-body":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+						time.Sleep(300 * time.Millisecond)
+						_, _ = io.WriteString(c, "ok")
+					case "/hang-body":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+						<-release
+						return
+					}
+				}
+			}()
+		}
+	}()
+	url := "http://" + ln.Addr().String()
+	tr := New(Options{})
+	req, _ := http.NewRequest("GET", url+"/late-header", nil)
+	if _, err := tr.Call(req, 100*time.Millisecond, nil); !errors.Is(err, ErrHeaderTimeout) {
+		t.Fatalf("a late header: %v, want ErrHeaderTimeout", err)
+	}
+	for i := range 2 { // the second on the pooled connection
+		req, _ = http.NewRequest("GET", url+"/late-body", nil)
+		resp, err := tr.Call(req, 100*time.Millisecond, nil)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if body := readAll(t, resp); body != "ok" {
+			t.Fatalf("call %d: body %q", i, body)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx, "GET", url+"/hang-body", nil)
+	resp, err := tr.Call(req, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reading a body when the context ends: %v, want Canceled", err)
+	}
+}
+
 // 1xx answers reach the trace's Got1xxResponse; the final answer follows.
 func TestInterimAnswers(t *testing.T) {
 	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) {

@@ -144,22 +144,27 @@ func TestUnsupportedModeIsRefused(t *testing.T) {
 	}
 }
 
+// The per-try timeout ends an attempt that has no answer header in time,
+// through Seawall's own client and through net/http's (http2: true).
 func TestTimeouts(t *testing.T) {
-	s := newStack(t, "", `    timeouts: {per_try: 100ms, overall: 2s}
+	for _, client := range []string{"", "    http2: true\n"} {
+		s := newStack(t, "", `    timeouts: {per_try: 100ms, overall: 2s}
     retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}
     breaker: {disabled: true}
-`)
-	s.fake.Set(fakeapi.Behavior{LatencyMin: fakeapi.Duration(time.Second)})
-	r := s.get("/api/slow")
-	if r.status != 504 {
-		t.Fatalf("status %d (%s), want 504", r.status, r.body)
-	}
-	p := problemOf(t, r)
-	if p["type"] != "urn:seawall:problem:retries-exhausted" || p["attempts"] != 2.0 {
-		t.Errorf("problem = %v, want retries-exhausted after 2 attempts", p)
-	}
-	if n := s.fake.Count(); n != 2 {
-		t.Errorf("upstream got %d calls, want 2", n)
+`+client)
+		s.fake.Set(fakeapi.Behavior{LatencyMin: fakeapi.Duration(time.Second)})
+		r := s.get("/api/slow")
+		if r.status != 504 {
+			t.Fatalf("%q: status %d (%s), want 504", client, r.status, r.body)
+		}
+		p := problemOf(t, r)
+		if p["type"] != "urn:seawall:problem:retries-exhausted" || p["attempts"] != 2.0 ||
+			!strings.Contains(fmt.Sprint(p["detail"]), "per-try timeout of 100ms") {
+			t.Errorf("%q: problem = %v, want retries-exhausted after 2 attempts at the per-try timeout", client, p)
+		}
+		if n := s.fake.Count(); n != 2 {
+			t.Errorf("%q: upstream got %d calls, want 2", client, n)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/clock"
+	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/usage"
 )
@@ -196,43 +197,21 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 // also returns when the request was written (zero if it was not).
 func (u *Upstream) send(out *http.Request, c *Call, slot ratelimit.Slot) (*http.Response, time.Time, error) {
 	ctx := out.Context()
-	var wrote atomic.Int64 // unix nanoseconds the whole request went out on the last connection; 0: not
-	trace := &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { wrote.Store(0) },
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err != nil {
-				wrote.Store(0)
-				return
-			}
-			now := time.Now()
-			wrote.Store(now.UnixNano())
-			u.Limiter.Sent(c.Tenant, slot, now)
-		},
+	perTry := c.Route.PerTry
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= perTry {
+		perTry = 0 // the overall deadline comes first
 	}
-	if c.Interim != nil {
-		trace.Got1xxResponse = func(code int, h textproto.MIMEHeader) error {
-			c.Interim(code, http.Header(h))
-			return nil
-		}
+	t := &try{u: u, c: c, slot: slot}
+	var resp *http.Response
+	var err error
+	if h, ok := u.transport.(*h1.Transport); ok {
+		resp, err = h.Call(out, perTry, t)
+	} else {
+		resp, err = t.viaTrace(out, perTry)
 	}
-	wroteAt := func() time.Time {
-		if n := wrote.Load(); n != 0 {
-			return time.Unix(0, n)
-		}
-		return time.Time{}
-	}
-	tryCtx, cancel := context.WithCancel(httptrace.WithClientTrace(ctx, trace))
-	var timedOut atomic.Bool
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.Route.PerTry {
-		t := time.AfterFunc(c.Route.PerTry, func() { timedOut.Store(true); cancel() })
-		defer t.Stop()
-	}
-	resp, err := u.transport.RoundTrip(out.WithContext(tryCtx))
 	if err == nil {
-		resp.Body = &CancelOnClose{ReadCloser: resp.Body, Cancel: cancel}
-		return resp, wroteAt(), nil
+		return resp, t.wroteAt(), nil
 	}
-	cancel()
 	var tooLarge *http.MaxBytesError
 	switch {
 	case c.ClientGone():
@@ -243,17 +222,82 @@ func (u *Upstream) send(out *http.Request, c *Call, slot ratelimit.Slot) (*http.
 		return nil, time.Time{}, err
 	case localTrouble(err):
 		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrOverloaded, err)
-	case timedOut.Load():
+	case errors.Is(err, h1.ErrHeaderTimeout):
 		return nil, time.Time{}, fmt.Errorf("%w: no response within the per-try timeout of %s", ErrUpstreamTimeout, c.Route.PerTry)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, time.Time{}, fmt.Errorf("%w: no response within the overall timeout of %s", ErrUpstreamTimeout, c.Route.Overall)
 	case tlsTrouble(err):
 		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
-	case wrote.Load() != 0:
+	case t.wrote.Load() != 0:
 		return nil, time.Time{}, &OutcomeUnknownError{Keyed: out.Header.Get("Idempotency-Key") != "", Err: err}
 	default:
 		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUpstreamUnreachable, err)
 	}
+}
+
+// try is one attempt's view of its call: it learns when the request went
+// out, which starts the vendor's rate window and tells an unanswered call
+// from one that never left, and relays 1xx answers.
+type try struct {
+	u     *Upstream
+	c     *Call
+	slot  ratelimit.Slot
+	wrote atomic.Int64 // unix nanoseconds the whole request went out on the last connection; 0: not
+}
+
+func (t *try) GotConn(bool) { t.wrote.Store(0) }
+
+func (t *try) WroteRequest(err error) {
+	if err != nil {
+		t.wrote.Store(0)
+		return
+	}
+	now := time.Now()
+	t.wrote.Store(now.UnixNano())
+	t.u.Limiter.Sent(t.c.Tenant, t.slot, now)
+}
+
+func (t *try) Interim(code int, h http.Header) error {
+	if t.c.Interim != nil {
+		t.c.Interim(code, h)
+	}
+	return nil
+}
+
+func (t *try) wroteAt() time.Time {
+	if n := t.wrote.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// viaTrace makes the call through a transport that reports its steps only
+// to an httptrace.ClientTrace (net/http's, for HTTP/2), from its own
+// goroutines, and bounds it by perTry (0: none) up to the response
+// headers with a context of its own, ended when the body is closed.
+func (t *try) viaTrace(out *http.Request, perTry time.Duration) (*http.Response, error) {
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(i httptrace.GotConnInfo) { t.GotConn(i.Reused) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { t.WroteRequest(i.Err) },
+	}
+	if t.c.Interim != nil {
+		trace.Got1xxResponse = func(code int, h textproto.MIMEHeader) error { return t.Interim(code, http.Header(h)) }
+	}
+	ctx, cancel := context.WithCancelCause(httptrace.WithClientTrace(out.Context(), trace))
+	if perTry > 0 {
+		timer := time.AfterFunc(perTry, func() { cancel(h1.ErrHeaderTimeout) })
+		defer timer.Stop()
+	}
+	resp, err := t.u.transport.RoundTrip(out.WithContext(ctx))
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, h1.ErrHeaderTimeout) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &CancelOnClose{ReadCloser: resp.Body, Cancel: func() { cancel(nil) }}
+	return resp, nil
 }
 
 // outcome judges an attempt for the breaker.
