@@ -259,7 +259,8 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		return m, nil
 	}
 	// The engine prototypes (ADR 0004): bare pass-through proxies, no
-	// policies, on each candidate stack, in the (a) and (d) rows.
+	// policies, on each candidate stack, in the (a), (d) and (f) rows, and
+	// bare servers answering from memory in the (b) and (c) rows.
 	var protos []*target
 	if want("engines") {
 		protoBin := filepath.Join(dir, "proto")
@@ -269,14 +270,15 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		for i, engine := range []string{"nethttp", "h1", "fasthttp", "static", "fasthttp-static"} {
 			port := ports[7+i]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
-				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort))
+				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort),
+				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"))
 			if err != nil {
 				return err
 			}
 			listening = append(listening, port)
-			paths := map[string]string{"pass": "/api/small"}
+			paths := map[string]string{"pass": "/api/small", "tls": "/tls/small"}
 			if strings.HasSuffix(engine, "static") { // the most a handler can do for (b) and (c)
-				paths = map[string]string{"cache1k": "/1k", "down": "/down"}
+				paths = map[string]string{"cache1k": "/1k", "cache64k": "/64k", "down": "/down"}
 			}
 			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p, paths: paths})
 		}

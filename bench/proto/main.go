@@ -3,10 +3,18 @@
 // measures what each engine costs by itself beside nginx. It is its own
 // module, so that fasthttp is not a dependency of Seawall.
 //
-//	proto -engine nethttp|h1|fasthttp -listen ADDR -upstream HOST:PORT
+//	proto -engine nethttp|h1|fasthttp -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
+//	proto -engine static|fasthttp-static -listen ADDR
+//
+// The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
+// upstream's /X over kept-alive connections, trusting the certificate in
+// -ca. The static engines answer /64k with 64 KiB and anything else with
+// 1 KiB.
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -23,15 +31,22 @@ func main() {
 	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; static, fasthttp-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
+	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
+	ca := flag.String("ca", "", "PEM file of the certificate the HTTPS upstream's is trusted by")
 	flag.Parse()
-	var err error
+	tlsConfig, err := trust(*ca)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "proto:", err)
+		os.Exit(1)
+	}
+	up := upstreams{plain: *upstream, tls: *tlsUpstream}
 	switch *engine {
 	case "nethttp":
-		err = serveNetHTTP(*listen, *upstream, &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true})
+		err = serveNetHTTP(*listen, up, &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true, TLSClientConfig: tlsConfig})
 	case "h1":
-		err = serveNetHTTP(*listen, *upstream, h1.New(h1.Options{}))
+		err = serveNetHTTP(*listen, up, h1.New(h1.Options{TLS: tlsConfig}))
 	case "fasthttp":
-		err = serveFastHTTP(*listen, *upstream)
+		err = serveFastHTTP(*listen, up, tlsConfig)
 	case "static":
 		err = serveStatic(*listen)
 	case "fasthttp-static":
@@ -43,12 +58,40 @@ func main() {
 	os.Exit(1)
 }
 
-// serveNetHTTP forwards /api/* to the upstream without /api, copying the
-// header once and streaming the answer: the shape of Seawall's forwarder
-// without its policies.
-func serveNetHTTP(listen, upstream string, rt http.RoundTripper) error {
+// upstreams are the two servers a proxy forwards to.
+type upstreams struct{ plain, tls string }
+
+// target is where a request for path goes: scheme, host:port and path.
+func (u upstreams) target(path string) (string, string, string) {
+	if rest, ok := strings.CutPrefix(path, "/tls"); ok {
+		return "https", u.tls, rest
+	}
+	return "http", u.plain, strings.TrimPrefix(path, "/api")
+}
+
+// trust is the TLS configuration that trusts the certificate in file.
+func trust(file string) (*tls.Config, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// serveNetHTTP forwards to the upstreams, copying the header once and
+// streaming the answer: the shape of Seawall's forwarder without its
+// policies.
+func serveNetHTTP(listen string, up upstreams, rt http.RoundTripper) error {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+upstream+r.URL.Path[len("/api"):], r.Body)
+		scheme, host, path := up.target(r.URL.Path)
+		out, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+"://"+host+path, r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -75,13 +118,19 @@ func serveNetHTTP(listen, upstream string, rt http.RoundTripper) error {
 	return srv.ListenAndServe()
 }
 
-// serveFastHTTP does the same on fasthttp's server and HostClient.
-func serveFastHTTP(listen, upstream string) error {
-	client := &fasthttp.HostClient{Addr: upstream, MaxConns: 1024}
+// serveFastHTTP does the same on fasthttp's server and HostClients.
+func serveFastHTTP(listen string, up upstreams, tlsConfig *tls.Config) error {
+	plain := &fasthttp.HostClient{Addr: up.plain, MaxConns: 1024}
+	secure := &fasthttp.HostClient{Addr: up.tls, MaxConns: 1024, IsTLS: true, TLSConfig: tlsConfig}
 	h := func(ctx *fasthttp.RequestCtx) {
 		req := &ctx.Request
-		req.SetRequestURIBytes(append([]byte("http://"+upstream), ctx.Path()[len("/api"):]...))
+		scheme, host, path := up.target(string(ctx.Path()))
+		req.SetRequestURI(scheme + "://" + host + path)
 		req.Header.Del("Connection")
+		client := plain
+		if scheme == "https" {
+			client = secure
+		}
 		if err := client.Do(req, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 		}
@@ -90,10 +139,22 @@ func serveFastHTTP(listen, upstream string) error {
 	return srv.ListenAndServe(listen)
 }
 
-// kib is the answer of the static engines: what a cache hit of (b) sends.
-var kib = []byte(strings.Repeat("a", 1024))
+// kib and kib64 are the answers of the static engines: what the cache
+// hits of (b) send.
+var (
+	kib   = []byte(strings.Repeat("a", 1024))
+	kib64 = []byte(strings.Repeat("a", 64<<10))
+)
 
-// serveStatic answers every request with kib from memory on net/http's
+// answer is the static engines' answer for path.
+func answer(path string) []byte {
+	if path == "/64k" {
+		return kib64
+	}
+	return kib
+}
+
+// serveStatic answers every request from memory on net/http's
 // server, with the headers a cache hit carries: the most any handler on
 // this server can do for (b) and (c).
 func serveStatic(listen string) error {
@@ -103,7 +164,7 @@ func serveStatic(listen string) error {
 		h["Content-Type"] = []string{"application/octet-stream"}
 		h["Cache-Control"] = []string{"public, max-age=3600"}
 		h["Age"] = []string{"1"}
-		_, _ = w.Write(kib)
+		_, _ = w.Write(answer(r.URL.Path))
 	})
 	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
@@ -115,7 +176,7 @@ func serveFastStatic(listen string) error {
 		ctx.Response.Header.Set("Content-Type", "application/octet-stream")
 		ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")
 		ctx.Response.Header.Set("Age", "1")
-		ctx.Response.SetBody(kib)
+		ctx.Response.SetBody(answer(string(ctx.Path())))
 	}
 	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
 	return srv.ListenAndServe(listen)
