@@ -59,6 +59,17 @@ func (d *deadlines) renewWrite() {
 	if !d.hard.IsZero() && d.hard.Before(t) {
 		t = d.hard
 	}
+	d.moveWrite(t)
+}
+
+// moveWrite sets the write deadline to t unless the one set is already
+// as late, or earlier by less than 1/64 of the write timeout: a small
+// answer's few writes then cost one deadline rather than one each, and
+// every write still has at least 63/64 of its time.
+func (d *deadlines) moveWrite(t time.Time) {
+	if !d.set.After(t) && t.Sub(d.set) < d.write/64 {
+		return
+	}
 	d.setWrite(t)
 }
 
@@ -73,7 +84,7 @@ func (d *deadlines) setWrite(t time.Time) {
 // for a body is lifted when the body ends (deadlineBody), or else stays,
 // so that a body still due is not waited for.
 func (d *deadlines) end() {
-	d.setWrite(time.Now().Add(d.write))
+	d.moveWrite(time.Now().Add(d.write))
 }
 
 // readBody bounds the reading of r's body by until. It is set only while
