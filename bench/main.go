@@ -393,8 +393,15 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	}
 	if want("syscalls") {
 		// System calls per request in (a), with strace attached: Seawall
-		// beside nginx, the lean reference.
-		for _, t := range []*target{targets[1], targets[2]} {
+		// beside nginx, the lean reference, and beside its bare engine when
+		// the engines run.
+		traced := []*target{targets[1], targets[2]}
+		for _, t := range protos {
+			if t.name == "proto-h1" {
+				traced = append(traced, t)
+			}
+		}
+		for _, t := range traced {
 			n, by, err := syscallsPerRequest(t, t.base+t.paths["pass"], conns, 3*time.Second)
 			if err != nil {
 				return err
