@@ -177,7 +177,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		p.cacheProblem(w, r, c, fmt.Errorf("%w: the request has only-if-cached", ErrNotCached), "fwd=miss; detail=only-if-cached")
 		return
 	}
-	c.interim = newInterimRelay(w, r)
+	c.interim.begin(w, r)
 	res, led := p.fill(r.Context(), r, c, primary, key, stale)
 	c.interim.stop()
 	if !led && (res.stream != nil || res.private) {

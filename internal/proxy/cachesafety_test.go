@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seawall/seawall/internal/fakeapi"
 )
@@ -290,6 +292,21 @@ func TestInterimResponsesRelayedNotStored(t *testing.T) {
 		hints, resp, body := get()
 		if len(hints) != 1 || hints[0] != "103 </app.css>; rel=preload" || body != "final" || resp.Header.Get("Link") != "" {
 			t.Errorf("%s: 1xx %v, final %d %q with Link %q; want the 103 relayed, then the answer without its fields", mode, hints, resp.StatusCode, body, resp.Header.Get("Link"))
+		}
+		// An HTTP/1.0 app gets no 1xx (RFC 9110 §15.2): the first status
+		// line it reads is the final answer's.
+		if mode == "sync" {
+			c, err := net.Dial("tcp", strings.TrimPrefix(s.sw.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "GET /api/v1/page HTTP/1.0\r\nHost: s\r\n\r\n")
+			raw, _ := io.ReadAll(c)
+			_ = c.Close()
+			if first, _, _ := strings.Cut(string(raw), "\r\n"); !strings.HasSuffix(first, " 200 OK") || strings.Contains(string(raw), " 103 ") {
+				t.Errorf("HTTP/1.0 app read %q, want the 200 alone", raw)
+			}
 		}
 		if mode == "cached" {
 			hints, resp, _ = get()

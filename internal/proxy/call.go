@@ -14,14 +14,16 @@ type call struct {
 	err   error // the error answered, if Seawall answered
 	// deadlines bound the app's side of a sync or cached exchange.
 	deadlines *deadlines
-	// interim relays the vendor's 1xx responses to the app; nil for none.
+	// interim relays the vendor's 1xx responses to the app (the
+	// exchange's own); nil for none.
 	interim *interimRelay
 }
 
-// exchange is one request's call, upstream call and deadlines, allocated
-// together.
+// exchange is one request's call, upstream call, deadlines and 1xx
+// relay, allocated together.
 type exchange struct {
 	c  call
 	up upstream.Call
 	dl deadlines
+	ir interimRelay
 }

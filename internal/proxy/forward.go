@@ -26,7 +26,7 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.Route.Overall)
 	defer cancel()
-	c.interim = newInterimRelay(w, r)
+	c.interim.begin(w, r)
 	defer c.interim.stop()
 	st := p.settings()
 	out := u.Outbound(ctx, r, c.Call)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"sync"
+
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 // Interim (1xx) responses from the vendor, like 103 Early Hints, are
@@ -12,28 +14,35 @@ import (
 // (RFC 9110 §15.2).
 
 // interimRelay writes a vendor's 1xx responses to one app's response.
+// It lives in the request's exchange; begin readies it.
 type interimRelay struct {
 	mu   sync.Mutex
 	w    http.ResponseWriter
-	done bool // the final response is under way: no more 1xx
+	done bool // the final response is under way, or the app is HTTP/1.0: no 1xx
 }
 
-func newInterimRelay(w http.ResponseWriter, r *http.Request) *interimRelay {
-	if !r.ProtoAtLeast(1, 1) {
-		return nil
-	}
-	return &interimRelay{w: w}
+// begin readies the relay for w, the answer to r.
+func (ir *interimRelay) begin(w http.ResponseWriter, r *http.Request) {
+	ir.mu.Lock()
+	ir.w, ir.done = w, !r.ProtoAtLeast(1, 1)
+	ir.mu.Unlock()
 }
 
-// hook is the relay as the upstream call's Interim hook; nil for none.
-func (ir *interimRelay) hook() func(int, http.Header) {
+// hook is the relay as the upstream call's Interim; nil for none.
+func (ir *interimRelay) hook() upstream.InterimRelay {
 	if ir == nil {
 		return nil
 	}
-	return ir.relay
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	if ir.w == nil || ir.done {
+		return nil
+	}
+	return ir
 }
 
-func (ir *interimRelay) relay(code int, h http.Header) {
+// Relay writes one 1xx answer to the app, unless the final one is under way.
+func (ir *interimRelay) Relay(code int, h http.Header) {
 	if code == http.StatusContinue || code == http.StatusSwitchingProtocols {
 		return
 	}

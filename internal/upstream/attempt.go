@@ -259,7 +259,7 @@ func (t *try) WroteRequest(err error) {
 
 func (t *try) Interim(code int, h http.Header) error {
 	if t.c.Interim != nil {
-		t.c.Interim(code, h)
+		t.c.Interim.Relay(code, h)
 	}
 	return nil
 }

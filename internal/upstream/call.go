@@ -27,12 +27,15 @@ type Call struct {
 	// Background marks a job delivery, which yields rate-limit slots to
 	// interactive calls.
 	Background bool
-	// Interim, when set, is given the vendor's 1xx answers as they come
-	// (the call's own client trace carries it, so no second trace is
-	// composed per call).
-	Interim func(code int, h http.Header)
+	// Interim, when set, is given the vendor's 1xx answers as they come.
+	Interim InterimRelay
 	// endpoint is the one the last attempt went to: a retry avoids it.
 	endpoint *endpoint.Endpoint
+}
+
+// InterimRelay takes the vendor's 1xx answers to a call.
+type InterimRelay interface {
+	Relay(code int, h http.Header)
 }
 
 // target is the call's Target, built from Path and Query if not set: a
