@@ -101,11 +101,11 @@ func New(o Options) *Transport {
 // conn is one pooled connection.
 type conn struct {
 	key    poolKey
-	raw    net.Conn        // the TCP connection, under tls if any
-	rc     syscall.RawConn // raw's, for alive; nil: not a socket
-	peeked bool            // alive's last finding
-	peek   func(fd uintptr) bool
-	c      net.Conn // what is read and written: raw, or the TLS client
+	raw    net.Conn              // the TCP connection, under tls if any
+	rc     syscall.RawConn       // raw's, for alive; nil: not a socket
+	peeked bool                  // alive's last finding
+	peek   func(fd uintptr) bool // peekFD, as a value made once rather than at each reuse
+	c      net.Conn              // what is read and written: raw, or the TLS client
 	tls    *tls.ConnectionState
 	lr     limitReader
 	cw     countWriter
@@ -401,7 +401,7 @@ func (b *body) finish(atEOF bool) {
 	_ = b.c.c.Close()
 }
 
-// key is the pool's key for a request's server, and its address.
+// key is the pool's key for a request's server; its addr is what is dialled.
 func key(req *http.Request) poolKey {
 	host := req.URL.Host
 	if _, _, err := net.SplitHostPort(host); err != nil {

@@ -27,43 +27,53 @@ type scripted struct {
 	requests []string // request lines, in order
 }
 
-// serve starts a server; answer returns the bytes to send for the nth
-// request of a connection and whether to close the connection after.
-func serve(t *testing.T, answer func(conn, n int, req *http.Request) (string, bool)) *scripted {
+// listen starts a TCP server that hands each connection it accepts, with
+// the connection's number from 1, to handle on a goroutine of its own.
+func listen(t *testing.T, handle func(c net.Conn, id int)) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scripted{ln: ln}
 	t.Cleanup(func() { _ = ln.Close() })
 	go func() {
-		for {
+		for id := 1; ; id++ {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			id := int(s.accepted.Add(1))
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					s.mu.Lock()
-					s.requests = append(s.requests, req.Method+" "+req.URL.Path)
-					s.mu.Unlock()
-					out, closeAfter := answer(id, n, req)
-					if _, err := io.WriteString(c, out); err != nil || closeAfter {
-						return
-					}
-				}
+				handle(c, id)
 			}()
 		}
 	}()
+	return ln
+}
+
+// serve starts a server; answer returns the bytes to send for the nth
+// request of a connection and whether to close the connection after.
+func serve(t *testing.T, answer func(conn, n int, req *http.Request) (string, bool)) *scripted {
+	t.Helper()
+	s := &scripted{}
+	s.ln = listen(t, func(c net.Conn, id int) {
+		s.accepted.Add(1)
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			s.mu.Lock()
+			s.requests = append(s.requests, req.Method+" "+req.URL.Path)
+			s.mu.Unlock()
+			out, closeAfter := answer(id, n, req)
+			if _, err := io.WriteString(c, out); err != nil || closeAfter {
+				return
+			}
+		}
+	})
 	return s
 }
 
@@ -206,42 +216,28 @@ func TestContextEndsTheCall(t *testing.T) {
 func TestHeaderTimeout(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
+	ln := listen(t, func(c net.Conn, _ int) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					switch req.URL.Path {
-					case "/late-header":
-						<-release
-						_, _ = io.WriteString(c, ok)
-					case "/late-body":
-						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-						time.Sleep(300 * time.Millisecond)
-						_, _ = io.WriteString(c, "ok")
-					case "/hang-body":
-						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-						<-release
-						return
-					}
-				}
-			}()
+			switch req.URL.Path {
+			case "/late-header":
+				<-release
+				_, _ = io.WriteString(c, ok)
+			case "/late-body":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+				time.Sleep(300 * time.Millisecond)
+				_, _ = io.WriteString(c, "ok")
+			case "/hang-body":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+				<-release
+				return
+			}
 		}
-	}()
+	})
 	url := "http://" + ln.Addr().String()
 	tr := New(Options{})
 	req, _ := http.NewRequest("GET", url+"/late-header", nil)

@@ -62,10 +62,10 @@ func (d *deadlines) renewWrite() {
 	d.moveWrite(t)
 }
 
-// moveWrite sets the write deadline to t unless the one set is already
-// as late, or earlier by less than 1/64 of the write timeout: a small
-// answer's few writes then cost one deadline rather than one each, and
-// every write still has at least 63/64 of its time.
+// moveWrite sets the write deadline to t unless that would move it later
+// by less than 1/64 of the write timeout: a small answer's few writes
+// then cost one deadline rather than one each, and every write still has
+// at least 63/64 of its time. A move earlier is always made.
 func (d *deadlines) moveWrite(t time.Time) {
 	if !d.set.After(t) && t.Sub(d.set) < d.write/64 {
 		return
