@@ -38,6 +38,7 @@ func main() {
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
 	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines); default all")
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
+	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
@@ -357,6 +358,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		// limit.
 		for _, fixed := range []struct{ key, of string }{{"fixed", "nginx"}, {"fixed-own", "seawall"}} {
 			rate := results.best("pass", fixed.of) / 2
+			if fixedRate > 0 {
+				rate = fixedRate
+			}
 			for i := range targets {
 				if !want(fixed.key) || rate == 0 {
 					break
@@ -417,6 +421,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	}
 	return nil
 }
+
+// fixedRate, when set, is the rate of the fixed-rate rows.
+var fixedRate float64
 
 // traceRuns makes startProfile fetch runtime traces.
 var traceRuns bool
