@@ -101,8 +101,59 @@ func (r *results) table() string {
 				round(m.p50), round(m.p99), round(m.p999), cpu, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU)
 		}
 	}
+	b.WriteString(r.byRound())
 	if len(r.syscalls) > 0 {
 		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
+	}
+	return b.String()
+}
+
+// engineOf is, per scenario, the bare engine that does the same job as
+// Seawall with no policies: what Seawall could reach on its engine.
+var engineOf = map[string]string{
+	"pass": "proto-h1", "tls": "proto-h1", "cache1k": "proto-static", "cache64k": "proto-static",
+	"down": "proto-static", "fixed": "proto-h1", "fixed-own": "proto-h1",
+}
+
+// byRound sets Seawall beside its bare engine round by round, each
+// against a peer measured in the same round: nginx's req/s, or direct's
+// p99 at a fixed rate. A host whose speed drifts moves the medians of
+// the table above apart; within one round the targets ran back to back.
+func (r *results) byRound() string {
+	var b strings.Builder
+	for _, s := range scenarioNames {
+		eng, peer := engineOf[s.key], "nginx"
+		fixed := strings.HasPrefix(s.key, "fixed")
+		if fixed {
+			peer = "direct"
+		}
+		sw, en, pe := r.m[s.key]["seawall"], r.m[s.key][eng], r.m[s.key][peer]
+		if eng == "" || len(sw) == 0 || len(sw) != len(en) || len(sw) != len(pe) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nRound by round, Seawall beside its bare engine (the proxy's req/s over nginx's in the same round; at a fixed rate, the p99 added over direct's in the same round):\n\n")
+			b.WriteString("| scenario | engine | Seawall, each round | engine, each round | Seawall ≥ engine in |\n|---|---|---|---|---|\n")
+		}
+		var sws, ens []string
+		wins := 0
+		for i := range sw {
+			if fixed {
+				sws, ens = append(sws, signed(sw[i].p99-pe[i].p99)), append(ens, signed(en[i].p99-pe[i].p99))
+				if sw[i].p99 <= en[i].p99 {
+					wins++
+				}
+				continue
+			}
+			if pe[i].rps == 0 {
+				return ""
+			}
+			sws, ens = append(sws, fmt.Sprintf("%.2f×", sw[i].rps/pe[i].rps)), append(ens, fmt.Sprintf("%.2f×", en[i].rps/pe[i].rps))
+			if sw[i].rps >= en[i].rps {
+				wins++
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d of %d rounds |\n", s.title, eng, strings.Join(sws, ", "), strings.Join(ens, ", "), wins, len(sw))
 	}
 	return b.String()
 }

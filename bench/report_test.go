@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// byRound compares Seawall with its engine within each round, so that a
+// round where the host ran slow moves both and the comparison stands.
+func TestByRoundComparesWithinEachRound(t *testing.T) {
+	r := newResults()
+	for _, row := range []struct{ seawall, engine, nginx float64 }{{10, 12, 20}, {8, 6, 10}, {15, 14, 30}} {
+		r.add("pass", "seawall", measurement{rps: row.seawall})
+		r.add("pass", "proto-h1", measurement{rps: row.engine})
+		r.add("pass", "nginx", measurement{rps: row.nginx})
+	}
+	for _, p99 := range []struct{ seawall, engine, direct time.Duration }{{9, 4, 3}, {5, 7, 4}} {
+		r.add("fixed-own", "seawall", measurement{rps: 1, p99: p99.seawall * time.Millisecond})
+		r.add("fixed-own", "proto-h1", measurement{rps: 1, p99: p99.engine * time.Millisecond})
+		r.add("fixed-own", "direct", measurement{rps: 1, p99: p99.direct * time.Millisecond})
+	}
+	r.add("cache1k", "seawall", measurement{rps: 5}) // no engine measured: no row
+	got := r.byRound()
+	for _, want := range []string{
+		"| (a) pass-through, limiter+breaker+retry on | proto-h1 | 0.50×, 0.80×, 0.50× | 0.60×, 0.60×, 0.47× | 2 of 3 rounds |",
+		"| (d') fixed rate, half of Seawall's (a) | proto-h1 | +6.00 ms, +1.00 ms | +1.00 ms, +3.00 ms | 1 of 2 rounds |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "(b) cache hit, 1 KiB") {
+		t.Errorf("a scenario without its engine got a row:\n%s", got)
+	}
+}
