@@ -105,14 +105,17 @@ type conn struct {
 	rc     syscall.RawConn       // raw's, for alive; nil: not a socket
 	peeked bool                  // alive's last finding
 	peek   func(fd uintptr) bool // peekFD, as a value made once rather than at each reuse
-	c      net.Conn              // what is read and written: raw, or the TLS client
-	tls    *tls.ConnectionState
-	lr     limitReader
-	cw     countWriter
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	idleAt time.Time
-	reused bool
+	// interrupt fails the connection's pending and future reads and
+	// writes; a value made once, for the context's hook.
+	interrupt func()
+	c         net.Conn // what is read and written: raw, or the TLS client
+	tls       *tls.ConnectionState
+	lr        limitReader
+	cw        countWriter
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleAt    time.Time
+	reused    bool
 }
 
 // limitReader fails reads past n bytes while n > 0: it bounds an
@@ -291,12 +294,14 @@ func closeBody(req *http.Request) {
 // not zero. sent says whether any of the request may have reached the
 // server.
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, end time.Time, o Observer) (*http.Response, bool, error) {
-	if !end.IsZero() {
-		_ = c.raw.SetDeadline(end) // before the context's hook, which must win
+	watch, bound := watched(ctx)
+	headEnd := earliest(end, bound)
+	if !headEnd.IsZero() {
+		_ = c.raw.SetDeadline(headEnd) // before the context's hook, which must win
 	}
 	// The context's end (the overall timeout, the app gone) interrupts any
 	// read or write on the connection, through the body's reads too.
-	stop := context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(watch, c.interrupt)
 	o.GotConn(c.reused)
 	before := c.cw.n
 	fail := func(err error) (*http.Response, bool, error) {
@@ -337,13 +342,14 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, en
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return fail(errors.New("h1: the upstream switched protocols, which Seawall does not relay"))
 		}
-		if !end.IsZero() {
-			// The header is in: the body is bounded by the context alone.
-			// Clearing the deadline could undo the context's hook, so the
-			// hook's work is done again if the context has ended.
-			_ = c.raw.SetDeadline(time.Time{})
+		if !headEnd.Equal(bound) {
+			// The header is in: the body is bounded by the context alone
+			// (and its deadline, when the connection keeps it). Moving the
+			// deadline could undo the context's hook, so the hook's work is
+			// done again if the context has ended.
+			_ = c.raw.SetDeadline(bound)
 			if ctx.Err() != nil {
-				_ = c.raw.SetDeadline(time.Unix(1, 0))
+				c.interrupt()
 			}
 		}
 		resp.TLS = c.tls
@@ -351,6 +357,33 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, en
 		resp.Body = &body{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable, ctx: ctx}
 		return resp, true, nil
 	}
+}
+
+// boundedContext is a context that keeps its deadline without a timer
+// until asked for Done (clock.Bounded): the connection's deadline keeps
+// it instead, and only Unbounded, the context that ends it early, is
+// watched.
+type boundedContext interface {
+	context.Context
+	Unbounded() context.Context
+}
+
+// watched returns the context whose end must interrupt a call under ctx,
+// and the deadline the connection keeps for it (zero: none).
+func watched(ctx context.Context) (context.Context, time.Time) {
+	if b, ok := ctx.(boundedContext); ok {
+		d, _ := b.Deadline()
+		return b.Unbounded(), d
+	}
+	return ctx, time.Time{}
+}
+
+// earliest is the earlier of two deadlines, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // body is an answer's body; at its end the connection goes back to the
@@ -436,9 +469,10 @@ func (t *Transport) get(ctx context.Context, req *http.Request, end time.Time) (
 		c.reused = true
 		return c, nil
 	}
-	if !end.IsZero() {
+	watch, bound := watched(ctx)
+	if end = earliest(end, bound); !end.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, end)
+		ctx, cancel = context.WithDeadline(watch, end)
 		defer cancel()
 	}
 	return t.dialConn(ctx, req, k)
@@ -450,6 +484,7 @@ func (t *Transport) dialConn(ctx context.Context, req *http.Request, k poolKey) 
 		return nil, err
 	}
 	c := &conn{key: k, raw: raw, c: raw}
+	c.interrupt = func() { _ = raw.SetDeadline(time.Unix(1, 0)) }
 	if sc, ok := raw.(syscall.Conn); ok {
 		if c.rc, err = sc.SyscallConn(); err != nil {
 			_ = raw.Close()

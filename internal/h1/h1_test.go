@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seawall/seawall/internal/clock"
 )
 
 // scripted is a TCP server that answers each request on a connection with
@@ -206,6 +208,93 @@ func TestContextEndsTheCall(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel2)
 	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
 		t.Fatalf("reading a body when the context ends: %v, want Canceled", err)
+	}
+}
+
+// doneSpy is a clock.Bounded that tells whether anything asked for Done,
+// which would start the timer the connection's deadline stands in for.
+type doneSpy struct {
+	*clock.Bounded
+	asked atomic.Bool
+}
+
+func (s *doneSpy) Done() <-chan struct{} {
+	s.asked.Store(true)
+	return s.Bounded.Done()
+}
+
+// Under a clock.Bounded context the connection keeps the deadline: it
+// ends a wait for the header and a body's reads with DeadlineExceeded,
+// the parent's end still interrupts at once, a pooled connection does not
+// keep the deadline for its next call, and the call never asks for Done.
+func TestBoundedContextEndsTheCall(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s := serve(t, func(_, _ int, req *http.Request) (string, bool) {
+		switch req.URL.Path {
+		case "/slow-body":
+			return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", false
+		case "/ok":
+			return ok, false
+		}
+		<-release
+		return ok, false
+	})
+	tr := New(Options{})
+	call := func(parent context.Context, d time.Duration, path string) (*doneSpy, *http.Response, error) {
+		spy := &doneSpy{Bounded: clock.WithDeadline(parent, time.Now().Add(d))}
+		t.Cleanup(spy.Stop)
+		req, _ := http.NewRequestWithContext(spy, "GET", s.url(path), nil)
+		resp, err := tr.Call(req, time.Hour, nil)
+		return spy, resp, err
+	}
+	spy, _, err := call(context.Background(), 100*time.Millisecond, "/hang")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for the header past the deadline: %v, want DeadlineExceeded", err)
+	}
+	spies := []*doneSpy{spy}
+
+	spy, resp, err := call(context.Background(), 100*time.Millisecond, "/slow-body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("reading a body past the deadline: %v, want DeadlineExceeded", err)
+	}
+	spies = append(spies, spy)
+
+	parent, cancel := context.WithCancel(context.Background())
+	spy, resp, err = call(parent, time.Hour, "/slow-body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reading a body when the parent ends: %v, want Canceled", err)
+	}
+	spies = append(spies, spy)
+
+	spy, resp, err = call(context.Background(), 150*time.Millisecond, "/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "ok" {
+		t.Fatalf("body %q", got)
+	}
+	spies = append(spies, spy)
+	time.Sleep(300 * time.Millisecond) // past the last call's deadline
+	req, _ := http.NewRequest("GET", s.url("/ok"), nil)
+	resp, err = tr.Call(req, 0, nil)
+	if err != nil {
+		t.Fatalf("a pooled connection kept a finished call's deadline: %v", err)
+	}
+	if got := readAll(t, resp); got != "ok" {
+		t.Fatalf("body %q", got)
+	}
+	for i, spy := range spies {
+		if spy.asked.Load() {
+			t.Errorf("call %d asked for Done: a timer per call again", i)
+		}
 	}
 }
 
