@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seawall/seawall/internal/clock"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -89,8 +90,8 @@ func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, 
 	}
 	c.Route = u.Match(req, path)
 	u.PrepareOutbound(req.Header, c.RequestID)
-	actx, cancel := context.WithTimeout(ctx, c.Route.Overall)
-	defer cancel()
+	actx := clock.WithDeadline(ctx, time.Now().Add(c.Route.Overall)) // the connection keeps it: no timer per delivery
+	defer actx.Stop()
 	resp, err := u.Attempt(req.WithContext(actx), c, bodyOrNil(d.Body), 1)
 	var gate upstream.GateError
 	if errors.As(err, &gate) {

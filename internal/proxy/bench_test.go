@@ -21,14 +21,14 @@ import (
 
 // benchUpstream answers a small fixed body, doing as little as it can, so
 // the benchmarks measure the path in front of it.
-func benchUpstream(b *testing.B) *httptest.Server {
+func benchUpstream(tb testing.TB) *httptest.Server {
 	body := []byte(`{"ok":true,"id":"item-42","price":1999}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	}))
-	b.Cleanup(srv.Close)
+	tb.Cleanup(srv.Close)
 	return srv
 }
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"time"
 
+	"github.com/seawall/seawall/internal/clock"
+
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -17,13 +19,18 @@ type call struct {
 	// interim relays the vendor's 1xx responses to the app (the
 	// exchange's own); nil for none.
 	interim *interimRelay
+	// overall is the sync path's context, bounded by the route's overall
+	// timeout (the exchange's own): the vendor's connection keeps the
+	// deadline, so the common call starts no timer for it.
+	overall *clock.Bounded
 }
 
-// exchange is one request's call, upstream call, deadlines and 1xx
-// relay, allocated together.
+// exchange is one request's call, upstream call, deadlines, 1xx relay
+// and overall context, allocated together.
 type exchange struct {
-	c  call
-	up upstream.Call
-	dl deadlines
-	ir interimRelay
+	c       call
+	up      upstream.Call
+	dl      deadlines
+	ir      interimRelay
+	overall clock.Bounded
 }

@@ -24,8 +24,9 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), c.Route.Overall)
-	defer cancel()
+	ctx := c.overall
+	ctx.Init(r.Context(), c.start.Add(c.Route.Overall))
+	defer ctx.Stop()
 	c.interim.begin(w, r)
 	defer c.interim.stop()
 	st := p.settings()

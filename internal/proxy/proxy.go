@@ -163,7 +163,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: rid,
 		Client:    r.Context(),
 	}
-	x.c = call{Call: &x.up, start: start, deadlines: dl, interim: &x.ir}
+	x.c = call{Call: &x.up, start: start, deadlines: dl, interim: &x.ir, overall: &x.overall}
 	c := &x.c
 	if u.KeyHeader != "" {
 		c.Tenant = r.Header.Get(u.KeyHeader)
