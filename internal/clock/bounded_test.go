@@ -8,6 +8,16 @@ import (
 	"time"
 )
 
+// mustClose fails the test unless ch closes within 5s.
+func mustClose(t *testing.T, ch <-chan struct{}, failure string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal(failure)
+	}
+}
+
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, cond func() bool) bool {
 	t.Helper()
@@ -41,11 +51,7 @@ func TestBoundedEndsAtItsDeadlineWithoutDone(t *testing.T) {
 func TestBoundedDoneClosesAtTheDeadline(t *testing.T) {
 	b := WithDeadline(context.Background(), time.Now().Add(30*time.Millisecond))
 	defer b.Stop()
-	select {
-	case <-b.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("Done not closed 5s after a 30ms deadline")
-	}
+	mustClose(t, b.Done(), "Done not closed 5s after a 30ms deadline")
 	if err := b.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err = %v, want DeadlineExceeded", err)
 	}
@@ -68,11 +74,7 @@ func TestBoundedFollowsItsParent(t *testing.T) {
 	if err := b.Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Err after the parent's cancel = %v, want Canceled", err)
 	}
-	select {
-	case <-b.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("Done not closed after the parent ended")
-	}
+	mustClose(t, b.Done(), "Done not closed after the parent ended")
 }
 
 func TestBoundedTakesAnEarlierParentDeadline(t *testing.T) {
@@ -108,11 +110,7 @@ func TestBoundedStopEndsItWithoutATimer(t *testing.T) {
 	if b.made.Load() {
 		t.Error("Stop started a timer")
 	}
-	select { // a Done asked for after Stop is closed at once
-	case <-b.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("Done after Stop not closed")
-	}
+	mustClose(t, b.Done(), "Done after Stop not closed") // a Done asked for after Stop is closed at once
 }
 
 // A child context and an AfterFunc register with the real context, not
@@ -129,19 +127,11 @@ func TestBoundedChildrenAndAfterFunc(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("goroutines %d → %d: a child or AfterFunc watches through a goroutine", before, n)
 	}
-	select {
-	case <-child.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("child not ended by the deadline")
-	}
+	mustClose(t, child.Done(), "child not ended by the deadline")
 	if err := child.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("child Err = %v, want DeadlineExceeded", err)
 	}
-	select {
-	case <-fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("AfterFunc not run at the deadline")
-	}
+	mustClose(t, fired, "AfterFunc not run at the deadline")
 }
 
 // The point of Bounded: made, checked and stopped without ever asking
