@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,7 +165,11 @@ func serveStatic(listen string) error {
 		h["Content-Type"] = []string{"application/octet-stream"}
 		h["Cache-Control"] = []string{"public, max-age=3600"}
 		h["Age"] = []string{"1"}
-		_, _ = w.Write(answer(r.URL.Path))
+		body := answer(r.URL.Path)
+		// As a cache hit's answer has: without it, net/http would send an
+		// answer larger than its buffer chunked.
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		_, _ = w.Write(body)
 	})
 	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
