@@ -187,10 +187,17 @@ func TestRetryAfterBindsWaitingCalls(t *testing.T) {
 	if pauses == 0 {
 		t.Fatal("the vendor never answered 429: the test did not test")
 	}
-	if n := fakeapi.MaxInWindow(calls, time.Second/rate); n > burst {
-		t.Errorf("%d calls within one interval (1/%d s), want at most the burst, %d", n, rate, burst)
+	// The limiter spaces departures one interval apart; arrivals at the
+	// vendor move by up to wireSlack, which can put a paced call and the
+	// burst before it in one window exactly an interval long (seen under
+	// load, before and after the overall timeout became a clock.Bounded).
+	// Calls released together still arrive within a window shorter by
+	// wireSlack.
+	window := time.Second/rate - wireSlack
+	if n := fakeapi.MaxInWindow(calls, window); n > burst {
+		t.Errorf("%d calls within %s (one interval, 1/%d s, less the wire's slack), want at most the burst, %d", n, window, rate, burst)
 	}
-	t.Logf("%d calls, %d pauses; at most %d calls in one interval", len(calls), pauses, fakeapi.MaxInWindow(calls, time.Second/rate))
+	t.Logf("%d calls, %d pauses; at most %d calls in %s", len(calls), pauses, fakeapi.MaxInWindow(calls, window), window)
 }
 
 // What docs/operations.md says the admin API and the metrics show of the
