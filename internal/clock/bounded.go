@@ -45,10 +45,9 @@ var (
 // own deadline, if earlier). Stop must be called when it is no longer
 // needed, as context.WithDeadline's cancel must.
 func WithDeadline(parent context.Context, d time.Time) *Bounded {
-	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
-		d = pd
-	}
-	return &Bounded{parent: parent, deadline: d}
+	b := &Bounded{}
+	b.Init(parent, d)
+	return b
 }
 
 // Init makes b a context bounded by parent and by d, as WithDeadline

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/clock"
-
 	"github.com/seawall/seawall/internal/upstream"
 )
 
