@@ -13,6 +13,8 @@ type metrics struct {
 	deliveries *prometheus.CounterVec
 	dead       *prometheus.CounterVec
 	callbacks  *prometheus.CounterVec
+	batch      prometheus.Histogram // enqueues per committed transaction
+	commit     prometheus.Histogram // a committed transaction's time
 	jobs       *prometheus.Desc
 	oldest     *prometheus.Desc
 	depth      *prometheus.Desc
@@ -34,6 +36,16 @@ func newMetrics() *metrics {
 			Name: "seawall_job_callbacks_total",
 			Help: "Callback attempts by outcome: delivered, failed (retried later), dead (given up).",
 		}, []string{"outcome"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "seawall_job_enqueue_batch_size",
+			Help:    "Enqueues committed together in one transaction of the job store (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 … 256, the largest batch
+		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "seawall_job_enqueue_commit_seconds",
+			Help:    "Time from the start of an enqueue transaction to its commit, for transactions that committed.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 13), // 250µs … 1s
+		}),
 		jobs:   prometheus.NewDesc("seawall_jobs", "Jobs in the store by upstream and state.", []string{"upstream", "state"}, nil),
 		depth:  prometheus.NewDesc("seawall_jobs_queue_depth", "Jobs not yet finished (queued, retrying, running) by upstream.", []string{"upstream"}, nil),
 		oldest: prometheus.NewDesc("seawall_jobs_oldest_unfinished_age_seconds", "Age of the oldest job not yet finished, by upstream.", []string{"upstream"}, nil),
@@ -41,9 +53,15 @@ func newMetrics() *metrics {
 	}
 }
 
+// committed records a transaction of n enqueues that committed after d.
+func (m *metrics) committed(n int, d time.Duration) {
+	m.batch.Observe(float64(n))
+	m.commit.Observe(d.Seconds())
+}
+
 func (m *metrics) register(r prometheus.Registerer, s Store) error {
 	m.counts = s.Counts
-	for _, c := range []prometheus.Collector{m.deliveries, m.dead, m.callbacks, m} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.dead, m.callbacks, m.batch, m.commit, m} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -307,10 +307,12 @@ func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inse
 		}
 		params[i] = river.InsertManyParams{Args: d, InsertOpts: opts}
 	}
+	start := time.Now()
 	res, err := s.client.InsertMany(ctx, params)
 	if err != nil {
 		return nil, fmt.Errorf("enqueueing: %w", err)
 	}
+	s.m.committed(len(ds), time.Since(start))
 	out := make([]inserted, len(res))
 	for i, r := range res {
 		out[i].job, out[i].err = toJob(r.Job)

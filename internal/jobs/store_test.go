@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/seawall/seawall/internal/testdb"
 )
 
@@ -432,6 +434,61 @@ func TestConcurrentEnqueuesShareTransactionsNotKeys(t *testing.T) {
 		_ = s.Stop(context.Background())
 		if _, _, err := s.Enqueue(context.Background(), delivery("")); !errors.Is(err, ErrStopped) {
 			t.Errorf("Enqueue after Stop = %v, want ErrStopped", err)
+		}
+	})
+}
+
+// The group-commit metrics count every enqueue once, in the transaction
+// that committed it, and time each such transaction: the batch sizes'
+// sum is the number of enqueues, and there is one commit time per batch.
+func TestEnqueueMetricsCountEachCommittedEnqueueOnce(t *testing.T) {
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		reg := prometheus.NewRegistry()
+		cfg := testConfig
+		cfg.Metrics = reg
+		s, err := Open(context.Background(), dsn, cfg, newRecorder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.Stop(context.Background()) }()
+		const n = 120
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := ""
+				if i%4 == 0 {
+					key = fmt.Sprintf("k%d", i%8) // two keys, 15 enqueues each
+				}
+				if _, _, err := s.Enqueue(context.Background(), delivery(key)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist := map[string]*dto.Histogram{}
+		for _, f := range families {
+			if len(f.GetMetric()) == 1 && f.GetMetric()[0].GetHistogram() != nil {
+				hist[f.GetName()] = f.GetMetric()[0].GetHistogram()
+			}
+		}
+		batch, commit := hist["seawall_job_enqueue_batch_size"], hist["seawall_job_enqueue_commit_seconds"]
+		if batch == nil || commit == nil {
+			t.Fatalf("histograms registered: %v", hist)
+		}
+		if batch.GetSampleSum() != n {
+			t.Errorf("batch sizes sum to %v, want one per enqueue, %d", batch.GetSampleSum(), n)
+		}
+		if batch.GetSampleCount() == 0 || batch.GetSampleCount() > n || commit.GetSampleCount() != batch.GetSampleCount() {
+			t.Errorf("%d batches and %d commit times for %d enqueues", batch.GetSampleCount(), commit.GetSampleCount(), n)
+		}
+		if commit.GetSampleSum() <= 0 {
+			t.Errorf("commit times sum to %v", commit.GetSampleSum())
 		}
 	})
 }
