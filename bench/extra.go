@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,27 +94,62 @@ func postgresStore() (string, func(), error) {
 
 // mallocs reads Seawall's count of heap allocations so far from its admin
 // listener's metrics (go_memstats_mallocs_total), or -1.
-func mallocs(adminPort int) float64 {
+func mallocs(adminPort int) float64 { return scrape(adminPort, "go_memstats_mallocs_total")[0] }
+
+// scrape reads unlabelled samples from Seawall's admin listener's
+// metrics, by name; -1 for each it could not read.
+func scrape(adminPort int, names ...string) []float64 {
+	out := make([]float64, len(names))
+	for i := range out {
+		out[i] = -1
+	}
 	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort), nil)
 	if err != nil {
-		return -1
+		return out
 	}
 	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return -1
+		return out
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if i := slices.Index(names, name); ok && i >= 0 {
 			if n, err := strconv.ParseFloat(v, 64); err == nil {
-				return n
+				out[i] = n
 			}
 		}
 	}
-	return -1
+	return out
+}
+
+// groupCommit is what Seawall's own metrics say of the job store's
+// group commit over a measurement: enqueues per committed transaction,
+// transactions a second, and a transaction's mean time.
+type groupCommit struct {
+	batch, perSec float64
+	mean          time.Duration
+}
+
+// groupCommitMetrics are the samples groupCommitOver reads.
+var groupCommitMetrics = []string{
+	"seawall_job_enqueue_batch_size_sum", "seawall_job_enqueue_batch_size_count", "seawall_job_enqueue_commit_seconds_sum",
+}
+
+// groupCommitOver is the group commit between two scrapes of
+// groupCommitMetrics d apart; zero if either failed or nothing committed.
+func groupCommitOver(before, after []float64, d time.Duration) groupCommit {
+	if slices.Contains(before, -1) || slices.Contains(after, -1) {
+		return groupCommit{}
+	}
+	jobs, txs, secs := after[0]-before[0], after[1]-before[1], after[2]-before[2]
+	if txs <= 0 {
+		return groupCommit{}
+	}
+	return groupCommit{batch: jobs / txs, perSec: txs / d.Seconds(), mean: time.Duration(secs / txs * float64(time.Second))}
 }
 
 // syscallsPerRequest runs the closed-loop load at url for d with strace

@@ -21,10 +21,11 @@ type measurement struct {
 	rps            float64
 	p50, p99, p999 time.Duration
 	non2xx         int
-	proxyCPU       float64 // percent of one core
-	proxyRSS       int64   // peak, KiB
-	genCPU         float64 // the load generator's, percent of one core
-	allocs         float64 // heap allocations per request (Seawall's), 0 if not read
+	proxyCPU       float64     // percent of one core
+	proxyRSS       int64       // peak, KiB
+	genCPU         float64     // the load generator's, percent of one core
+	allocs         float64     // heap allocations per request (Seawall's), 0 if not read
+	commit         groupCommit // the (e) rows: the job store's group commit, zero if not read
 	err            error
 }
 

@@ -251,7 +251,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			profiled = startProfile(ps[1], duration, filepath.Join(profileDir, key+".pprof"))
 		}
 		t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", ps[0]), proc: p, dir: dir}
+		before := scrape(ps[1], groupCommitMetrics...)
 		m := measure(t, "POST", t.base+"/jobs/events", asyncClients, 0, duration)
+		m.commit = groupCommitOver(before, scrape(ps[1], groupCommitMetrics...), duration)
 		if profiled != nil {
 			if err := profiled(); err != nil {
 				return m, err

@@ -102,10 +102,28 @@ func (r *results) table() string {
 		}
 	}
 	b.WriteString(r.byRound())
+	b.WriteString(r.groupCommits())
 	if len(r.syscalls) > 0 {
 		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
 	}
 	return b.String()
+}
+
+// groupCommits says, for each (e) row's median round, how the job store
+// grouped its enqueues, from Seawall's own metrics.
+func (r *results) groupCommits() string {
+	var rows []string
+	for _, s := range scenarioNames {
+		m, ok := r.median(s.key, "seawall")
+		if !ok || m.commit.batch == 0 {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("%s: %.1f enqueues a transaction, %.0f transactions/s, %s each", s.title, m.commit.batch, m.commit.perSec, round(m.commit.mean)))
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	return "\nGroup commit in the (e) rows' median rounds (`seawall_job_enqueue_batch_size` and `seawall_job_enqueue_commit_seconds`):\n- " + strings.Join(rows, "\n- ") + "\n"
 }
 
 // engineOf is, per scenario, the bare engine that does the same job as

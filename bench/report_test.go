@@ -34,3 +34,31 @@ func TestByRoundComparesWithinEachRound(t *testing.T) {
 		t.Errorf("a scenario without its engine got a row:\n%s", got)
 	}
 }
+
+// The group commit of each (e) row is read off Seawall's metrics before
+// and after its measurement, and reported for the median round.
+func TestGroupCommitFromTwoScrapes(t *testing.T) {
+	before := []float64{100, 10, 0.02}
+	after := []float64{1100, 35, 0.12}
+	got := groupCommitOver(before, after, 5*time.Second)
+	if got.batch != 40 || got.perSec != 5 || got.mean != 4*time.Millisecond {
+		t.Errorf("groupCommitOver = %+v, want 40 a transaction, 5/s, 4ms each", got)
+	}
+	if got := groupCommitOver([]float64{-1, 10, 0}, after, time.Second); got != (groupCommit{}) {
+		t.Errorf("a failed scrape gave %+v", got)
+	}
+	if got := groupCommitOver(after, after, time.Second); got != (groupCommit{}) {
+		t.Errorf("no transactions gave %+v", got)
+	}
+	r := newResults()
+	for i, rps := range []float64{300, 100, 200} {
+		r.add("async-pg", "seawall", measurement{rps: rps, commit: groupCommit{batch: float64(i + 1), perSec: 10, mean: time.Millisecond}})
+	}
+	want := "- (e) the same on PostgreSQL, Seawall on both cores: 3.0 enqueues a transaction, 10 transactions/s, 1.00 ms each"
+	if got := r.groupCommits(); !strings.Contains(got, want) {
+		t.Errorf("missing %q in\n%s", want, got)
+	}
+	if got := newResults().groupCommits(); got != "" {
+		t.Errorf("no (e) rows gave %q", got)
+	}
+}
