@@ -35,7 +35,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds; targets alternate within each round")
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
-	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario of the first round into this directory")
+	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario into this directory, from an extra round 0 that the table does not count")
 	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines); default all")
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
@@ -247,7 +247,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			return measurement{}, err
 		}
 		var profiled func() error
-		if profileDir != "" && r == 1 {
+		if r == 0 {
 			profiled = startProfile(ps[1], duration, filepath.Join(profileDir, key+".pprof"))
 		}
 		t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", ps[0]), proc: p, dir: dir}
@@ -326,7 +326,15 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	}
 	results := newResults()
 	scenarios := slices.DeleteFunc([]string{"pass", "cache1k", "cache64k", "down", "tls"}, func(s string) bool { return !want(s) })
-	for r := 1; r <= rounds; r++ {
+	// Profiles come from a round 0 of their own, which the table does not
+	// count: a profiled Seawall runs slower, and its tail is the
+	// profiler's as much as its own.
+	first := 1
+	if profileDir != "" {
+		first = 0
+	}
+	for r := first; r <= rounds; r++ {
+		res := results.of(r)
 		for _, s := range scenarios {
 			for i := range targets {
 				t := targets[(i+r)%len(targets)] // rotate the order each round
@@ -335,7 +343,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					continue
 				}
 				var profiled func() error
-				if profileDir != "" && r == 1 && t.name == "seawall" {
+				if r == 0 && t.name == "seawall" {
 					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, s+".pprof"))
 				}
 				allocs0 := -1.0
@@ -351,7 +359,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 						return err
 					}
 				}
-				results.add(s, t.name, m)
+				res.add(s, t.name, m)
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, s, t.name, m)
 			}
 		}
@@ -359,7 +367,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		// far, and (d') at half of Seawall's own, where it is not near its
 		// limit.
 		for _, fixed := range []struct{ key, of string }{{"fixed", "nginx"}, {"fixed-own", "seawall"}} {
-			rate := results.best("pass", fixed.of) / 2
+			rate := res.best("pass", fixed.of) / 2
 			if fixedRate > 0 {
 				rate = fixedRate
 			}
@@ -372,7 +380,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					continue
 				}
 				var profiled func() error
-				if profileDir != "" && r == 1 && t.name == "seawall" {
+				if r == 0 && t.name == "seawall" {
 					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, fixed.key+".pprof"))
 				}
 				m := measure(t, "GET", t.base+t.paths["pass"], conns*4, rate, duration)
@@ -381,7 +389,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 						return err
 					}
 				}
-				results.add(fixed.key, t.name, m)
+				res.add(fixed.key, t.name, m)
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s (offered %.0f/s)\n", r, fixed.key, t.name, m, rate)
 			}
 		}
@@ -393,7 +401,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			if err != nil {
 				return err
 			}
-			results.add(key, "seawall", m)
+			res.add(key, "seawall", m)
 			fmt.Fprintf(os.Stderr, "round %d %-13s %-8s %s\n", r, key, "seawall", m)
 		}
 	}

@@ -20,6 +20,16 @@ type results struct {
 
 func newResults() *results { return &results{m: map[string]map[string][]measurement{}} }
 
+// of is where round's measurements go: r, but for round 0, the round
+// that profiles Seawall, whose measurements count for nothing but the
+// rates of its own fixed-rate rows.
+func (r *results) of(round int) *results {
+	if round == 0 {
+		return newResults()
+	}
+	return r
+}
+
 func (r *results) add(scenario, target string, m measurement) {
 	if r.m[scenario] == nil {
 		r.m[scenario] = map[string][]measurement{}
