@@ -86,8 +86,9 @@ func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
 		t.Skip("20s; go test without -short runs it")
 	}
 	t.Parallel()
-	// Each answer takes 20ms: probes sent together would arrive closer.
-	const latency = 20 * time.Millisecond
+	// Each answer takes 100ms: probes sent together would arrive closer,
+	// and a refusal that waited for the vendor would take as long.
+	const latency = 100 * time.Millisecond
 	s := exampleStack(t, fakeapi.Behavior{Down: true, LatencyMin: fakeapi.Duration(latency), LatencyMax: fakeapi.Duration(latency)})
 	start := time.Now()
 	var watch breakerWatch
@@ -107,13 +108,11 @@ func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
 	})
 	openedAt := watch.opened(t, start, 10*time.Second)
 	slices.Sort(fast)
+	// Failing fast means not waiting for the vendor: the bound is the
+	// vendor's answer time, not an absolute speed, which a busy host sets.
 	p99 := fast[len(fast)*99/100]
-	limit := 5 * time.Millisecond
-	if raceEnabled {
-		limit = 50 * time.Millisecond // the race detector slows every call
-	}
-	if p99 > limit {
-		t.Errorf("fail-fast p99 %s, want under %s", p99, limit)
+	if p99 >= latency {
+		t.Errorf("fail-fast p99 %s, as long as a vendor's answer (%s): the refusals waited for it", p99, latency)
 	}
 	probes := s.probes(openedAt)
 	episodes := int(s.metric("breaker_transitions_total", "state=half_open"))
