@@ -14,7 +14,7 @@ func NotModified(req http.Header, e *Entry) bool {
 	if e.Status != http.StatusOK {
 		return false
 	}
-	if inm := req.Values("If-None-Match"); len(inm) > 0 {
+	if inm := req["If-None-Match"]; len(inm) > 0 {
 		etag := e.Header.Get("ETag")
 		if etag == "" {
 			return false
@@ -29,7 +29,11 @@ func NotModified(req http.Header, e *Entry) bool {
 		}
 		return false
 	}
-	since, ok := ParseHTTPDate(req.Get("If-Modified-Since"))
+	ims := First(req, "If-Modified-Since")
+	if ims == "" {
+		return false // the usual request: no conditions of its own
+	}
+	since, ok := ParseHTTPDate(ims)
 	if !ok {
 		return false
 	}
@@ -55,6 +59,15 @@ func NotModifiedHeader(e *Entry) http.Header {
 		}
 	}
 	return h
+}
+
+// First is the first value of the field name, which must be in canonical
+// form already: Get without canonicalizing the name on every call.
+func First(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // caseless are request fields whose values compare without case, so

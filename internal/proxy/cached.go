@@ -3,8 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -38,9 +36,7 @@ func cacheKey(rc *upstream.CachePolicy, u *upstream.Upstream, r *http.Request, p
 		}
 		query = kept.Encode()
 	}
-	sum := keyHash(rc, r.Header)
-	var hash [2 * len(sum)]byte
-	hex.Encode(hash[:], sum[:])
+	hash := rc.KeyHash(r.Header)
 	var b strings.Builder
 	b.Grow(len("GET|") + len(u.Name) + len(path) + len(query) + 2 + len(hash) + 1)
 	for _, part := range [...]string{"GET|", u.Name, "|", path, "?", query, "|"} {
@@ -48,31 +44,6 @@ func cacheKey(rc *upstream.CachePolicy, u *upstream.Upstream, r *http.Request, p
 	}
 	b.Write(hash[:])
 	return b.String()
-}
-
-// keyHash is a hash of the request's values of the identity and key
-// headers: callers that differ in them never share an entry, and no
-// credential is kept in a key (keys appear in logs). The input is built
-// without fmt, and the names are canonical already (newCachePolicy), so
-// a hit costs one short sha256 and no header-name canonicalizing.
-func keyHash(rc *upstream.CachePolicy, h http.Header) [16]byte {
-	buf := make([]byte, 0, 256)
-	for _, names := range [2][]string{rc.Identity, rc.KeyHeaders} {
-		for _, name := range names {
-			buf = append(buf, name...)
-			buf = append(buf, "=["...)
-			for i, v := range h[name] {
-				if i > 0 {
-					buf = append(buf, ' ')
-				}
-				buf = strconv.AppendQuote(buf, v)
-			}
-			buf = append(buf, "];"...)
-		}
-		buf = append(buf, '|')
-	}
-	sum := sha256.Sum256(buf)
-	return [16]byte(sum[:16])
 }
 
 // PurgeCache removes an upstream's cached responses whose path starts with
@@ -142,7 +113,7 @@ type fillResult struct {
 // serveCached is the cached mode of package doc step 1: answer from the
 // cache, or fill it through the sync path.
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
-	if r.Header.Get("Range") != "" {
+	if cache.First(r.Header, "Range") != "" {
 		// A part is not the whole: passed through, and not stored.
 		c.Upstream.M.CacheLookup("bypass")
 		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")
@@ -153,7 +124,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 	primary := cacheKey(rc, c.Upstream, r, path)
 	rq := cache.ParseCacheControl(r.Header)
 	stale, key := p.lookup(primary, r)
-	now := p.now()
+	now := p.cacheNow(c)
 	var v cache.Verdict
 	if stale != nil {
 		v = stale.Judge(rq, now, rc.Over)
@@ -197,6 +168,15 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		return
 	}
 	p.cacheForwarded(w, r, c, res, stale != nil, led)
+}
+
+// cacheNow is the time a request's cached answer is judged at: its start,
+// read once for the whole exchange, unless a test set the clock.
+func (p *Proxy) cacheNow(c *call) time.Time {
+	if p.clockSet {
+		return p.now()
+	}
+	return c.start
 }
 
 // hitStatus is the Cache-Status of a fresh hit, built with one allocation.
@@ -394,8 +374,14 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 	// has, and that growth was a tenth of a cache hit's work. The values
 	// Seawall sets share one allocation, each capped so that an append
 	// to one copies it.
+	// The two numbers share one string too.
+	var digits [40]byte
+	b := strconv.AppendInt(digits[:0], int64(e.Age(now)/time.Second), 10)
+	ageEnd := len(b)
+	b = strconv.AppendInt(b, int64(len(e.Body)), 10)
+	numbers := string(b)
 	vals := make([]string, 3)
-	vals[0] = strconv.FormatInt(int64(e.Age(now)/time.Second), 10)
+	vals[0] = numbers[:ageEnd]
 	vals[1] = cacheStatus
 	status := http.StatusNotModified
 	if cache.NotModified(r.Header, e) {
@@ -403,7 +389,7 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 	} else {
 		status = e.Status
 		copyHeader(h, e.Header, notRelayedOrLength)
-		vals[2] = strconv.Itoa(len(e.Body))
+		vals[2] = numbers[ageEnd:]
 		h["Content-Length"] = vals[2:3:3]
 	}
 	h["Age"] = vals[0:1:1]

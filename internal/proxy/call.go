@@ -24,9 +24,10 @@ type call struct {
 	overall *clock.Bounded
 }
 
-// exchange is one request's call, upstream call, deadlines, 1xx relay
-// and overall context, allocated together.
+// exchange is one request's call, upstream call, deadlines, 1xx relay,
+// overall context and request id field value, allocated together.
 type exchange struct {
+	rid     [1]string // the answer's Seawall-Request-Id
 	c       call
 	up      upstream.Call
 	dl      deadlines

@@ -25,6 +25,9 @@ type deadlines struct {
 	write time.Duration // per write
 	hard  time.Time     // overall; zero: none
 	set   time.Time     // the write deadline set last
+	// finished is when the handler finished its answer, if it said so
+	// (finish): end reads it rather than the clock.
+	finished time.Time
 	// bodyUntil is the body's deadline, zero when none; bodyDone is set
 	// once the body has been read whole.
 	bodyUntil time.Time
@@ -84,7 +87,11 @@ func (d *deadlines) setWrite(t time.Time) {
 // for a body is lifted when the body ends (deadlineBody), or else stays,
 // so that a body still due is not waited for.
 func (d *deadlines) end() {
-	d.moveWrite(time.Now().Add(d.write))
+	now := d.finished
+	if now.IsZero() {
+		now = time.Now()
+	}
+	d.moveWrite(now.Add(d.write))
 }
 
 // readBody bounds the reading of r's body by until. It is set only while

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/upstream"
 )
@@ -13,7 +14,7 @@ import (
 // Seawall-Mode where the route allows it, deferred for Prefer:
 // respond-async when the job store is open, else the route's.
 func modeFor(rt *upstream.Route, r *http.Request, queue bool) (string, error) {
-	switch m := r.Header.Get("Seawall-Mode"); m {
+	switch m := cache.First(r.Header, "Seawall-Mode"); m {
 	case "":
 		if preferAsync(r.Header) && queue {
 			return config.ModeDeferred, nil

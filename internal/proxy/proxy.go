@@ -33,6 +33,7 @@ type Proxy struct {
 	cache    cache.Store
 	flights  coalescer
 	now      func() time.Time
+	clockSet bool // WithClock: the cache reads p.now rather than the request's start
 
 	events      incident.Publisher // the incident events of the upstreams and the cache
 	staleEvents incident.Publisher // events, at most one a minute per upstream
@@ -64,7 +65,9 @@ type Option func(*Proxy)
 func WithEvents(pub incident.Publisher) Option { return func(p *Proxy) { p.events = pub } }
 
 // WithClock makes the cache read time from now, for tests.
-func WithClock(now func() time.Time) Option { return func(p *Proxy) { p.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(p *Proxy) { p.now, p.clockSet = now, true }
+}
 
 // Metrics are Seawall's Prometheus metrics, in a registry of their own.
 type Metrics = upstream.Metrics
@@ -113,14 +116,14 @@ func (p *Proxy) Upstreams() *upstream.Set { return p.ups }
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rid := r.Header.Get(requestIDHeader)
+	rid := cache.First(r.Header, requestIDHeader)
 	if rid == "" || len(rid) > 128 {
 		rid = newRequestID()
 	}
-	w.Header()[requestIDHeader] = []string{rid}
 	// One allocation holds the exchange: the handler's call, the upstream
-	// runtime's, and the deadlines.
-	x := &exchange{}
+	// runtime's, the deadlines, and the request id's field value.
+	x := &exchange{rid: [1]string{rid}}
+	w.Header()[requestIDHeader] = x.rid[:]
 	dl := &x.dl
 	dl.start(w, p.settings().writeTimeout, start)
 	defer dl.end()
@@ -196,12 +199,17 @@ func (p *Proxy) resolve(r *http.Request) (*upstream.Upstream, string, error) {
 		return nil, "", fmt.Errorf("%w: %s %s is not an origin-form request", ErrNotProxy, r.Method, truncate(r.RequestURI, 200))
 	}
 	path := r.URL.EscapedPath()
-	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	trimmed := strings.TrimPrefix(path, "/")
+	name, _, found := strings.Cut(trimmed, "/")
 	u := p.ups.Get(name)
 	if u == nil {
 		return nil, "", fmt.Errorf("%w %q", ErrUnknownUpstream, truncate(name, 100))
 	}
-	rest, err := normalizePath("/" + rest)
+	rest := "/"
+	if found {
+		rest = trimmed[len(name):] // from its slash on: no copy
+	}
+	rest, err := normalizePath(rest)
 	if err != nil {
 		return u, "", err
 	}
@@ -236,7 +244,11 @@ func setRateLimitHeaders(h http.Header, u *upstream.Upstream, tenant string) {
 }
 
 func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status int, source string) {
-	c.Route.M.Done(status, source, time.Since(c.start))
+	now := time.Now()
+	if c.deadlines != nil {
+		c.deadlines.finished = now // the handler is done: the last flush's time runs from here
+	}
+	c.Route.M.Done(status, source, now.Sub(c.start))
 	p.logRequest(r, c.RequestID, c.Upstream.Name, c.Route.Name, status, source, c.Attempts, c.start, c.err)
 	if status == StatusClientClosed {
 		// Nothing was written: returning would let net/http send an empty
