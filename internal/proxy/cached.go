@@ -373,8 +373,7 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 	// grows into a table on any further assignment, even of a field it
 	// has, and that growth was a tenth of a cache hit's work. The values
 	// Seawall sets share one allocation, each capped so that an append
-	// to one copies it.
-	// The two numbers share one string too.
+	// to one copies it, and the two numbers among them share one string.
 	var digits [40]byte
 	b := strconv.AppendInt(digits[:0], int64(e.Age(now)/time.Second), 10)
 	ageEnd := len(b)
