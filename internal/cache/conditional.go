@@ -29,11 +29,11 @@ func NotModified(req http.Header, e *Entry) bool {
 		}
 		return false
 	}
-	ims := First(req, "If-Modified-Since")
-	if ims == "" {
+	ims := req["If-Modified-Since"] // canonical already: no canonicalizing per call
+	if len(ims) == 0 || ims[0] == "" {
 		return false // the usual request: no conditions of its own
 	}
-	since, ok := ParseHTTPDate(ims)
+	since, ok := ParseHTTPDate(ims[0])
 	if !ok {
 		return false
 	}
@@ -59,15 +59,6 @@ func NotModifiedHeader(e *Entry) http.Header {
 		}
 	}
 	return h
-}
-
-// First is the first value of the field name, which must be in canonical
-// form already: Get without canonicalizing the name on every call.
-func First(h http.Header, name string) string {
-	if vs := h[name]; len(vs) > 0 {
-		return vs[0]
-	}
-	return ""
 }
 
 // caseless are request fields whose values compare without case, so

@@ -113,7 +113,7 @@ type fillResult struct {
 // serveCached is the cached mode of package doc step 1: answer from the
 // cache, or fill it through the sync path.
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
-	if cache.First(r.Header, "Range") != "" {
+	if headerFirst(r.Header, "Range") != "" {
 		// A part is not the whole: passed through, and not stored.
 		c.Upstream.M.CacheLookup("bypass")
 		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")

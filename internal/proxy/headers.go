@@ -18,6 +18,9 @@ func notRelayedOrLength(name string) bool { return name == "Content-Length" || n
 // src's Connection header lists).
 var copyHeader = upstream.CopyHeader
 
+// headerFirst is a field's first value, by a name canonical already.
+var headerFirst = upstream.First
+
 // filtered is a new header holding src's headers but those skip names.
 func filtered(src http.Header, skip func(string) bool) http.Header {
 	h := make(http.Header, len(src))

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/upstream"
 )
@@ -14,7 +13,7 @@ import (
 // Seawall-Mode where the route allows it, deferred for Prefer:
 // respond-async when the job store is open, else the route's.
 func modeFor(rt *upstream.Route, r *http.Request, queue bool) (string, error) {
-	switch m := cache.First(r.Header, "Seawall-Mode"); m {
+	switch m := headerFirst(r.Header, "Seawall-Mode"); m {
 	case "":
 		if preferAsync(r.Header) && queue {
 			return config.ModeDeferred, nil

@@ -116,7 +116,7 @@ func (p *Proxy) Upstreams() *upstream.Set { return p.ups }
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rid := cache.First(r.Header, requestIDHeader)
+	rid := headerFirst(r.Header, requestIDHeader)
 	if rid == "" || len(rid) > 128 {
 		rid = newRequestID()
 	}

@@ -85,6 +85,15 @@ func CopyHeader(dst, src http.Header, skip func(string) bool) {
 	}
 }
 
+// First is the first value of the field name, which must be in canonical
+// form already: Header.Get without canonicalizing the name on every call.
+func First(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
 // Listed reports whether name is among the comma-separated header names of
 // a Connection header, without allocating.
 func Listed(connection []string, name string) bool {
