@@ -24,7 +24,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/upstream"
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+	"modernc.org/sqlite" // the pure-Go SQLite driver
 )
 
 // riverStore implements Store on River, for either database.
@@ -94,10 +94,11 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
 		_ = f.Close()
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous("+sync+")&_pragma=busy_timeout(10000)&_txlock=immediate")
+	connector, err := sqlite.NewConnector("file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening job store %s: %w", path, err)
 	}
+	db := sql.OpenDB(stmtCacheConnector{Connector: connector, size: stmtCacheSize})
 	db.SetMaxOpenConns(1) // SQLite allows one writer; River's driver asks for one connection
 	s, err := open(ctx, riversqlite.New(db), cfg, d, true)
 	if err != nil {
