@@ -10,8 +10,9 @@ import (
 
 // The SQLite store keeps the statements River runs prepared. River calls
 // database/sql with query text each time, and the SQLite driver compiles
-// that text anew for every call: about 8% of an enqueue's CPU, and most of
-// a poll for available jobs, which on SQLite runs in Seawall's own process.
+// that text anew for every call: about 8% of an enqueue's CPU, and half of
+// an idle poll for available jobs, which on SQLite runs in Seawall's own
+// process (docs/jobs.md has the figures).
 // A statement SQLite has compiled is run again by resetting it; a change of
 // schema recompiles it (sqlite3_prepare_v2), so keeping one is safe.
 //
@@ -54,11 +55,13 @@ type stmtCacheConn struct {
 	tick  uint64                 // guarded by mu
 }
 
+// cachedStmt is one kept statement; its fields but s are guarded by its
+// connection's mu.
 type cachedStmt struct {
 	s    driver.Stmt
 	used uint64 // the tick of its last use, for eviction
-	busy bool   // rows read from it are open
-	gone bool   // evicted or its connection closed while busy: closed on release
+	busy bool   // in use: run, or rows read from it are open
+	gone bool   // dropped while busy: closed on release
 }
 
 func newStmtCacheConn(conn driver.Conn, size int) (driver.Conn, error) {
@@ -97,7 +100,9 @@ func (c *stmtCacheConn) take(ctx context.Context, query string) (*cachedStmt, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cs.used = c.tick
-	if len(c.stmts) >= c.size {
+	if old, ok := c.stmts[query]; ok { // not while database/sql keeps to one goroutine, but never leaked
+		c.dropLocked(query, old)
+	} else if len(c.stmts) >= c.size {
 		c.evictLocked()
 	}
 	c.stmts[query] = cs
@@ -113,15 +118,20 @@ func (c *stmtCacheConn) evictLocked() {
 			oldest, at = q, cs
 		}
 	}
-	if at == nil {
+	if at != nil {
+		c.dropLocked(oldest, at)
+	}
+}
+
+// dropLocked takes cs out of the cache and closes it, or has its release
+// close it while rows read from it are open.
+func (c *stmtCacheConn) dropLocked(query string, cs *cachedStmt) {
+	delete(c.stmts, query)
+	if cs.busy {
+		cs.gone = true
 		return
 	}
-	delete(c.stmts, oldest)
-	if at.busy {
-		at.gone = true
-		return
-	}
-	_ = at.s.Close()
+	_ = cs.s.Close()
 }
 
 // release makes cs free for the next run of its query.
@@ -212,19 +222,10 @@ func (r *stmtCacheRows) ColumnTypeNullable(i int) (nullable, ok bool) {
 // Close closes the statements the connection keeps, then the connection.
 func (c *stmtCacheConn) Close() error {
 	c.mu.Lock()
-	stmts := c.stmts
-	c.stmts = map[string]*cachedStmt{}
-	for _, cs := range stmts {
-		if cs.busy {
-			cs.gone = true
-		}
+	for q, cs := range c.stmts {
+		c.dropLocked(q, cs)
 	}
 	c.mu.Unlock()
-	for _, cs := range stmts {
-		if !cs.gone {
-			_ = cs.s.Close()
-		}
-	}
 	return c.conn.Close()
 }
 
