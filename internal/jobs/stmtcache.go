@@ -55,10 +55,17 @@ type stmtCacheConn struct {
 	tick  uint64                 // guarded by mu
 }
 
+// stmtContext is a prepared statement that runs with a context.
+type stmtContext interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
 // cachedStmt is one kept statement; its fields but s are guarded by its
 // connection's mu.
 type cachedStmt struct {
-	s    driver.Stmt
+	s    stmtContext
 	used uint64 // the tick of its last use, for eviction
 	busy bool   // in use: run, or rows read from it are open
 	gone bool   // dropped while busy: closed on release
@@ -77,8 +84,9 @@ func newStmtCacheConn(conn driver.Conn, size int) (driver.Conn, error) {
 }
 
 // take returns the cached statement for query, prepared now if need be,
-// marked busy; nil when the one cached is busy (the caller runs the query
-// uncached). An error is the driver's, from preparing.
+// marked busy; nil when the one cached is busy or the driver's statement
+// cannot run with a context (the caller runs the query uncached). An error
+// is the driver's, from preparing.
 func (c *stmtCacheConn) take(ctx context.Context, query string) (*cachedStmt, error) {
 	c.mu.Lock()
 	c.tick++
@@ -96,7 +104,12 @@ func (c *stmtCacheConn) take(ctx context.Context, query string) (*cachedStmt, er
 	if err != nil {
 		return nil, err
 	}
-	cs := &cachedStmt{s: s, busy: true}
+	sc, ok := s.(stmtContext)
+	if !ok {
+		_ = s.Close()
+		return nil, nil
+	}
+	cs := &cachedStmt{s: sc, busy: true}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cs.used = c.tick
@@ -154,10 +167,7 @@ func (c *stmtCacheConn) ExecContext(ctx context.Context, query string, args []dr
 		return c.exec.ExecContext(ctx, query, args)
 	}
 	defer c.release(cs)
-	if e, ok := cs.s.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
-	}
-	return c.exec.ExecContext(ctx, query, args)
+	return cs.s.ExecContext(ctx, args)
 }
 
 func (c *stmtCacheConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -165,17 +175,10 @@ func (c *stmtCacheConn) QueryContext(ctx context.Context, query string, args []d
 	if err != nil {
 		return nil, err
 	}
-	q, ok := driver.StmtQueryContext(nil), false
-	if cs != nil {
-		q, ok = cs.s.(driver.StmtQueryContext)
-	}
-	if !ok {
-		if cs != nil {
-			c.release(cs)
-		}
+	if cs == nil {
 		return c.query.QueryContext(ctx, query, args)
 	}
-	rows, err := q.QueryContext(ctx, args)
+	rows, err := cs.s.QueryContext(ctx, args)
 	if err != nil {
 		c.release(cs)
 		return nil, err
