@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 
@@ -263,5 +264,29 @@ func TestStmtCacheAfterACanceledRun(t *testing.T) {
 	var v string
 	if err := db.QueryRow(`SELECT v FROM t WHERE k = ?`, 2).Scan(&v); err != nil || v != "b" {
 		t.Errorf("after a canceled run: %q, %v", v, err)
+	}
+}
+
+// Rows read through a kept statement still tell database/sql their
+// columns' types, as the driver's own rows do.
+func TestStmtCacheRowsKeepColumnTypes(t *testing.T) {
+	db, _ := cachedDB(t, 8)
+	mustExec(t, db, `INSERT INTO t (k, v) VALUES (1, 'a')`)
+	for range 2 { // prepared, then kept
+		rows, err := db.Query(`SELECT k, v FROM t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types, err := rows.ColumnTypes()
+		_ = rows.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(types) != 2 || types[0].DatabaseTypeName() != "INTEGER" || types[1].DatabaseTypeName() != "TEXT" {
+			t.Fatalf("column types %v, want INTEGER and TEXT", types)
+		}
+		if st := types[1].ScanType(); st == nil || st.Kind() != reflect.String {
+			t.Errorf("scan type of the TEXT column: %v, want string", st)
+		}
 	}
 }
