@@ -316,8 +316,17 @@ func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inse
 	s.m.committed(len(ds), time.Since(start))
 	out := make([]inserted, len(res))
 	for i, r := range res {
-		out[i].job, out[i].err = toJob(r.Job)
 		out[i].existing = r.UniqueSkippedAsDuplicate
+		if out[i].existing {
+			// Another request's job: its own delivery, token and
+			// fingerprint, read back from the store.
+			out[i].job, out[i].err = toJob(r.Job)
+			continue
+		}
+		// A job just written holds the delivery it was written from:
+		// decoding its stored copy again cost an enqueue a JSON parse.
+		out[i].job = jobState(r.Job)
+		out[i].job.Delivery = ds[i]
 	}
 	return out, nil
 }
@@ -542,11 +551,7 @@ func (p schedulePolicy) NextRetry(job *rivertype.JobRow) time.Time {
 }
 
 func toJob(r *rivertype.JobRow) (Job, error) {
-	j := Job{ID: r.ID, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt, NextAt: r.ScheduledAt, FinalizedAt: r.FinalizedAt}
-	if len(r.Errors) > 0 {
-		j.LastError = r.Errors[len(r.Errors)-1].Error
-	}
-	j.State = fromRiver(r.State, r.Attempt > 0 && len(r.Errors) > 0)
+	j := jobState(r)
 	if err := decodeArgs(r.EncodedArgs, &j.Delivery); err != nil {
 		return Job{}, fmt.Errorf("job %d: %w", r.ID, err)
 	}
@@ -557,6 +562,17 @@ func toJob(r *rivertype.JobRow) (Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// jobState is a row's job without its delivery and result: its id,
+// attempts, times and state.
+func jobState(r *rivertype.JobRow) Job {
+	j := Job{ID: r.ID, Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt, NextAt: r.ScheduledAt, FinalizedAt: r.FinalizedAt}
+	if len(r.Errors) > 0 {
+		j.LastError = r.Errors[len(r.Errors)-1].Error
+	}
+	j.State = fromRiver(r.State, r.Attempt > 0 && len(r.Errors) > 0)
+	return j
 }
 
 // fromRiver names River's state as Seawall's; a job waiting after a failed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -167,6 +168,37 @@ func TestIdempotencyKeyDeduplicates(t *testing.T) {
 		waitState(t, s, a.ID, Succeeded)
 		if n := rec.count(a.ID); n != 1 {
 			t.Errorf("delivered %d times, want 1", n)
+		}
+	})
+}
+
+// An enqueue answers with the job as the store holds it: a new job's
+// delivery is the one written, and a duplicate's is the first request's,
+// whose token and fingerprint the caller compares and hands back.
+func TestEnqueueAnswersWithTheStoredJob(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		s := start(t, open, newRecorder())
+		first := delivery("key-2")
+		first.Scope, first.Fingerprint, first.Token, first.RequestID = "POST /v1/send", "fp-1", "tok-1", "req-1"
+		a, _, err := s.Enqueue(context.Background(), first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := s.Get(context.Background(), a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a.Delivery, stored.Delivery) || a.State != stored.State || !a.CreatedAt.Equal(stored.CreatedAt) {
+			t.Errorf("Enqueue answered %+v, the store holds %+v", a, stored)
+		}
+		again := first
+		again.Fingerprint, again.Token, again.RequestID = "fp-2", "tok-2", "req-2"
+		b, existing, err := s.Enqueue(context.Background(), again)
+		if err != nil || !existing || b.ID != a.ID {
+			t.Fatalf("second enqueue = %d, %v, %v; want job %d again", b.ID, existing, err, a.ID)
+		}
+		if b.Delivery.Fingerprint != "fp-1" || b.Delivery.Token != "tok-1" || b.Delivery.RequestID != "req-1" {
+			t.Errorf("a duplicate answered with %+v, want the first request's delivery", b.Delivery)
 		}
 	})
 }
