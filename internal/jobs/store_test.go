@@ -188,7 +188,8 @@ func TestEnqueueAnswersWithTheStoredJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(a.Delivery, stored.Delivery) || a.State != stored.State || !a.CreatedAt.Equal(stored.CreatedAt) {
+		// The job may be running by now; what it was written with is fixed.
+		if !reflect.DeepEqual(a.Delivery, stored.Delivery) || a.State != Queued || !a.CreatedAt.Equal(stored.CreatedAt) {
 			t.Errorf("Enqueue answered %+v, the store holds %+v", a, stored)
 		}
 		again := first
