@@ -79,8 +79,8 @@ var scenarioNames = []struct{ key, title string }{
 // proxy's ratios to direct and to nginx.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | peak RSS | allocs/req | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | CPU µs/req | peak RSS | allocs/req | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
@@ -100,15 +100,16 @@ func (r *results) table() string {
 			if hasNginx && t != "nginx" && t != "direct" && ng.rps > 0 && ng.p99 > 0 {
 				vsNginx = fmt.Sprintf("%.2f×, %.2f×", m.rps/ng.rps, float64(m.p99)/float64(ng.p99))
 			}
-			cpu, rss, allocs := "", "", ""
+			cpu, perReq, rss, allocs := "", "", "", ""
 			if t != "direct" {
 				cpu, rss = fmt.Sprintf("%.0f%%", m.proxyCPU), fmt.Sprintf("%d MiB", m.proxyRSS/1024)
+				perReq = cpuPerRequest(m)
 			}
 			if m.allocs > 0 {
 				allocs = fmt.Sprintf("%.0f", m.allocs)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
-				round(m.p50), round(m.p99), round(m.p999), cpu, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU)
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
+				round(m.p50), round(m.p99), round(m.p999), cpu, perReq, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU)
 		}
 	}
 	b.WriteString(r.byRound())
@@ -117,6 +118,15 @@ func (r *results) table() string {
 		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
 	}
 	return b.String()
+}
+
+// cpuPerRequest is the proxy's CPU time a request served, in µs: its cost
+// whatever set the rate, the proxy's core or the generator and upstream.
+func cpuPerRequest(m measurement) string {
+	if m.rps <= 0 || m.proxyCPU <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", m.proxyCPU/100*1e6/m.rps)
 }
 
 // groupCommits says, for each (e) row's median round, how the job store

@@ -76,3 +76,22 @@ func TestTheProfilingRoundIsNotCounted(t *testing.T) {
 		t.Errorf("round 1's measurement: %+v, %v", m, ok)
 	}
 }
+
+// Each proxy's row gives its CPU time a request: its share of a core over
+// the measurement, divided by the requests it served. Direct has none.
+func TestTheTableGivesCPUPerRequest(t *testing.T) {
+	r := newResults()
+	r.add("pass", "direct", measurement{rps: 40000, proxyCPU: 0})
+	r.add("pass", "seawall", measurement{rps: 20000, proxyCPU: 96})
+	r.add("pass", "nginx", measurement{rps: 26000, proxyCPU: 65})
+	got := r.table()
+	for _, want := range []string{
+		"| (a) pass-through, limiter+breaker+retry on | seawall | 20000 | 0 µs | 0 µs | 0 µs | 96% | 48.0 | ",
+		"| (a) pass-through, limiter+breaker+retry on | nginx | 26000 | 0 µs | 0 µs | 0 µs | 65% | 25.0 | ",
+		"| (a) pass-through, limiter+breaker+retry on | direct | 40000 | 0 µs | 0 µs | 0 µs |  |  |  | ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+}
