@@ -302,11 +302,15 @@ func (s *riverStore[TTx]) Enqueue(ctx context.Context, d Delivery) (Job, bool, e
 func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inserted, error) {
 	params := make([]river.InsertManyParams, len(ds))
 	for i, d := range ds {
+		args, err := store(d)
+		if err != nil {
+			return nil, fmt.Errorf("encoding job: %w", err)
+		}
 		opts := &river.InsertOpts{Queue: d.Upstream, MaxAttempts: s.cfg.MaxAttempts}
 		if d.IdempotencyKey != "" {
 			opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true, ByState: uniqueStates}
 		}
-		params[i] = river.InsertManyParams{Args: d, InsertOpts: opts}
+		params[i] = river.InsertManyParams{Args: args, InsertOpts: opts}
 	}
 	start := time.Now()
 	res, err := s.client.InsertMany(ctx, params)
@@ -474,21 +478,21 @@ var ErrCutOff = errors.New("deliveries cut off")
 // worker hands River's jobs to the Deliverer, keeps deferred jobs'
 // results, dead-letters jobs past their age and queues their callbacks.
 type worker[TTx any] struct {
-	river.WorkerDefaults[Delivery]
+	river.WorkerDefaults[storedArgs]
 	d Deliverer
 	s *riverStore[TTx]
 }
 
-func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error {
+func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[storedArgs]) error {
 	maxAge, m := w.s.cfg.MaxAge, w.s.m
 	if maxAge > 0 && time.Since(job.CreatedAt) > maxAge {
 		// River dead-letters a failed job on its last attempt: make this one it.
 		job.MaxAttempts = job.Attempt
 		w.s.deadLettered(job, fmt.Sprintf("not delivered within max_age %s", maxAge))
-		return errors.Join(fmt.Errorf("not delivered within max_age %s", maxAge), w.s.finished(job.ID, job.Args))
+		return errors.Join(fmt.Errorf("not delivered within max_age %s", maxAge), w.s.finished(job.ID, job.Args.delivery))
 	}
 	w.s.running.Add(1)
-	res, err := w.d.Deliver(ctx, job.ID, job.Attempt, job.Args)
+	res, err := w.d.Deliver(ctx, job.ID, job.Attempt, job.Args.delivery)
 	w.s.running.Add(-1)
 	if err != nil && ctx.Err() != nil && w.s.stopping.Load() {
 		// Cut off by the end of the shutdown grace: not the upstream's
@@ -496,7 +500,7 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error 
 		m.deliveries.WithLabelValues(job.Queue, "interrupted").Inc()
 		return river.JobSnooze(0)
 	}
-	if res != nil && job.Args.Deferred {
+	if res != nil && job.Args.delivery.Deferred {
 		if rerr := river.RecordOutput(ctx, res); rerr != nil {
 			return fmt.Errorf("keeping the result: %w", rerr)
 		}
@@ -510,23 +514,23 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[Delivery]) error 
 		m.deliveries.WithLabelValues(job.Queue, "succeeded").Inc()
 		// Should its callback fail to queue, the job is delivered again
 		// rather than its callback lost; every attempt carries one key.
-		return w.s.finished(job.ID, job.Args)
+		return w.s.finished(job.ID, job.Args.delivery)
 	case ctx.Err() != nil:
 		return err // stopping or timed out: River requeues it
 	}
 	m.deliveries.WithLabelValues(job.Queue, "failed").Inc()
 	if job.Attempt >= job.MaxAttempts {
 		w.s.deadLettered(job, fmt.Sprintf("%d attempts failed, the last: %v", job.Attempt, err))
-		return errors.Join(err, w.s.finished(job.ID, job.Args))
+		return errors.Join(err, w.s.finished(job.ID, job.Args.delivery))
 	}
 	return err
 }
 
 // deadLettered counts a job given up, and publishes the event.
-func (s *riverStore[TTx]) deadLettered(job *river.Job[Delivery], why string) {
+func (s *riverStore[TTx]) deadLettered(job *river.Job[storedArgs], why string) {
 	s.m.dead.WithLabelValues(job.Queue).Inc()
 	s.events.Publish(incident.Event{Type: incident.JobsDeadLettered, Upstream: job.Queue, Severity: incident.Warning,
-		Summary:  fmt.Sprintf("job %d (%s %s) dead-lettered: %s", job.ID, job.Args.Method, upstream.Truncate(strings.SplitN(job.Args.Path, "?", 2)[0], 120), upstream.Truncate(why, 300)),
+		Summary:  fmt.Sprintf("job %d (%s %s) dead-lettered: %s", job.ID, job.Args.delivery.Method, upstream.Truncate(strings.SplitN(job.Args.delivery.Path, "?", 2)[0], 120), upstream.Truncate(why, 300)),
 		Evidence: map[string]any{"job": job.ID, "attempts": job.Attempt}})
 }
 
