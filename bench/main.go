@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -36,7 +37,7 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario into this directory, from an extra round 0 that the table does not count")
-	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines,pair); default all")
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
@@ -265,7 +266,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	// policies, on each candidate stack, in the (a), (d) and (f) rows, and
 	// bare servers answering from memory in the (b) and (c) rows.
 	var protos []*target
-	if want("engines") {
+	if want("engines") || want("pair") {
 		protoBin := filepath.Join(dir, "proto")
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
@@ -424,10 +425,61 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			fmt.Fprintf(os.Stderr, "syscalls %-8s %.2f per request: %s\n", t.name, n, by)
 		}
 	}
+	if want("pair") {
+		if err := runPairs(results, targets, protos, conns, duration, rounds); err != nil {
+			return err
+		}
+	}
 	table := results.table()
 	fmt.Println(table)
 	if write {
 		return writeSection("docs/benchmarks.md", table, duration, rounds, conns)
+	}
+	return nil
+}
+
+// runPairs runs Seawall and its bare engine at the same time, rounds
+// times for each of (a) and (b) 1 KiB: both are pinned to CPU 1, and each
+// is offered the same fixed rate, well inside what the two take together.
+// At like rates the two pay alike for what the kernel does a response:
+// served closed-loop, the one at the lower rate wakes its generator more
+// often and pays more a request for it.
+func runPairs(results *results, targets, protos []*target, conns int, duration time.Duration, rounds int) error {
+	engines := map[string]string{"pass": "proto-h1", "cache1k": "proto-static"}
+	rates := map[string]float64{"pass": 5000, "cache1k": 10000}
+	var seawall *target
+	for _, t := range targets {
+		if t.name == "seawall" {
+			seawall = t
+		}
+	}
+	for _, s := range []string{"pass", "cache1k"} {
+		var bare *target
+		for _, t := range protos {
+			if t.name == engines[s] {
+				bare = t
+			}
+		}
+		if seawall == nil || bare == nil {
+			return fmt.Errorf("pair: no %s to run beside Seawall", engines[s])
+		}
+		for r := 1; r <= rounds; r++ {
+			var sw, e measurement
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				sw = measure(seawall, "GET", seawall.base+seawall.paths[s], conns*4, rates[s], duration)
+			}()
+			go func() {
+				defer wg.Done()
+				e = measure(bare, "GET", bare.base+bare.paths[s], conns*4, rates[s], duration)
+			}()
+			wg.Wait()
+			p := pair{scenario: s, engine: bare.name, rate: rates[s], seawall: sw, bare: e}
+			results.pairs = append(results.pairs, p)
+			fmt.Fprintf(os.Stderr, "round %d pair %-8s seawall %s | %s %s | CPU a request %.2f×\n", r, s, sw, bare.name, e, p.cpuRatio())
+		}
 	}
 	return nil
 }

@@ -16,6 +16,57 @@ import (
 type results struct {
 	m        map[string]map[string][]measurement
 	syscalls []string // per request in (a), with strace attached, by target
+	pairs    []pair   // Seawall and its engine on one core at once
+}
+
+// pair is one run of Seawall and its bare engine at the same time, both
+// on the proxies' core, each offered the same rate: whatever else the
+// host does falls on both alike, so the ratio of their CPU a request
+// holds where figures measured one after the other drift.
+type pair struct {
+	scenario, engine string
+	rate             float64 // offered to each
+	seawall, bare    measurement
+}
+
+// cpuRatio is Seawall's CPU a request over the engine's; 0 when either
+// is unknown.
+func (p pair) cpuRatio() float64 {
+	sw, e := p.seawall.proxyCPU/p.seawall.rps, p.bare.proxyCPU/p.bare.rps
+	if p.seawall.rps <= 0 || p.bare.rps <= 0 || sw <= 0 || e <= 0 {
+		return 0
+	}
+	return sw / e
+}
+
+// pairsTable lists the pairs run, by scenario, in the order run.
+func (r *results) pairsTable() string {
+	if len(r.pairs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nSeawall and its bare engine on one core at once (`-only pair`), each offered the same rate by its own generator; Seawall's CPU a request over the engine's, run by run:\n\n")
+	b.WriteString("| scenario | engine | offered to each | Seawall / engine, CPU a request | Seawall, engine: CPU µs a request (req/s served) |\n|---|---|---|---|---|\n")
+	for _, s := range scenarioNames {
+		var ratios, each []string
+		engine, rate := "", 0.0
+		for _, p := range r.pairs {
+			if p.scenario != s.key {
+				continue
+			}
+			engine, rate = p.engine, p.rate
+			ratio := "?"
+			if x := p.cpuRatio(); x > 0 {
+				ratio = fmt.Sprintf("%.2f", x)
+			}
+			ratios = append(ratios, ratio)
+			each = append(each, fmt.Sprintf("%s, %s (%.0f, %.0f)", cpuPerRequest(p.seawall), cpuPerRequest(p.bare), p.seawall.rps, p.bare.rps))
+		}
+		if len(ratios) > 0 {
+			fmt.Fprintf(&b, "| %s | %s | %.0f/s | %s | %s |\n", s.title, engine, rate, strings.Join(ratios, ", "), strings.Join(each, "; "))
+		}
+	}
+	return b.String()
 }
 
 func newResults() *results { return &results{m: map[string]map[string][]measurement{}} }
@@ -117,6 +168,7 @@ func (r *results) table() string {
 	if len(r.syscalls) > 0 {
 		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
 	}
+	b.WriteString(r.pairsTable())
 	return b.String()
 }
 
