@@ -51,11 +51,7 @@ upstreams:
 	get(t, app, base+"/_seawall/jobs/0")
 	get(t, ops, "http://"+admin+"/healthz")
 
-	// The soft limit only: the hard one could not be raised back.
-	limit := strconv.Itoa(lowestFreeFD(t, pid))
-	if out, err := exec.Command(prlimit, "--pid", pid, "--nofile="+limit+":").CombinedOutput(); err != nil {
-		t.Fatalf("prlimit: %v %s", err, out)
-	}
+	capDescriptors(t, prlimit, pid)
 	for i := 0; i < 10; i++ {
 		resp := get(t, app, base+"/api/v1/x")
 		if resp.StatusCode != 503 || resp.Header.Get("Seawall-Error") != "seawall-overloaded" || resp.Header.Get("Retry-After") == "" {
@@ -81,6 +77,27 @@ upstreams:
 	if resp := get(t, app, base+"/api/v1/x"); resp.StatusCode != 200 {
 		t.Errorf("with descriptors again: %d, want 200", resp.StatusCode)
 	}
+}
+
+// capDescriptors sets process pid's soft descriptor limit (the hard one
+// could not be raised back) to its lowest free descriptor, so that it can
+// open no new one. A descriptor the process held for a moment when it was
+// counted (the runtime reads its cgroup's files from time to time) would
+// leave one free below the limit once closed: the limit is lowered again
+// until the lowest free descriptor holds still for a while.
+func capDescriptors(t *testing.T, prlimit, pid string) {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		limit := lowestFreeFD(t, pid)
+		if out, err := exec.Command(prlimit, "--pid", pid, "--nofile="+strconv.Itoa(limit)+":").CombinedOutput(); err != nil {
+			t.Fatalf("prlimit: %v %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if lowestFreeFD(t, pid) == limit {
+			return
+		}
+	}
+	t.Fatal("the process's lowest free descriptor did not hold still in 20 tries")
 }
 
 // lowestFreeFD is the lowest descriptor number process pid has free: with
