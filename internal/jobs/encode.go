@@ -29,10 +29,10 @@ type storedArgs struct {
 // Kind implements river.JobArgs: a delivery's, whichever form it is in.
 func (storedArgs) Kind() string { return Delivery{}.Kind() }
 
-// store is d in the form River keeps. There is no MarshalJSON: with one,
+// storedFrom is d in the form River keeps. There is no MarshalJSON: with one,
 // encoding/json would scan its output again to compact it, which cost an
 // enqueue more than the whole encoding did before.
-func store(d Delivery) (storedArgs, error) {
+func storedFrom(d Delivery) (storedArgs, error) {
 	whole, err := json.Marshal(d)
 	return storedArgs{IdempotencyKey: d.IdempotencyKey, Scope: d.Scope, Whole: string(whole), delivery: d}, err
 }

@@ -160,7 +160,7 @@ func FuzzDecodeArgs(f *testing.F) {
 		if decodeArgs(b, &d) != nil {
 			return
 		}
-		args, err := store(d)
+		args, err := storedFrom(d)
 		if err != nil {
 			t.Fatal(err)
 		}

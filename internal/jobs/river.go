@@ -302,7 +302,7 @@ func (s *riverStore[TTx]) Enqueue(ctx context.Context, d Delivery) (Job, bool, e
 func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inserted, error) {
 	params := make([]river.InsertManyParams, len(ds))
 	for i, d := range ds {
-		args, err := store(d)
+		args, err := storedFrom(d)
 		if err != nil {
 			return nil, fmt.Errorf("encoding job: %w", err)
 		}
