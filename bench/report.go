@@ -32,8 +32,8 @@ type pair struct {
 // cpuRatio is Seawall's CPU a request over the engine's; 0 when either
 // is unknown.
 func (p pair) cpuRatio() float64 {
-	sw, e := p.seawall.proxyCPU/p.seawall.rps, p.bare.proxyCPU/p.bare.rps
-	if p.seawall.rps <= 0 || p.bare.rps <= 0 || sw <= 0 || e <= 0 {
+	sw, e := cpuMicros(p.seawall), cpuMicros(p.bare)
+	if sw == 0 || e == 0 {
 		return 0
 	}
 	return sw / e
@@ -175,10 +175,19 @@ func (r *results) table() string {
 // cpuPerRequest is the proxy's CPU time a request served, in µs: its cost
 // whatever set the rate, the proxy's core or the generator and upstream.
 func cpuPerRequest(m measurement) string {
-	if m.rps <= 0 || m.proxyCPU <= 0 {
-		return ""
+	if us := cpuMicros(m); us > 0 {
+		return fmt.Sprintf("%.1f", us)
 	}
-	return fmt.Sprintf("%.1f", m.proxyCPU/100*1e6/m.rps)
+	return ""
+}
+
+// cpuMicros is the proxy's CPU time a request served, in µs; 0 when
+// unknown.
+func cpuMicros(m measurement) float64 {
+	if m.rps <= 0 || m.proxyCPU <= 0 {
+		return 0
+	}
+	return m.proxyCPU / 100 * 1e6 / m.rps
 }
 
 // groupCommits says, for each (e) row's median round, how the job store
