@@ -363,6 +363,13 @@ func (p *Proxy) cacheProblem(w http.ResponseWriter, r *http.Request, c *call, er
 	p.finish(w, r, c, answerError(w, c, err), "seawall")
 }
 
+// autoLengthMax is the largest body net/http holds until the handler
+// returns (its bufferBeforeChunkingSize; HTTP/2's buffer is larger) and
+// then sends with a Content-Length of its own making, outside the header
+// map. Each field in the map is copied, sorted and written at WriteHeader,
+// so a small answer leaves its length to the server.
+const autoLengthMax = 2048
+
 // writeEntry answers from a response held in memory, with cacheStatus
 // as its Cache-Status and source as its Seawall-Source.
 // A request whose own conditions the entry meets gets 304 (RFC 9111
@@ -388,8 +395,10 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 	} else {
 		status = e.Status
 		copyHeader(h, e.Header, notRelayedOrLength)
-		vals[2] = numbers[ageEnd:]
-		h["Content-Length"] = vals[2:3:3]
+		if len(e.Body) > autoLengthMax {
+			vals[2] = numbers[ageEnd:]
+			h["Content-Length"] = vals[2:3:3]
+		}
 	}
 	h["Age"] = vals[0:1:1]
 	h["Cache-Status"] = vals[1:2:2]

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -320,6 +321,37 @@ func TestCacheKeyConfig(t *testing.T) {
 	for i, st := range steps {
 		if r := s.getWith(st.path, st.hdr...); r.body != st.want {
 			t.Errorf("step %d %s %v: got %q, want %q", i, st.path, st.hdr, r.body, st.want)
+		}
+	}
+}
+
+// A cached answer reaches the app with its Content-Length and unchunked,
+// whether Seawall names the length (a large body) or leaves it to the
+// server (one that fits net/http's buffer), on the fill and on the hit.
+func TestCachedAnswersCarryTheirLength(t *testing.T) {
+	s := newStack(t, "", cachedRoute)
+	for _, n := range []int{1, 10, 2047, 2048, 2049, 5000, 70000} {
+		s.fake.Set(fakeapi.Behavior{Body: strings.Repeat("x", n), Headers: map[string]string{"Cache-Control": "max-age=60"}})
+		path := fmt.Sprintf("/api/v1/len/%d", n)
+		for _, want := range []string{"stored", "hit"} {
+			req, _ := http.NewRequest(http.MethodGet, s.sw.URL+path, nil)
+			resp, err := s.c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := resp.Header.Get("Cache-Status")
+			if !strings.Contains(cs, want) || len(b) != n {
+				t.Fatalf("%d bytes: Cache-Status %q and %d bytes, want %s and %d", n, cs, len(b), want, n)
+			}
+			if resp.ContentLength != int64(n) || len(resp.TransferEncoding) != 0 || resp.Header.Get("Content-Length") != strconv.Itoa(n) {
+				t.Errorf("%d bytes, %s: Content-Length %q (%d), Transfer-Encoding %q; want %d and not chunked",
+					n, want, resp.Header.Get("Content-Length"), resp.ContentLength, resp.TransferEncoding, n)
+			}
 		}
 	}
 }
