@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http/httputil"
 	neturl "net/url"
 	"os"
 	"os/exec"
@@ -222,8 +224,8 @@ func measureOpen(t *target, url string, conns int, rate float64, d time.Duration
 }
 
 // rawConn is one keep-alive connection of measureOpen's bare client. It
-// reads answers framed by Content-Length, which every target here sends
-// for these small bodies; anything else is an error.
+// reads answers framed by Content-Length or chunked; anything else is an
+// error.
 type rawConn struct {
 	conn net.Conn
 	r    *bufio.Reader
@@ -250,7 +252,7 @@ func (c *rawConn) get(request []byte) (int, error) {
 	return readAnswer(c.r)
 }
 
-// readAnswer reads one HTTP/1.1 answer framed by Content-Length and returns
+// readAnswer reads one HTTP/1.1 answer framed by Content-Length or chunked and returns
 // its status, leaving r at the start of the next answer.
 func readAnswer(r *bufio.Reader) (int, error) {
 	line, err := r.ReadSlice('\n')
@@ -264,7 +266,7 @@ func readAnswer(r *bufio.Reader) (int, error) {
 	if err != nil || status < 100 || status > 999 {
 		return 0, fmt.Errorf("bad status line %q", line)
 	}
-	length := -1
+	length, chunked := -1, false
 	for {
 		h, err := r.ReadSlice('\n')
 		if err != nil {
@@ -274,14 +276,39 @@ func readAnswer(r *bufio.Reader) (int, error) {
 		if len(h) == 0 {
 			break
 		}
-		if name, value, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(name, []byte("Content-Length")) {
+		name, value, ok := bytes.Cut(h, []byte(":"))
+		switch {
+		case !ok:
+		case bytes.EqualFold(name, []byte("Content-Length")):
 			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil || length < 0 {
 				return 0, fmt.Errorf("bad Content-Length %q", value)
 			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			if !bytes.EqualFold(bytes.TrimSpace(value), []byte("chunked")) {
+				return 0, fmt.Errorf("unknown Transfer-Encoding %q", value)
+			}
+			chunked = true
 		}
 	}
-	if length < 0 {
-		return 0, fmt.Errorf("answer without Content-Length")
+	switch {
+	case chunked && length >= 0:
+		return 0, fmt.Errorf("answer with both Content-Length and Transfer-Encoding")
+	case chunked:
+		// nginx sends a cached answer chunked when its vendor did.
+		if _, err := io.Copy(io.Discard, httputil.NewChunkedReader(r)); err != nil {
+			return 0, err
+		}
+		for { // the trailer section, then the empty line
+			h, err := r.ReadSlice('\n')
+			if err != nil {
+				return 0, err
+			}
+			if len(bytes.TrimRight(h, "\r\n")) == 0 {
+				return status, nil
+			}
+		}
+	case length < 0:
+		return 0, fmt.Errorf("answer without Content-Length or chunked framing")
 	}
 	_, err = r.Discard(length)
 	return status, err

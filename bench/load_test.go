@@ -14,11 +14,21 @@ import (
 )
 
 // The bare open-model client keeps one connection framed correctly across
-// answers of different statuses and lengths from a real net/http server.
+// answers of different statuses, lengths and framings (chunked, as nginx
+// sends a cached answer its vendor sent chunked) from a real net/http
+// server.
 func TestRawClientKeepsFraming(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		status, _ := strconv.Atoi(r.URL.Query().Get("status"))
+		if r.URL.Query().Has("chunked") {
+			w.WriteHeader(status)
+			for range n {
+				_, _ = w.Write([]byte("x"))
+				http.NewResponseController(w).Flush() // a chunk each
+			}
+			return
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.WriteHeader(status)
 		_, _ = w.Write(bytes.Repeat([]byte("x"), n))
@@ -30,8 +40,15 @@ func TestRawClientKeepsFraming(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	for _, tc := range []struct{ status, n int }{{200, 0}, {200, 1}, {503, 40}, {200, 70000}, {404, 3}, {200, 5}} {
-		req := []byte("GET /?status=" + strconv.Itoa(tc.status) + "&n=" + strconv.Itoa(tc.n) + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+	for _, tc := range []struct {
+		status, n int
+		chunked   bool
+	}{{200, 0, false}, {200, 1, false}, {503, 40, false}, {200, 3, true}, {200, 70000, false}, {404, 3, false}, {200, 0, true}, {200, 5, false}} {
+		query := "?status=" + strconv.Itoa(tc.status) + "&n=" + strconv.Itoa(tc.n)
+		if tc.chunked {
+			query += "&chunked"
+		}
+		req := []byte("GET /" + query + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
 		got, err := c.get(req)
 		if err != nil || got != tc.status {
 			t.Fatalf("status %d, %d bytes: got %d, %v", tc.status, tc.n, got, err)
@@ -41,7 +58,12 @@ func TestRawClientKeepsFraming(t *testing.T) {
 
 func TestReadAnswerRefusesWhatItCannotFrame(t *testing.T) {
 	for _, in := range []string{
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+		"HTTP/1.1 200 OK\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: -4\r\n\r\n",
 		"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
 		"garbage\r\n",
@@ -58,6 +80,7 @@ func TestReadAnswerRefusesWhatItCannotFrame(t *testing.T) {
 func FuzzReadAnswer(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
 	f.Add([]byte("HTTP/1.1 503 Service Unavailable\r\ncontent-length:0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX: y\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		status, err := readAnswer(bufio.NewReader(bytes.NewReader(in)))
 		if err == nil && (status < 100 || status > 999) {

@@ -426,7 +426,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		}
 	}
 	if want("pair") {
-		if err := runPairs(results, targets, protos, conns, duration, rounds); err != nil {
+		if err := runPairs(results, targets, conns, duration, rounds); err != nil {
 			return err
 		}
 	}
@@ -438,47 +438,55 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	return nil
 }
 
-// runPairs runs Seawall and its bare engine at the same time, rounds
-// times for each of (a) and (b) 1 KiB: both are pinned to CPU 1, and each
-// is offered the same fixed rate, well inside what the two take together.
-// At like rates the two pay alike for what the kernel does a response:
-// served closed-loop, the one at the lower rate wakes its generator more
-// often and pays more a request for it.
-func runPairs(results *results, targets, protos []*target, conns int, duration time.Duration, rounds int) error {
-	engines := map[string]string{"pass": "proto-h1", "cache1k": "proto-static"}
-	rates := map[string]float64{"pass": 5000, "cache1k": 10000}
-	var seawall *target
+// pairSpec is one pair runPairs runs: Seawall beside another target on
+// one core at once, each offered rate by its own generator.
+type pairSpec struct {
+	scenario, beside string
+	rate             float64
+}
+
+// pairSpecs: Seawall beside its bare engine, for what Seawall adds to it,
+// and beside nginx for the cache hit, whose 64 KiB row is otherwise set
+// by the generator (both serve what one wrk can take).
+var pairSpecs = []pairSpec{
+	{"pass", "proto-h1", 5000},
+	{"cache1k", "proto-static", 10000},
+	{"cache1k", "nginx", 10000},
+	{"cache64k", "nginx", 4000},
+}
+
+// runPairs runs each of pairSpecs rounds times: both targets are pinned
+// to CPU 1, and each is offered the same fixed rate, well inside what
+// the two take together. At like rates the two pay alike for what the
+// kernel does a response: served closed-loop, the one at the lower rate
+// wakes its generator more often and pays more a request for it.
+func runPairs(results *results, targets []*target, conns int, duration time.Duration, rounds int) error {
+	byName := map[string]*target{}
 	for _, t := range targets {
-		if t.name == "seawall" {
-			seawall = t
-		}
+		byName[t.name] = t
 	}
-	for _, s := range []string{"pass", "cache1k"} {
-		var bare *target
-		for _, t := range protos {
-			if t.name == engines[s] {
-				bare = t
-			}
-		}
-		if seawall == nil || bare == nil {
-			return fmt.Errorf("pair: no %s to run beside Seawall", engines[s])
+	seawall := byName["seawall"]
+	for _, sp := range pairSpecs {
+		other := byName[sp.beside]
+		if seawall == nil || other == nil {
+			return fmt.Errorf("pair: no %s to run beside Seawall", sp.beside)
 		}
 		for r := 1; r <= rounds; r++ {
-			var sw, e measurement
+			var sw, o measurement
 			var wg sync.WaitGroup
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				sw = measure(seawall, "GET", seawall.base+seawall.paths[s], conns*4, rates[s], duration)
+				sw = measure(seawall, "GET", seawall.base+seawall.paths[sp.scenario], conns*4, sp.rate, duration)
 			}()
 			go func() {
 				defer wg.Done()
-				e = measure(bare, "GET", bare.base+bare.paths[s], conns*4, rates[s], duration)
+				o = measure(other, "GET", other.base+other.paths[sp.scenario], conns*4, sp.rate, duration)
 			}()
 			wg.Wait()
-			p := pair{scenario: s, engine: bare.name, rate: rates[s], seawall: sw, bare: e}
+			p := pair{scenario: sp.scenario, beside: sp.beside, rate: sp.rate, seawall: sw, other: o}
 			results.pairs = append(results.pairs, p)
-			fmt.Fprintf(os.Stderr, "round %d pair %-8s seawall %s | %s %s | CPU a request %.2f×\n", r, s, sw, bare.name, e, p.cpuRatio())
+			fmt.Fprintf(os.Stderr, "round %d pair %-8s seawall %s | %s %s | CPU a request %.2f×\n", r, sp.scenario, sw, sp.beside, o, p.cpuRatio())
 		}
 	}
 	return nil

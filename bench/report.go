@@ -16,54 +16,62 @@ import (
 type results struct {
 	m        map[string]map[string][]measurement
 	syscalls []string // per request in (a), with strace attached, by target
-	pairs    []pair   // Seawall and its engine on one core at once
+	pairs    []pair   // Seawall and another target on one core at once
 }
 
-// pair is one run of Seawall and its bare engine at the same time, both
-// on the proxies' core, each offered the same rate: whatever else the
-// host does falls on both alike, so the ratio of their CPU a request
-// holds where figures measured one after the other drift.
+// pair is one run of Seawall and another target (its bare engine, or
+// nginx) at the same time, both on the proxies' core, each offered the
+// same rate: whatever else the host does falls on both alike, so the
+// ratio of their CPU a request holds where figures measured one after
+// the other drift.
 type pair struct {
-	scenario, engine string
+	scenario, beside string
 	rate             float64 // offered to each
-	seawall, bare    measurement
+	seawall, other   measurement
 }
 
-// cpuRatio is Seawall's CPU a request over the engine's; 0 when either
+// cpuRatio is Seawall's CPU a request over the other's; 0 when either
 // is unknown.
 func (p pair) cpuRatio() float64 {
-	sw, e := cpuMicros(p.seawall), cpuMicros(p.bare)
-	if sw == 0 || e == 0 {
+	sw, o := cpuMicros(p.seawall), cpuMicros(p.other)
+	if sw == 0 || o == 0 {
 		return 0
 	}
-	return sw / e
+	return sw / o
 }
 
-// pairsTable lists the pairs run, by scenario, in the order run.
+// pairsTable lists the pairs run, by scenario and then by what Seawall
+// ran beside, in the order run.
 func (r *results) pairsTable() string {
 	if len(r.pairs) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\nSeawall and its bare engine on one core at once (`-only pair`), each offered the same rate by its own generator; Seawall's CPU a request over the engine's, run by run:\n\n")
-	b.WriteString("| scenario | engine | offered to each | Seawall / engine, CPU a request | Seawall, engine: CPU µs a request (req/s served) |\n|---|---|---|---|---|\n")
+	b.WriteString("\nSeawall beside its bare engine, or nginx, on one core at once (`-only pair`), each offered the same rate by its own generator; Seawall's CPU a request over the other's, run by run:\n\n")
+	b.WriteString("| scenario | beside | offered to each | Seawall / other, CPU a request | Seawall, other: CPU µs a request (req/s served) |\n|---|---|---|---|---|\n")
 	for _, s := range scenarioNames {
-		var ratios, each []string
-		engine, rate := "", 0.0
+		var besides []string
 		for _, p := range r.pairs {
-			if p.scenario != s.key {
-				continue
+			if p.scenario == s.key && !slices.Contains(besides, p.beside) {
+				besides = append(besides, p.beside)
 			}
-			engine, rate = p.engine, p.rate
-			ratio := "?"
-			if x := p.cpuRatio(); x > 0 {
-				ratio = fmt.Sprintf("%.2f", x)
-			}
-			ratios = append(ratios, ratio)
-			each = append(each, fmt.Sprintf("%s, %s (%.0f, %.0f)", cpuPerRequest(p.seawall), cpuPerRequest(p.bare), p.seawall.rps, p.bare.rps))
 		}
-		if len(ratios) > 0 {
-			fmt.Fprintf(&b, "| %s | %s | %.0f/s | %s | %s |\n", s.title, engine, rate, strings.Join(ratios, ", "), strings.Join(each, "; "))
+		for _, beside := range besides {
+			var ratios, each []string
+			rate := 0.0
+			for _, p := range r.pairs {
+				if p.scenario != s.key || p.beside != beside {
+					continue
+				}
+				rate = p.rate
+				ratio := "?"
+				if x := p.cpuRatio(); x > 0 {
+					ratio = fmt.Sprintf("%.2f", x)
+				}
+				ratios = append(ratios, ratio)
+				each = append(each, fmt.Sprintf("%s, %s (%.0f, %.0f)", cpuPerRequest(p.seawall), cpuPerRequest(p.other), p.seawall.rps, p.other.rps))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f/s | %s | %s |\n", s.title, beside, rate, strings.Join(ratios, ", "), strings.Join(each, "; "))
 		}
 	}
 	return b.String()

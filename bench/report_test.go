@@ -96,21 +96,26 @@ func TestTheTableGivesCPUPerRequest(t *testing.T) {
 	}
 }
 
-// The pairs' table gives Seawall's CPU a request over its engine's for
-// each run, and leaves out a run whose CPU is unknown.
+// The pairs' table gives Seawall's CPU a request over the other
+// target's for each run, a row for each target Seawall ran beside, and
+// leaves out a run whose CPU is unknown.
 func TestThePairsGiveCPUPerRequestRatios(t *testing.T) {
 	r := newResults()
 	r.pairs = []pair{
-		{scenario: "pass", engine: "proto-h1", rate: 5000, seawall: measurement{rps: 10000, proxyCPU: 50}, bare: measurement{rps: 12000, proxyCPU: 48}},
-		{scenario: "pass", engine: "proto-h1", rate: 5000, seawall: measurement{rps: 9000, proxyCPU: 50}, bare: measurement{rps: 0, proxyCPU: 48}},
-		{scenario: "cache1k", engine: "proto-static", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, bare: measurement{rps: 24000, proxyCPU: 48}},
+		{scenario: "pass", beside: "proto-h1", rate: 5000, seawall: measurement{rps: 10000, proxyCPU: 50}, other: measurement{rps: 12000, proxyCPU: 48}},
+		{scenario: "pass", beside: "proto-h1", rate: 5000, seawall: measurement{rps: 9000, proxyCPU: 50}, other: measurement{rps: 0, proxyCPU: 48}},
+		{scenario: "cache1k", beside: "proto-static", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, other: measurement{rps: 24000, proxyCPU: 48}},
+		{scenario: "cache1k", beside: "nginx", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, other: measurement{rps: 25000, proxyCPU: 50}},
+		{scenario: "cache1k", beside: "proto-static", rate: 10000, seawall: measurement{rps: 10000, proxyCPU: 30}, other: measurement{rps: 10000, proxyCPU: 20}},
 	}
 	got := r.table()
 	for _, want := range []string{
 		// 50 µs against 40 µs a request.
 		"| (a) pass-through, limiter+breaker+retry on | proto-h1 | 5000/s | 1.25, ? | 50.0, 40.0 (10000, 12000); 55.6,  (9000, 0) |",
 		// 26.0 µs against 20.0 µs.
-		"| (b) cache hit, 1 KiB | proto-static | 10000/s | 1.30 | 26.0, 20.0 (20000, 24000) |",
+		"| (b) cache hit, 1 KiB | proto-static | 10000/s | 1.30, 1.50 | 26.0, 20.0 (20000, 24000); 30.0, 20.0 (10000, 10000) |",
+		// 26.0 µs against 20.0 µs, in a row of its own.
+		"| (b) cache hit, 1 KiB | nginx | 10000/s | 1.30 | 26.0, 20.0 (20000, 25000) |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
