@@ -446,8 +446,8 @@ type pairSpec struct {
 }
 
 // pairSpecs: Seawall beside its bare engine, for what Seawall adds to it,
-// and beside nginx for the cache hit, whose 64 KiB row is otherwise set
-// by the generator (both serve what one wrk can take).
+// and beside nginx for the cache hit, whose 64 KiB row can be set by the
+// generator (when both serve what one wrk can take) rather than by them.
 var pairSpecs = []pairSpec{
 	{"pass", "proto-h1", 5000},
 	{"cache1k", "proto-static", 10000},
