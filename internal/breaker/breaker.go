@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -16,7 +15,7 @@ var ErrOpen = errors.New("circuit breaker open")
 type OpenError struct{ RetryAfter time.Duration }
 
 func (e *OpenError) Error() string {
-	return fmt.Sprintf("circuit breaker open, retry in %s", e.RetryAfter.Round(time.Millisecond))
+	return "circuit breaker open, retry in " + e.RetryAfter.Round(time.Millisecond).String()
 }
 
 func (e *OpenError) Unwrap() error { return ErrOpen }

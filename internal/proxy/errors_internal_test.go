@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/breaker"
+)
+
+// encodedByEncodingJSON is a problem as encoding/json's Encoder writes
+// it: what Seawall sent before it appended the JSON itself.
+func encodedByEncodingJSON(t testing.TB, p problem) []byte {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(p); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A problem's body is byte for byte what encoding/json wrote, for every
+// field Seawall fills: escaped quotes, control characters, HTML's
+// characters, non-ASCII and invalid UTF-8 in a detail taken from an
+// upstream's error, and the fields left out when empty.
+func TestProblemJSONIsEncodingJSONs(t *testing.T) {
+	details := []string{
+		(&breaker.OpenError{RetryAfter: 59*time.Minute + 59983*time.Millisecond}).Error(),
+		`upstream unreachable: dial tcp 127.0.0.1:1: connect: connection refused`,
+		`bad "quoted" \ back\slash`,
+		"tab\tnew\nline\rnul\x00", "del\x7f",
+		"<script>", "a > b", "fish & chips",
+		"café ☕ \u2028 \u2029",
+		"invalid \xff\xfe utf-8",
+		"",
+	}
+	for _, d := range details {
+		for _, p := range []problem{
+			{Type: problemTypePrefix + "circuit-open", Title: "Circuit open", Status: 503, Detail: d,
+				Upstream: "down", Hint: "The upstream has been failing; Seawall is not calling it until Retry-After.",
+				RequestID: "ce05fa1a7b2784d1660dda2b", Attempts: 0},
+			{Type: problemTypePrefix + "bad-path", Title: "Path not allowed", Status: 400, Detail: d, Attempts: 3},
+			{Type: problemTypePrefix + "x", Title: d, Status: 499, Detail: d, Upstream: d, Hint: d, RequestID: d, Attempts: -1},
+		} {
+			want := encodedByEncodingJSON(t, p)
+			if got := p.appendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("detail %q:\n got %s\nwant %s", d, got, want)
+			}
+		}
+	}
+}
+
+// FuzzProblemJSON: whatever text an error carries, the appended body is
+// encoding/json's.
+func FuzzProblemJSON(f *testing.F) {
+	f.Add("circuit breaker open, retry in 1h0m0s", "down", 2)
+	f.Add("a \"b\" <c> & \\d \u2028 \xff", "", 0)
+	f.Fuzz(func(t *testing.T, detail, upstream string, attempts int) {
+		p := problem{Type: problemTypePrefix + "x", Title: "T", Status: 502, Detail: detail,
+			Upstream: upstream, Hint: detail, RequestID: upstream, Attempts: attempts}
+		want := encodedByEncodingJSON(t, p)
+		if got := p.appendJSON([]byte("kept")); !bytes.Equal(got, append([]byte("kept"), want...)) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}
