@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/webhook"
 )
@@ -37,7 +38,11 @@ func NewCallbacks(c config.Callbacks) (*Callbacks, error) {
 		return nil, err
 	}
 	cb := &Callbacks{key: key, hosts: hostSet(c.AllowedHosts), now: time.Now, client: &http.Client{
-		Timeout: c.Timeout.D(),
+		// Seawall's own HTTP/1.1 client, as an upstream's (ADR 0004): a
+		// pool of its own, no proxy taken from the environment, and no
+		// Accept-Encoding added to what Seawall sends.
+		Transport: h1.New(h1.Options{Connect: c.Timeout.D(), MaxIdlePerHost: 16}),
+		Timeout:   c.Timeout.D(),
 		// A redirect could lead anywhere; the allowed host must answer itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
