@@ -478,8 +478,13 @@ func TestEndpointZoneIsolated(t *testing.T) {
 }
 
 // Row 7: with Seawall in zone a, zone a takes at least 90% of the calls
-// while healthy; isolated, its traffic spills to b and c and no request
-// fails.
+// while healthy; isolated, it takes none, its traffic spills to both b
+// and c, and no request fails. How the spill divides between b and c is
+// the balancer's choice by latency (docs/endpoints.md): with two
+// candidates the power of two choices keeps the cheaper, so a zone a
+// little faster for the moment takes most of it (12% and 88% in one CI
+// run). Each still gets its exploration share, a tenth of the calls
+// drawn by weight alone, about 5%.
 func TestEndpointLocalZoneAffinity(t *testing.T) {
 	endpointE2E(t)
 	f := newFleet(t, "zone: a", "", "a", "b", "c")
@@ -490,14 +495,19 @@ func TestEndpointLocalZoneAffinity(t *testing.T) {
 	isolated := f.waitFor("zone a isolated", 15*time.Second, func() bool { return f.states()["a"] != endpoint.Healthy })
 	time.Sleep(10 * time.Second)
 	l.halt()
-	spilled := l.between(isolated.Add(time.Second), time.Now())
+	// Isolation lasts 10 s from before it was seen: the window ends
+	// before it can end.
+	spilled := l.between(isolated.Add(time.Second), isolated.Add(9*time.Second))
 	t.Logf("healthy: zone a answered %.1f%% of %d calls; isolated: a %.2f%%, b %.1f%%, c %.1f%% of %d",
 		100*share(healthyPart, "a"), len(healthyPart), 100*share(spilled, "a"), 100*share(spilled, "b"), 100*share(spilled, "c"), len(spilled))
 	if s := share(healthyPart, "a"); s < 0.9 {
 		t.Errorf("the local zone answered %.1f%% of calls while healthy, want at least 90%%", 100*s)
 	}
-	if share(spilled, "b") < 0.3 || share(spilled, "c") < 0.3 {
-		t.Errorf("with zone a isolated, traffic did not spill to b and c evenly")
+	if a := share(spilled, "a"); a > 0.01 {
+		t.Errorf("zone a, isolated, still answered %.2f%% of calls", 100*a)
+	}
+	if share(spilled, "b") < 0.03 || share(spilled, "c") < 0.03 {
+		t.Errorf("with zone a isolated, traffic did not spill to both b and c")
 	}
 	checkNoneFailed(t, l.between(time.Time{}, time.Now()))
 }
