@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,11 +38,18 @@ func TestServeCrashSafety(t *testing.T) {
 
 func crashServe(t *testing.T, bin, store string, n int) {
 	var mu sync.Mutex
-	seen := map[string]int{} // Idempotency-Key -> deliveries
+	seen := map[string]int{}             // Idempotency-Key -> deliveries
+	keysOf := map[string]map[string]bool{} // a job's body -> the keys it was delivered with
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(10 * time.Millisecond) // slow, so that kills land mid-delivery
+		body, _ := io.ReadAll(r.Body)
+		key := r.Header.Get("Idempotency-Key")
 		mu.Lock()
-		seen[r.Header.Get("Idempotency-Key")]++
+		seen[key]++
+		if keysOf[string(body)] == nil {
+			keysOf[string(body)] = map[string]bool{}
+		}
+		keysOf[string(body)][key] = true
 		mu.Unlock()
 	}))
 	defer up.Close()
@@ -63,14 +71,13 @@ upstreams:
 	base := "http://" + addr
 	client := &http.Client{Timeout: 5 * time.Second}
 
-	accepted := map[string]string{} // job id -> the key its deliveries carry
+	accepted := map[string]string{} // job id -> its body, which no other job has
 	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
 	send := func(i int) {
-		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/events", strings.NewReader(`{"i":`+strconv.Itoa(i)+`}`))
-		key := ""
+		body := `{"i":` + strconv.Itoa(i) + `}`
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/events", strings.NewReader(body))
 		if i%2 == 0 {
-			key = "app-" + strconv.Itoa(i)
-			req.Header.Set("Idempotency-Key", key)
+			req.Header.Set("Idempotency-Key", "app-"+strconv.Itoa(i))
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -78,12 +85,7 @@ upstreams:
 		}
 		_ = resp.Body.Close()
 		if resp.StatusCode == http.StatusAccepted {
-			id := resp.Header.Get("Seawall-Job-Id")
-			if key == "" {
-				num, _, _ := strings.Cut(id, "-") // the store's id; the public id's token is not sent on
-				key = "seawall-job-" + num
-			}
-			accepted[id] = key
+			accepted[resp.Header.Get("Seawall-Job-Id")] = body
 		}
 	}
 
@@ -126,18 +128,29 @@ upstreams:
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	lost, dups := 0, 0
-	for _, key := range accepted {
-		if seen[key] == 0 {
+	lost, dups, manyKeys, sequential := 0, 0, 0, 0
+	for id, body := range accepted {
+		keys := keysOf[body]
+		switch {
+		case len(keys) == 0:
 			lost++
+		case len(keys) > 1:
+			manyKeys++ // a duplicate delivery with another key: a vendor would act twice
+			t.Logf("job %s was delivered with %d keys: %v", id, len(keys), keys)
+		}
+		for key := range keys {
+			if strings.HasPrefix(key, "seawall-job-") {
+				sequential++
+			}
 		}
 	}
 	for _, c := range seen {
 		dups += c - 1
 	}
-	t.Logf("%d sent, %d accepted (202), 3 SIGKILLs: lost %d, duplicate deliveries %d", n, len(accepted), lost, dups)
-	if lost > 0 || len(seen) > len(accepted) {
-		t.Errorf("lost %d accepted jobs; %d keys delivered for %d accepted jobs", lost, len(seen), len(accepted))
+	t.Logf("%d sent, %d accepted (202), 3 SIGKILLs: lost %d, duplicate deliveries %d, jobs with more than one key %d", n, len(accepted), lost, dups, manyKeys)
+	if lost > 0 || manyKeys > 0 || sequential > 0 || len(seen) > len(accepted) {
+		t.Errorf("lost %d accepted jobs; %d jobs delivered under several keys; %d keys from the store's sequence; %d keys delivered for %d accepted jobs",
+			lost, manyKeys, sequential, len(seen), len(accepted))
 	}
 }
 

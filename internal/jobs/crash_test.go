@@ -16,7 +16,8 @@ import (
 )
 
 // httpDeliverer posts each job to an upstream, with the job's idempotency
-// key (or its id) in Idempotency-Key, as Seawall's consumers do.
+// key (or its random delivery key) in Idempotency-Key, as Seawall's
+// consumers do.
 type httpDeliverer struct{ base string }
 
 func (h httpDeliverer) Deliver(ctx context.Context, id int64, _ int, d Delivery) (*Result, error) {
@@ -24,11 +25,7 @@ func (h httpDeliverer) Deliver(ctx context.Context, id int64, _ int, d Delivery)
 	if err != nil {
 		return nil, err
 	}
-	key := d.IdempotencyKey
-	if key == "" {
-		key = "seawall-job-" + strconv.FormatInt(id, 10)
-	}
-	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("Idempotency-Key", d.deliveryKey(id))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -104,11 +101,10 @@ func TestCrashSafety(t *testing.T) {
 			if err != nil {
 				t.Fatalf("enqueue %d: %v", i, err)
 			}
-			key := d.IdempotencyKey
-			if key == "" {
-				key = "seawall-job-" + strconv.FormatInt(j.ID, 10)
+			if d.IdempotencyKey == "" && (j.Delivery.DeliveryKey == "" || strings.HasPrefix(j.Delivery.DeliveryKey, "seawall-job-")) {
+				t.Fatalf("job %d was given delivery key %q, want a random one", j.ID, j.Delivery.DeliveryKey)
 			}
-			want[key] = true
+			want[j.Delivery.deliveryKey(j.ID)] = true
 		}
 
 		delivered := func() int {

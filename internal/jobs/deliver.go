@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,11 +78,7 @@ func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, 
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
-	key := d.IdempotencyKey
-	if key == "" {
-		key = "seawall-job-" + strconv.FormatInt(id, 10)
-	}
-	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("Idempotency-Key", d.deliveryKey(id))
 	c := &upstream.Call{Upstream: u, Target: target, Path: path, Query: query, RequestID: rid, Client: ctx, Background: true}
 	if u.KeyHeader != "" {
 		c.Tenant = req.Header.Get(u.KeyHeader)

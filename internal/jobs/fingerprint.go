@@ -7,11 +7,16 @@ import (
 	"strings"
 )
 
-// ScopeOf is the scope of an idempotency key: the method and the path
-// without its query.
-func ScopeOf(method, path string) string {
+// ScopeOf is the scope of an idempotency key: the method, the path
+// without its query, and the caller (upstream.Caller's hash of its
+// identity headers), so that another caller's identical key is another
+// job. Neither an escaped path nor a method holds a space, so no two
+// scopes are alike by moving bytes between the parts. Jobs stored before
+// the caller was part of the scope are not found by a key sent since:
+// the vendor still sees their shared key, and deduplicates them itself.
+func ScopeOf(method, path, caller string) string {
 	p, _, _ := strings.Cut(path, "?")
-	return method + " " + p
+	return method + " " + p + " caller=" + caller
 }
 
 // Fingerprint identifies a request for the IETF Idempotency-Key draft's

@@ -22,13 +22,14 @@ func FuzzFingerprint(f *testing.F) {
 }
 
 func TestScopeOf(t *testing.T) {
-	for _, tt := range []struct{ method, path, want string }{
-		{"POST", "/v1/orders", "POST /v1/orders"},
-		{"POST", "/v1/orders?x=1", "POST /v1/orders"},
-		{"PUT", "/v1/orders", "PUT /v1/orders"},
+	for _, tt := range []struct{ method, path, caller, want string }{
+		{"POST", "/v1/orders", "a1", "POST /v1/orders caller=a1"},
+		{"POST", "/v1/orders?x=1", "a1", "POST /v1/orders caller=a1"},
+		{"POST", "/v1/orders", "b2", "POST /v1/orders caller=b2"},
+		{"PUT", "/v1/orders", "a1", "PUT /v1/orders caller=a1"},
 	} {
-		if got := ScopeOf(tt.method, tt.path); got != tt.want {
-			t.Errorf("ScopeOf(%s, %s) = %q, want %q", tt.method, tt.path, got, tt.want)
+		if got := ScopeOf(tt.method, tt.path, tt.caller); got != tt.want {
+			t.Errorf("ScopeOf(%s, %s, %s) = %q, want %q", tt.method, tt.path, tt.caller, got, tt.want)
 		}
 	}
 }
@@ -52,4 +53,30 @@ func FuzzParsePublicID(f *testing.F) {
 			t.Fatalf("ParseID(%q) = %d, want %d", s, back, id)
 		}
 	})
+}
+
+// A job's delivery key: the app's key, else its own random one, else (a
+// job stored before delivery keys existed) the key it was first delivered
+// with, so that the vendor still folds its repeats after an upgrade.
+func TestDeliveryKey(t *testing.T) {
+	random := NewDeliveryKey()
+	for _, tt := range []struct {
+		d    Delivery
+		want string
+	}{
+		{Delivery{IdempotencyKey: "order-7", DeliveryKey: random}, "order-7"},
+		{Delivery{DeliveryKey: random}, random},
+		{Delivery{}, "seawall-job-42"},
+	} {
+		if got := tt.d.deliveryKey(42); got != tt.want {
+			t.Errorf("%+v: key %q, want %q", tt.d, got, tt.want)
+		}
+	}
+	if other := NewDeliveryKey(); other == random || len(random) != len("seawall-")+32 {
+		t.Errorf("delivery keys %q and %q: want two different keys of 128 random bits", random, other)
+	}
+	var stored Delivery // as an earlier version wrote it: no delivery_key
+	if err := decodeArgs([]byte(`{"upstream":"api","method":"POST","path":"/v1/x"}`), &stored); err != nil || stored.deliveryKey(9) != "seawall-job-9" {
+		t.Errorf("a job stored before delivery keys: %v, key %q; want seawall-job-9", err, stored.deliveryKey(9))
+	}
 }

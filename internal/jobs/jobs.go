@@ -25,11 +25,12 @@ type Delivery struct {
 	Header   map[string][]string `json:"header,omitempty"`
 	Body     []byte              `json:"body,omitempty"`
 	// IdempotencyKey deduplicates enqueues within the retention window and
-	// is sent with every attempt; empty means the job id is sent instead.
+	// is sent with every attempt; empty means DeliveryKey is sent instead.
 	// A key is scoped to the upstream (the queue) and to Scope.
 	IdempotencyKey string `json:"idempotency_key,omitempty" river:"unique"`
-	// Scope is the method and the path without its query: the same key
-	// on another method or path is another job.
+	// Scope is the method, the path without its query and the caller
+	// (ScopeOf): the same key on another method or path, or from another
+	// caller, is another job.
 	Scope string `json:"scope,omitempty" river:"unique"`
 	// Fingerprint identifies the request a key was first used with; the
 	// same key and scope with another fingerprint is refused.
@@ -42,6 +43,14 @@ type Delivery struct {
 	Callback string `json:"callback,omitempty"`
 	// Deferred keeps the upstream's response for the app to fetch.
 	Deferred bool `json:"deferred,omitempty"`
+	// DeliveryKey is the Idempotency-Key every attempt of a job sent
+	// without one carries: random (NewDeliveryKey), stored with the job so
+	// that it is the same on every attempt and after a crash, and never
+	// derived from the store's sequence, so that two installations (or a
+	// new data directory) never send a vendor the same key for different
+	// jobs. Jobs stored before it existed have none, and keep the key they
+	// were delivered with (legacyDeliveryKey).
+	DeliveryKey string `json:"delivery_key,omitempty"`
 	// Token is the random part of the job's public id (PublicID): the
 	// app's handle on its job, which no one else can guess. Jobs accepted
 	// before it existed have none and are reachable by operators only.
@@ -294,6 +303,20 @@ func NewToken() string {
 	b := make([]byte, tokenBytes)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
+}
+
+// NewDeliveryKey returns a fresh Delivery.DeliveryKey: 128 random bits,
+// independent of the public id's token, which is a read capability and is
+// never sent to a vendor.
+func NewDeliveryKey() string { return "seawall-" + NewToken() }
+
+// legacyDeliveryKey is the key a job stored before DeliveryKey existed
+// was delivered with, kept so that a vendor still folds its repeats.
+func legacyDeliveryKey(id int64) string { return "seawall-job-" + strconv.FormatInt(id, 10) }
+
+// deliveryKey is the Idempotency-Key each attempt of job id carries.
+func (d Delivery) deliveryKey(id int64) string {
+	return cmp.Or(d.IdempotencyKey, d.DeliveryKey, legacyDeliveryKey(id))
 }
 
 // PublicID is the id the app holds for the job, "<id>-<token>", or empty

@@ -293,6 +293,9 @@ var uniqueStates = []rivertype.JobState{
 // enqueues are waiting in one transaction (group commit), and returns once
 // that transaction has committed.
 func (s *riverStore[TTx]) Enqueue(ctx context.Context, d Delivery) (Job, bool, error) {
+	if d.IdempotencyKey == "" && d.DeliveryKey == "" {
+		d.DeliveryKey = NewDeliveryKey()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
 	defer cancel()
 	return s.batcher.enqueue(ctx, d)

@@ -80,7 +80,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		d.Path += "?" + r.URL.RawQuery
 	}
 	if d.IdempotencyKey != "" {
-		d.Scope, d.Fingerprint = jobs.ScopeOf(d.Method, path), jobs.Fingerprint(d.Method, d.Path, body)
+		d.Scope, d.Fingerprint = jobs.ScopeOf(d.Method, path, c.Route.Caller.Of(r.Header)), jobs.Fingerprint(d.Method, d.Path, body)
 	}
 	job, existing, err := p.jobs.Enqueue(r.Context(), d)
 	if err != nil {
@@ -88,7 +88,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		return
 	}
 	if existing && job.Delivery.Fingerprint != d.Fingerprint {
-		refuse(fmt.Errorf("%w: key %q was first used with another request to %s", ErrKeyReused, truncate(d.IdempotencyKey, 100), d.Scope))
+		refuse(fmt.Errorf("%w: key %q was first used with another request to %s %s", ErrKeyReused, truncate(d.IdempotencyKey, 100), d.Method, truncate(path, 200)))
 		return
 	}
 	if existing {

@@ -41,6 +41,19 @@ func newAsyncStack(t *testing.T, store, mode, jobsYAML, extra string) *stack {
 func newAsyncStackTop(t *testing.T, top, store, mode, jobsYAML, extra string) *stack {
 	t.Helper()
 	s := newStack(t, top+"\n"+fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
+	return startJobs(t, s)
+}
+
+// newAsyncStackURL is newAsyncStack in front of any upstream URL.
+func newAsyncStackURL(t *testing.T, store, url, mode, jobsYAML, extra string) *stack {
+	t.Helper()
+	s := newStackURL(t, fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), url, "    mode: "+mode+"\n"+extra)
+	return startJobs(t, s)
+}
+
+// startJobs opens s's job store and starts delivering.
+func startJobs(t *testing.T, s *stack) *stack {
+	t.Helper()
 	js, err := server.OpenJobs(context.Background(), s.cfg, s.proxy)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +114,7 @@ func TestAsyncAcceptsThenDelivers(t *testing.T) {
 		}
 		c := calls[0]
 		if c.Path != "/v1/notify?x=1" || c.Body != `{"msg":"hi"}` || c.Header.Get("Content-Type") != "application/json" ||
-			c.Header.Get("Idempotency-Key") != "seawall-job-"+strings.Split(j.ID, "-")[0] {
+			!strings.HasPrefix(c.Header.Get("Idempotency-Key"), "seawall-") || strings.Contains(c.Header.Get("Idempotency-Key"), strings.Split(j.ID, "-")[1]) {
 			t.Errorf("delivered %s %s %q key %q", c.Method, c.Path, c.Body, c.Header.Get("Idempotency-Key"))
 		}
 		if d, ok, q := s.metric("job_deliveries_total", "upstream=api", "outcome=succeeded"), s.metric("jobs", "upstream=api", "state=succeeded"),
@@ -408,6 +421,92 @@ func TestIdempotencyKeyScopeAndFingerprint(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if n := s.fake.Count(); n != 2 {
 			t.Errorf("the upstream got %d deliveries, want 2 (orders and events)", n)
+		}
+	})
+}
+
+// Trust, acceptance 2: two installations (two fresh stores, whose
+// sequences both start at 1) each deliver a key-less job to one vendor.
+// The keys differ, neither is the store's id nor the public id's token,
+// and each is random (128 bits, in hex). Before, both were
+// "seawall-job-1", and a vendor keeping keys for a day answered the
+// second installation's job with the first one's.
+func TestDeliveryKeysNeverCollideAcrossInstallations(t *testing.T) {
+	vendor := fakeapi.New(fakeapi.Behavior{})
+	up := httptest.NewServer(vendor)
+	defer up.Close()
+	var keys []string
+	for i := range 2 {
+		s := newAsyncStackURL(t, filepath.Join(t.TempDir(), "jobs.db"), up.URL, "async", "base_delay: 20ms", "")
+		r := s.post("/api/v1/notify", `{"same":"body"}`, nil)
+		if r.status != 202 {
+			t.Fatalf("installation %d: %d %s", i+1, r.status, r.body)
+		}
+		s.waitJob(t, r.header.Get("Location"), "succeeded")
+		calls := vendor.Calls()
+		key := calls[len(calls)-1].Header.Get("Idempotency-Key")
+		id, token, _ := strings.Cut(r.header.Get("Seawall-Job-Id"), "-")
+		hex, ok := strings.CutPrefix(key, "seawall-")
+		if !ok || len(hex) != 32 || strings.Trim(hex, "0123456789abcdef") != "" || hex == token || strings.HasSuffix(key, "-"+id) {
+			t.Errorf("installation %d (job %s) delivered with key %q, want seawall- and 128 random bits, not its id or token", i+1, id, key)
+		}
+		keys = append(keys, key)
+	}
+	if keys[0] == keys[1] {
+		t.Errorf("two installations sent the vendor the same key %q for different jobs", keys[0])
+	}
+}
+
+// Trust, acceptance 1: an Idempotency-Key is the caller's own. Every way a
+// request names its caller (the cache's: Authorization in each scheme,
+// Cookie, identity_headers, the rate limit's tenant key), sending the same
+// key, path and body, gets a job of its own, and the vendor receives each
+// request with that caller's credentials. Before, the second caller got
+// the first one's job id (the capability to read its answer) and its own
+// request was never sent.
+func TestIdempotencyKeyIsTheCallersOwn(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store string) {
+		s := newAsyncStack(t, store, "deferred", "base_delay: 20ms, max_delay: 100ms",
+			"    rate_limit: {key_header: X-Tenant}\n    cache: {identity_headers: [X-Api-Key]}\n")
+		jobOf := map[string]string{}
+		for _, c := range callerForms {
+			h := map[string]string{"Idempotency-Key": "charge-1"}
+			if c.h != nil {
+				h[c.h[0]] = c.h[1]
+			}
+			r := s.post("/api/v1/charges", `{"amount":100}`, h)
+			id := r.header.Get("Seawall-Job-Id")
+			if r.status != 202 || strings.Contains(r.body, `"existing":true`) {
+				t.Fatalf("%s: %d %s, want 202 and a new job", c.name, r.status, r.body)
+			}
+			for other, otherID := range jobOf {
+				if otherID == id {
+					t.Errorf("%s got job %s, the job of %s", c.name, id, other)
+				}
+			}
+			jobOf[c.name] = id
+			// The same caller again is its own job again.
+			if again := s.post("/api/v1/charges", `{"amount":100}`, h); again.header.Get("Seawall-Job-Id") != id {
+				t.Errorf("%s again: job %s, want its own %s", c.name, again.header.Get("Seawall-Job-Id"), id)
+			}
+		}
+		eventually(t, 20*time.Second, "every caller's request delivered", func() bool { return s.fake.Count() >= len(callerForms) })
+		time.Sleep(200 * time.Millisecond) // room for a wrong extra delivery to show
+		calls := s.fake.Calls()
+		if len(calls) != len(callerForms) {
+			t.Fatalf("the vendor got %d requests, want %d: one per caller", len(calls), len(callerForms))
+		}
+		for _, c := range callerForms {
+			n := 0
+			for _, call := range calls {
+				if c.h == nil && call.Header.Get("Authorization")+call.Header.Get("Cookie")+call.Header.Get("X-Api-Key")+call.Header.Get("X-Tenant") == "" ||
+					c.h != nil && call.Header.Get(c.h[0]) == c.h[1] {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s: the vendor received %d requests with its credentials, want 1", c.name, n)
+			}
 		}
 	})
 }

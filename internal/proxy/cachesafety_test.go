@@ -214,6 +214,27 @@ func TestCacheVaryNormalisesEquivalentValues(t *testing.T) {
 // Cache correctness, acceptance 2: callers told apart in any of these
 // ways never get one another's answer, even one marked public; callers
 // alike do share.
+// callerForms are the ways a request names its caller under the policy
+// `rate_limit: {key_header: X-Tenant}` and `cache: {identity_headers:
+// [X-Api-Key]}`: each is another caller to the cache and to idempotency
+// keys.
+var callerForms = []struct {
+	name string
+	h    []string
+}{
+	{"nothing", nil},
+	{"bearer alice", []string{"Authorization", "Bearer alice"}},
+	{"bearer bob", []string{"Authorization", "Bearer bob"}},
+	{"basic", []string{"Authorization", "Basic YWxpY2U6cHc="}},
+	{"token scheme", []string{"Authorization", "Token alice"}},
+	{"cookie alice", []string{"Cookie", "session=alice"}},
+	{"cookie bob", []string{"Cookie", "session=bob"}},
+	{"api key", []string{"X-Api-Key", "k1"}},
+	{"other api key", []string{"X-Api-Key", "k2"}},
+	{"tenant", []string{"X-Tenant", "acme"}},
+	{"other tenant", []string{"X-Tenant", "globex"}},
+}
+
 func TestCacheNeverCrossesCallers(t *testing.T) {
 	s := newStack(t, "", `    mode: cached
     retry: {max_attempts: 1}
@@ -221,26 +242,17 @@ func TestCacheNeverCrossesCallers(t *testing.T) {
     cache: {identity_headers: [X-Api-Key], key_headers: [X-Region], key_query: [account]}
 `)
 	s.fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
-	ways := []struct {
+	type way struct {
 		name  string
 		query string
 		h     []string
-	}{
-		{"nothing", "", nil},
-		{"bearer alice", "", []string{"Authorization", "Bearer alice"}},
-		{"bearer bob", "", []string{"Authorization", "Bearer bob"}},
-		{"basic", "", []string{"Authorization", "Basic YWxpY2U6cHc="}},
-		{"token scheme", "", []string{"Authorization", "Token alice"}},
-		{"cookie alice", "", []string{"Cookie", "session=alice"}},
-		{"cookie bob", "", []string{"Cookie", "session=bob"}},
-		{"api key", "", []string{"X-Api-Key", "k1"}},
-		{"other api key", "", []string{"X-Api-Key", "k2"}},
-		{"tenant", "", []string{"X-Tenant", "acme"}},
-		{"other tenant", "", []string{"X-Tenant", "globex"}},
-		{"region", "", []string{"X-Region", "eu"}},
-		{"account query", "?account=1", nil},
-		{"other account", "?account=2", nil},
 	}
+	var ways []way
+	for _, c := range callerForms {
+		ways = append(ways, way{c.name, "", c.h})
+	}
+	ways = append(ways, way{"region", "", []string{"X-Region", "eu"}},
+		way{"account query", "?account=1", nil}, way{"other account", "?account=2", nil})
 	seen := map[string]string{}
 	for _, w := range ways {
 		r := s.getWith("/api/v1/profile"+w.query, w.h...)

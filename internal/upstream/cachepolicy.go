@@ -18,8 +18,10 @@ type CachePolicy struct {
 	KeyHeaders []string
 	KeyQuery   []string // nil: the whole query
 	// Identity is the request headers that tell callers apart: a cached
-	// answer is only served to a request with the same values.
-	Identity []string
+	// answer is only served to a request with the same values. It is the
+	// route's Caller, so that the cache and idempotency keys tell callers
+	// apart alike.
+	Identity Caller
 	Wait     time.Duration // how long a miss waits for one in flight
 
 	anonymous [32]byte // KeyHash of a request with none of the headers
@@ -41,10 +43,18 @@ func (rc *CachePolicy) KeyHash(h http.Header) [32]byte {
 	return rc.anonymous
 }
 
-// hash is KeyHash computed. Its input is built without fmt.
+// hash is KeyHash computed.
 func (rc *CachePolicy) hash(h http.Header) [32]byte {
+	return hashValues(h, rc.Identity, rc.KeyHeaders)
+}
+
+// hashValues is a hash, in hex, of h's values of each list of names: a
+// list ends with '|', each name's values are quoted, so that no two
+// different sets of values hash alike by moving bytes between them. Its
+// input is built without fmt.
+func hashValues(h http.Header, lists ...[]string) [32]byte {
 	buf := make([]byte, 0, 256)
-	for _, names := range [2][]string{rc.Identity, rc.KeyHeaders} {
+	for _, names := range lists {
 		for _, name := range names {
 			buf = append(buf, name...)
 			buf = append(buf, "=["...)
@@ -64,23 +74,46 @@ func (rc *CachePolicy) hash(h http.Header) [32]byte {
 	return out
 }
 
-func newCachePolicy(c *config.Cache, keyHeader string) *CachePolicy {
-	if c == nil {
-		return nil
+// Caller is the request headers, canonical, that tell one caller from
+// another: Authorization, Cookie unless the policy shares cookies, the
+// cache policy's identity_headers and the rate limit's key_header (the
+// tenant). The cache never serves one caller's entry to another, and an
+// Idempotency-Key is one caller's own (docs/jobs.md), by the same list.
+type Caller []string
+
+// newCaller is the caller identity under the cache policy c (nil: none
+// configured), with the rate limit's keyHeader.
+func newCaller(c *config.Cache, keyHeader string) Caller {
+	names := []string{"Authorization"}
+	if c != nil {
+		names = append(names, c.IdentityHeaders...)
 	}
-	identity := append([]string{"Authorization"}, c.IdentityHeaders...)
-	if !c.ShareCookies {
-		identity = append(identity, "Cookie")
+	if c == nil || !c.ShareCookies {
+		names = append(names, "Cookie")
 	}
 	if keyHeader != "" {
-		identity = append(identity, keyHeader)
+		names = append(names, keyHeader)
+	}
+	return canonical(names)
+}
+
+// Of is who sent a request with header h, as a hash in hex: the same for
+// the same values of the identity headers, never a credential itself.
+func (c Caller) Of(h http.Header) string {
+	sum := hashValues(h, c)
+	return string(sum[:])
+}
+
+func newCachePolicy(c *config.Cache, caller Caller) *CachePolicy {
+	if c == nil {
+		return nil
 	}
 	rc := &CachePolicy{
 		Over: cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D(),
 			StoreSetCookie: c.StoreSetCookie},
 		KeyHeaders: canonical(c.KeyHeaders),
 		KeyQuery:   c.KeyQuery,
-		Identity:   canonical(identity),
+		Identity:   caller,
 		Wait:       c.CoalesceWait.D(),
 	}
 	rc.anonymous = rc.hash(nil)

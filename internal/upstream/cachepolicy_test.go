@@ -12,7 +12,8 @@ import (
 // hashing, and must get the key the hashing would give it; a request
 // carrying any of them, with any value, must never get that key.
 func TestKeyHashOfAnAnonymousRequestIsTheComputedOne(t *testing.T) {
-	rc := newCachePolicy(&config.Cache{IdentityHeaders: []string{"x-api-user"}, KeyHeaders: []string{"X-Region"}}, "x-tenant")
+	c := &config.Cache{IdentityHeaders: []string{"x-api-user"}, KeyHeaders: []string{"X-Region"}}
+	rc := newCachePolicy(c, newCaller(c, "x-tenant"))
 	anonymous := rc.KeyHash(http.Header{"Accept": {"*/*"}})
 	if computed := rc.hash(http.Header{}); anonymous != computed {
 		t.Fatalf("anonymous key %s, the computed one %s", anonymous, computed)

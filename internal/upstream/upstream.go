@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -69,7 +70,11 @@ type Route struct {
 	Overall    time.Duration
 	Mode       string       // config.Mode*
 	Cache      *CachePolicy // nil: the route cannot serve cached mode
-	M          *RouteMetrics
+	// Caller tells callers apart under the route's cache policy (the
+	// upstream's when the route has none): an Idempotency-Key is scoped
+	// to it as a cache entry is.
+	Caller Caller
+	M      *RouteMetrics
 }
 
 // routeIndex is registered on the upstream's mux to identify a route.
@@ -121,10 +126,12 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
 	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.M)
-	u.def.Mode, u.def.Cache = c.Mode, newCachePolicy(c.Cache, u.KeyHeader)
+	u.def.Mode, u.def.Caller = c.Mode, newCaller(c.Cache, u.KeyHeader)
+	u.def.Cache = newCachePolicy(c.Cache, u.def.Caller)
 	for i, rc := range c.Routes {
 		rt := newRoute(rc.Name, rc.Retry, rc.Timeouts.PerTry, rc.Timeouts.Overall, u.M)
-		rt.Mode, rt.Cache = rc.Mode, newCachePolicy(rc.Cache, u.KeyHeader)
+		rt.Mode, rt.Caller = rc.Mode, newCaller(cmp.Or(rc.Cache, c.Cache), u.KeyHeader)
+		rt.Cache = newCachePolicy(rc.Cache, rt.Caller)
 		u.routes = append(u.routes, rt)
 		u.mux.Handle(rc.Match, routeIndex(i)) // validated by config
 	}
