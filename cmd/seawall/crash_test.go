@@ -38,7 +38,7 @@ func TestServeCrashSafety(t *testing.T) {
 
 func crashServe(t *testing.T, bin, store string, n int) {
 	var mu sync.Mutex
-	seen := map[string]int{}             // Idempotency-Key -> deliveries
+	seen := map[string]int{}               // Idempotency-Key -> deliveries
 	keysOf := map[string]map[string]bool{} // a job's body -> the keys it was delivered with
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(10 * time.Millisecond) // slow, so that kills land mid-delivery
