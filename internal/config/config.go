@@ -503,9 +503,11 @@ type RateLimit struct {
 	// under, for jitter between release and arrival. Default
 	// DefaultHeadroom (5); 0 paces at exactly Rate.
 	Headroom float64 `yaml:"headroom"`
-	// Adaptive learns the vendor's real rate from its 429s: the rate drops
-	// multiplicatively on a 429 and climbs back while calls succeed, never
-	// above Rate. Default true when Rate is unset, false otherwise.
+	// Adaptive learns the vendor's real rate from its 429s: at most one
+	// decrease a round, a search between the rate last proven and the rate
+	// that drew the last 429, and a quick climb back while calls succeed
+	// (docs/ratelimit.md), never above Rate. Default true when Rate is
+	// unset, false otherwise.
 	Adaptive bool `yaml:"adaptive"`
 }
 

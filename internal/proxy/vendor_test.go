@@ -82,6 +82,43 @@ func TestNginxAdaptive(t *testing.T) {
 	}
 }
 
+// Trust, acceptance 3: nginx limit_req at 20r/s whose 429s carry
+// Retry-After: 1, as most vendors' 429s carry one, and no rate configured
+// (the adaptive rate is the default then); the app offers 100 req/s for
+// 60 s. Every 429 pauses the upstream for a second, so the rate's search
+// must cost few: nginx's own log shows at least 90% of its quota served
+// (1,080 of 1,200), at most 1% of the calls refused, and at least 60% of
+// the quota in the first 10 s.
+func TestNginxAdaptiveRetryAfter(t *testing.T) {
+	vendortest.Quiet(t)
+	t.Parallel()
+	ng := vendortest.StartNginxRetryAfter(t, 20, 1)
+	s := newStackURL(t, "", ng.URL, "")
+	const d = 60 * time.Second
+	start := time.Now()
+	drive(100, d, func(int, time.Time) { s.get("/api/v1/quote") })
+	hits := ng.Hits(t)
+	n := vendortest.Count(hits)
+	first := 0
+	for _, h := range hits {
+		if h.Status == 200 && h.At.Before(start.Add(10*time.Second)) {
+			first++
+		}
+	}
+	total := n[200] + n[429]
+	t.Logf("nginx saw %d × 200 (%.1f%% of 1,200), %d × 429 (%.2f%%); %d served in the first 10 s; effective rate at the end %.2f/s",
+		n[200], float64(n[200])/12, n[429], 100*float64(n[429])/float64(total), first, s.proxy.Upstream("api").Limiter.Status().Effective)
+	if n[200] < 1080 {
+		t.Errorf("nginx served %d calls, want at least 1,080 (90%% of its quota)", n[200])
+	}
+	if float64(n[429]) > 0.01*float64(total) {
+		t.Errorf("nginx refused %d of %d calls, want at most 1%%", n[429], total)
+	}
+	if first < 120 {
+		t.Errorf("nginx served %d calls in the first 10 s, want at least 120 (60%%)", first)
+	}
+}
+
 // Vendor fidelity, acceptance 3: a fixed-window vendor (100 calls per 10s,
 // stated in X-RateLimit-* on every answer) and no rate configured: after
 // the first window the vendor never answers 429, and at least 90% of each

@@ -5,97 +5,224 @@ import (
 	"time"
 )
 
-// The adaptive rate's tuning, chosen by TestAdaptiveAgainstLeakyBucket and
-// checked against nginx's limit_req (docs/ratelimit.md).
+// The adaptive rate's rule is written down in docs/ratelimit.md ("The
+// adaptive rate"), which these constants are the parameters of. Rates are
+// nominal: the pace is the rate less the headroom.
 const (
-	// adaptiveBeta is the multiplicative decrease on a 429. Each further
-	// 429 without a success between them decreases once more by the same
-	// factor, so that a rate far too high is cut fast.
-	adaptiveBeta = 0.85
-	// adaptiveMaxCuts bounds the compounding of back-to-back decreases.
-	adaptiveMaxCuts = 4
-	// adaptiveTarget is where the rate heads back to after a decrease, as
-	// a share of the rate that drew the 429; past it the rate only probes.
-	adaptiveTarget = 0.95
-	// adaptiveApproach is the share of the gap to the last rate that drew a
-	// 429 recovered with each call that succeeds.
-	adaptiveApproach = 0.03
-	// adaptiveProbe is the additive increase per successful call, as a
-	// share of that rate; past it, the increase grows by itself again every
-	// adaptiveProbeCalls calls without a 429, so that a vendor that raised
-	// its limit is found.
-	adaptiveProbe      = 0.0002
-	adaptiveProbeCalls = 200
+	// adaptiveRound is the shortest time a rate is tried before it is
+	// judged: a round. The rate falls at most once a round and rises at
+	// most once a round, whatever the call rate, so that a limiter at a
+	// low rate still moves within seconds.
+	adaptiveRound = 250 * time.Millisecond
+	// adaptiveFirstCut is the first decrease from an unknown rate (the
+	// app's own pace, when nothing held it back): a quarter, since the
+	// app's demand says nothing of the vendor's limit.
+	adaptiveFirstCut = 0.25
+	// adaptiveBeta is the decrease on a 429 when no lower rate is proven.
+	adaptiveBeta = 0.5
+	// adaptiveConverged: once the rate that drew a 429 is within this
+	// factor of the rate proven, the search stops there.
+	adaptiveConverged = 1.1
+	// adaptiveBelieve is how long a rate that drew a 429 while the pace
+	// was pushing against it is believed to be too high; then the rate
+	// probes again, so that a vendor that raised its limit is found.
+	adaptiveBelieve = time.Minute
+	// adaptiveMemory is how long the best rate calls succeeded at is
+	// remembered without being confirmed again.
+	adaptiveMemory = time.Minute
+	// adaptiveForeign: a 429 at a pace under this share of the best rate
+	// that recently succeeded is not about the pace (another client of
+	// the account, a storm of refusals): it costs no decrease.
+	adaptiveForeign = 0.6
+	// adaptiveFloorShare: a 429 never takes the rate under this share of
+	// the best rate that recently succeeded.
+	adaptiveFloorShare = 0.5
+	// adaptiveDoubt is how long a rate that drew a 429 is believed too
+	// high when the pace did not hold the call back (the app's own pace
+	// drew it), or when, within adaptiveBelieve, a 429 came that the pace
+	// cannot explain (at a rate just proven, or far below the best): in a
+	// storm of refusals a rate that drew one says little of the limit.
+	adaptiveDoubt = 2 * time.Second
+	// adaptiveHalfLife: while 429s keep coming at a pace far below the
+	// best rate, that best rate is believed less, halving over this long,
+	// so that a vendor that really lowered its limit is followed down.
+	adaptiveHalfLife = 10 * time.Second
+	// adaptiveRecover is the growth a round while the rate is under the
+	// best rate that recently succeeded; adaptiveProbe the growth a round
+	// above it when no rate is known to be too high.
+	adaptiveRecover = 2
+	adaptiveProbe   = 1.5
+	// adaptiveSame: rates within this factor are the same rate, as the
+	// pace's intervals round them.
+	adaptiveSame = 1.01
+	// adaptiveDemand: probing never takes the rate past this multiple of
+	// the calls asking for slots, so that a backlog a pause left behind
+	// does not push it to the vendor's limit and draw a 429 for nothing.
+	adaptiveDemand = 2
+	// adaptiveSeed: a pause that finds the rate unknown sets it to this
+	// multiple of the pace calls were leaving at, so that the calls it held
+	// leave spaced, and faster than new ones come.
+	adaptiveSeed = 2
 	// adaptiveMinRate is the floor, in calls a second: a vendor answering
 	// only 429s is still asked now and then.
 	adaptiveMinRate = 0.2
 )
 
-// aimd learns an upstream's real rate from its 429s: additive increase,
-// multiplicative decrease, with the rate of the last 429 as a memory.
-// It is not safe for concurrent use; Local holds its lock.
-type aimd struct {
-	ceiling float64   // the configured rate, or +Inf
-	rate    float64   // the rate now; +Inf until the first 429 when unconfigured
-	bad     float64   // the rate in force at the last 429; 0 before any
-	cutAt   time.Time // the last decrease: 429s for calls sent before it are old news
-	cuts    int       // decreases since the last success
-	above   int       // successful calls since the rate passed bad
+// adaptiveRate learns an upstream's real rate from its answers: it bisects
+// between the rate last proven (calls the pace held back all succeeded for
+// a round) and the rate that last drew a 429, and recovers quickly towards
+// the best rate calls recently succeeded at. It is not safe for concurrent
+// use; Local holds its lock.
+type adaptiveRate struct {
+	ceiling float64 // the configured rate, or +Inf
+	rate    float64 // the rate now; +Inf until the first 429 when unconfigured
+
+	good   float64       // the last rate proven under pressure; 0 none
+	bad    float64       // the rate that drew the last 429 counted; 0 none
+	badAt  time.Time     // when
+	badFor time.Duration // how long bad is believed
+
+	best    float64   // the best rate calls succeeded at lately, measured
+	bestAt  time.Time // when it was last confirmed
+	foreign time.Time // the last 429 taken as not about the pace
+	stormAt time.Time // the last 429 the pace cannot explain
+
+	cutAt time.Time // the last 429 counted: those of calls sent before are its round's
+
+	round   time.Time // when the round began
+	oks     int       // calls answered without a 429 in the round
+	refused bool      // a 429 came in the round
+	pressed bool      // the pace held calls back or refused them in the round
+	asked   int       // calls that asked for a slot in the round: the demand
+	lastOK  bool      // the latest answer was not a 429
+	heldCut bool      // the last decrease was a 429 of a call the pace held back
 }
 
-func newAIMD(ceiling float64) aimd {
+func newAdaptiveRate(ceiling float64) adaptiveRate {
 	if ceiling <= 0 {
 		ceiling = math.Inf(1)
 	}
-	return aimd{ceiling: ceiling, rate: ceiling}
+	return adaptiveRate{ceiling: ceiling, rate: ceiling}
 }
 
-// throttled records a 429 for a call sent at sent; sendRate estimates the
-// rate calls were leaving at, for a limiter that had no rate yet. It
+// bestNow is the best rate calls succeeded at, if confirmed lately.
+func (a *adaptiveRate) bestNow(now time.Time) float64 {
+	if now.Sub(a.bestAt) > adaptiveMemory {
+		return 0
+	}
+	return a.best
+}
+
+// throttled records a 429 for a call sent at sent, when the pace it left
+// at was from (nominal) and held says the pace, not the app, set it. It
 // reports whether the rate changed.
-func (a *aimd) throttled(now, sent time.Time, sendRate func() float64) bool {
+func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) bool {
+	a.refused, a.lastOK = true, false
 	if !sent.After(a.cutAt) {
-		return false // sent at the old rate, already answered for
+		return false // sent before the last cut: that round is answered for
 	}
-	from := a.rate
-	if math.IsInf(from, 1) {
-		from = sendRate()
+	a.cutAt = now
+	best := a.bestNow(now)
+	if best > 0 && from < adaptiveForeign*best {
+		// Far below a pace that just succeeded: not about the pace. The
+		// rate stays; best fades while such refusals go on.
+		if now.Sub(a.foreign) < 2*time.Second {
+			a.best *= math.Exp2(-now.Sub(a.foreign).Seconds() / adaptiveHalfLife.Seconds())
+		}
+		a.foreign, a.stormAt, a.bad = now, now, 0
+		return false
 	}
-	a.cuts = min(a.cuts+1, adaptiveMaxCuts)
-	a.bad = from
-	a.rate = max(adaptiveMinRate, min(a.ceiling, from*math.Pow(adaptiveBeta, float64(a.cuts))))
-	a.cutAt, a.above = now, 0
-	return true
+	proven := a.good > 0 && from <= a.good*adaptiveSame
+	if proven {
+		a.stormAt = now // refused at a rate just proven: not the pace alone
+	}
+	prev := a.rate
+	switch {
+	case a.good > 0 && !proven:
+		a.rate = a.good
+	case math.IsInf(a.rate, 1):
+		a.rate = from * adaptiveFirstCut
+	default:
+		a.rate = from * adaptiveBeta
+	}
+	if proven {
+		a.good = 0
+	}
+	// A 429 at a pace the app set, not the limiter, is weak evidence:
+	// believed for adaptiveDoubt only.
+	a.heldCut, a.bad, a.badAt, a.badFor = held, from, now, adaptiveDoubt
+	if held {
+		a.badFor = adaptiveBelieve
+	}
+	a.rate = max(adaptiveMinRate, min(a.ceiling, max(a.rate, adaptiveFloorShare*best)))
+	return a.rate != prev
 }
 
-// seed gives an unconfigured limiter a rate without a 429: the rate calls
-// were leaving at, so that calls held by a pause leave at it afterwards
-// rather than all at once.
-func (a *aimd) seed(now time.Time, sendRate func() float64) {
+// succeeded records a call answered without a 429.
+func (a *adaptiveRate) succeeded() { a.oks++; a.lastOK = true }
+
+// step closes the round once it has run adaptiveRound, with h the
+// headroom, and reports whether the rate changed. A round with calls
+// answered and no 429 measures the rate they succeeded at; if the pace
+// held calls back in it, the rate is proven and grows.
+func (a *adaptiveRate) step(now time.Time, h float64) bool {
+	elapsed := now.Sub(a.round)
+	if elapsed < adaptiveRound {
+		return false
+	}
+	prev := a.rate
+	if !a.refused && a.oks > 1 {
+		measured := float64(a.oks) / elapsed.Seconds() / (1 - h)
+		if measured > a.best || measured >= 0.9*a.best || now.Sub(a.bestAt) > adaptiveMemory {
+			a.best, a.bestAt = max(measured, a.bestNow(now)), now
+		}
+	}
+	if a.pressed && !a.refused && (a.lastOK || !a.heldCut) && !math.IsInf(a.rate, 1) {
+		if a.oks > 0 {
+			a.good = a.rate
+		}
+		demand := float64(a.asked) / elapsed.Seconds() / (1 - h)
+		a.rate = a.grow(now, a.oks > 0, demand)
+	}
+	a.round, a.oks, a.refused, a.pressed, a.asked = now, 0, false, false, 0
+	return a.rate != prev
+}
+
+// grow is the rate after a round in which the pace held calls back or
+// refused them and no 429 came: answered says calls succeeded in it,
+// proving the rate; without answers (a slow rate), the rate still grows
+// while the last answer was a success or the last decrease was not the
+// pace's fault, so that it cannot stay at a floor. demand is the nominal
+// rate calls asked for slots at in the round.
+func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float64 {
+	believe := a.badFor
+	if now.Sub(a.stormAt) < adaptiveBelieve {
+		believe = min(believe, adaptiveDoubt)
+	}
+	if a.bad > 0 && now.Sub(a.badAt) > believe {
+		a.bad = 0
+	}
+	best := a.bestNow(now)
+	next := a.rate
+	switch {
+	case a.rate < best && a.bad > adaptiveConverged*a.rate: // recovering, but never past a rate believed too high
+		next = min(best, a.rate*adaptiveRecover, math.Sqrt(a.rate*a.bad))
+	case a.rate < best && a.bad == 0:
+		next = min(best, a.rate*adaptiveRecover)
+	case a.bad > adaptiveConverged*a.rate && answered:
+		next = math.Sqrt(a.rate * a.bad)
+	case a.bad > 0: // converged, or not proven yet
+	default: // nothing known above: up to the demand at once, past it gently
+		next = max(a.rate, min(max(a.rate*adaptiveProbe, demand), adaptiveDemand*demand))
+	}
+	return min(a.ceiling, next)
+}
+
+// seed gives an unconfigured limiter a rate without a 429: above the pace
+// calls were leaving at, so that calls held by a pause leave spaced after
+// it, and faster than new ones come, so that they drain.
+func (a *adaptiveRate) seed(pace float64) {
 	if math.IsInf(a.rate, 1) {
-		a.rate, a.bad = sendRate(), 0
+		a.rate = max(adaptiveMinRate, adaptiveSeed*pace)
 	}
-}
-
-// succeeded records a call answered without a 429. The rate grows per
-// such call, and only for calls the pace held back: while the app asks
-// for less than the rate allows, the answers say nothing of the vendor's
-// limit (RFC 7661's reasoning for TCP).
-func (a *aimd) succeeded(held bool) {
-	a.cuts = 0
-	if !held || math.IsInf(a.rate, 1) || a.rate >= a.ceiling {
-		return
-	}
-	ref := a.bad
-	if ref == 0 {
-		ref = a.rate
-	}
-	var gain float64
-	if target := adaptiveTarget * ref; a.rate < target {
-		gain = adaptiveApproach*(target-a.rate) + adaptiveProbe*ref
-	} else {
-		a.above++
-		gain = adaptiveProbe * ref * (1 + float64(a.above)/adaptiveProbeCalls)
-	}
-	a.rate = min(a.ceiling, a.rate+gain)
 }

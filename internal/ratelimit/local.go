@@ -68,7 +68,7 @@ type Local struct {
 	pauseAt time.Time                 // guarded by mu; nothing leaves before it
 	reason  string                    // guarded by mu; why pauseAt was set
 	quota   quotaState                // guarded by mu
-	rate    aimd                      // guarded by mu
+	rate    adaptiveRate              // guarded by mu
 	seq     int64                     // guarded by mu; calls released
 	recent  [recentReleases]time.Time // guarded by mu; ring of release times
 	waiting int                       // guarded by mu; interactive callers queued
@@ -99,7 +99,7 @@ func NewLocal(cfg Config) *Local {
 		cfg.Now = time.Now
 	}
 	l := &Local{cfg: cfg, burst: max(cfg.Burst, 1), now: cfg.Now, keys: map[string]*bucket{}}
-	l.rate = newAIMD(cfg.Rate)
+	l.rate = newAdaptiveRate(cfg.Rate)
 	return l
 }
 
@@ -177,6 +177,9 @@ func (l *Local) take(b *bucket, now time.Time, held bool) Slot {
 			l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
 		}
 	}
+	if held {
+		l.rate.pressed = true
+	}
 	return Slot{At: now, seq: l.seq, held: held, iv: l.interval()}
 }
 
@@ -217,6 +220,7 @@ func (l *Local) Wait(ctx context.Context, key string, maxWait time.Duration) (Sl
 	// even when it may not wait (reject mode): arrivals are discrete, and
 	// refusing calls that come just early would leave slots unused.
 	limit := budget(ctx, start, max(maxWait, l.interval()/graceShare))
+	l.rate.asked++
 	b := l.bucket(key, start)
 	at, paused := l.earliest(b, start)
 	if len(b.queue) == 0 && !at.After(start) {
@@ -297,6 +301,10 @@ func (l *Local) exceeded(d time.Duration, paused bool) error {
 	if paused {
 		return &ExceededError{RetryAfter: d, Paused: true, Reason: l.reason}
 	}
+	if l.cfg.Adaptive { // the pace refused a call: demand is above the rate
+		l.rate.pressed = true
+		l.adapt(l.now())
+	}
 	return &ExceededError{RetryAfter: d}
 }
 
@@ -321,6 +329,9 @@ func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Dur
 	start := l.now()
 	limit := budget(ctx, start, maxWait)
 	deadline := start.Add(limit)
+	l.mu.Lock()
+	l.rate.asked++
+	l.mu.Unlock()
 	for held := false; ; held = true {
 		now := l.now()
 		l.mu.Lock()
@@ -357,25 +368,90 @@ func (l *Local) Observe(key string, s Slot, a Answer) {
 	l.mu.Lock()
 	defer l.unlock()
 	l.answered(key, s, a.Sent, now)
-	if q, ok := ParseQuota(h, now); ok {
+	q, quotaStated := ParseQuota(h, now)
+	if quotaStated {
 		l.stated(q, s, now)
 	}
+	// The adaptive rate judges the answer before its own pause seeds a
+	// rate: a 429's pause is the 429's, not a pause without one.
+	l.adaptTo(s, a, now, quotaStated && q.Remaining <= 0)
 	if d, ok := PauseFor(status, h, now); ok && d > 0 {
 		l.pauseLocked(now.Add(d), PauseRetryAfter, status, now)
 	}
+}
+
+// adaptTo gives the adaptive rate the answer to the call released at s;
+// spent says the answer states the vendor's quota is spent. Caller holds
+// mu.
+func (l *Local) adaptTo(s Slot, a Answer, now time.Time, spent bool) {
 	if !l.cfg.Adaptive {
 		return
 	}
-	if status == http.StatusTooManyRequests {
-		from := l.rate.rate
-		if l.rate.throttled(now, s.At, func() float64 { return l.sendRate(now) }) {
+	status := a.Status
+	switch {
+	case status == http.StatusTooManyRequests && spent:
+		// The vendor says its quota is spent until a reset: the pause
+		// waits that out, and the pace is not to blame.
+		l.rate.refused, l.rate.lastOK = true, false
+	case status == http.StatusTooManyRequests:
+		from, iv := l.rate.rate, l.interval()
+		if l.rate.throttled(now, s.At, l.paceOf(s, now), s.held) {
 			l.events = append(l.events, Event{Kind: "rate", Reason: "throttled", From: finite(from), To: l.rate.rate, Status: status})
+			l.reinterval(iv, now)
 		}
 		return
+	case status < 500:
+		l.rate.succeeded()
 	}
-	if status < 500 {
-		l.rate.succeeded(s.held)
+	l.adapt(now)
+}
+
+// paceOf is the nominal rate the call released at s left at: the pace's,
+// when the pace held it back; otherwise the rate calls were leaving at,
+// which the app set. Caller holds mu.
+func (l *Local) paceOf(s Slot, now time.Time) float64 {
+	paced := math.Inf(1)
+	if s.iv > 0 {
+		paced = 1 / (s.iv.Seconds() * (1 - l.cfg.Headroom))
 	}
+	if s.held {
+		return paced
+	}
+	return min(paced, l.sendRate(now)/(1-l.cfg.Headroom))
+}
+
+// adapt closes the adaptive rate's round when it is due, and tells of a
+// change. Caller holds mu.
+func (l *Local) adapt(now time.Time) {
+	from, iv := l.rate.rate, l.interval()
+	if l.rate.step(now, l.cfg.Headroom) {
+		l.events = append(l.events, Event{Kind: "rate", Reason: "raised", From: finite(from), To: l.rate.rate})
+		l.reinterval(iv, now)
+	}
+}
+
+// reinterval moves every bucket's next slot from interval old (0:
+// unlimited) to the one in force: a rate raised from a slow one takes
+// effect now rather than after the slow interval, and after a cut the
+// next call leaves a new interval after the last, not an old one. Caller
+// holds mu.
+func (l *Local) reinterval(old time.Duration, now time.Time) {
+	iv := l.interval()
+	for _, b := range l.keys {
+		switch {
+		case old == 0 && iv > 0:
+			b.tat = later(b.tat, now.Add(iv))
+		case old > 0 && b.tat.After(now.Add(-old)):
+			b.tat = b.tat.Add(iv - old)
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // answered spaces key's next call from the latest moment the vendor can
@@ -455,8 +531,8 @@ func (l *Local) Pause(until time.Time, reason string) {
 }
 
 // pauseLocked extends the pause to until. An unconfigured adaptive limiter
-// takes the rate calls left at, so that the calls it holds do not all
-// leave together when it ends. Caller holds mu.
+// takes twice the rate calls left at, so that the calls it holds do not
+// all leave together when it ends, yet drain. Caller holds mu.
 func (l *Local) pauseLocked(until time.Time, reason string, status int, now time.Time) {
 	if !until.After(l.pauseAt) || !until.After(now) {
 		return
@@ -466,7 +542,7 @@ func (l *Local) pauseLocked(until time.Time, reason string, status int, now time
 	}
 	l.pauseAt, l.reason = until, reason
 	if l.cfg.Adaptive && math.IsInf(l.rate.rate, 1) {
-		l.rate.seed(now, func() float64 { return l.sendRate(now) })
+		l.rate.seed(l.sendRate(now) / (1 - l.cfg.Headroom))
 		l.events = append(l.events, Event{Kind: "rate", Reason: "seeded", To: l.rate.rate})
 	}
 }

@@ -4,37 +4,64 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // The adaptive rate drops on a 429, once per round of calls sent at the
-// old rate, climbs back while calls succeed, and never passes the
-// configured rate.
+// old rate, climbs back while calls succeed and the pace holds the app
+// back, and never passes the configured rate. In virtual time.
 func TestAdaptiveRate(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := NewLocal(Config{Rate: 40, Burst: 1, Adaptive: true, Now: clk.now})
-	ctx := context.Background()
-	a, _ := l.Wait(ctx, "", time.Second)
-	clk.t = clk.t.Add(25 * time.Millisecond)
-	b, _ := l.Wait(ctx, "", time.Second)
-	l.Observe("", a, Answer{Status: 429, Header: nil})
-	cut := l.Status().Effective
-	if cut >= 40 || cut <= 0 {
-		t.Fatalf("effective rate %v after a 429, want below 40", cut)
-	}
-	l.Observe("", b, Answer{Status: 429, Header: nil}) // sent before the cut: already answered for
-	if got := l.Status().Effective; got != cut {
-		t.Errorf("a 429 for a call sent at the old rate cut again: %v -> %v", cut, got)
-	}
-	for i := 0; i < 2000; i++ {
-		clk.t = clk.t.Add(time.Second)
-		s, _ := l.Wait(ctx, "", time.Second)
-		s.held = true
-		l.Observe("", s, Answer{Status: 200, Header: nil})
-	}
-	if got := l.Status().Effective; got <= cut || got > 40 {
-		t.Errorf("effective rate %v after 2000 successes, want back above %v and at most 40", got, cut)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLocal(Config{Rate: 40, Burst: 1, Adaptive: true})
+		ctx := context.Background()
+		a, _ := l.Wait(ctx, "", time.Second)
+		time.Sleep(25 * time.Millisecond)
+		b, _ := l.Wait(ctx, "", time.Second)
+		l.Observe("", a, Answer{Status: 429, Header: nil})
+		cut := l.Status().Effective
+		if cut >= 40 || cut <= 0 {
+			t.Fatalf("effective rate %v after a 429, want below 40", cut)
+		}
+		l.Observe("", b, Answer{Status: 429, Header: nil}) // sent before the cut: already answered for
+		if got := l.Status().Effective; got != cut {
+			t.Errorf("a 429 for a call sent at the old rate cut again: %v -> %v", cut, got)
+		}
+		// The app asks twice as often as the cut rate allows, for ten
+		// seconds: the pace refuses some, the rest succeed, and the rate
+		// climbs back.
+		for i := 0; i < 400; i++ {
+			time.Sleep(25 * time.Millisecond)
+			if s, err := l.Wait(ctx, "", 0); err == nil {
+				l.Observe("", s, Answer{Status: 200, Header: nil})
+			}
+		}
+		if got := l.Status().Effective; got <= cut || got > 40 {
+			t.Errorf("effective rate %v after ten seconds of successes with calls refused by the pace, want back above %v and at most 40", got, cut)
+		}
+	})
+}
+
+// While the app asks for less than the rate allows, successes say nothing
+// of the vendor's limit (RFC 7661's reasoning for TCP): the rate stays.
+func TestAdaptiveRateHoldsWithoutDemand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLocal(Config{Rate: 40, Burst: 1, Adaptive: true})
+		ctx := context.Background()
+		_, _ = l.Wait(ctx, "", time.Second)
+		held, _ := l.Wait(ctx, "", time.Second) // waits for the pace
+		l.Observe("", held, Answer{Status: 429})
+		cut := l.Status().Effective
+		for i := 0; i < 100; i++ {
+			time.Sleep(time.Second)
+			if s, err := l.Wait(ctx, "", 0); err == nil {
+				l.Observe("", s, Answer{Status: 200})
+			}
+		}
+		if got := l.Status().Effective; got != cut || cut >= 40 {
+			t.Errorf("effective rate %v after successes one a second, want it left at the cut %v", got, cut)
+		}
+	})
 }
 
 func TestParseQuota(t *testing.T) {
@@ -93,9 +120,11 @@ func FuzzParseQuota(f *testing.F) {
 	})
 }
 
-// An unconfigured adaptive limiter that is paused takes the rate calls
-// were leaving at, so that the calls the pause held leave at it, not all
-// at once (docs/ratelimit.md, "Pauses bind every call").
+// An unconfigured adaptive limiter that is paused takes twice the rate
+// calls were leaving at, so that the calls the pause held leave spaced,
+// not all at once, and still drain: a pause without a 429 never seeds a
+// rate at or below the demand (docs/ratelimit.md, "Pauses bind every
+// call").
 func TestPauseSeedsAnUnlimitedRate(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	l := NewLocal(Config{Adaptive: true, Now: clk.now})
@@ -109,7 +138,7 @@ func TestPauseSeedsAnUnlimitedRate(t *testing.T) {
 		t.Fatalf("effective rate %v before any pause, want 0 (unlimited)", got)
 	}
 	l.Pause(clk.t.Add(time.Second), PauseRetryAfter)
-	if got := l.Status().Effective; got < 9 || got > 10 {
-		t.Errorf("effective rate %v after the pause, want the 10/s calls were leaving at (less headroom)", got)
+	if got := l.Status().Effective; got < 19 || got > 21 {
+		t.Errorf("effective rate %v after the pause, want twice the 10/s calls were leaving at, so that the calls it held drain", got)
 	}
 }

@@ -3,8 +3,10 @@ package ratelimit
 import (
 	"container/heap"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,12 +43,56 @@ func (v *leakyBucket) admit(at time.Duration) bool {
 	return true
 }
 
+// simVendor answers a call arriving at at.
+type simVendor interface {
+	answer(at time.Duration) (status int, h http.Header)
+}
+
+func (v *leakyBucket) answer(at time.Duration) (int, http.Header) {
+	if v.admit(at) {
+		return http.StatusOK, http.Header{}
+	}
+	return http.StatusTooManyRequests, http.Header{}
+}
+
+// retryAfter is a vendor whose 429s carry Retry-After, as most do.
+type retryAfter struct {
+	simVendor
+	secs string
+}
+
+func (v retryAfter) answer(at time.Duration) (int, http.Header) {
+	status, h := v.simVendor.answer(at)
+	if status == http.StatusTooManyRequests {
+		h.Set("Retry-After", v.secs)
+	}
+	return status, h
+}
+
+// storm is a vendor that refuses share of the calls arriving in
+// [from, to) with 429, whatever their pace, and otherwise answers as
+// behind does.
+type storm struct {
+	behind   simVendor
+	from, to time.Duration
+	share    float64
+	rng      *rand.Rand
+}
+
+func (v storm) answer(at time.Duration) (int, http.Header) {
+	if at >= v.from && at < v.to && v.rng.Float64() < v.share {
+		return http.StatusTooManyRequests, http.Header{}
+	}
+	return v.behind.answer(at)
+}
+
 // simEvent is a vendor answer arriving back at Seawall.
 type simEvent struct {
 	at     time.Duration
 	sent   time.Time
 	slot   Slot
 	status int
+	header http.Header
 }
 
 type simEvents []simEvent
@@ -64,20 +110,100 @@ func (e *simEvents) Pop() any {
 
 var simTrace = false
 
-type simResult struct{ sent, refused int }
+type simResult struct {
+	sent, refused int
+	ok            []time.Duration // when each call the vendor served arrived
+	wait          []simWait       // how long each call waited in Seawall
+}
+
+type simWait struct{ at, d time.Duration }
+
+// waitsFrom is how long the calls offered in [from, from+span) waited.
+func (r simResult) waitsFrom(from, span time.Duration, _ float64) []time.Duration {
+	var out []time.Duration
+	for _, w := range r.wait {
+		if w.at >= from && w.at < from+span {
+			out = append(out, w.d)
+		}
+	}
+	return out
+}
+
+// quotaVendor allows limit calls a window of every, stating what is left
+// in X-RateLimit-Remaining and X-RateLimit-Reset on each answer. At
+// drainAt another client of the account spends what is left of the
+// window; at pauseAt the vendor holds the account for pauseFor, saying so
+// first on a 200 (remaining 0) and then with 429s.
+type quotaVendor struct {
+	limit                      int
+	every                      time.Duration
+	drainAt, pauseAt, pauseFor time.Duration
+
+	window  int64
+	used    int
+	drained bool
+}
+
+func (v *quotaVendor) answer(at time.Duration) (int, http.Header) {
+	h := http.Header{}
+	state := func(left int, reset time.Duration) {
+		h.Set("X-RateLimit-Limit", fmt.Sprint(v.limit))
+		h.Set("X-RateLimit-Remaining", fmt.Sprint(left))
+		h.Set("X-RateLimit-Reset", fmt.Sprint(int(math.Ceil(reset.Seconds()))))
+	}
+	if at >= v.pauseAt && at < v.pauseAt+v.pauseFor {
+		state(0, v.pauseAt+v.pauseFor-at)
+		if at-v.pauseAt < 50*time.Millisecond {
+			return http.StatusOK, h // the pause is announced on an answer
+		}
+		return http.StatusTooManyRequests, h
+	}
+	if w := int64(at / v.every); w != v.window {
+		v.window, v.used = w, 0
+	}
+	if !v.drained && at >= v.drainAt {
+		v.drained, v.used = true, v.limit // someone else spent the window
+	}
+	reset := time.Duration(v.window+1)*v.every - at
+	if v.used >= v.limit {
+		state(0, reset)
+		return http.StatusTooManyRequests, h
+	}
+	v.used++
+	state(v.limit-v.used, reset)
+	return http.StatusOK, h
+}
+
+// served is how many calls the vendor served in [from, to).
+func (r simResult) served(from, to time.Duration) int {
+	n := 0
+	for _, at := range r.ok {
+		if at >= from && at < to {
+			n++
+		}
+	}
+	return n
+}
 
 // simulate offers calls at offered a second for d to a limiter in front of
 // vendor, on a virtual clock in steps of 100µs. A released call reaches
 // the vendor after a delay drawn from [0, jitter) and its answer comes
 // back 1ms later. Calls wait as long as it takes.
-func simulate(cfg Config, vendor *leakyBucket, offered float64, d, jitter time.Duration, seed uint64) simResult {
-	return simulateStalls(cfg, vendor, offered, d, jitter, 0, seed)
+func simulate(cfg Config, vendor simVendor, offered float64, d, jitter time.Duration, seed uint64) simResult {
+	return simulateStalls(cfg, vendor, []demandStep{{0, offered}}, d, jitter, 0, 0, seed)
+}
+
+// demandStep is the app's demand from a moment on, in calls a second.
+type demandStep struct {
+	from    time.Duration
+	offered float64
 }
 
 // simulateStalls is simulate with a stall of the vendor, on one call in
 // stallEvery: that call reaches it 15ms late, as when its machine or
-// network holds a packet.
-func simulateStalls(cfg Config, vendor *leakyBucket, offered float64, d, jitter time.Duration, stallEvery int, seed uint64) simResult {
+// network holds a packet. With maxWait, a call that has waited that long
+// is refused, as rate_limit.max_wait refuses it.
+func simulateStalls(cfg Config, vendor simVendor, demand []demandStep, d, jitter time.Duration, stallEvery int, maxWait time.Duration, seed uint64) simResult {
 	base := time.Unix(1_000_000, 0)
 	var now time.Duration
 	cfg.Now = func() time.Time { return base.Add(now) }
@@ -88,12 +214,39 @@ func simulateStalls(cfg Config, vendor *leakyBucket, offered float64, d, jitter 
 	var pending []time.Duration // arrival times of calls not yet released
 	nextArrival := time.Duration(0)
 	for now = 0; now < d; now += 100 * time.Microsecond {
+		offered := demand[0].offered
+		for _, st := range demand {
+			if now >= st.from {
+				offered = st.offered
+			} else if nextArrival > st.from {
+				nextArrival = st.from // the demand changes then
+			}
+		}
 		for ; nextArrival <= now; nextArrival += time.Duration(float64(time.Second) / offered) {
+			l.mu.Lock()
+			l.rate.asked++ // as Wait counts a call asking for a slot
+			if maxWait > 0 {
+				// As Wait does: a call whose turn is past its wait is refused at once.
+				at, _ := l.earliest(l.bucket("", cfg.Now()), cfg.Now())
+				if at.Add(time.Duration(len(pending))*l.interval()).Sub(cfg.Now()) > maxWait {
+					_ = l.exceeded(0, false)
+					l.unlock()
+					continue
+				}
+			}
+			l.unlock()
 			pending = append(pending, nextArrival)
 		}
 		for answers.Len() > 0 && answers[0].at <= now {
 			a := heap.Pop(&answers).(simEvent)
-			l.Observe("", a.slot, Answer{Status: a.status, Header: http.Header{}, Sent: a.sent})
+			l.Observe("", a.slot, Answer{Status: a.status, Header: a.header, Sent: a.sent})
+		}
+		for maxWait > 0 && len(pending) > 0 && now-pending[0] > maxWait {
+			pending = pending[1:]
+			l.mu.Lock()
+			l.rate.pressed = true // refused by the pace, as exceeded records
+			l.adapt(cfg.Now())
+			l.unlock()
 		}
 		for len(pending) > 0 {
 			l.mu.Lock()
@@ -105,7 +258,6 @@ func simulateStalls(cfg Config, vendor *leakyBucket, offered float64, d, jitter 
 			}
 			s := l.take(b, cfg.Now(), pending[0] < now-100*time.Microsecond || len(pending) > 1)
 			l.unlock()
-			pending = pending[1:]
 			res.sent++
 			arrive := now
 			if jitter > 0 {
@@ -114,15 +266,22 @@ func simulateStalls(cfg Config, vendor *leakyBucket, offered float64, d, jitter 
 			if stallEvery > 0 && rng.IntN(stallEvery) == 0 {
 				arrive += 15 * time.Millisecond
 			}
-			status := http.StatusOK
-			if !vendor.admit(arrive) {
-				status = http.StatusTooManyRequests
+			res.wait = append(res.wait, simWait{pending[0], now - pending[0]})
+			pending = pending[1:]
+			status, h := vendor.answer(arrive)
+			if simTrace {
+				fmt.Printf("%6.3fs sent -> %d; rate %.2f\n", now.Seconds(), status, l.rate.rate)
+			}
+			if status == http.StatusTooManyRequests {
 				res.refused++
 				if simTrace {
-					fmt.Printf("%6.2fs refused; rate %.2f bad %.2f\n", now.Seconds(), l.rate.rate, l.rate.bad)
+					fmt.Printf("%6.2fs refused; rate %.2f good %.2f bad %.2f (%s for %s) best %.2f storm %s\n", now.Seconds(), l.rate.rate, l.rate.good, l.rate.bad,
+						l.rate.badAt.Sub(base), l.rate.badFor, l.rate.best, l.rate.stormAt.Sub(base))
 				}
+			} else {
+				res.ok = append(res.ok, arrive)
 			}
-			heap.Push(&answers, simEvent{at: arrive + time.Millisecond, sent: cfg.Now(), slot: s, status: status})
+			heap.Push(&answers, simEvent{at: arrive + time.Millisecond, sent: cfg.Now(), slot: s, status: status, header: h})
 		}
 	}
 	return res
@@ -186,9 +345,104 @@ func TestPacingSurvivesVendorStalls(t *testing.T) {
 	const rate = 20
 	for seed := uint64(1); seed <= 5; seed++ {
 		v := &leakyBucket{milliRate: rate * 1000}
-		r := simulateStalls(Config{Rate: rate, Burst: 1, Headroom: DefaultHeadroom}, v, 5*rate, time.Minute, 500*time.Microsecond, 25, seed)
+		r := simulateStalls(Config{Rate: rate, Burst: 1, Headroom: DefaultHeadroom}, v, []demandStep{{0, 5 * rate}}, time.Minute, 500*time.Microsecond, 25, 0, seed)
 		if r.refused > 0 || float64(r.sent) < 0.9*rate*60 {
 			t.Errorf("seed %d: %d sent, %d refused; want none refused and >= 90%% of the rate", seed, r.sent, r.refused)
+		}
+	}
+}
+
+// Trust, acceptance 3 on a virtual clock: a leaky bucket at 20/s whose
+// 429s carry Retry-After: 1, as nginx's do with add_header and most
+// vendors' do, no rate configured, the app offering 100/s for a minute.
+// Every 429 pauses the upstream for a second, so each one the rate's
+// search costs is a second of quota: at least 90% of the vendor's quota
+// served, at most 1% of calls refused, and 60% in the first 10 s.
+// TestNginxAdaptiveRetryAfter checks the same against nginx.
+func TestAdaptiveAgainstRetryAfter(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		v := retryAfter{&leakyBucket{milliRate: 20_000}, "1"}
+		r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, 100, time.Minute, 500*time.Microsecond, seed)
+		first, all := r.served(0, 10*time.Second), r.served(0, time.Minute)
+		t.Logf("seed %d: %d served (%.1f%% of 1,200), %d refused (%.2f%%), first 10 s %d", seed, all, float64(all)/12, r.refused, 100*float64(r.refused)/float64(r.sent), first)
+		if all < 1080 || float64(r.refused) > 0.01*float64(r.sent) || first < 120 {
+			t.Errorf("seed %d: %d served, %d of %d refused, %d in the first 10 s; want >= 1,080, <= 1%%, >= 120", seed, all, r.refused, r.sent, first)
+		}
+	}
+}
+
+// Trust, acceptance 4 on a virtual clock: a vendor with room for 50/s
+// answers 429 to 80% of calls for 20 s, whatever their pace, then heals;
+// the app sends 20/s and waits at most a second (max_wait's default).
+// From 5 s after the vendor heals, every second serves at least 18 of the
+// app's calls, with no rate configured and with one, with and without
+// Retry-After on the storm's 429s.
+func TestAdaptiveRecoversAfterA429Storm(t *testing.T) {
+	for _, configured := range []float64{0, 50} {
+		for _, retry := range []string{"", "1"} {
+			var v simVendor = storm{behind: &leakyBucket{milliRate: 50_000}, from: 10 * time.Second, to: 30 * time.Second, share: 0.8, rng: rand.New(rand.NewPCG(7, 7))}
+			if retry != "" {
+				v = retryAfter{v, retry}
+			}
+			r := simulateStalls(Config{Rate: configured, Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, []demandStep{{0, 20}}, 45*time.Second, 500*time.Microsecond, 0, time.Second, 3)
+			for s := 35; s < 45; s++ {
+				if n := r.served(time.Duration(s)*time.Second, time.Duration(s+1)*time.Second); n < 18 {
+					t.Errorf("configured %v, Retry-After %q: second %d served %d calls, want >= 18 from 5 s after healing", configured, retry, s, n)
+				}
+			}
+		}
+	}
+}
+
+// Trust, acceptance 5 on a virtual clock: a vendor with a quota of 20 calls
+// a second stated in X-RateLimit-* headers, the app sending 10/s with no
+// rate configured. Once, another client of the account spends what is
+// left of a window (a 429 with remaining 0), and once the vendor pauses
+// the account for 3 s with no 429 at all (remaining 0, reset 3). Ten
+// seconds after each, calls wait in Seawall no more than they did before:
+// the median under 50 ms.
+func TestAdaptiveAfterAQuotaPauseAndAForeign429(t *testing.T) {
+	v := &quotaVendor{limit: 20, every: time.Second, drainAt: 5 * time.Second, pauseAt: 20 * time.Second, pauseFor: 3 * time.Second}
+	r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, 10, 40*time.Second, 500*time.Microsecond, 1)
+	for _, from := range []time.Duration{15 * time.Second, 33 * time.Second} {
+		waits := r.waitsFrom(from, 5*time.Second, 10)
+		slices.Sort(waits)
+		if p50 := waits[len(waits)/2]; p50 >= 50*time.Millisecond {
+			t.Errorf("from %s: p50 wait %s, want < 50ms (the pause's backlog drained)", from, p50)
+		}
+	}
+}
+
+// oneRefusal is a vendor that refuses the first call arriving at or after
+// at, and otherwise answers as behind does.
+type oneRefusal struct {
+	behind simVendor
+	at     time.Duration
+	done   bool
+}
+
+func (v *oneRefusal) answer(at time.Duration) (int, http.Header) {
+	if !v.done && at >= v.at {
+		v.done = true
+		return http.StatusTooManyRequests, http.Header{}
+	}
+	return v.behind.answer(at)
+}
+
+// A single 429 drawn at an idle pace (one call every 5 s) says nothing of
+// the vendor's limit for the app's real demand. When the app then sends
+// 20/s to a vendor with room for 50/s, every second from the third on
+// serves at least 18: the rate cannot stay at the pace the 429 found.
+func TestAdaptiveSingle429AfterIdleTraffic(t *testing.T) {
+	v := &oneRefusal{behind: &leakyBucket{milliRate: 50_000}, at: 20 * time.Second}
+	r := simulateStalls(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, []demandStep{{0, 0.2}, {21 * time.Second, 20}},
+		30*time.Second, 500*time.Microsecond, 0, time.Second, 1)
+	if r.refused != 1 {
+		t.Fatalf("the vendor refused %d calls, want the one", r.refused)
+	}
+	for s := 23; s < 30; s++ {
+		if n := r.served(time.Duration(s)*time.Second, time.Duration(s+1)*time.Second); n < 18 {
+			t.Errorf("second %d served %d calls, want >= 18 from 2 s after the demand rose", s, n)
 		}
 	}
 }
