@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/seawall/seawall/internal/jobs"
@@ -33,8 +34,22 @@ type Replayed struct {
 	IDs      []int64 `json:"ids"`
 }
 
-// sensitive are request headers whose values show redacted.
-var sensitive = map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
+// sensitiveWords mark a request header whose value shows redacted in the
+// operator's job view: any header whose name holds one of them
+// (Authorization, Proxy-Authorization, Cookie, X-Api-Key, X-Client-Key,
+// X-Auth-Token, X-Webhook-Signature, Client-Secret...).
+var sensitiveWords = []string{"key", "token", "secret", "auth", "cookie", "signature", "password", "credential"}
+
+// sensitive reports whether header name's value is a credential.
+func sensitive(name string) bool {
+	lower := strings.ToLower(name)
+	for _, w := range sensitiveWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // maxReplay bounds one bulk replay; run it again for more.
 const maxReplay = 100_000
@@ -187,7 +202,7 @@ func (a jobsAPI) get(r *http.Request) (jobs.Job, error) {
 func detail(j jobs.Job) Detail {
 	d := Detail{View: j.View(), Header: map[string][]string{}}
 	for k, vs := range j.Delivery.Header {
-		if sensitive[http.CanonicalHeaderKey(k)] {
+		if sensitive(k) {
 			vs = []string{"[redacted]"}
 		}
 		d.Header[k] = vs

@@ -190,7 +190,7 @@ func (em *endpointMetrics) record(took time.Duration, failed bool) {
 }
 
 func (m *Metrics) forEndpoint(upstream string, e *endpoint.Endpoint) *endpointMetrics {
-	u, z := e.URL.String(), e.Zone
+	u, z := e.URL.Redacted(), e.Zone // a label is public: never the URL's password
 	return &endpointMetrics{
 		calls:    m.endpointCalls.WithLabelValues(upstream, u, z),
 		failures: m.endpointFailures.WithLabelValues(upstream, u, z),
