@@ -430,28 +430,22 @@ func (l *Local) adapt(now time.Time) {
 	}
 }
 
-// reinterval moves every bucket's next slot from interval old (0:
-// unlimited) to the one in force: a rate raised from a slow one takes
-// effect now rather than after the slow interval, and after a cut the
-// next call leaves a new interval after the last, not an old one. Caller
-// holds mu.
+// reinterval moves every bucket's next slot from interval old to the one
+// in force: a rate raised from a slow one takes effect now rather than
+// after the slow interval, and after a cut the next call leaves a new
+// interval after the last, not an old one. From no rate (old 0) there is
+// no slot to move: the first call after the cut leaves at once, and
+// spaces the next. Caller holds mu.
 func (l *Local) reinterval(old time.Duration, now time.Time) {
+	if old <= 0 {
+		return
+	}
 	iv := l.interval()
 	for _, b := range l.keys {
-		switch {
-		case old == 0 && iv > 0:
-			b.tat = later(b.tat, now.Add(iv))
-		case old > 0 && b.tat.After(now.Add(-old)):
+		if b.tat.After(now.Add(-old)) {
 			b.tat = b.tat.Add(iv - old)
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // answered spaces key's next call from the latest moment the vendor can
