@@ -66,6 +66,7 @@ const (
 	routingCanary = "pd-canary-routing-key-7f3a9c"
 	hookSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	apiCanary     = "vendor-api-key-canary-51b2"
+	urlCanary     = "url-password-canary-c41d"
 )
 
 // notifyRig is a Seawall whose upstream "pay" is a fake, with PagerDuty
@@ -109,7 +110,7 @@ upstreams:
     retry: {max_attempts: 1}
     routes:
       - {name: events, match: "POST /v1/events", mode: async}
-`, addr, adminAddr, testAdminToken, filepath.Join(dir, "jobs.db"), pd.URL, hook.URL, up.URL)
+`, addr, adminAddr, testAdminToken, filepath.Join(dir, "jobs.db"), pd.URL, hook.URL, strings.Replace(up.URL, "http://", "http://seawall:"+urlCanary+"@", 1))
 	if err := os.WriteFile(r.cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
