@@ -53,7 +53,7 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	c.interim.stop()
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
-	n, err := firstChunk(resp, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
+	n, err := firstChunk(resp, r.Method, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
 	if err == nil && int64(n) > st.maxResp {
 		upstream.CloseBody(resp)
 		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, st.maxResp)
@@ -121,11 +121,18 @@ func (b *appBody) blame(err error, c *call) error {
 
 // firstChunk reads the start of an upstream's body into buf before
 // anything is written to the app, so that a failure there can still be
-// answered as what it is (504 for a deadline) rather than as a cut-off
-// 200. It returns how much it read.
-func firstChunk(resp *http.Response, buf []byte, c *call) (int, error) {
-	n, err := io.ReadAtLeast(resp.Body, buf, 1)
-	if err == nil || errors.Is(err, io.EOF) || (errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
+// answered as what it is (504 for a deadline, 502 for a body the vendor
+// cut short) rather than as a cut-off answer whose status line already
+// went out. A body of known length is read whole when it fits buf, so
+// that a small answer is never relayed in part; a stream (unknown length)
+// is relayed from its first byte. It returns how much it read.
+func firstChunk(resp *http.Response, method string, buf []byte, c *call) (int, error) {
+	want, stated := 1, resp.ContentLength > 0 && hasBody(method, resp.StatusCode)
+	if stated {
+		want = int(min(resp.ContentLength, int64(len(buf))))
+	}
+	n, err := io.ReadAtLeast(resp.Body, buf, want)
+	if err == nil || (errors.Is(err, io.EOF) && !stated) { // EOF: nothing at all, which only a body of unknown or no length may be
 		return n, nil
 	}
 	upstream.CloseBody(resp)
@@ -137,6 +144,13 @@ func firstChunk(resp *http.Response, buf []byte, c *call) (int, error) {
 	default:
 		return 0, &OutcomeUnknownError{Err: fmt.Errorf("reading the body: %w", err)}
 	}
+}
+
+// hasBody reports whether an answer with status to method carries the
+// body its Content-Length states (RFC 9110 §6.4.1): not to HEAD, nor a
+// 1xx, 204 or 304.
+func hasBody(method string, status int) bool {
+	return method != http.MethodHead && status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // relay writes an upstream's response to the app, first the chunk already

@@ -250,9 +250,10 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status i
 	}
 	c.Route.M.Done(status, source, now.Sub(c.start))
 	p.logRequest(r, c.RequestID, c.Upstream.Name, c.Route.Name, status, source, c.Attempts, c.start, c.err)
-	if status == StatusClientClosed {
+	if status == StatusClientClosed && source == "seawall" {
 		// Nothing was written: returning would let net/http send an empty
-		// 200 to a client that only half-closed. Cut the connection.
+		// 200 to a client that only half-closed. Cut the connection. (A
+		// vendor's own 499 was relayed whole, as any status is.)
 		panic(http.ErrAbortHandler)
 	}
 }

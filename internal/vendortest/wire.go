@@ -42,6 +42,25 @@ func ResetAfterRequest(t testing.TB) *Wire {
 	})
 }
 
+// CutAnswer reads each request whole, answers with head (a status line
+// and fields, without the blank line) and then the first bytes of body,
+// and resets the connection: a vendor whose answer fails part way, after
+// it may have acted on the request.
+func CutAnswer(t testing.TB, head, body string) *Wire {
+	return serve(t, "http", func(w *Wire, c *net.TCPConn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return
+		}
+		w.requests.Add(1)
+		_, _ = io.WriteString(c, head+"\r\n\r\n"+body)
+		time.Sleep(20 * time.Millisecond) // the answer leaves before the reset
+	})
+}
+
 // ResetDuringHandshake takes connections for an https URL, reads the
 // start of the TLS handshake and resets: nothing of the request can have
 // been sent.
