@@ -2,9 +2,11 @@ package proxy_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seawall/seawall/internal/vendortest"
 )
@@ -50,5 +52,33 @@ func TestVendors499IsRelayed(t *testing.T) {
 	r := s.get("/api/v1/x")
 	if r.err != nil || r.status != 499 || r.body != "client closed, says the vendor" || r.header.Get("Seawall-Source") != "upstream" {
 		t.Errorf("got %d %q from %q (%v), want the vendor's 499 relayed", r.status, r.body, r.header.Get("Seawall-Source"), r.err)
+	}
+}
+
+// Trust, item 5: a route matches the path as a vendor that decodes it
+// reads it, so that neither an encoded slash nor a segment's path
+// parameters (";x", which Java servers strip) slips a request past its
+// route's policy; a dot segment behind path parameters ("..;") is
+// refused. Before, "/d%2f1" and "/d;x/1" fell to the upstream's default
+// mode, and "..;" was forwarded.
+func TestRoutesMatchThePathAsTheVendorReadsIt(t *testing.T) {
+	t.Parallel()
+	s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "sync", "", `    routes:
+      - {name: deferred-d, match: "POST /d/{id}", mode: deferred}
+`)
+	for _, path := range []string{"/api/d/1", "/api/d%2f1", "/api/d%2F1", "/api/d;x/1", "/api/d;jsessionid=abc/1"} {
+		if r := s.post(path, `{}`, nil); r.status != http.StatusAccepted {
+			t.Errorf("POST %s: %d %s, want 202 from the deferred route", path, r.status, r.body)
+		}
+	}
+	for _, path := range []string{"/api/d/..;/admin", "/api/..;/x", "/api/d/%2e%2e;/x"} {
+		if r := s.post(path, `{}`, nil); r.status != http.StatusBadRequest || problemOf(t, r)["type"] != "urn:seawall:problem:bad-path" {
+			t.Errorf("POST %s: %d %s, want 400 bad-path", path, r.status, r.body)
+		}
+	}
+	eventually(t, 10*time.Second, "the five deferred jobs delivered", func() bool { return s.fake.Count() >= 5 })
+	time.Sleep(200 * time.Millisecond) // room for a wrong delivery to show
+	if n := s.fake.Count(); n != 5 {
+		t.Errorf("the vendor got %d calls, want the 5 deferred jobs: the refused paths are never sent", n)
 	}
 }

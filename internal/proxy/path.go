@@ -19,7 +19,7 @@ var ErrBadPath = errors.New("path not allowed")
 // dot segment behind an encoded slash or backslash ("..%2f"), which a
 // vendor that decodes them would resolve. The result starts with "/".
 func normalizePath(escaped string) (string, error) {
-	if strings.HasPrefix(escaped, "/") && !strings.ContainsAny(escaped, ".%") && !strings.Contains(escaped, "//") {
+	if strings.HasPrefix(escaped, "/") && !strings.ContainsAny(escaped, ".%;") && !strings.Contains(escaped, "//") {
 		return escaped, nil // no dot segment, encoded or not, and no empty segment to fold
 	}
 	segs := strings.Split(escaped, "/")
@@ -40,10 +40,11 @@ func normalizePath(escaped string) (string, error) {
 			}
 			out = out[:len(out)-1]
 			trailing = last
+		case hidesDotSegment(seg):
+			return "", fmt.Errorf("%w: %q hides a dot segment behind an encoded slash", ErrBadPath, truncate(seg, 200))
+		case hidesDotParams(seg):
+			return "", fmt.Errorf("%w: %q is a dot segment with path parameters, which a vendor that strips them (\"..;\") resolves", ErrBadPath, truncate(seg, 200))
 		default:
-			if hidesDotSegment(seg) {
-				return "", fmt.Errorf("%w: %q hides a dot segment behind an encoded slash", ErrBadPath, truncate(seg, 200))
-			}
 			out = append(out, seg)
 			trailing = false
 		}
@@ -68,6 +69,14 @@ func dotSegment(seg string) string {
 		return ".."
 	}
 	return ""
+}
+
+// hidesDotParams reports whether seg is a dot segment followed by path
+// parameters ("..;", ".;x", "%2e%2e;a=b"): Java servers strip the
+// parameters, then resolve the dot segment.
+func hidesDotParams(seg string) bool {
+	base, _, found := strings.Cut(seg, ";")
+	return found && (dotSegment(base) != "" || hidesDotSegment(base))
 }
 
 // hidesDotSegment reports whether seg, once its encoded slashes and

@@ -33,6 +33,12 @@ func TestNormalizePath(t *testing.T) {
 		{"/x%2F..%2Fy", "BAD"},
 		{"/..%5cx", "BAD"},
 		{"/%zz", "BAD"},
+		{"/v1/..;/admin", "BAD"},
+		{"/..;/x", "BAD"},
+		{"/v1/.;x/y", "BAD"},
+		{"/v1/%2e%2e;a=b/y", "BAD"},
+		{"/v1/x;jsessionid=1/y", "/v1/x;jsessionid=1/y"},
+		{"/v1/..x;a/y", "/v1/..x;a/y"},
 	} {
 		got, err := normalizePath(tt.in)
 		if tt.want == "BAD" {
@@ -49,9 +55,9 @@ func TestNormalizePath(t *testing.T) {
 
 // FuzzNormalizePath: whatever comes in, what goes out starts with "/",
 // holds no dot segment, plain or encoded, not even behind an encoded
-// slash, and is stable.
+// slash or before path parameters, and is stable.
 func FuzzNormalizePath(f *testing.F) {
-	for _, s := range []string{"/v1/x", "/a/../b", "/%2e%2e/x", "/..%2fx", "//a//b/", "/a/./b/.", "/%zz", "/x%2F..%2Fy"} {
+	for _, s := range []string{"/v1/x", "/a/../b", "/%2e%2e/x", "/..%2fx", "//a//b/", "/a/./b/.", "/%zz", "/x%2F..%2Fy", "/v1/..;/x", "/a;b/c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -63,7 +69,7 @@ func FuzzNormalizePath(f *testing.F) {
 			t.Fatalf("normalizePath(%q) = %q: not one leading slash", in, out)
 		}
 		for _, seg := range strings.Split(out, "/") {
-			if dotSegment(seg) != "" && seg != "" || hidesDotSegment(seg) {
+			if dotSegment(seg) != "" && seg != "" || hidesDotSegment(seg) || hidesDotParams(seg) {
 				t.Fatalf("normalizePath(%q) = %q keeps the dot segment %q", in, out, seg)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/seawall/seawall/internal/h1"
@@ -217,19 +218,42 @@ func newTransport(connect time.Duration, tlsConfig *tls.Config, http2 bool) http
 	}
 }
 
-// Match picks the route for a request whose upstream-relative path is path.
+// Match picks the route for a request whose upstream-relative path is
+// path, escaped. Routes match the path as a vendor that decodes it reads
+// it: an encoded slash is a slash, and a segment's path parameters
+// (";jsessionid=...", as Java servers strip them) are not part of it, so
+// that neither spelling slips a request past its route's policy.
 func (u *Upstream) Match(r *http.Request, path string) *Route {
 	if len(u.routes) == 0 {
 		return u.def
 	}
-	decoded, _ := url.PathUnescape(path) // normalizePath refused what does not decode
-	probe := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: decoded, RawPath: path}}
+	probe := &http.Request{Method: r.Method, Host: r.Host, URL: &url.URL{Path: vendorReads(path)}}
 	if h, _ := u.mux.Handler(probe); h != nil {
 		if i, ok := h.(routeIndex); ok {
 			return u.routes[i]
 		}
 	}
 	return u.def
+}
+
+// vendorReads is an escaped path as a vendor that decodes it reads it:
+// each segment without its path parameters, then percent-decoded, an
+// encoded slash becoming a separator.
+func vendorReads(escaped string) string {
+	if !strings.ContainsAny(escaped, "%;") {
+		return escaped
+	}
+	segs := strings.Split(escaped, "/")
+	for i, seg := range segs {
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			segs[i] = seg[:j]
+		}
+	}
+	decoded, err := url.PathUnescape(strings.Join(segs, "/"))
+	if err != nil {
+		return escaped // the handler refused what does not decode
+	}
+	return decoded
 }
 
 // Target builds the upstream URL for an upstream-relative escaped path,
