@@ -131,10 +131,16 @@ func (p *Proxy) checkCallback(raw string) (string, error) {
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
 		return "", fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrCallbackNotAllowed, truncate(raw, 200))
-	case !p.settings().callbackHosts[strings.ToLower(u.Host)]:
+	case !p.CallbackAllowed(u.Host):
 		return "", fmt.Errorf("%w: host %q is not in jobs.callbacks.allowed_hosts", ErrCallbackNotAllowed, truncate(u.Host, 100))
 	}
 	return u.String(), nil
+}
+
+// CallbackAllowed reports whether host is in jobs.callbacks.allowed_hosts
+// as now in force: checked at enqueue, and again when a callback is sent.
+func (p *Proxy) CallbackAllowed(host string) bool {
+	return p.settings().callbackHosts[strings.ToLower(host)]
 }
 
 // publicID is the id the app is given for job. A job accepted before

@@ -21,15 +21,17 @@ import (
 // Callbacks implements jobs.Notifier: it POSTs a finished job to the URL
 // its request named in Seawall-Callback, signed as Standard Webhooks.
 type Callbacks struct {
-	key    []byte
-	hosts  map[string]bool
-	client *http.Client
-	now    func() time.Time
+	key     []byte
+	allowed func(host string) bool
+	client  *http.Client
+	now     func() time.Time
 }
 
 // NewCallbacks builds the notifier of a validated config, or nil when no
-// callback host is allowed.
-func NewCallbacks(c config.Callbacks) (*Callbacks, error) {
+// callback host is allowed. allowed tells whether a host is in the
+// allow-list in force when a callback is sent, which a reload may have
+// changed since the job was accepted; nil takes c's.
+func NewCallbacks(c config.Callbacks, allowed func(host string) bool) (*Callbacks, error) {
 	if len(c.AllowedHosts) == 0 {
 		return nil, nil
 	}
@@ -37,7 +39,11 @@ func NewCallbacks(c config.Callbacks) (*Callbacks, error) {
 	if err != nil {
 		return nil, err
 	}
-	cb := &Callbacks{key: key, hosts: hostSet(c.AllowedHosts), now: time.Now, client: &http.Client{
+	if allowed == nil {
+		hosts := hostSet(c.AllowedHosts)
+		allowed = func(host string) bool { return hosts[strings.ToLower(host)] }
+	}
+	cb := &Callbacks{key: key, allowed: allowed, now: time.Now, client: &http.Client{
 		// Seawall's own HTTP/1.1 client, as an upstream's (ADR 0004): a
 		// pool of its own, no proxy taken from the environment, and no
 		// Accept-Encoding added to what Seawall sends.
@@ -86,7 +92,7 @@ type CallbackResponse struct {
 // Notify implements jobs.Notifier.
 func (cb *Callbacks) Notify(ctx context.Context, j jobs.Job) error {
 	target := j.Delivery.Callback
-	if u, err := url.Parse(target); err != nil || !cb.hosts[strings.ToLower(u.Host)] {
+	if u, err := url.Parse(target); err != nil || !cb.allowed(u.Host) {
 		return fmt.Errorf("callback %q is no longer allowed by jobs.callbacks.allowed_hosts", target)
 	}
 	now := cb.now()

@@ -2,14 +2,17 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 )
@@ -38,7 +41,7 @@ func TestCallbackIsSentOnSeawallsClient(t *testing.T) {
 		AllowedHosts: []string{strings.TrimPrefix(app.URL, "http://")},
 		Secret:       config.NewSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
 		Timeout:      config.Duration(5 * time.Second),
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,5 +66,44 @@ func TestCallbackIsSentOnSeawallsClient(t *testing.T) {
 			r.header.Get("Webhook-Signature") == "" {
 			t.Errorf("%s came as %s with %v; want HTTP/1.1, signed, from Seawall, with no Accept-Encoding", r.path, r.proto, r.header)
 		}
+	}
+}
+
+// Trust, item 5: a callback's host is checked against the allow-list in
+// force when the callback is sent. A job accepted while its callback's
+// host was allowed, whose host a reload then removed, sends no callback.
+// Before, the allow-list read when the store opened was the one checked.
+func TestCallbackHostIsCheckedWhenSent(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+	}))
+	defer app.Close()
+	host := strings.TrimPrefix(app.URL, "http://")
+	jobsYAML := fmt.Sprintf("base_delay: 50ms, max_delay: 100ms, callbacks: {allowed_hosts: [%q, other.example], secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, max_attempts: 2}", host)
+	s := newAsyncStack(t, filepath.Join(t.TempDir(), "jobs.db"), "deferred", jobsYAML, "")
+	s.fake.Set(fakeapi.Behavior{LatencyMin: fakeapi.Duration(500 * time.Millisecond), LatencyMax: fakeapi.Duration(500 * time.Millisecond)})
+	r := s.post("/api/v1/charges", `{}`, map[string]string{"Seawall-Callback": app.URL + "/hook"})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("enqueue: %d %s", r.status, r.body)
+	}
+	// While the delivery is under way, a reload drops the app's host.
+	cfg, err := config.Parse("reload.yaml", []byte(strings.Replace(s.doc, fmt.Sprintf("%q, ", host), "", 1)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.proxy.Apply(cfg)
+	if s.proxy.CallbackAllowed(host) {
+		t.Fatal("the reload did not drop the host: the test would prove nothing")
+	}
+	s.waitJob(t, r.header.Get("Location"), "succeeded")
+	time.Sleep(time.Second) // room for the callback and its retry
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Errorf("the app's endpoint got %d callbacks after a reload removed its host, want 0", hits)
 	}
 }

@@ -282,7 +282,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 			jc.AttemptTimeout = max(jc.AttemptTimeout, r.Timeouts.Overall.D())
 		}
 	}
-	cb, err := proxy.NewCallbacks(cfg.Jobs.Callbacks)
+	cb, err := proxy.NewCallbacks(cfg.Jobs.Callbacks, p.CallbackAllowed)
 	if err != nil {
 		return nil, err
 	}
