@@ -156,7 +156,7 @@ func loadConfigWatch(name string, args []string, stderr io.Writer) (path string,
 	fs.SetOutput(stderr)
 	fs.StringVar(&path, "c", "seawall.yaml", "config file")
 	if name == "serve" {
-		fs.BoolVar(&watch, "watch", false, "reload the config when its file changes (checked every second)")
+		fs.BoolVar(&watch, "watch", false, "reload the config when its file, or a ${file:} secret it names, changes (checked every second)")
 	}
 	if name == "serve" {
 		fs.Usage = func() {

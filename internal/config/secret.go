@@ -47,6 +47,19 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 
 var secretRef = regexp.MustCompile(`\$\{([^}]*)\}`)
 
+// SecretFiles lists the files a config document's ${file:/path}
+// references read, in the order they stand, so that a watcher can notice a
+// rotated secret as well as an edited config.
+func SecretFiles(doc []byte) []string {
+	var out []string
+	for _, m := range secretRef.FindAllSubmatch(doc, -1) {
+		if path, ok := strings.CutPrefix(string(m[1]), "file:"); ok {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
 // expand resolves ${ENV} and ${file:/path} references. lookup is os.LookupEnv
 // outside tests.
 func (s *Secret) expand(lookup func(string) (string, bool)) error {
