@@ -142,3 +142,49 @@ func TestPauseSeedsAnUnlimitedRate(t *testing.T) {
 		t.Errorf("effective rate %v after the pause, want twice the 10/s calls were leaving at, so that the calls it held drain", got)
 	}
 }
+
+// Trust, item 5: a hostile Retry-After or reset (an overflow, a date in
+// year 9999, a negative or garbage value, an hour-long duration) is
+// treated one way: a pause capped at MaxPause, or none, and never a
+// lasting change of the rate. On a 429 the rate is judged once, as any
+// 429; after the pause, with the app asking again, it climbs back to
+// what it was. On a 200, a hostile quota changes no rate at all.
+func TestHostileHeadersPauseAtMostAnHourAndChangeNoRateForGood(t *testing.T) {
+	hostile := []http.Header{
+		{"Retry-After": {"99999999999999999999999"}},
+		{"Retry-After": {"Fri, 31 Dec 9999 23:59:59 GMT"}},
+		{"Retry-After": {"-5"}},
+		{"Retry-After": {"soon"}},
+		{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"99999999999999"}},
+		{"X-Ratelimit-Remaining": {"-1"}, "X-Ratelimit-Reset": {"1e308"}},
+		{"X-Ratelimit-Remaining-Requests": {"0"}, "X-Ratelimit-Reset-Requests": {"2562047h"}},
+		{"Ratelimit": {`"default";r=0;t=99999999999`}},
+	}
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusOK} {
+		for _, h := range hostile {
+			synctest.Test(t, func(t *testing.T) {
+				l := NewLocal(Config{Rate: 40, Burst: 1, Adaptive: true})
+				ctx := context.Background()
+				before := l.Status().Effective
+				s, _ := l.Wait(ctx, "", time.Second)
+				l.Observe("", s, Answer{Status: status, Header: h})
+				if p := l.Status().PausedFor; p > MaxPause {
+					t.Errorf("%d with %v: paused %s, want at most %s", status, h, p, MaxPause)
+				}
+				if status == http.StatusOK && l.Status().Effective != before {
+					t.Errorf("200 with %v: the rate went from %v to %v, want unchanged", h, before, l.Status().Effective)
+				}
+				time.Sleep(MaxPause + time.Second)
+				for range 400 { // the app asks at 100/s for four seconds, past the pause
+					time.Sleep(10 * time.Millisecond)
+					if s, err := l.Wait(ctx, "", 0); err == nil {
+						l.Observe("", s, Answer{Status: http.StatusOK})
+					}
+				}
+				if got := l.Status(); got.Effective < 0.9*before || got.PausedFor > 0 {
+					t.Errorf("%d with %v: an hour and four seconds later, rate %v paused %s; want back near %v, not paused", status, h, got.Effective, got.PausedFor, before)
+				}
+			})
+		}
+	}
+}
