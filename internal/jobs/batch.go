@@ -14,6 +14,12 @@ const maxBatch = 256
 // ErrStopped is returned by an enqueue after the store has stopped.
 var ErrStopped = errors.New("job store stopped")
 
+// ErrOutcomeUnknown is returned when the connection to the store broke
+// after an enqueue's statement or its COMMIT was sent: the job may have
+// been accepted all the same, so the app is told to resend it with the
+// same Idempotency-Key rather than that it was not accepted.
+var ErrOutcomeUnknown = errors.New("the job store's answer was lost after the write was sent")
+
 // ErrStoreTimeout is returned when the store did not confirm an enqueue
 // (or answer a read) within Config.EnqueueTimeout. An enqueue so refused
 // may still have been committed: only an Idempotency-Key makes resending
@@ -223,7 +229,10 @@ func (b *batcher) write(batch []*insertReq) {
 	if err != nil && timedOut {
 		err = fmt.Errorf("%w: %w", ErrStoreTimeout, err)
 	}
-	if err != nil && len(live) > 1 && !timedOut {
+	if err != nil && len(live) > 1 && !timedOut && !errors.Is(err, ErrOutcomeUnknown) {
+		// One request's trouble (a bad row) must not fail its neighbours:
+		// each alone. Not when the batch may have been committed: writing
+		// each again would accept it twice.
 		for _, r := range live {
 			b.write([]*insertReq{r})
 		}

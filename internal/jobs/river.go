@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -282,6 +285,24 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 	return s, nil
 }
 
+// mayHaveCommitted reports whether a failed write may have been committed
+// all the same: the connection to PostgreSQL broke while the write was
+// under way, so that its COMMIT may have been carried out with its answer
+// lost. Not when the server refused the write (a PostgreSQL error rolls
+// the transaction back) or no connection could be made. pgx's SafeToRetry
+// is not enough: a COMMIT whose answer was lost to a reset comes back as
+// "conn closed", which it calls safe. SQLite's errors are never of the
+// network, and say what happened.
+func mayHaveCommitted(err error) bool {
+	var pgErr *pgconn.PgError
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &pgErr) || errors.As(err, &connectErr) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed)
+}
+
 // uniqueStates are the states in which a job holds its idempotency key:
 // every state but canceled, so a key dedupes until its job is purged.
 var uniqueStates = []rivertype.JobState{
@@ -317,6 +338,9 @@ func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inse
 	}
 	start := time.Now()
 	res, err := s.client.InsertMany(ctx, params)
+	if err != nil && mayHaveCommitted(err) {
+		return nil, fmt.Errorf("enqueueing: %w: %w", ErrOutcomeUnknown, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enqueueing: %w", err)
 	}

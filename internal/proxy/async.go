@@ -116,8 +116,13 @@ func (p *Proxy) storeFailed(r *http.Request, rid string, err error) error {
 	}
 	p.log.LogAttrs(r.Context(), slog.LevelError, "job store unavailable",
 		slog.String("request_id", rid), slog.String("path", truncate(r.URL.Path, 512)), slog.String("error", err.Error()))
-	if errors.Is(err, jobs.ErrStoreTimeout) && !strings.HasPrefix(r.URL.Path, JobsPrefix) {
-		return fmt.Errorf("%w: the store did not confirm the request in time; it may still be delivered, so resend it with the same Idempotency-Key", ErrQueueUnavailable)
+	if !strings.HasPrefix(r.URL.Path, JobsPrefix) {
+		switch {
+		case errors.Is(err, jobs.ErrStoreTimeout):
+			return fmt.Errorf("%w: the store did not confirm the request in time; it may still be delivered, so resend it with the same Idempotency-Key", ErrQueueUnavailable)
+		case errors.Is(err, jobs.ErrOutcomeUnknown):
+			return fmt.Errorf("%w: the store's confirmation was lost after the request was written; it may have been accepted and may still be delivered, so resend it with the same Idempotency-Key", ErrQueueUnavailable)
+		}
 	}
 	return fmt.Errorf("%w: the request was not accepted", ErrQueueUnavailable)
 }

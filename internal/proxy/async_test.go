@@ -734,3 +734,39 @@ func TestAsyncClientGoneIsNotAStoreFailure(t *testing.T) {
 		t.Errorf("the request was not logged as closed by its client (499):\n%s", logs)
 	}
 }
+
+// Trust, item 5: the connection to PostgreSQL breaks after an enqueue's
+// COMMIT was sent, and before its answer came back: the job was accepted,
+// though Seawall cannot know it. The app is told so — 503, "may have been
+// accepted", resend with the same Idempotency-Key — and resending finds
+// the job, delivered once. Before, it was told "not accepted", and the
+// job was delivered after its 503.
+func TestLostCommitAnswerSaysMayHaveBeenAccepted(t *testing.T) {
+	pg, err := url.Parse(testdb.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := vendortest.NewFreezer(t, pg.Host)
+	pg.Host = relay.Addr
+	s := newAsyncStack(t, pg.String(), "async", "base_delay: 20ms, max_delay: 100ms", "")
+	key := map[string]string{"Idempotency-Key": "order-77"}
+	// River's insert, then the COMMIT query message ("commit" and its NUL).
+	relay.CutAfter("jobinsert", "commit\x00")
+	r := s.post("/api/v1/charges", `{"amount":5}`, key)
+	p := problemOf(t, r)
+	if r.status != 503 || p["type"] != "urn:seawall:problem:queue-unavailable" {
+		t.Fatalf("the enqueue whose COMMIT answer was lost: %d %s, want 503 queue-unavailable", r.status, r.body)
+	}
+	if d, _ := p["detail"].(string); !strings.Contains(d, "may have been accepted") || !strings.Contains(d, "same Idempotency-Key") {
+		t.Errorf("detail %q, want it to say the request may have been accepted and to resend it with the same Idempotency-Key", d)
+	}
+	again := s.post("/api/v1/charges", `{"amount":5}`, key)
+	if again.status != 202 || !strings.Contains(again.body, `"existing":true`) {
+		t.Fatalf("resent with the same key: %d %s, want 202 with the job the lost COMMIT had accepted", again.status, again.body)
+	}
+	s.waitJob(t, again.header.Get("Location"), "succeeded")
+	time.Sleep(300 * time.Millisecond) // room for a wrong second delivery
+	if n := s.fake.Count(); n != 1 {
+		t.Errorf("the vendor got %d deliveries, want 1", n)
+	}
+}

@@ -1,9 +1,11 @@
 package vendortest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Freezer is a TCP relay in front of a real server that can stop
@@ -17,7 +19,11 @@ type Freezer struct {
 	mu    sync.Mutex
 	thawn chan struct{} // closed while not frozen
 	conns []net.Conn
+	cut   *cutRule // armed by CutAfter; nil when none
 }
+
+// cutRule cuts the first connection that sends after, then when.
+type cutRule struct{ after, when []byte }
 
 // NewFreezer relays a loopback address to target until the test ends.
 func NewFreezer(t *testing.T, target string) *Freezer {
@@ -60,6 +66,19 @@ func (f *Freezer) Freeze() {
 	}
 }
 
+// CutAfter arms a one-time cut: the first connection whose client sends a
+// chunk holding after (case folded) and then one holding when has that
+// last chunk relayed to the server, and is closed both ways a moment
+// later, before the server's answer can come back. Against PostgreSQL,
+// CutAfter("jobinsert", "commit\x00") loses the answer to the COMMIT of
+// River's insert, which the server carries out (the statement's text is
+// sent the first time a connection prepares it).
+func (f *Freezer) CutAfter(after, when string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cut = &cutRule{after: []byte(after), when: []byte(when)}
+}
+
 // Thaw relays again, what was held first.
 func (f *Freezer) Thaw() {
 	f.mu.Lock()
@@ -94,14 +113,16 @@ func (f *Freezer) relay(c net.Conn) {
 		return
 	}
 	f.track(up)
-	go f.pipe(up, c)
-	f.pipe(c, up)
+	go f.pipe(up, c, true)
+	f.pipe(c, up, false)
 }
 
-// pipe copies from src to dst, holding each chunk while frozen.
-func (f *Freezer) pipe(dst, src net.Conn) {
+// pipe copies from src to dst, holding each chunk while frozen; on the
+// way to the server it watches for an armed cut.
+func (f *Freezer) pipe(dst, src net.Conn, toServer bool) {
 	defer func() { _ = dst.Close(); _ = src.Close() }()
 	buf := make([]byte, 32<<10)
+	sawAfter := false
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -109,9 +130,39 @@ func (f *Freezer) pipe(dst, src net.Conn) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
+			if toServer && f.cutNow(bytes.ToLower(buf[:n]), &sawAfter) {
+				_ = src.Close()                    // the client hears nothing more
+				time.Sleep(100 * time.Millisecond) // while the server acts on what it got
+				return
+			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// cutNow reports whether chunk, sent to the server, fires the armed cut,
+// disarming it; sawAfter is this connection's progress through the rule.
+func (f *Freezer) cutNow(chunk []byte, sawAfter *bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut == nil {
+		return false
+	}
+	if *sawAfter && bytes.Contains(chunk, f.cut.when) {
+		f.cut = nil
+		return true
+	}
+	if bytes.Contains(chunk, f.cut.after) {
+		*sawAfter = true
+		return bytes.Contains(chunk, f.cut.when) && f.fire()
+	}
+	return false
+}
+
+// fire disarms the cut and reports that it fired. Caller holds mu.
+func (f *Freezer) fire() bool {
+	f.cut = nil
+	return true
 }
