@@ -362,13 +362,24 @@ func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inse
 	return out, nil
 }
 
-func (s *riverStore[TTx]) Get(ctx context.Context, id int64) (Job, error) {
+// bounded runs op within the store's deadline (jobs.enqueue_timeout), so
+// that a hung store answers a read or an operator's change with
+// ErrStoreTimeout rather than hold its caller.
+func (s *riverStore[TTx]) bounded(ctx context.Context, op func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
 	defer cancel()
-	j, err := s.row(s.client.JobGet(ctx, id))
+	err := op(ctx)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Job{}, fmt.Errorf("%w: %w", ErrStoreTimeout, err)
+		return fmt.Errorf("%w: %w", ErrStoreTimeout, err)
 	}
+	return err
+}
+
+func (s *riverStore[TTx]) Get(ctx context.Context, id int64) (j Job, err error) {
+	err = s.bounded(ctx, func(ctx context.Context) error {
+		j, err = s.row(s.client.JobGet(ctx, id))
+		return err
+	})
 	return j, err
 }
 
@@ -386,18 +397,26 @@ func (s *riverStore[TTx]) Ping(ctx context.Context) error {
 	return err
 }
 
-func (s *riverStore[TTx]) Cancel(ctx context.Context, id int64) (Job, error) {
+func (s *riverStore[TTx]) Cancel(ctx context.Context, id int64) (j Job, err error) {
 	if _, err := s.Get(ctx, id); err != nil {
 		return Job{}, err
 	}
-	return s.row(s.client.JobCancel(ctx, id))
+	err = s.bounded(ctx, func(ctx context.Context) error {
+		j, err = s.row(s.client.JobCancel(ctx, id))
+		return err
+	})
+	return j, err
 }
 
-func (s *riverStore[TTx]) Retry(ctx context.Context, id int64) (Job, error) {
+func (s *riverStore[TTx]) Retry(ctx context.Context, id int64) (j Job, err error) {
 	if _, err := s.Get(ctx, id); err != nil {
 		return Job{}, err
 	}
-	return s.row(s.client.JobRetry(ctx, id))
+	err = s.bounded(ctx, func(ctx context.Context) error {
+		j, err = s.row(s.client.JobRetry(ctx, id))
+		return err
+	})
+	return j, err
 }
 
 func (s *riverStore[TTx]) row(r *rivertype.JobRow, err error) (Job, error) {
@@ -425,7 +444,11 @@ func (s *riverStore[TTx]) List(ctx context.Context, f Filter) ([]Job, error) {
 	if f.AfterID > 0 {
 		p = p.Where("id > @after", river.NamedArgs{"after": f.AfterID})
 	}
-	res, err := s.client.JobList(ctx, p)
+	var res *river.JobListResult
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		res, err = s.client.JobList(ctx, p)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +464,11 @@ func (s *riverStore[TTx]) List(ctx context.Context, f Filter) ([]Job, error) {
 }
 
 func (s *riverStore[TTx]) Counts(ctx context.Context) ([]Count, error) {
-	rows, err := s.query(ctx)
+	var rows []Count
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.query(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("counting jobs: %w", err)
 	}

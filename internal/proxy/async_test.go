@@ -700,6 +700,21 @@ func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
 		t.Errorf("/readyz with the store hung = %d, want 503", got)
 	}
 	t.Logf("with the store hung: answered in %v", took)
+	// The operator's job list (as `seawall jobs list` reads it) answers by
+	// the store's deadline too, not after the database's own (~50 s).
+	for _, path := range []string{"/admin/jobs", "/admin/jobs?state=dead"} {
+		req, _ := http.NewRequest(http.MethodGet, ops.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer ops-token-0123456789")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if took := time.Since(start); resp.StatusCode != 503 || took > 10*timeout {
+			t.Errorf("GET %s with the store hung: %d after %s, want 503 by the store's deadline (%s)", path, resp.StatusCode, took.Round(time.Millisecond), timeout)
+		}
+	}
 
 	freezer.Thaw()
 	var after result
