@@ -5,6 +5,7 @@ package admin
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof" //nolint:gosec // served on the admin listener only, behind its token
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seawall/seawall/internal/incident"
+	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 )
 
@@ -38,9 +40,13 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 		w.Header().Set("Content-Type", "text/plain")
 		if s := p.Jobs(); s != nil {
 			if err := s.Ping(r.Context()); err != nil {
-				p.Logger().Warn("not ready: job store unavailable", "error", err.Error())
+				why := "job store unavailable"
+				if errors.Is(err, jobs.ErrCannotWrite) {
+					why = "job store cannot write"
+				}
+				p.Logger().Warn("not ready: "+why, "error", err.Error())
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("job store unavailable\n"))
+				_, _ = w.Write([]byte(why + "\n"))
 				return
 			}
 		}

@@ -11,6 +11,31 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
+// ErrCannotWrite says the store answers but cannot take a write: its disk
+// is full, or its writes fail. Seawall is then not ready.
+var ErrCannotWrite = errors.New("the job store cannot write")
+
+// minFreeBytes is the least room the embedded store's file system must
+// have for Seawall to call itself ready: an enqueue, its WAL frames and a
+// checkpoint need some, and SQLite fails them all on a full disk.
+const minFreeBytes = 1 << 20
+
+// probeKind is the record kind /readyz's probe write uses.
+const probeKind = "readyz-probe"
+
+// freeBytes is the room left to an unprivileged writer on the file system
+// holding dir; false when dir is empty or cannot be asked.
+func freeBytes(dir string) (uint64, bool) {
+	if dir == "" {
+		return 0, false
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return st.Bavail * uint64(st.Bsize), true // #nosec G115 -- a block size is small and positive
+}
+
 // ErrSchemaNewer refuses a job store written by a newer Seawall: this
 // build would misread, or damage, jobs it does not understand.
 var ErrSchemaNewer = errors.New("the job store was written by a newer Seawall")

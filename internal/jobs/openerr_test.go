@@ -131,3 +131,49 @@ func TestNewSQLiteStoreIsPrivate(t *testing.T) {
 	}
 	_ = s.Stop(ctx)
 }
+
+// Trust, item 5: a store that answers but cannot write is not ready. On
+// a full file system the embedded store's Ping says ErrCannotWrite
+// (/readyz answers 503), an enqueue is refused rather than half-written,
+// and once room is made, Ping and enqueues succeed again. Before, Ping
+// only read, so /readyz said ready while every enqueue failed.
+func TestPingSaysAStoreOnAFullDiskCannotWrite(t *testing.T) {
+	dir := mountTmpfs(t, "size=4m")
+	s, err := Open(context.Background(), filepath.Join(dir, "jobs.db"), testConfig, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer func() { _ = s.Stop(ctx) }()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with room on the disk: %v", err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for range 256 { // more than the file system holds
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	_ = f.Close()
+	if err := s.Ping(ctx); !errors.Is(err, ErrCannotWrite) {
+		t.Errorf("Ping on a full disk: %v, want ErrCannotWrite", err)
+	}
+	if _, _, err := s.Enqueue(ctx, Delivery{Upstream: "api", Method: "POST", Path: "/x", Body: make([]byte, 256<<10)}); err == nil {
+		t.Error("an enqueue on a full disk succeeded: the test would prove nothing")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once room is made: %v, want ready", err)
+	}
+	if _, _, err := s.Enqueue(ctx, Delivery{Upstream: "api", Method: "POST", Path: "/x"}); err != nil {
+		t.Errorf("an enqueue once room is made: %v", err)
+	}
+}

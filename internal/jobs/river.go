@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,13 @@ type riverStore[TTx any] struct {
 
 	queuesMu sync.Mutex
 	queues   map[string]bool // the upstreams' queues being worked
+
+	// writeErr is the last enqueue's failure to write, nil once one
+	// succeeds; while it stands, Ping proves the store can write again.
+	writeErr atomic.Pointer[error]
+	// dir is the embedded store's directory, whose file system Ping checks
+	// for room; empty on PostgreSQL.
+	dir string
 }
 
 func (s *riverStore[TTx]) AddQueue(upstream string, concurrency int) error {
@@ -109,6 +117,7 @@ func OpenSQLite(ctx context.Context, path string, cfg Config, d Deliverer) (Stor
 		return nil, sqliteOpenError(path, err)
 	}
 	s.close = func() { _ = db.Close() }
+	s.dir = filepath.Dir(path)
 	s.records = recordDB{sql: recordsSQLite,
 		exec: func(ctx context.Context, q string, args ...any) error {
 			_, err := db.ExecContext(ctx, q, args...)
@@ -338,6 +347,12 @@ func (s *riverStore[TTx]) insertMany(ctx context.Context, ds []Delivery) ([]inse
 	}
 	start := time.Now()
 	res, err := s.client.InsertMany(ctx, params)
+	switch {
+	case err == nil:
+		s.writeErr.Store(nil)
+	case ctx.Err() == nil: // a store that failed to write, not one slow to answer
+		s.writeErr.Store(&err)
+	}
 	if err != nil && mayHaveCommitted(err) {
 		return nil, fmt.Errorf("enqueueing: %w: %w", ErrOutcomeUnknown, err)
 	}
@@ -383,18 +398,39 @@ func (s *riverStore[TTx]) Get(ctx context.Context, id int64) (j Job, err error) 
 	return j, err
 }
 
-// Ping checks that the store answers within the enqueue timeout.
+// Ping checks that the store answers within the enqueue timeout, and that
+// it can write: the embedded store's file system has room, and after an
+// enqueue failed to write, a probe write succeeds.
 func (s *riverStore[TTx]) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.enqueueTimeout())
-	defer cancel()
-	_, err := s.client.JobGet(ctx, 0)
-	if errors.Is(err, river.ErrNotFound) {
-		return nil
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		_, err := s.client.JobGet(ctx, 0)
+		if errors.Is(err, river.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrStoreTimeout, err)
+	if free, ok := freeBytes(s.dir); ok && free < minFreeBytes {
+		return fmt.Errorf("%w: %d bytes free on the file system of %s", ErrCannotWrite, free, s.dir)
 	}
-	return err
+	if p := s.writeErr.Load(); p != nil {
+		if err := s.bounded(ctx, s.probeWrite); err != nil {
+			return fmt.Errorf("%w: the last enqueue failed (%w), and so does a probe write: %w", ErrCannotWrite, *p, err)
+		}
+		s.writeErr.CompareAndSwap(p, nil)
+	}
+	return nil
+}
+
+// probeWrite writes, and removes, one small record: a write the store
+// must commit, as an enqueue must.
+func (s *riverStore[TTx]) probeWrite(ctx context.Context) error {
+	if err := s.PutRecords(ctx, probeKind, []Record{{ID: 1, Body: []byte("ready?")}}); err != nil {
+		return err
+	}
+	return s.DeleteRecord(ctx, probeKind, 1)
 }
 
 func (s *riverStore[TTx]) Cancel(ctx context.Context, id int64) (j Job, err error) {
