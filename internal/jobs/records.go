@@ -42,6 +42,10 @@ const recordsDDL = `CREATE TABLE IF NOT EXISTS seawall_record (
 // recordSQL is the statements of one database, whose placeholders differ.
 type recordSQL struct {
 	put, list, trim, del string
+	// requeueFirst schedules a job cut off by the end of the shutdown
+	// grace at its acceptance, so that it is fetched first
+	// (riverStore.firstAtNextStart).
+	requeueFirst string
 }
 
 var (
@@ -50,12 +54,16 @@ var (
 		list: `SELECT id, body FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT ?`,
 		trim: `DELETE FROM seawall_record WHERE kind = ? AND id <= (SELECT id FROM seawall_record WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
 		del:  `DELETE FROM seawall_record WHERE kind = ? AND id = ?`,
+		requeueFirst: `UPDATE river_job SET scheduled_at = created_at, state = 'available'
+			WHERE id = ? AND state IN ('available', 'scheduled')`,
 	}
 	recordsPostgres = recordSQL{
 		put:  `INSERT INTO seawall_record (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`,
 		list: `SELECT id, body FROM seawall_record WHERE kind = $1 ORDER BY id DESC LIMIT $2`,
 		trim: `DELETE FROM seawall_record WHERE kind = $1 AND id <= (SELECT id FROM seawall_record WHERE kind = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)`,
 		del:  `DELETE FROM seawall_record WHERE kind = $1 AND id = $2`,
+		requeueFirst: `UPDATE river_job SET scheduled_at = created_at, state = 'available'
+			WHERE id = $1 AND state IN ('available', 'scheduled')`,
 	}
 )
 

@@ -50,6 +50,9 @@ type riverStore[TTx any] struct {
 	queuesMu sync.Mutex
 	queues   map[string]bool // the upstreams' queues being worked
 
+	cutMu sync.Mutex
+	cut   []int64 // guarded by cutMu; deliveries cut off by the end of the grace
+
 	// writeErr is the last enqueue's failure to write, nil once one
 	// succeeds; while it stands, Ping proves the store can write again.
 	writeErr atomic.Pointer[error]
@@ -553,6 +556,9 @@ func (s *riverStore[TTx]) Stop(ctx context.Context) error {
 		defer cancel()
 		err = s.client.StopAndCancel(cctx)
 		if err == nil {
+			err = s.firstAtNextStart(cctx)
+		}
+		if err == nil {
 			err = fmt.Errorf("%w: %d deliveries still running at the end of the grace were cut off and requeued without spending an attempt", ErrCutOff, cut)
 		}
 	}
@@ -560,6 +566,23 @@ func (s *riverStore[TTx]) Stop(ctx context.Context) error {
 		s.close()
 	}
 	return err
+}
+
+// firstAtNextStart puts the deliveries cut off by the end of the grace at
+// the head of their queues: River requeues a snoozed job as scheduled now,
+// behind every job accepted before; scheduled again at its acceptance, it
+// is the first fetched at the next start, as it was when it was cut.
+func (s *riverStore[TTx]) firstAtNextStart(ctx context.Context) error {
+	s.cutMu.Lock()
+	ids := s.cut
+	s.cut = nil
+	s.cutMu.Unlock()
+	for _, id := range ids {
+		if err := s.records.exec(ctx, s.records.sql.requeueFirst, id); err != nil {
+			return fmt.Errorf("putting cut delivery %d first: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // ErrCutOff is returned by Stop when deliveries outlasted its grace.
@@ -588,6 +611,9 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[storedArgs]) erro
 		// Cut off by the end of the shutdown grace: not the upstream's
 		// failure, so no attempt is spent; it runs first at the next start.
 		m.deliveries.WithLabelValues(job.Queue, "interrupted").Inc()
+		w.s.cutMu.Lock()
+		w.s.cut = append(w.s.cut, job.ID)
+		w.s.cutMu.Unlock()
 		return river.JobSnooze(0)
 	}
 	if res != nil && job.Args.delivery.Deferred {
