@@ -405,6 +405,24 @@ type Endpoint struct {
 	Weight int `yaml:"weight"`
 }
 
+// DefaultHealth is Health with every key at its default: the one table
+// of endpoint-health defaults, which the endpoint package takes as given.
+func DefaultHealth() Health {
+	return Health{
+		Window:        Duration(10 * time.Second),
+		MinCalls:      20,
+		FailureMargin: 100,
+		FailureFloor:  5,
+		LatencyMargin: 100,
+		LatencyFloor:  Duration(50 * time.Millisecond),
+		MaxIsolated:   50,
+		BaseIsolation: Duration(10 * time.Second),
+		MaxIsolation:  Duration(5 * time.Minute),
+		ProbeShare:    1,
+		ProbeCalls:    5,
+	}
+}
+
 // Health is how an upstream's endpoints are judged (docs/endpoints.md).
 type Health struct {
 	// Window is how far back an endpoint's calls are judged. Default 10s.

@@ -116,18 +116,18 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 	for i := range u.Endpoints {
 		set(d, fmt.Sprintf("%s.endpoints[%d].weight", p, i), &u.Endpoints[i].Weight, 1)
 	}
-	h, hp := &u.Health, p+".health"
-	set(d, hp+".window", &h.Window, Duration(10*time.Second))
-	set(d, hp+".min_calls", &h.MinCalls, 20)
-	set(d, hp+".failure_margin", &h.FailureMargin, 100)
-	set(d, hp+".failure_floor", &h.FailureFloor, 5)
-	set(d, hp+".latency_margin", &h.LatencyMargin, 100)
-	set(d, hp+".latency_floor", &h.LatencyFloor, Duration(50*time.Millisecond))
-	set(d, hp+".max_isolated", &h.MaxIsolated, 50)
-	set(d, hp+".base_isolation", &h.BaseIsolation, Duration(10*time.Second))
-	set(d, hp+".max_isolation", &h.MaxIsolation, Duration(5*time.Minute))
-	set(d, hp+".probe_share", &h.ProbeShare, 1)
-	set(d, hp+".probe_calls", &h.ProbeCalls, 5)
+	h, hp, def := &u.Health, p+".health", DefaultHealth()
+	set(d, hp+".window", &h.Window, def.Window)
+	set(d, hp+".min_calls", &h.MinCalls, def.MinCalls)
+	set(d, hp+".failure_margin", &h.FailureMargin, def.FailureMargin)
+	set(d, hp+".failure_floor", &h.FailureFloor, def.FailureFloor)
+	set(d, hp+".latency_margin", &h.LatencyMargin, def.LatencyMargin)
+	set(d, hp+".latency_floor", &h.LatencyFloor, def.LatencyFloor)
+	set(d, hp+".max_isolated", &h.MaxIsolated, def.MaxIsolated)
+	set(d, hp+".base_isolation", &h.BaseIsolation, def.BaseIsolation)
+	set(d, hp+".max_isolation", &h.MaxIsolation, def.MaxIsolation)
+	set(d, hp+".probe_share", &h.ProbeShare, def.ProbeShare)
+	set(d, hp+".probe_calls", &h.ProbeCalls, def.ProbeCalls)
 	if u.Cost != nil {
 		set(d, p+".cost.currency", &u.Cost.Currency, "USD")
 	}

@@ -129,7 +129,7 @@ func BenchmarkPoolPickDone(b *testing.B) {
 		u, _ := url.Parse("http://10.0.0." + string(rune('1'+i)))
 		eps = append(eps, NewEndpoint(u, string(rune('a'+i)), 1))
 	}
-	p := NewPool("api", "a", eps, PoolConfig{}, LogPublisher{})
+	p := NewPool("api", "a", eps, defaults(), LogPublisher{})
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -63,14 +63,15 @@ type Config struct {
 	HealthyShare float64
 }
 
+// defaultHealthyShare is HealthyShare when unset: not an operator's
+// setting, so not in the config's table.
+const defaultHealthyShare = 1.0 / 3
+
+// withDefaults fills what the config does not set. Every other field is
+// taken as given, zero included (PoolConfigFrom): the config's table is
+// the one table of defaults.
 func (c Config) withDefaults() Config {
-	c.MinCalls = cmp.Or(c.MinCalls, 20)
-	c.FailureMargin = cmp.Or(c.FailureMargin, 1)
-	c.FailureFloor = cmp.Or(c.FailureFloor, 0.05)
-	c.LatencyMargin = cmp.Or(c.LatencyMargin, 1)
-	c.LatencyFloor = cmp.Or(c.LatencyFloor, 50*time.Millisecond)
-	c.MaxIsolated = cmp.Or(c.MaxIsolated, 0.5)
-	c.HealthyShare = cmp.Or(c.HealthyShare, 1.0/3)
+	c.HealthyShare = cmp.Or(c.HealthyShare, defaultHealthyShare)
 	return c
 }
 

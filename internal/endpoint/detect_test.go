@@ -31,18 +31,18 @@ func TestJudgeHoldsBackOnARegionWideOnset(t *testing.T) {
 	slowNow := func(id string) Figures { return Figures{ID: id, Calls: 20, Latency: 320 * time.Millisecond} }
 	fastNow := func(id string) Figures { return Figures{ID: id, Calls: 20, Latency: 20 * time.Millisecond} }
 
-	vs := Judge(Config{}, window, []Figures{slowNow("a"), slowNow("b"), slowNow("c")})
+	vs := Judge(defaults().Detector, window, []Figures{slowNow("a"), slowNow("b"), slowNow("c")})
 	if got := isolatedIDs(vs); got != "" {
 		t.Errorf("with every endpoint's newest calls slow, isolated %q", got)
 	}
 	if !strings.Contains(vs[2].Reason, "region-wide onset") {
 		t.Errorf("the held-back outlier's reason %q does not say why", vs[2].Reason)
 	}
-	if got := isolatedIDs(Judge(Config{}, window, []Figures{fastNow("a"), fastNow("b"), slowNow("c")})); got != "c" {
+	if got := isolatedIDs(Judge(defaults().Detector, window, []Figures{fastNow("a"), fastNow("b"), slowNow("c")})); got != "c" {
 		t.Errorf("a lone brownout with its peers' newest calls fast: isolated %q, want c", got)
 	}
 	few := []Figures{{ID: "a", Calls: 2, Latency: time.Second}, {ID: "b", Calls: 2, Latency: time.Second}, slowNow("c")}
-	if got := isolatedIDs(Judge(Config{}, window, few)); got != "c" {
+	if got := isolatedIDs(Judge(defaults().Detector, window, few)); got != "c" {
 		t.Errorf("peers with too few recent calls to judge held the isolation back: isolated %q", got)
 	}
 }
@@ -58,17 +58,17 @@ func TestJudge(t *testing.T) {
 		want string // isolated ids
 		zone string
 	}{
-		{"all healthy", Config{}, []Figures{healthy("a", "a"), healthy("b", "b"), healthy("c", "c")}, "", ""},
-		{"latency brownout", Config{}, []Figures{healthy("a", "a"), healthy("b", "b"), slow(healthy("c", "c"))}, "c", ""},
-		{"error brownout", Config{}, []Figures{healthy("a", "a"), failing(healthy("b", "b")), healthy("c", "c")}, "b", ""},
-		{"region-wide latency", Config{}, []Figures{slow(healthy("a", "a")), slow(healthy("b", "b")), slow(healthy("c", "c"))}, "", ""},
-		{"region-wide errors", Config{}, []Figures{failing(healthy("a", "a")), failing(healthy("b", "b")), failing(healthy("c", "c"))}, "", ""},
-		{"two sick, max 34%", Config{MaxIsolated: 0.34}, []Figures{healthy("a", "a"), slow(healthy("b", "b")), failing(slow(healthy("c", "c")))}, "c", ""},
-		{"zone", Config{}, []Figures{slow(healthy("a1", "a")), slow(healthy("a2", "a")), healthy("b", "b"), healthy("c", "c")}, "a1,a2", "a"},
-		{"too few calls", Config{}, []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Calls: 5, Failures: 5, Latency: time.Second}}, "", ""},
-		{"tiny rates are no outlier", Config{}, []Figures{{ID: "a", Calls: 10000, Failures: 5, Latency: 20 * time.Millisecond}, {ID: "b", Calls: 10000, Failures: 10, Latency: 20 * time.Millisecond}, {ID: "c", Calls: 10000, Failures: 5, Latency: 20 * time.Millisecond}}, "", ""},
-		{"small latency gap is no outlier", Config{}, []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Calls: 200, Latency: 60 * time.Millisecond}}, "", ""},
-		{"one already isolated fills the room", Config{MaxIsolated: 0.34}, []Figures{{ID: "a", Isolated: true}, healthy("b", "b"), slow(healthy("c", "c")), healthy("d", "d")}, "", ""},
+		{"all healthy", defaults().Detector, []Figures{healthy("a", "a"), healthy("b", "b"), healthy("c", "c")}, "", ""},
+		{"latency brownout", defaults().Detector, []Figures{healthy("a", "a"), healthy("b", "b"), slow(healthy("c", "c"))}, "c", ""},
+		{"error brownout", defaults().Detector, []Figures{healthy("a", "a"), failing(healthy("b", "b")), healthy("c", "c")}, "b", ""},
+		{"region-wide latency", defaults().Detector, []Figures{slow(healthy("a", "a")), slow(healthy("b", "b")), slow(healthy("c", "c"))}, "", ""},
+		{"region-wide errors", defaults().Detector, []Figures{failing(healthy("a", "a")), failing(healthy("b", "b")), failing(healthy("c", "c"))}, "", ""},
+		{"two sick, max 34%", detector(func(c *Config) { c.MaxIsolated = 0.34 }), []Figures{healthy("a", "a"), slow(healthy("b", "b")), failing(slow(healthy("c", "c")))}, "c", ""},
+		{"zone", defaults().Detector, []Figures{slow(healthy("a1", "a")), slow(healthy("a2", "a")), healthy("b", "b"), healthy("c", "c")}, "a1,a2", "a"},
+		{"too few calls", defaults().Detector, []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Calls: 5, Failures: 5, Latency: time.Second}}, "", ""},
+		{"tiny rates are no outlier", defaults().Detector, []Figures{{ID: "a", Calls: 10000, Failures: 5, Latency: 20 * time.Millisecond}, {ID: "b", Calls: 10000, Failures: 10, Latency: 20 * time.Millisecond}, {ID: "c", Calls: 10000, Failures: 5, Latency: 20 * time.Millisecond}}, "", ""},
+		{"small latency gap is no outlier", defaults().Detector, []Figures{healthy("a", "a"), healthy("b", "b"), {ID: "c", Calls: 200, Latency: 60 * time.Millisecond}}, "", ""},
+		{"one already isolated fills the room", detector(func(c *Config) { c.MaxIsolated = 0.34 }), []Figures{{ID: "a", Isolated: true}, healthy("b", "b"), slow(healthy("c", "c")), healthy("d", "d")}, "", ""},
 	} {
 		vs := Judge(tc.cfg, tc.fs, nil)
 		if got := isolatedIDs(vs); got != tc.want {
@@ -92,7 +92,7 @@ func TestJudgeProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		n := 1 + rng.IntN(12)
-		cfg := Config{MaxIsolated: rng.Float64(), MinCalls: 1 + rng.IntN(50)}
+		cfg := detector(func(c *Config) { c.MaxIsolated, c.MinCalls = rng.Float64(), 1+rng.IntN(50) })
 		fs := make([]Figures, n)
 		var recent []Figures // half the time, random newest figures too
 		if rng.IntN(2) == 0 {
@@ -116,12 +116,12 @@ func TestJudgeProperties(t *testing.T) {
 		for i, v := range vs {
 			if v.Isolate {
 				isolating++
-				if !v.Outlier || fs[i].Isolated || fs[i].Calls < cfg.withDefaults().MinCalls {
+				if !v.Outlier || fs[i].Isolated || fs[i].Calls < cfg.MinCalls {
 					t.Fatalf("isolated %s, not a judged outlier: %+v %+v", v.ID, fs[i], v)
 				}
 			}
 		}
-		if limit := int(math.Floor(cfg.withDefaults().MaxIsolated * float64(n))); isolating > 0 && already+isolating > limit {
+		if limit := int(math.Floor(cfg.MaxIsolated * float64(n))); isolating > 0 && already+isolating > limit {
 			t.Fatalf("%d already + %d new isolated of %d, max_isolated %.2f allows %d", already, isolating, n, cfg.MaxIsolated, limit)
 		}
 		same := Figures{Calls: 1 + rng.IntN(500), Latency: time.Duration(rng.IntN(2000)) * time.Millisecond}

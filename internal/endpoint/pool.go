@@ -1,12 +1,13 @@
 package endpoint
 
 import (
-	"cmp"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/seawall/seawall/internal/config"
 )
 
 // State is an endpoint's place in the isolation lifecycle.
@@ -69,22 +70,38 @@ type PoolConfig struct {
 	// Window/6. Default 10s.
 	Window time.Duration
 	// BaseIsolation is the first isolation's length; each repeat doubles
-	// it, up to MaxIsolation. Defaults 30s and 5m.
+	// it, up to MaxIsolation.
 	BaseIsolation, MaxIsolation time.Duration
-	// ProbeShare is the share of calls a probing endpoint gets. Default 0.02.
+	// ProbeShare is the share of calls a probing endpoint gets.
 	ProbeShare float64
-	// ProbeCalls is how many probe calls decide a restore. Default 5.
+	// ProbeCalls is how many probe calls decide a restore.
 	ProbeCalls int
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
 	c.Detector = c.Detector.withDefaults()
-	c.Window = cmp.Or(c.Window, 10*time.Second)
-	c.BaseIsolation = cmp.Or(c.BaseIsolation, 30*time.Second)
-	c.MaxIsolation = cmp.Or(c.MaxIsolation, 5*time.Minute)
-	c.ProbeShare = cmp.Or(c.ProbeShare, 0.02)
-	c.ProbeCalls = cmp.Or(c.ProbeCalls, 5)
 	return c
+}
+
+// PoolConfigFrom is the pool's configuration from an upstream's validated
+// health keys, every one as written or defaulted by the config: an
+// explicit zero stays zero.
+func PoolConfigFrom(h config.Health) PoolConfig {
+	return PoolConfig{
+		Detector: Config{
+			MinCalls:      h.MinCalls,
+			FailureMargin: h.FailureMargin.Fraction(),
+			FailureFloor:  h.FailureFloor.Fraction(),
+			LatencyMargin: h.LatencyMargin.Fraction(),
+			LatencyFloor:  h.LatencyFloor.D(),
+			MaxIsolated:   h.MaxIsolated.Fraction(),
+		},
+		Window:        h.Window.D(),
+		BaseIsolation: h.BaseIsolation.D(),
+		MaxIsolation:  h.MaxIsolation.D(),
+		ProbeShare:    h.ProbeShare.Fraction(),
+		ProbeCalls:    h.ProbeCalls,
+	}
 }
 
 // health is an endpoint's lifecycle.

@@ -50,7 +50,7 @@ func run(p *Pool, start time.Time, d time.Duration, latency func(*Endpoint, time
 func TestPoolLifecycle(t *testing.T) {
 	eps := endpoints(t, "a", "b", "c")
 	rec := &events{}
-	p := NewPool("api", "", eps, PoolConfig{BaseIsolation: 10 * time.Second, MaxIsolation: 20 * time.Second}, rec)
+	p := NewPool("api", "", eps, isolating(10*time.Second, 20*time.Second), rec)
 	t0 := time.Unix(1000, 0)
 	heal := t0.Add(60 * time.Second)
 	latency := func(e *Endpoint, now time.Time) time.Duration {
@@ -89,7 +89,7 @@ func TestPoolLifecycle(t *testing.T) {
 	// Region-wide: everything slows together; nothing is isolated.
 	eps = endpoints(t, "a", "b", "c")
 	rec = &events{}
-	p = NewPool("api", "", eps, PoolConfig{}, rec)
+	p = NewPool("api", "", eps, defaults(), rec)
 	run(p, t0, 60*time.Second, func(*Endpoint, time.Time) time.Duration { return 320 * time.Millisecond }, t0, t0)
 	if len(rec.got) != 0 {
 		t.Errorf("a region-wide slowdown made events: %v", rec.got)
@@ -101,7 +101,7 @@ func TestPoolLifecycle(t *testing.T) {
 func TestPoolErrorBrownout(t *testing.T) {
 	eps := endpoints(t, "a", "b", "c")
 	rec := &events{}
-	p := NewPool("api", "", eps, PoolConfig{}, rec)
+	p := NewPool("api", "", eps, defaults(), rec)
 	t0 := time.Unix(1000, 0)
 	n := 0
 	for now := t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(10 * time.Millisecond) {
@@ -130,13 +130,13 @@ func TestPoolErrorBrownout(t *testing.T) {
 // With every endpoint isolated, Pick says so rather than choose one.
 func TestPoolAllIsolated(t *testing.T) {
 	eps := endpoints(t, "a")
-	p := NewPool("api", "", eps, PoolConfig{}, &events{})
+	p := NewPool("api", "", eps, defaults(), &events{})
 	p.h[eps[0]].state = Isolated
 	if got := p.Pick(time.Now(), nil); got != eps[0] {
 		t.Errorf("with its only endpoint isolated, Pick = %v: isolation must not fail a call", got)
 	}
 	eps = endpoints(t, "a", "b", "c")
-	p = NewPool("api", "", eps, PoolConfig{}, &events{})
+	p = NewPool("api", "", eps, defaults(), &events{})
 	p.h[eps[0]].state, p.h[eps[1]].state = Isolated, Isolated
 	if _, err := p.AddShift(time.Now(), "c", "", time.Hour); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestPoolAllIsolated(t *testing.T) {
 func TestPoolShifts(t *testing.T) {
 	eps := endpoints(t, "a", "a", "b", "c")
 	rec := &events{}
-	p := NewPool("api", "", eps, PoolConfig{}, rec)
+	p := NewPool("api", "", eps, defaults(), rec)
 	now := time.Unix(1000, 0)
 	calls := func(at time.Time) map[string]int {
 		got := map[string]int{}
@@ -210,7 +210,7 @@ func TestPoolShifts(t *testing.T) {
 
 	// A reload's new pool keeps the shifts that still name its endpoints,
 	// and numbers new ones after them.
-	next := NewPool("api", "", endpoints(t, "a", "c"), PoolConfig{}, rec)
+	next := NewPool("api", "", endpoints(t, "a", "c"), defaults(), rec)
 	next.Adopt(at, p)
 	kept := next.Shifts(at)
 	if len(kept) != 1 || kept[0].Zone != "a" {

@@ -35,22 +35,7 @@ func newEndpoints(name, zone string, c *config.Upstream, pub endpoint.Publisher,
 		es.m[e] = m.forEndpoint(name, e)
 	}
 	if len(es.list) > 1 {
-		h := c.Health
-		es.pool = endpoint.NewPool(name, zone, es.list, endpoint.PoolConfig{
-			Detector: endpoint.Config{
-				MinCalls:      h.MinCalls,
-				FailureMargin: h.FailureMargin.Fraction(),
-				FailureFloor:  h.FailureFloor.Fraction(),
-				LatencyMargin: h.LatencyMargin.Fraction(),
-				LatencyFloor:  h.LatencyFloor.D(),
-				MaxIsolated:   max(h.MaxIsolated.Fraction(), 1e-9), // 0% means none: not the default
-			},
-			Window:        h.Window.D(),
-			BaseIsolation: h.BaseIsolation.D(),
-			MaxIsolation:  h.MaxIsolation.D(),
-			ProbeShare:    h.ProbeShare.Fraction(),
-			ProbeCalls:    h.ProbeCalls,
-		}, pub)
+		es.pool = endpoint.NewPool(name, zone, es.list, endpoint.PoolConfigFrom(c.Health), pub)
 		es.stop = make(chan struct{})
 		go es.pool.Run(es.stop)
 	}
