@@ -185,7 +185,14 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if exit != 0 {
 		return exit
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d upstreams)\n", path, len(cfg.Upstreams))
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w.String())
+	}
+	warnings := ""
+	if n := len(cfg.Warnings); n > 0 {
+		warnings = fmt.Sprintf(", %d warning(s)", n)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d upstreams%s)\n", path, len(cfg.Upstreams), warnings)
 	return 0
 }
 
@@ -195,6 +202,9 @@ func serve(args []string, stderr io.Writer) int {
 		return exit
 	}
 	log := server.NewLogger(cfg.Log)
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "file", w.File, "line", w.Line, "path", w.Path, "warning", w.Msg)
+	}
 	s, lns, err := server.Listen(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall: %v\n", err)

@@ -54,6 +54,10 @@ const (
 	DefaultDataDir   = "data"
 	DefaultJobsStore = "data/seawall-jobs.db"
 
+	// MaxCallbackTimeout is the longest one callback attempt may run: a
+	// longer jobs.callbacks.timeout is cut off there, and validate warns.
+	MaxCallbackTimeout = 30 * time.Second
+
 	// MinAdminTokenBytes is the shortest admin token validate accepts.
 	MinAdminTokenBytes = 16
 	// AdminTokenFileName is the file under data_dir holding the admin
@@ -101,6 +105,10 @@ type Config struct {
 	// Upstreams maps the first path segment of a request to a third party.
 	// At least one is required.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
+
+	// Warnings are what the file asks for that is accepted but would
+	// surprise an operator (validate prints them, serve logs them).
+	Warnings Problems `yaml:"-"`
 }
 
 // Admin is the operator listener.
@@ -176,8 +184,8 @@ type Jobs struct {
 	// Default DefaultJobsStore.
 	Store string `yaml:"store"`
 	// Fsync makes every enqueue wait until its commit is flushed to disk
-	// before the 202 (SQLite synchronous=FULL, PostgreSQL
-	// synchronous_commit=on). false acknowledges a commit that survives a
+	// before the 202 (SQLite synchronous=FULL; on PostgreSQL the server's
+	// own synchronous_commit, which Seawall leaves as it is). false acknowledges a commit that survives a
 	// crash of Seawall but may be lost if the machine or database server
 	// crashes. Default true.
 	Fsync bool `yaml:"fsync"`

@@ -104,7 +104,9 @@ func TestParseProblems(t *testing.T) {
 		{"callbacks unsigned", "jobs: {callbacks: {allowed_hosts: [app:8080]}}\nupstreams:\n  a:\n    url: http://x\n", "jobs.callbacks.secret: required when allowed_hosts is set"},
 		{"callback secret", "jobs: {callbacks: {allowed_hosts: [app], secret: short}}\nupstreams:\n  a:\n    url: http://x\n", "jobs.callbacks.secret: webhook secret"},
 		{"callback host", "jobs: {callbacks: {allowed_hosts: [\"http://app/x\"], secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}}\nupstreams:\n  a:\n    url: http://x\n", "jobs.callbacks.allowed_hosts[0]: must be a host or host:port"},
-		{"deferred typo", "upstreams:\n  a:\n    url: http://x\n    mode: defered\n", "must be sync, cached, async or deferred"},
+		{"deferred typo", "upstreams:\n  a:\n    url: http://x\n    mode: defered\n", `upstreams.a.mode: "defered" is not one of sync, cached, async, deferred (did you mean "deferred"?)`},
+		{"enum far off", "upstreams:\n  a:\n    url: http://x\n    rate_limit: {on_limit: queue}\n", `upstreams.a.rate_limit.on_limit: "queue" is not one of wait, reject`},
+		{"log level typo", "log: {level: infoo}\nupstreams:\n  a:\n    url: http://x\n", `log.level: "infoo" is not one of debug, info, warn, error (did you mean "info"?)`},
 		{"timeouts", "upstreams:\n  a:\n    url: http://x\n    timeouts: {per_try: 5s, overall: 1s}\n", "per_try: must not exceed overall"},
 		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
 		{"admin token", "admin:\n  listen: 0.0.0.0:9090\n  token: short\nupstreams:\n  a:\n    url: http://x\n", "admin.token: is 5 bytes; at least 16"},
@@ -309,5 +311,48 @@ func TestTLSValidation(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s %s: %v, want %q", tc.url, tc.tls, err, tc.want)
 		}
+	}
+}
+
+// Trust, item 6: validate warns, beside its errors, of what it accepts but
+// an operator would not expect; a config with nothing of the kind has no
+// warning, and a warning never refuses a config.
+func TestValidateWarnings(t *testing.T) {
+	dir := t.TempDir()
+	const async = "    mode: async\n"
+	for _, tt := range []struct {
+		name, doc string
+		want      string // "path: warning: ..." substring; "" for none
+	}{
+		{"quiet", "upstreams:\n  a:\n    url: http://x\n", ""},
+		{"listen off loopback", "listen: 0.0.0.0:8080\nupstreams:\n  a:\n    url: http://x\n", "listen: warning: 0.0.0.0:8080 is reachable from other machines"},
+		{"admin off loopback", "admin: {listen: \"10.0.0.5:9090\"}\nupstreams:\n  a:\n    url: http://x\n", "admin.listen: warning: 10.0.0.5:9090 is reachable from other machines"},
+		{"weak token", "admin: {token: aaaaaaaabbbbbbbb}\nupstreams:\n  a:\n    url: http://x\n", "admin.token: warning: looks weak (only 2 distinct characters)"},
+		{"placeholder token", "admin: {token: changeme-changeme-0123}\nupstreams:\n  a:\n    url: http://x\n", `admin.token: warning: looks weak (it holds "changeme")`},
+		{"strong token", "admin: {token: 7f3a9c51b2e4d60818c2aa93f0b7e165}\nupstreams:\n  a:\n    url: http://x\n", ""},
+		{"callback timeout", "jobs: {callbacks: {allowed_hosts: [app], secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, timeout: 2m}}\nupstreams:\n  a:\n    url: http://x\n", "jobs.callbacks.timeout: warning: 2m0s is longer than a callback attempt may run (30s)"},
+		{"fsync on postgres", "jobs: {store: \"postgres://db/seawall\", fsync: true}\nupstreams:\n  a:\n    url: http://x\n" + async, "jobs.fsync: warning: true on PostgreSQL leaves durability to the server's synchronous_commit"},
+		{"fsync default on postgres", "jobs: {store: \"postgres://db/seawall\"}\nupstreams:\n  a:\n    url: http://x\n" + async, ""},
+		{"store outside data_dir", "data_dir: " + filepath.Join(dir, "data") + "\njobs: {store: " + filepath.Join(dir, "jobs.db") + "}\nupstreams:\n  a:\n    url: http://x\n" + async, "jobs.store: warning: " + filepath.Join(dir, "jobs.db") + " is outside data_dir"},
+		{"store inside data_dir", "data_dir: " + dir + "\njobs: {store: " + filepath.Join(dir, "jobs.db") + "}\nupstreams:\n  a:\n    url: http://x\n" + async, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("seawall.yaml", []byte(tt.doc), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatalf("a warning refused the config: %v", err)
+			}
+			got := cfg.Warnings.Error()
+			switch {
+			case tt.want == "" && len(cfg.Warnings) > 0:
+				t.Errorf("warnings %q, want none", got)
+			case tt.want != "" && !strings.Contains(got, tt.want):
+				t.Errorf("warnings %q, want one containing %q", got, tt.want)
+			}
+			for _, w := range cfg.Warnings {
+				if !w.Warning || w.Line == 0 {
+					t.Errorf("%+v: want a warning with its line", w)
+				}
+			}
+		})
 	}
 }

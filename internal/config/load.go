@@ -19,17 +19,23 @@ type Problem struct {
 	Line int // 0 when the problem has no place in the file
 	Path string
 	Msg  string
+	// Warning marks what is accepted but would surprise an operator; the
+	// others are errors, which refuse the config.
+	Warning bool
 }
 
 func (p Problem) String() string {
-	loc := p.File
+	loc, msg := p.File, p.Msg
 	if p.Line > 0 {
 		loc += ":" + strconv.Itoa(p.Line)
 	}
-	if p.Path != "" {
-		return loc + " " + p.Path + ": " + p.Msg
+	if p.Warning {
+		msg = "warning: " + msg
 	}
-	return loc + ": " + p.Msg
+	if p.Path != "" {
+		return loc + " " + p.Path + ": " + msg
+	}
+	return loc + ": " + msg
 }
 
 // Problems is every problem found in one file, in line order.
@@ -89,19 +95,31 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		reported[p.Path] = true
 	}
 	cfg.applyDefaults(defaulter{present: idx.lines})
-	for _, p := range cfg.validate(lookup) {
-		if !reported[p.Path] {
+	found := cfg.validate(lookup)
+	if _, set := idx.lines["jobs.fsync"]; set && cfg.Jobs.Fsync && isPostgres(cfg.Jobs.Store) && cfg.UsesAsync() {
+		found = append(found, Problem{Path: "jobs.fsync", Warning: true,
+			Msg: "true on PostgreSQL leaves durability to the server's synchronous_commit, which Seawall does not change (false sets it off for Seawall's sessions)"})
+	}
+	var warnings Problems
+	for _, p := range found {
+		switch {
+		case p.Warning:
+			warnings = append(warnings, Problem{Line: idx.lineOf(p.Path), Path: p.Path, Msg: p.Msg, Warning: true})
+		case !reported[p.Path]:
 			idx.problems = append(idx.problems, Problem{Line: idx.lineOf(p.Path), Path: p.Path, Msg: p.Msg})
 		}
 	}
-	if len(idx.problems) > 0 {
-		ps := idx.problems
+	inFile := func(ps Problems) Problems {
 		for i := range ps {
 			ps[i].File = name
 		}
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
-		return nil, ps
+		return ps
 	}
+	if len(idx.problems) > 0 {
+		return nil, inFile(append(idx.problems, warnings...))
+	}
+	cfg.Warnings = inFile(warnings)
 	return &cfg, nil
 }
 

@@ -193,6 +193,25 @@ func (c *checker) check(ok bool, path, format string, args ...any) {
 	}
 }
 
+// warn records what is accepted but will surprise an operator: said
+// beside the errors, never a reason to refuse the config.
+func (c *checker) warn(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// checkChoice checks that value is one of choices, naming them, and the
+// nearest one when value looks like a misspelling of it.
+func (c *checker) checkChoice(value, path string, choices ...string) {
+	if oneOf(value, choices...) {
+		return
+	}
+	msg := fmt.Sprintf("%q is not one of %s", value, strings.Join(choices, ", "))
+	if near := Nearest(value, choices); near != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	c.add(path, "%s", msg)
+}
+
 var upstreamName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // validate reports every problem in a defaulted config. It expands secrets.
@@ -208,8 +227,8 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 			v.add("admin.token", "is %d bytes; at least %d are required (leave it unset to have Seawall generate one into %s)", n, MinAdminTokenBytes, c.AdminTokenFile())
 		}
 	}
-	v.check(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log.level", "must be one of debug, info, warn, error")
-	v.check(oneOf(c.Log.Format, "json", "text"), "log.format", "must be json or text")
+	v.checkChoice(c.Log.Level, "log.level", "debug", "info", "warn", "error")
+	v.checkChoice(c.Log.Format, "log.format", "json", "text")
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
 	v.check(c.Zone == "" || zoneName.MatchString(c.Zone), "zone", "must be letters, digits, '.', '-' or '_' (at most 64)")
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
@@ -231,6 +250,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	if c.UsesAsync() {
 		checkStorePath(v, "jobs.store", c.Jobs.Store)
 	}
+	c.warnings(v)
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
@@ -262,7 +282,7 @@ func (u *Upstream) validate(v *checker, p string, lookup func(string) (string, b
 		v.check(validHeaderName(h), p+".headers."+h, "not a valid header name")
 		v.check(validHeaderValue(s.Value()), p+".headers."+h, "the value holds a line break or another control character (from a secret file with a trailing newline?): it cannot be sent in a header")
 	}
-	v.check(oneOf(u.Forwarded, ForwardedNone, ForwardedXForwarded, ForwardedRFC7239), p+".forwarded", "must be none, x-forwarded or forwarded")
+	v.checkChoice(u.Forwarded, p+".forwarded", ForwardedNone, ForwardedXForwarded, ForwardedRFC7239)
 	u.Timeouts.validate(v, p+".timeouts")
 	if u.TLS != nil {
 		for _, e := range u.Endpoints {
@@ -416,7 +436,7 @@ func (q *Quota) validate(v *checker, p string) {
 	for i, w := range q.WarnAt {
 		v.check(w >= 1 && w <= 99 && (i == 0 || w > q.WarnAt[i-1]), fmt.Sprintf("%s.warn_at[%d]", p, i), "must be percentages in [1, 99], rising")
 	}
-	v.check(oneOf(q.OnExhausted, "reject", "alert"), p+".on_exhausted", "must be reject or alert")
+	v.checkChoice(q.OnExhausted, p+".on_exhausted", "reject", "alert")
 }
 
 func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
@@ -425,7 +445,7 @@ func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
 	v.check(in.KeepEvents >= 100 && in.KeepEvents <= 1_000_000, "incidents.keep_events", "must be in [100, 1000000]")
 	v.check(in.KeepIncidents >= 10 && in.KeepIncidents <= 100_000, "incidents.keep_incidents", "must be in [10, 100000]")
 	severity := func(p, s string) {
-		v.check(oneOf(s, "info", "warning", "error", "critical"), p, "must be info, warning, error or critical")
+		v.checkChoice(s, p, "info", "warning", "error", "critical")
 	}
 	if pd := in.PagerDuty; pd != nil {
 		p := "incidents.pagerduty"
@@ -459,7 +479,7 @@ func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {
 }
 
 func validateMode(v *checker, p, mode string, c *Cache) {
-	v.check(oneOf(mode, ModeSync, ModeCached, ModeAsync, ModeDeferred), p+".mode", "must be sync, cached, async or deferred")
+	v.checkChoice(mode, p+".mode", ModeSync, ModeCached, ModeAsync, ModeDeferred)
 	if mode == ModeCached && c == nil {
 		v.add(p+".cache", "required when mode is cached")
 	}
@@ -481,7 +501,7 @@ func (t Timeouts) validate(v *checker, p string) {
 
 func (r RateLimit) validate(v *checker, p string) {
 	v.check(r.Burst >= 1, p+".burst", "must be >= 1")
-	v.check(oneOf(r.OnLimit, OnLimitWait, OnLimitReject), p+".on_limit", "must be wait or reject")
+	v.checkChoice(r.OnLimit, p+".on_limit", OnLimitWait, OnLimitReject)
 	if r.KeyHeader != "" {
 		v.check(validHeaderName(r.KeyHeader), p+".key_header", "not a valid header name")
 	}
@@ -568,12 +588,63 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
+// warnings says what the config allows but an operator would not expect.
+func (c *Config) warnings(v *checker) {
+	if !isLoopback(c.Listen) {
+		v.warn("listen", "%s is reachable from other machines: whoever reaches it can call every configured upstream with the credentials Seawall injects; keep it on loopback, or behind a network policy or an authenticating proxy", c.Listen)
+	}
+	if c.Admin.Listen != "off" && !isLoopback(c.Admin.Listen) {
+		v.warn("admin.listen", "%s is reachable from other machines: the admin token is then all that guards the job bodies, shifts and reloads", c.Admin.Listen)
+	}
+	if c.Admin.Listen != "off" {
+		if why := weakToken(c.Admin.Token.Value()); why != "" {
+			v.warn("admin.token", "looks weak (%s); use a random one, such as the output of `openssl rand -hex 32`, or leave it unset to have Seawall generate one", why)
+		}
+	}
+	if cb := c.Jobs.Callbacks; len(cb.AllowedHosts) > 0 && cb.Timeout.D() > MaxCallbackTimeout {
+		v.warn("jobs.callbacks.timeout", "%s is longer than a callback attempt may run (%s): attempts are cut off then", cb.Timeout.D(), MaxCallbackTimeout)
+	}
+	if !c.UsesAsync() || isPostgres(c.Jobs.Store) {
+		return
+	}
+	if rel, err := filepath.Rel(filepath.Clean(c.DataDir), filepath.Clean(c.Jobs.Store)); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		v.warn("jobs.store", "%s is outside data_dir (%s): back up, and protect, both", c.Jobs.Store, c.DataDir)
+	}
+}
+
+// weakToken says why token looks weak, or "" when it does not: few
+// distinct characters, or a placeholder word.
+func weakToken(token string) string {
+	if token == "" {
+		return "" // generated at first start
+	}
+	lower := strings.ToLower(token)
+	for _, w := range []string{"changeme", "password", "example", "123456", "qwerty", "letmein"} {
+		if strings.Contains(lower, w) {
+			return fmt.Sprintf("it holds %q", w)
+		}
+	}
+	distinct := map[rune]bool{}
+	for _, r := range token {
+		distinct[r] = true
+	}
+	if len(distinct) < 10 {
+		return fmt.Sprintf("only %d distinct characters", len(distinct))
+	}
+	return ""
+}
+
+// isPostgres reports whether a jobs.store value is a PostgreSQL URL.
+func isPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
 // checkStorePath checks that an embedded job store's file can be created
 // where the config says: its directory exists and is writable, or can be
 // made under a writable ancestor. A postgres:// URL is checked when the
 // store is opened.
 func checkStorePath(v *checker, p, store string) {
-	if strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://") {
+	if isPostgres(store) {
 		return
 	}
 	dir := filepath.Dir(store)

@@ -24,6 +24,9 @@ type Reloaded struct {
 	Result string `json:"result"`
 	// Problems are why a reload was rejected, as "file:line path: message".
 	Problems []string `json:"problems,omitempty"`
+	// Warnings are what the applied config allows that would surprise an
+	// operator, in the same form.
+	Warnings []string `json:"warnings,omitempty"`
 	proxy.Applied
 	// NeedRestart are keys whose new values apply at the next start only.
 	NeedRestart []string `json:"need_restart,omitempty"`
@@ -71,6 +74,9 @@ func (s *Server) Reload() Reloaded {
 		Summary:  fmt.Sprintf("config reloaded: added %v, changed %v, removed %v", out.Added, out.Changed, out.Removed),
 		Evidence: map[string]any{"file": s.ConfigPath, "added": out.Added, "changed": out.Changed, "removed": out.Removed}})
 	s.log.Info("config reloaded", "file", s.ConfigPath, "added", out.Added, "changed", out.Changed, "removed", out.Removed, "kept", out.Kept)
+	for _, w := range out.Warnings {
+		s.log.Warn("config warning", "warning", w)
+	}
 	if len(out.NeedRestart) > 0 {
 		s.log.Warn("config keys changed that apply at the next start only", "keys", out.NeedRestart)
 	}
@@ -125,6 +131,9 @@ func (s *Server) reload() Reloaded {
 		}
 	}
 	out := Reloaded{Result: ReloadApplied, Applied: s.Proxy.Apply(cfg), NeedRestart: needRestart(s.started, cfg)}
+	for _, w := range cfg.Warnings {
+		out.Warnings = append(out.Warnings, w.String())
+	}
 	if len(out.Removed) > 0 && s.jobs != nil {
 		out.StillQueued = s.unfinished(out.Removed)
 	}
