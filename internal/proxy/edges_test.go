@@ -2,8 +2,8 @@ package proxy_test
 
 import (
 	"net/http"
-	"path/filepath"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
