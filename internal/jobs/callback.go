@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seawall/seawall/internal/config"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -51,9 +52,10 @@ type callbackWorker[TTx any] struct {
 	s *riverStore[TTx]
 }
 
-// Timeout bounds one callback attempt.
+// Timeout bounds one callback attempt; validate warns of a
+// jobs.callbacks.timeout longer than it.
 func (w *callbackWorker[TTx]) Timeout(*river.Job[callbackArgs]) time.Duration {
-	return 30 * time.Second
+	return config.MaxCallbackTimeout
 }
 
 func (w *callbackWorker[TTx]) Work(ctx context.Context, cb *river.Job[callbackArgs]) error {
