@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/seawall/seawall/internal/config"
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/seawall/seawall/internal/config"
 )
 
 // callbackQueue is the queue callbacks wait in, apart from every upstream's.
