@@ -99,7 +99,7 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 			writeJSON(w, reload())
 		})))
 	}
-	jobsAPI{p.Jobs()}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	jobsAPI{p.Jobs(), p.CredentialHeader}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	if inc != nil {
 		incidentsAPI{inc}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	}

@@ -54,8 +54,12 @@ func sensitive(name string) bool {
 // maxReplay bounds one bulk replay; run it again for more.
 const maxReplay = 100_000
 
-// jobsAPI serves the operator's job endpoints over s.
-type jobsAPI struct{ s jobs.Store }
+// jobsAPI serves the operator's job endpoints over s; credential reports
+// the header names the config in force marks as credentials.
+type jobsAPI struct {
+	s          jobs.Store
+	credential func(name string) bool
+}
 
 func (a jobsAPI) register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	handle := func(pattern string, f func(w http.ResponseWriter, r *http.Request) (any, error)) {
@@ -83,7 +87,7 @@ func (a jobsAPI) register(mux *http.ServeMux, auth func(http.Handler) http.Handl
 		if err != nil {
 			return nil, err
 		}
-		return detail(j), nil
+		return detail(j, a.credential), nil
 	})
 	handle("POST /admin/jobs/{id}/retry", func(_ http.ResponseWriter, r *http.Request) (any, error) {
 		j, err := a.get(r)
@@ -199,10 +203,12 @@ func (a jobsAPI) get(r *http.Request) (jobs.Job, error) {
 	return a.s.Get(r.Context(), id)
 }
 
-func detail(j jobs.Job) Detail {
+// detail is a job with its request, every credential header redacted:
+// the default list (sensitive) and those the config marks (credential).
+func detail(j jobs.Job, credential func(name string) bool) Detail {
 	d := Detail{View: j.View(), Header: map[string][]string{}}
 	for k, vs := range j.Delivery.Header {
-		if sensitive(k) {
+		if sensitive(k) || credential(k) {
 			vs = []string{"[redacted]"}
 		}
 		d.Header[k] = vs

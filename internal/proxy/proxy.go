@@ -52,6 +52,7 @@ type settings struct {
 	writeTimeout  time.Duration   // limits.write_timeout
 	maxResult     int64           // of a deferred job's response body
 	callbackHosts map[string]bool // where Seawall-Callback may point
+	credentials   map[string]bool // header names the config marks as credentials, canonical
 }
 
 // settings returns the settings in force.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/fakeapi"
 )
 
@@ -39,5 +40,31 @@ func TestEndpointLabelsNeverCarryTheURLsPassword(t *testing.T) {
 	}
 	if labelled == 0 {
 		t.Fatal("no metric named an endpoint: the test would prove nothing")
+	}
+}
+
+// The config marks as credentials the headers it injects into an
+// upstream's requests and those that name a caller (identity_headers, the
+// upstream's and its routes'); the operator's job view redacts them. A
+// reload that drops one unmarks it.
+func TestConfigMarksCredentialHeaders(t *testing.T) {
+	s := newStack(t, "", `    headers: {X-Partner-Sig: "s3cr3t"}
+    cache: {identity_headers: [X-User]}
+    routes:
+      - {match: "GET /v1/r", cache: {identity_headers: [X-Route-Caller]}}
+`)
+	for name, want := range map[string]bool{"X-Partner-Sig": true, "x-partner-sig": true, "X-User": true, "X-Route-Caller": true,
+		"Content-Type": false, "X-Request-Source": false} {
+		if got := s.proxy.CredentialHeader(name); got != want {
+			t.Errorf("CredentialHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+	cfg, err := config.Parse("reload.yaml", []byte(strings.Replace(s.doc, `    headers: {X-Partner-Sig: "s3cr3t"}`+"\n", "", 1)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.proxy.Apply(cfg)
+	if s.proxy.CredentialHeader("X-Partner-Sig") {
+		t.Error("a header the reloaded config no longer injects is still marked")
 	}
 }
