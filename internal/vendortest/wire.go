@@ -30,16 +30,21 @@ func (w *Wire) Requests() int { return int(w.requests.Load()) }
 // ResetAfterRequest reads each request whole, body included, as a vendor
 // that acts on it would, then resets the connection without answering.
 func ResetAfterRequest(t testing.TB) *Wire {
-	return serve(t, "http", func(w *Wire, c *net.TCPConn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
-		if _, err := io.Copy(io.Discard, req.Body); err != nil {
-			return
-		}
-		w.requests.Add(1)
-	})
+	return serve(t, "http", func(w *Wire, c *net.TCPConn) { w.readRequest(c) })
+}
+
+// readRequest reads one request whole, body included, as a vendor that
+// acts on it would, and counts it; false when none came whole.
+func (w *Wire) readRequest(c *net.TCPConn) bool {
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		return false
+	}
+	if _, err := io.Copy(io.Discard, req.Body); err != nil {
+		return false
+	}
+	w.requests.Add(1)
+	return true
 }
 
 // CutAnswer reads each request whole, answers with head (a status line
@@ -48,14 +53,9 @@ func ResetAfterRequest(t testing.TB) *Wire {
 // it may have acted on the request.
 func CutAnswer(t testing.TB, head, body string) *Wire {
 	return serve(t, "http", func(w *Wire, c *net.TCPConn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
+		if !w.readRequest(c) {
 			return
 		}
-		if _, err := io.Copy(io.Discard, req.Body); err != nil {
-			return
-		}
-		w.requests.Add(1)
 		_, _ = io.WriteString(c, head+"\r\n\r\n"+body)
 		time.Sleep(20 * time.Millisecond) // the answer leaves before the reset
 	})
