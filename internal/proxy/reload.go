@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/upstream"
 )
