@@ -171,7 +171,17 @@ func loadConfigWatch(name string, args []string, stderr io.Writer) (path string,
 	var ps config.Problems
 	switch {
 	case errors.As(err, &ps):
-		fmt.Fprintf(stderr, "%s\n%s: %d problem(s)\n", ps.Error(), path, len(ps))
+		warnings := 0
+		for _, p := range ps {
+			if p.Warning {
+				warnings++
+			}
+		}
+		fmt.Fprintf(stderr, "%s\n%s: %d problem(s)", ps.Error(), path, len(ps)-warnings)
+		if warnings > 0 {
+			fmt.Fprintf(stderr, ", %d warning(s)", warnings)
+		}
+		fmt.Fprintln(stderr)
 		return path, nil, false, 1
 	case err != nil:
 		fmt.Fprintf(stderr, "seawall: %v\n", err)

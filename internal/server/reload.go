@@ -97,6 +97,10 @@ func (s *Server) reload() Reloaded {
 	case errors.As(err, &ps):
 		out := rejected()
 		for _, p := range ps {
+			if p.Warning { // said beside the errors; not why it was rejected
+				out.Warnings = append(out.Warnings, p.String())
+				continue
+			}
 			out.Problems = append(out.Problems, p.String())
 		}
 		return out

@@ -123,8 +123,13 @@ upstreams:
 	// Invalid: rejected with the file's line, and nothing changes.
 	bad := doc("200/s", "  third: {url: "+ups[2].URL+", mode: async}\n") + "  fourth: {url: http://x, retyr: {}}\n"
 	got = r.reload(bad)
-	if got.Result != ReloadRejected || len(got.Problems) == 0 || !strings.Contains(got.Problems[0], r.file+":8") || !strings.Contains(got.Problems[0], "retyr") {
-		t.Errorf("an invalid file: %+v; want rejected with file:line", got)
+	if got.Result != ReloadRejected || len(got.Problems) != 1 || !strings.Contains(got.Problems[0], r.file+":8") || !strings.Contains(got.Problems[0], "retyr") {
+		t.Errorf("an invalid file: %+v; want rejected with file:line, the one error its only problem", got)
+	}
+	// The file's warning (its job store lies outside data_dir) is said
+	// apart: it is not why the reload was rejected.
+	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "warning: ") || !strings.Contains(got.Warnings[0], "outside data_dir") {
+		t.Errorf("a rejected reload's warnings %q, want the file's one warning, apart from its problems", got.Warnings)
 	}
 	if r.s.Proxy.Upstream("fourth") != nil || r.s.Proxy.Upstream("third") == nil {
 		t.Error("a rejected reload changed the running config")
