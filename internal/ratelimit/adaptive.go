@@ -39,10 +39,15 @@ const (
 	adaptiveFloorShare = 0.5
 	// adaptiveDoubt is how long a rate that drew a 429 is believed too
 	// high when the pace did not hold the call back (the app's own pace
-	// drew it), or when, within adaptiveBelieve, a 429 came that the pace
-	// cannot explain (at a rate just proven, or far below the best): in a
-	// storm of refusals a rate that drew one says little of the limit.
+	// drew it), or within adaptiveBelieve of a storm: 429s the pace cannot
+	// explain (at a rate just proven, or far below the best) coming close
+	// together, in which a rate that drew one says little of the limit.
 	adaptiveDoubt = 2 * time.Second
+	// adaptiveStormCount 429s the pace cannot explain within
+	// adaptiveStormWithin are a storm of refusals, in which a rate that
+	// drew a 429 is believed for adaptiveDoubt only; fewer are jitter.
+	adaptiveStormCount  = 3
+	adaptiveStormWithin = 5 * time.Second
 	// adaptiveHalfLife: while 429s keep coming at a pace far below the
 	// best rate, that best rate is believed less, halving over this long,
 	// so that a vendor that really lowered its limit is followed down.
@@ -85,7 +90,10 @@ type adaptiveRate struct {
 	best    float64   // the best rate calls succeeded at lately, measured
 	bestAt  time.Time // when it was last confirmed
 	foreign time.Time // the last 429 taken as not about the pace
-	stormAt time.Time // the last 429 the pace cannot explain
+	// unexplained are the times of the last 429s the pace cannot explain,
+	// newest last; stormAt is when they last came close together.
+	unexplained [adaptiveStormCount]time.Time
+	stormAt     time.Time
 
 	cutAt time.Time // the last 429 counted: those of calls sent before are its round's
 
@@ -129,12 +137,13 @@ func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) b
 		if now.Sub(a.foreign) < 2*time.Second {
 			a.best *= math.Exp2(-now.Sub(a.foreign).Seconds() / adaptiveHalfLife.Seconds())
 		}
-		a.foreign, a.stormAt, a.bad = now, now, 0
+		a.foreign, a.bad = now, 0
+		a.unexplainedAt(now)
 		return false
 	}
 	proven := a.good > 0 && from <= a.good*adaptiveSame
 	if proven {
-		a.stormAt = now // refused at a rate just proven: not the pace alone
+		a.unexplainedAt(now) // refused at a rate just proven: not the pace alone
 	}
 	prev := a.rate
 	switch {
@@ -156,6 +165,17 @@ func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) b
 	}
 	a.rate = max(adaptiveMinRate, min(a.ceiling, max(a.rate, adaptiveFloorShare*best)))
 	return a.rate != prev
+}
+
+// unexplainedAt records a 429 the pace cannot explain. A few of them
+// close together are a storm; one alone is likely a call the network or
+// the vendor's clock delayed, and changes no belief.
+func (a *adaptiveRate) unexplainedAt(now time.Time) {
+	copy(a.unexplained[:], a.unexplained[1:])
+	a.unexplained[len(a.unexplained)-1] = now
+	if now.Sub(a.unexplained[0]) <= adaptiveStormWithin {
+		a.stormAt = now
+	}
 }
 
 // succeeded records a call answered without a 429.
