@@ -329,12 +329,12 @@ func (l *Local) WaitBackground(ctx context.Context, key string, maxWait time.Dur
 	start := l.now()
 	limit := budget(ctx, start, maxWait)
 	deadline := start.Add(limit)
-	l.mu.Lock()
-	l.rate.asked++
-	l.mu.Unlock()
 	for held := false; ; held = true {
 		now := l.now()
 		l.mu.Lock()
+		if !held {
+			l.rate.asked++ // once a call, under the lock the first look takes
+		}
 		b := l.bucket(key, now)
 		at, paused := l.earliest(b, now)
 		if l.waiting == 0 && !at.After(now) {
