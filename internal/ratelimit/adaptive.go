@@ -7,7 +7,8 @@ import (
 
 // The adaptive rate's rule is written down in docs/ratelimit.md ("The
 // adaptive rate"), which these constants are the parameters of. Rates are
-// nominal: the pace is the rate less the headroom.
+// paces, in calls a second: a configured rate's ceiling is already less
+// the headroom.
 const (
 	// adaptiveRound is the shortest time a rate is tried before it is
 	// judged: a round. The rate falls at most once a round and rises at
@@ -21,8 +22,23 @@ const (
 	// adaptiveBeta is the decrease on a 429 when no lower rate is proven.
 	adaptiveBeta = 0.5
 	// adaptiveConverged: once the rate that drew a 429 is within this
-	// factor of the rate proven, the search stops there.
+	// factor of the rate proven, the bisection stops; the rate then creeps
+	// up by adaptiveCreep a round, once adaptiveCalm has passed since that
+	// 429, until it is within adaptiveSettled of it: there it stays. The
+	// bisection lands anywhere in the last 10% below a rate that drew a
+	// 429; the creep, one 429 later, within 2% of the vendor's limit. It
+	// waits, so that the search's first seconds cost no more 429s, each
+	// of which may pause every call for a second or more.
 	adaptiveConverged = 1.1
+	adaptiveSettled   = 1.02
+	adaptiveCreep     = 1.02
+	adaptiveCalm      = 10 * time.Second
+	// adaptiveProofCalls: near a rate that drew a 429 (within
+	// adaptiveConverged), a round proves its rate only with this many calls
+	// answered, or after adaptiveProofMax: a few calls may pass at a rate a
+	// little above the vendor's limit.
+	adaptiveProofCalls = 20
+	adaptiveProofMax   = 2 * time.Second
 	// adaptiveBelieve is how long a rate that drew a 429 while the pace
 	// was pushing against it is believed to be too high; then the rate
 	// probes again, so that a vendor that raised its limit is found.
@@ -79,7 +95,7 @@ const (
 // the best rate calls recently succeeded at. It is not safe for concurrent
 // use; Local holds its lock.
 type adaptiveRate struct {
-	ceiling float64 // the configured rate, or +Inf
+	ceiling float64 // the configured rate less the headroom, or +Inf
 	rate    float64 // the rate now; +Inf until the first 429 when unconfigured
 
 	good   float64       // the last rate proven under pressure; 0 none
@@ -104,6 +120,10 @@ type adaptiveRate struct {
 	asked   int       // calls that asked for a slot in the round: the demand
 	lastOK  bool      // the latest answer was not a 429
 	heldCut bool      // the last decrease was a 429 of a call the pace held back
+	// reprobe: the rate the pace pushed against has been believed too high
+	// for adaptiveBelieve; the rate now creeps up to find whether the
+	// vendor raised its limit, rather than jump to the demand.
+	reprobe bool
 }
 
 func newAdaptiveRate(ceiling float64) adaptiveRate {
@@ -122,10 +142,10 @@ func (a *adaptiveRate) bestNow(now time.Time) float64 {
 }
 
 // throttled records a 429 for a call sent at sent, when the pace it left
-// at was from (nominal) and held says the pace, not the app, set it. It
+// at was from and held says the pace, not the app, set it. It
 // reports whether the rate changed.
 func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) bool {
-	a.refused, a.lastOK = true, false
+	a.refused, a.lastOK, a.reprobe = true, false, false
 	if !sent.After(a.cutAt) {
 		return false // sent before the last cut: that round is answered for
 	}
@@ -149,6 +169,11 @@ func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) b
 	switch {
 	case a.good > 0 && !proven:
 		a.rate = a.good
+	case proven:
+		// The limit is just under a rate calls passed at: a step below
+		// it, as far as the creep would have gone. Another 429 there,
+		// before a round proves it, halves.
+		a.rate = from / adaptiveSettled
 	case math.IsInf(a.rate, 1):
 		a.rate = from * adaptiveFirstCut
 	default:
@@ -185,14 +210,19 @@ func (a *adaptiveRate) succeeded() { a.oks++; a.lastOK = true }
 // headroom, and reports whether the rate changed. A round with calls
 // answered and no 429 measures the rate they succeeded at; if the pace
 // held calls back in it, the rate is proven and grows.
-func (a *adaptiveRate) step(now time.Time, h float64) bool {
+func (a *adaptiveRate) step(now time.Time) bool {
 	elapsed := now.Sub(a.round)
 	if elapsed < adaptiveRound {
 		return false
 	}
+	if a.pressed && !a.refused && a.near() && a.oks < adaptiveProofCalls && elapsed < adaptiveProofMax {
+		return false // not proven yet: the round goes on
+	}
 	prev := a.rate
 	if !a.refused && a.oks > 1 {
-		measured := float64(a.oks) / elapsed.Seconds() / (1 - h)
+		// Never above the rate in force: the calls answered in a short
+		// round can be one more than its length at the rate allows.
+		measured := min(a.rate, float64(a.oks)/elapsed.Seconds())
 		if measured > a.best || measured >= 0.9*a.best || now.Sub(a.bestAt) > adaptiveMemory {
 			a.best, a.bestAt = max(measured, a.bestNow(now)), now
 		}
@@ -201,18 +231,21 @@ func (a *adaptiveRate) step(now time.Time, h float64) bool {
 		if a.oks > 0 {
 			a.good = a.rate
 		}
-		demand := float64(a.asked) / elapsed.Seconds() / (1 - h)
+		demand := float64(a.asked) / elapsed.Seconds()
 		a.rate = a.grow(now, a.oks > 0, demand)
 	}
 	a.round, a.oks, a.refused, a.pressed, a.asked = now, 0, false, false, 0
 	return a.rate != prev
 }
 
+// near says the rate is within adaptiveConverged of one that drew a 429.
+func (a *adaptiveRate) near() bool { return a.bad > 0 && a.bad <= adaptiveConverged*a.rate }
+
 // grow is the rate after a round in which the pace held calls back or
 // refused them and no 429 came: answered says calls succeeded in it,
 // proving the rate; without answers (a slow rate), the rate still grows
 // while the last answer was a success or the last decrease was not the
-// pace's fault, so that it cannot stay at a floor. demand is the nominal
+// pace's fault, so that it cannot stay at a floor. demand is the
 // rate calls asked for slots at in the round.
 func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float64 {
 	believe := a.badFor
@@ -220,7 +253,7 @@ func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float6
 		believe = min(believe, adaptiveDoubt)
 	}
 	if a.bad > 0 && now.Sub(a.badAt) > believe {
-		a.bad = 0
+		a.bad, a.reprobe = 0, believe >= adaptiveBelieve
 	}
 	best := a.bestNow(now)
 	next := a.rate
@@ -231,7 +264,11 @@ func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float6
 		next = min(best, a.rate*adaptiveRecover)
 	case a.bad > adaptiveConverged*a.rate && answered:
 		next = math.Sqrt(a.rate * a.bad)
-	case a.bad > 0: // converged, or not proven yet
+	case a.bad/adaptiveSettled > a.rate*adaptiveSame && answered && now.Sub(a.badAt) >= adaptiveCalm:
+		next = min(a.rate*adaptiveCreep, a.bad/adaptiveSettled)
+	case a.bad > 0: // settled, calming down, or not proven yet
+	case a.reprobe && answered:
+		next = a.rate * adaptiveCreep
 	default: // nothing known above: up to the demand at once, past it gently
 		next = max(a.rate, min(max(a.rate*adaptiveProbe, demand), adaptiveDemand*demand))
 	}

@@ -99,7 +99,7 @@ func NewLocal(cfg Config) *Local {
 		cfg.Now = time.Now
 	}
 	l := &Local{cfg: cfg, burst: max(cfg.Burst, 1), now: cfg.Now, keys: map[string]*bucket{}}
-	l.rate = newAdaptiveRate(cfg.Rate)
+	l.rate = newAdaptiveRate(cfg.Rate * (1 - cfg.Headroom))
 	return l
 }
 
@@ -109,7 +109,7 @@ func (l *Local) interval() time.Duration {
 	if math.IsInf(r, 1) || r <= 0 {
 		return 0
 	}
-	return time.Duration(float64(time.Second) / (r * (1 - l.cfg.Headroom)))
+	return time.Duration(float64(time.Second) / r)
 }
 
 // bucket returns key's bucket. Caller holds mu.
@@ -406,25 +406,25 @@ func (l *Local) adaptTo(s Slot, a Answer, now time.Time, spent bool) {
 	l.adapt(now)
 }
 
-// paceOf is the nominal rate the call released at s left at: the pace's,
+// paceOf is the rate the call released at s left at: the pace's,
 // when the pace held it back; otherwise the rate calls were leaving at,
 // which the app set. Caller holds mu.
 func (l *Local) paceOf(s Slot, now time.Time) float64 {
 	paced := math.Inf(1)
 	if s.iv > 0 {
-		paced = 1 / (s.iv.Seconds() * (1 - l.cfg.Headroom))
+		paced = 1 / s.iv.Seconds()
 	}
 	if s.held {
 		return paced
 	}
-	return min(paced, l.sendRate(now)/(1-l.cfg.Headroom))
+	return min(paced, l.sendRate(now))
 }
 
 // adapt closes the adaptive rate's round when it is due, and tells of a
 // change. Caller holds mu.
 func (l *Local) adapt(now time.Time) {
 	from, iv := l.rate.rate, l.interval()
-	if l.rate.step(now, l.cfg.Headroom) {
+	if l.rate.step(now) {
 		l.events = append(l.events, Event{Kind: "rate", Reason: "raised", From: finite(from), To: l.rate.rate})
 		l.reinterval(iv, now)
 	}
@@ -536,7 +536,7 @@ func (l *Local) pauseLocked(until time.Time, reason string, status int, now time
 	}
 	l.pauseAt, l.reason = until, reason
 	if l.cfg.Adaptive && math.IsInf(l.rate.rate, 1) {
-		l.rate.seed(l.sendRate(now) / (1 - l.cfg.Headroom))
+		l.rate.seed(l.sendRate(now))
 		l.events = append(l.events, Event{Kind: "rate", Reason: "seeded", To: l.rate.rate})
 	}
 }
