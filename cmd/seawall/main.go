@@ -116,11 +116,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// commit is the commit this build came from, set by the documented build
+// (-ldflags "-X main.commit=..."): a build with -buildvcs=false, or from a
+// copy of the source without .git, carries no VCS stamp of its own.
+var commit string
+
 // version describes this build: the module's version, the commit it was
 // built from, and the Go that built it.
 func version() string {
-	v, rev, modified, goVersion := "(devel)", "", false, runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	bi, _ := debug.ReadBuildInfo()
+	return describe(bi, commit, runtime.Version())
+}
+
+// describe is version's text for the build info bi (nil when there is
+// none), the commit the linker set, and the Go version; the VCS stamp,
+// when present, wins over the linker's commit.
+func describe(bi *debug.BuildInfo, linked, goVersion string) string {
+	v, rev, modified := "(devel)", linked, false
+	if bi != nil {
 		if bi.Main.Version != "" {
 			v = bi.Main.Version
 		}
