@@ -111,9 +111,10 @@ func TestNginxAdaptiveRetryAfter(t *testing.T) {
 	var refusals []string // each 429: when, and how long after the call nginx took before it
 	var last time.Time
 	for _, h := range hits {
-		if h.Status == 429 {
+		switch h.Status {
+		case 429:
 			refusals = append(refusals, fmt.Sprintf("%.3fs (%dms after the last 200)", h.At.Sub(start).Seconds(), h.At.Sub(last).Milliseconds()))
-		} else if h.Status == 200 {
+		case 200:
 			last = h.At
 		}
 	}
