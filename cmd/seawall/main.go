@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/server"
 )
 
@@ -239,13 +241,18 @@ func serve(args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			s.Reload()
+	s.Go("reload on SIGHUP", func() {
+		for {
+			select {
+			case <-hup:
+				s.Reload()
+			case <-ctx.Done():
+				return
+			}
 		}
-	}()
+	})
 	if watch {
-		go server.Watch(ctx, path, time.Second, func() { s.Reload() })
+		s.Go("config watch", func() { server.Watch(ctx, path, time.Second, func() { s.Reload() }) })
 	}
 	if err := s.Serve(ctx, lns); err != nil {
 		log.Error("stopped with error", "error", err)
@@ -284,10 +291,10 @@ func fake(args []string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "fake API on http://%s (control: PUT /_fake/behavior, GET /_fake/calls, POST /_fake/reset)\n", *listen)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go func() {
+	routine.New(slog.Default()).Go("fake shutdown", func() {
 		<-ctx.Done()
 		_ = srv.Shutdown(context.Background())
-	}()
+	})
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(stderr, "seawall fake: %v\n", err)
 		return 1

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/webhook"
 )
 
@@ -242,11 +243,13 @@ type Dispatcher struct {
 	queues map[string]chan Notice
 	wg     sync.WaitGroup
 	stop   chan struct{}
+	g      *routine.Group
 }
 
-// NewDispatcher returns a dispatcher to sinks; Start runs it.
-func NewDispatcher(sinks []Sink, pending Pending, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{sinks: sinks, pending: pending, log: log, Backoff: time.Second, MaxBackoff: time.Minute,
+// NewDispatcher returns a dispatcher to sinks; Start runs it, a goroutine
+// of g for each sink.
+func NewDispatcher(sinks []Sink, pending Pending, log *slog.Logger, g *routine.Group) *Dispatcher {
+	return &Dispatcher{sinks: sinks, pending: pending, log: log, g: g, Backoff: time.Second, MaxBackoff: time.Minute,
 		queues: map[string]chan Notice{}, stop: make(chan struct{})}
 }
 
@@ -270,7 +273,7 @@ func (d *Dispatcher) Start(ctx context.Context) {
 			}
 		}
 		d.wg.Add(1)
-		go d.deliver(s, q)
+		d.g.Go("incident notices to "+s.Name(), func() { d.deliver(s, q) })
 	}
 }
 

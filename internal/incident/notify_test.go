@@ -65,7 +65,7 @@ func TestDispatcherOrderAndRetries(t *testing.T) {
 	defer srv.Close()
 	pending := &memPending{m: map[int64]Notice{}}
 	pd := &PagerDuty{URL: srv.URL, RoutingKey: "k", MinSev: Warning, Client: srv.Client()}
-	d := NewDispatcher([]Sink{pd}, pending, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := NewDispatcher([]Sink{pd}, pending, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	d.Backoff, d.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
 	d.Start(context.Background())
 	in := Incident{ID: 1, Upstream: "pay", Severity: Error}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/seawall/seawall/internal/routine"
 )
 
 // maxBatch bounds how many enqueues share one transaction.
@@ -54,9 +56,9 @@ type batcher struct {
 	done   chan struct{}
 }
 
-func newBatcher(insert func(context.Context, []Delivery) ([]inserted, error)) *batcher {
+func newBatcher(g *routine.Group, insert func(context.Context, []Delivery) ([]inserted, error)) *batcher {
 	b := &batcher{insert: insert, in: make(chan *insertReq, maxBatch), done: make(chan struct{})}
-	go b.run()
+	g.Go("enqueue batcher", b.run)
 	return b
 }
 

@@ -18,7 +18,7 @@ func TestBatcherGivesUpOnAHungStoreAndWritesNothingAbandoned(t *testing.T) {
 	var mu sync.Mutex
 	var written []string
 	started := make(chan struct{}, 1)
-	b := newBatcher(func(ctx context.Context, ds []Delivery) ([]inserted, error) {
+	b := newBatcher(nil, func(ctx context.Context, ds []Delivery) ([]inserted, error) {
 		mu.Lock()
 		for _, d := range ds {
 			written = append(written, d.Path)
@@ -70,7 +70,7 @@ func TestBatcherGroupsConcurrentCallersOnOneCore(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var mu sync.Mutex
 	var sizes []int
-	b := newBatcher(func(_ context.Context, ds []Delivery) ([]inserted, error) {
+	b := newBatcher(nil, func(_ context.Context, ds []Delivery) ([]inserted, error) {
 		mu.Lock()
 		sizes = append(sizes, len(ds))
 		mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seawall/seawall/internal/incident"
+	"github.com/seawall/seawall/internal/routine"
 )
 
 // Delivery is an accepted request to deliver to an upstream.
@@ -170,6 +171,9 @@ type Schedule struct {
 
 // Config tunes a store.
 type Config struct {
+	// Routines starts the store's own goroutines (the enqueue batcher);
+	// nil runs them untracked.
+	Routines *routine.Group
 	// NoFsync acknowledges an enqueue before its commit is flushed to disk
 	// (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off): it
 	// survives a crash of Seawall, but not of the machine. False, the

@@ -288,7 +288,7 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		return nil, fmt.Errorf("starting the job store: %w", err)
 	}
 	s.client = client
-	s.batcher = newBatcher(s.insertMany)
+	s.batcher = newBatcher(s.cfg.Routines, s.insertMany)
 	if cfg.Metrics != nil {
 		if err := s.m.register(cfg.Metrics, s); err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/usage"
 )
@@ -40,6 +41,7 @@ type Proxy struct {
 
 	jobs       jobs.Store     // nil: async and deferred modes are off
 	background sync.WaitGroup // see goBackground
+	routines   *routine.Group
 }
 
 // settings are the limits a config reload replaces (the upstreams are
@@ -64,6 +66,15 @@ type Option func(*Proxy)
 // WithEvents sends the incident events of the upstreams and the cache
 // to pub.
 func WithEvents(pub incident.Publisher) Option { return func(p *Proxy) { p.events = pub } }
+
+// WithRoutines starts the proxy's goroutines (background revalidations,
+// the endpoints' health tickers) in g, which counts them and recovers a
+// panic in one.
+func WithRoutines(g *routine.Group) Option { return func(p *Proxy) { p.routines = g } }
+
+// Routines is the group the proxy starts its goroutines in; nil when none
+// was given.
+func (p *Proxy) Routines() *routine.Group { return p.routines }
 
 // WithClock makes the cache read time from now, for tests.
 func WithClock(now func() time.Time) Option {
@@ -92,7 +103,7 @@ func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Prox
 	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.CacheEvictions.Inc)
 	p.cache = store
 	m.WatchCacheBytes(store.Bytes)
-	p.ups = upstream.NewSet(m, log, p.events, p.retired)
+	p.ups = upstream.NewSet(m, log, p.events, p.routines, p.retired)
 	p.Apply(cfg)
 	return p
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/webhook"
 )
 
@@ -34,12 +35,15 @@ type Server struct {
 	incDone   chan struct{}
 	usageDone chan struct{}
 	notices   *incident.Dispatcher
-	queueAge  time.Duration
-	log       *slog.Logger
-	grace     time.Duration
-	servers   []*http.Server
-	jobs      jobs.Store // nil unless a route is async
-	addrs     []net.Addr
+	// routines are every goroutine of the running server, Serve waits for
+	// them before it returns.
+	routines *routine.Group
+	queueAge time.Duration
+	log      *slog.Logger
+	grace    time.Duration
+	servers  []*http.Server
+	jobs     jobs.Store // nil unless a route is async
+	addrs    []net.Addr
 
 	adminToken string
 
@@ -123,10 +127,11 @@ func incidentSinks(c config.Incidents, admin string) ([]incident.Sink, error) {
 // Listen binds the listeners of a validated config; Serve then serves them.
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
+	g := routine.New(log)
 	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: cfg.Incidents.KeepEvents, KeepIncidents: cfg.Incidents.KeepIncidents},
 		incident.GathererImpact(m.Registry))
-	p := proxy.New(cfg, log, m, proxy.WithEvents(rec))
-	s := &Server{Proxy: p, Metrics: m, Incidents: rec, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	p := proxy.New(cfg, log, m, proxy.WithEvents(rec), proxy.WithRoutines(g))
+	s := &Server{Proxy: p, Metrics: m, Incidents: rec, routines: g, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
 	if cfg.UsesAsync() {
 		store, err := OpenJobs(context.Background(), cfg, p)
 		if err != nil {
@@ -153,12 +158,12 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		if r, ok := s.jobs.(jobs.Records); ok {
 			pending = jobs.PendingNotices(r) // undelivered notices survive a restart
 		}
-		s.notices = incident.NewDispatcher(sinks, pending, log)
+		s.notices = incident.NewDispatcher(sinks, pending, log, g)
 		s.notices.Start(context.Background())
 		rec.OnNotice = s.notices.Notify
 	}
-	go func() { defer close(s.incDone); rec.Run(s.stopInc) }()
-	go func() { defer close(s.usageDone); p.Upstreams().Usage.Run(time.Second, s.stopInc) }()
+	g.Go("incident recorder", func() { defer close(s.incDone); rec.Run(s.stopInc) })
+	g.Go("usage meter", func() { defer close(s.usageDone); p.Upstreams().Usage.Run(time.Second, s.stopInc) })
 	type listener struct {
 		addr    string
 		handler http.Handler
@@ -206,12 +211,13 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	var wg sync.WaitGroup
 	for i, ln := range lns {
 		wg.Add(1)
-		go func(srv *http.Server, ln net.Listener) {
+		srv := s.servers[i]
+		s.routines.Go("listener "+ln.Addr().String(), func() {
 			defer wg.Done()
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
-		}(s.servers[i], ln)
+		})
 		s.log.Info("listening", "addr", ln.Addr().String())
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -220,7 +226,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		if err := s.jobs.Start(ctx); err != nil {
 			return fmt.Errorf("starting delivery: %w", err)
 		}
-		go jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Proxy.Events())
+		s.routines.Go("queue age watch", func() { jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Proxy.Events()) })
 	}
 	var err error
 	select {
@@ -249,8 +255,16 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 			err = errors.Join(err, fmt.Errorf("stopping delivery: %w", e))
 		}
 	}
+	stopWatch()
+	if left := s.routines.Wait(5 * time.Second); len(left) > 0 {
+		s.log.Warn("goroutines still running at shutdown", "goroutines", left)
+	}
 	return err
 }
+
+// Go runs fn in a goroutine of the server's, which Serve waits for before
+// it returns (for at most 5 s) and whose panic is logged, not fatal.
+func (s *Server) Go(name string, fn func()) { s.routines.Go(name, fn) }
 
 // OpenJobs opens the job store the config names, creating the data
 // directory of an embedded store. Jobs are delivered through p's
@@ -271,6 +285,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 		CallbackAttempts:  cfg.Jobs.Callbacks.MaxAttempts,
 		Metrics:           p.Registry(),
 		Logger:            p.Logger(),
+		Routines:          p.Routines(),
 	}
 	for _, d := range cfg.Jobs.Schedule {
 		jc.Schedule.Delays = append(jc.Schedule.Delays, d.D())

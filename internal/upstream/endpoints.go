@@ -14,6 +14,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/incident"
+	"github.com/seawall/seawall/internal/routine"
 )
 
 // endpoints are an upstream's addresses at run time. One endpoint needs
@@ -26,7 +27,7 @@ type endpoints struct {
 	once sync.Once
 }
 
-func newEndpoints(name, zone string, c *config.Upstream, pub endpoint.Publisher, m *Metrics) *endpoints {
+func newEndpoints(name, zone string, c *config.Upstream, pub endpoint.Publisher, m *Metrics, g *routine.Group) *endpoints {
 	es := &endpoints{m: map[*endpoint.Endpoint]*endpointMetrics{}}
 	for _, ec := range c.Endpoints {
 		u, _ := url.Parse(ec.URL) // validated
@@ -37,7 +38,7 @@ func newEndpoints(name, zone string, c *config.Upstream, pub endpoint.Publisher,
 	if len(es.list) > 1 {
 		es.pool = endpoint.NewPool(name, zone, es.list, endpoint.PoolConfigFrom(c.Health), pub)
 		es.stop = make(chan struct{})
-		go es.pool.Run(es.stop)
+		g.Go("endpoint health "+name, func() { es.pool.Run(es.stop) })
 	}
 	return es
 }

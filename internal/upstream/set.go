@@ -16,6 +16,7 @@ import (
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/usage"
 )
 
@@ -26,6 +27,7 @@ type Set struct {
 	m      *Metrics
 	log    *slog.Logger
 	events incident.Publisher
+	g      *routine.Group
 	// Usage holds the upstreams' meters, which outlive a reload.
 	Usage *usage.Book
 	// retired is told of each upstream a reload replaces or removes (now
@@ -34,10 +36,11 @@ type Set struct {
 }
 
 // NewSet returns an empty set; Apply fills it. events receives the
-// upstreams' incident events (nil: none). retired, if not nil, is called
-// for each upstream a later Apply replaces or removes.
-func NewSet(m *Metrics, log *slog.Logger, events incident.Publisher, retired func(old, now *Upstream)) *Set {
-	s := &Set{m: m, log: log, events: events, retired: retired, Usage: usage.NewBook(events)}
+// upstreams' incident events (nil: none); g starts their goroutines.
+// retired, if not nil, is called for each upstream a later Apply replaces
+// or removes.
+func NewSet(m *Metrics, log *slog.Logger, events incident.Publisher, g *routine.Group, retired func(old, now *Upstream)) *Set {
+	s := &Set{m: m, log: log, events: events, g: g, retired: retired, Usage: usage.NewBook(events)}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
 	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports}, usageCollector{reports: s.UsageReports})
@@ -82,7 +85,7 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name))
+		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name), s.g)
 		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
 			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
 		}

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seawall/seawall/internal/h1"
-
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/retry"
+	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/usage"
 )
 
@@ -84,9 +84,9 @@ type routeIndex int
 func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
 // New builds the upstream name of a validated config; zone is Seawall's
-// own; events receives its incident events (nil: none). Close stops its
-// health ticker.
-func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter) *Upstream {
+// own; events receives its incident events (nil: none); g starts its
+// health ticker, which Close stops.
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter, g *routine.Group) *Upstream {
 	if events == nil {
 		events = incident.Discard
 	}
@@ -94,7 +94,7 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 		meter = usage.NewMeter(name, events)
 	}
 	meter.Configure(c)
-	eps := newEndpoints(name, zone, c, newHealthEvents(log, m, events), m) // events name their upstream
+	eps := newEndpoints(name, zone, c, newHealthEvents(log, m, events), m, g) // events name their upstream
 	u := &Upstream{
 		Name:      name,
 		Cfg:       c,

@@ -23,7 +23,7 @@ func set(t *testing.T, doc string) *upstream.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
 	s.Apply(cfg)
 	t.Cleanup(s.Close)
 	return s
@@ -89,7 +89,7 @@ func TestSetApply(t *testing.T) {
 		}
 		return c
 	}
-	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(old, now *upstream.Upstream) {
+	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, func(old, now *upstream.Upstream) {
 		retired = append(retired, fmt.Sprintf("%s:%t", old.Name, now != nil && upstream.SameEndpoints(old, now)))
 	})
 	defer s.Close()
