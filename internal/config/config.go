@@ -24,7 +24,7 @@ const (
 	DefaultPerTryTimeout  = 10 * time.Second
 	DefaultOverallTimeout = 30 * time.Second
 
-	DefaultMaxWait = 0
+	DefaultMaxWait = time.Second
 
 	// DefaultHeadroom is rate_limit.headroom's default, in percent: the pace
 	// is kept this far under the configured rate so that jitter between a

@@ -22,11 +22,19 @@ const defaultShutdownGrace = 15 * time.Second
 
 // defaulter fills the fields a file left out. A key written in the file
 // keeps its value, even zero, so that Validate can reject it.
-type defaulter struct{ present map[string]int }
+type defaulter struct {
+	present map[string]int
+	// applied, if set, hears each default given: the defaults test
+	// compares them with docs/config.md.
+	applied func(path string, def any)
+}
 
 func set[T any](d defaulter, path string, field *T, def T) {
 	if _, ok := d.present[path]; !ok {
 		*field = def
+		if d.applied != nil {
+			d.applied(path, def)
+		}
 	}
 }
 
@@ -89,7 +97,7 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 	rl, rp := &u.RateLimit, p+".rate_limit"
 	set(d, rp+".burst", &rl.Burst, 1)
 	set(d, rp+".on_limit", &rl.OnLimit, OnLimitWait)
-	set(d, rp+".max_wait", &rl.MaxWait, Duration(time.Second))
+	set(d, rp+".max_wait", &rl.MaxWait, Duration(DefaultMaxWait))
 	set(d, rp+".headroom", &rl.Headroom, DefaultHeadroom)
 	set(d, rp+".adaptive", &rl.Adaptive, rl.Rate.IsZero())
 	b, bp := &u.Breaker, p+".breaker"
