@@ -16,6 +16,7 @@ import (
 
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/problem"
 	"github.com/seawall/seawall/internal/proxy"
 )
 
@@ -116,7 +117,7 @@ func authorized(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare(bearer(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="seawall-admin"`)
-			http.Error(w, "admin token required", http.StatusUnauthorized)
+			problem.Write(w, kindAdminToken, problem.Body{Detail: "admin token required"})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/problem"
 )
 
 // Page is one page of a job listing. NextAfter, when not zero, is the
@@ -251,14 +252,36 @@ func statusOf(err error) int {
 	return http.StatusServiceUnavailable
 }
 
+// The problems the admin listener answers with (docs/errors.md), by
+// status.
+var (
+	kindAdminToken = problem.Define(http.StatusUnauthorized, "admin-token-required", "Admin token required",
+		"Send Authorization: Bearer <token>: admin.token, or the token Seawall generated in data_dir/admin-token.")
+	adminKinds = map[int]*problem.Kind{
+		http.StatusBadRequest: problem.Define(http.StatusBadRequest, "bad-admin-request", "Bad request",
+			"A parameter is malformed or out of range: the detail says which, and what it takes."),
+		http.StatusNotFound: problem.Define(http.StatusNotFound, "not-found", "Not found",
+			"No such job or incident (it may be older than those kept), or no job store: no route is in async or deferred mode."),
+		http.StatusConflict: problem.Define(http.StatusConflict, "job-state-conflict", "Not in that job's state",
+			"Only a finished job runs again, only a job not yet finished is canceled, only a dead one is replayed."),
+		http.StatusServiceUnavailable: problem.Define(http.StatusServiceUnavailable, "store-unavailable", "Job store unavailable",
+			"The job store failed or did not answer within its deadline; Seawall's log says why. Try again."),
+	}
+)
+
 // writeError answers an operator error as problem+json.
 func writeError(w http.ResponseWriter, status int, err error) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "detail": err.Error()})
+	k, ok := adminKinds[status]
+	if !ok {
+		k = adminKinds[http.StatusServiceUnavailable]
+	}
+	problem.Write(w, k, problem.Body{Detail: err.Error()})
 }
 
+var fromSeawall = []string{"seawall"}
+
 func writeJSON(w http.ResponseWriter, v any) {
+	w.Header()["Seawall-Source"] = fromSeawall
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }

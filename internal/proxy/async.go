@@ -177,6 +177,7 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	if !wantResponse {
+		w.Header()["Seawall-Source"] = fromSeawall
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(job.PublicView())
 		return

@@ -2,13 +2,13 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/problem"
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/usage"
@@ -46,119 +46,154 @@ type (
 // is sent (nginx's 499).
 const StatusClientClosed = 499
 
-// problem is an RFC 9457 problem detail.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Upstream  string `json:"upstream,omitempty"`
-	Hint      string `json:"hint,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	Attempts  int    `json:"attempts"` // upstream calls made for this request
-}
+// The problems the application listener answers with (docs/errors.md).
+var (
+	// kindClientClosed is never written: the client has gone. It names the status logged.
+	kindClientClosed    = &problem.Kind{Status: StatusClientClosed, Code: "client-closed", Title: "Client closed request"}
+	kindUnknownUpstream = problem.Define(http.StatusNotFound, "unknown-upstream", "Unknown upstream",
+		"The first path segment must name an upstream in Seawall's config.")
+	kindBadRequest = problem.Define(http.StatusBadRequest, "bad-request", "Bad request",
+		"The request's body could not be read: malformed chunked encoding, or cut short. Nothing was sent upstream, or what was sent was cut off.")
+	kindRequestTimeout = problem.Define(http.StatusRequestTimeout, "request-timeout", "Request timeout",
+		"The request's body did not arrive within limits.body_read_timeout, or the route's overall timeout. Nothing more was sent upstream.")
+	kindBadFraming = problem.Define(http.StatusBadRequest, "bad-request", "Bad request",
+		"HTTP/1.0 has no Transfer-Encoding: send the body with Content-Length, or use HTTP/1.1. Nothing was sent upstream.")
+	kindBadPath = problem.Define(http.StatusBadRequest, "bad-path", "Path not allowed",
+		"Dot segments (., .., or encoded as %2e) may not climb above the upstream's base path, nor hide behind an encoded slash (..%2f).")
+	kindNotAProxy = problem.Define(http.StatusBadRequest, "not-a-proxy", "Not a proxy request",
+		"Send origin-form requests: /{upstream}/{path}.")
+	kindUnsupportedMode = problem.Define(http.StatusBadRequest, "unsupported-mode", "Access mode not available",
+		"Omit Seawall-Mode, send sync, or cached on a route with a cache.")
+	kindUnknownJob = problem.Define(http.StatusNotFound, "unknown-job", "Unknown job",
+		"Use the id from Seawall-Job-Id or Location.")
+	kindCallbackNotAllowed = problem.Define(http.StatusBadRequest, "callback-not-allowed", "Callback URL not allowed",
+		"Use an http(s) URL on a host listed in jobs.callbacks.allowed_hosts. The request was not accepted.")
+	kindJobNotFinished = problem.Define(http.StatusConflict, "job-not-finished", "Job not finished",
+		"Poll the job, or ask for a Seawall-Callback; the response is kept once the job ends.")
+	kindNoResult = problem.Define(http.StatusNotFound, "no-result", "No stored response",
+		"Only deferred jobs (Seawall-Mode: deferred, or Prefer: respond-async) keep the upstream's response, and only once it answered.")
+	kindIdempotencyKeyReused = problem.Define(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency key reused",
+		"The key was first used with another body or query for this method and path; use a new key for a new request. Nothing was accepted.")
+	kindQueueUnavailable = problem.Define(http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable",
+		"The request was not accepted; send it again after Retry-After. Operators: Seawall's log says why.")
+	kindNotCached = problem.Define(http.StatusGatewayTimeout, "not-cached", "Not in cache",
+		"The request said only-if-cached and no usable response is stored.")
+	kindRequestTooLarge = problem.Define(http.StatusRequestEntityTooLarge, "request-too-large", "Request too large",
+		"Raise limits.max_request_body, or send a smaller body.")
+	kindQuotaExhausted = problem.Define(http.StatusTooManyRequests, "quota-exhausted", "Vendor quota exhausted",
+		"The upstream's daily or monthly quota (quota in Seawall's config) is spent; nothing was sent. Retry after Retry-After, when the period resets.")
+	kindUpstreamPaused = problem.Define(http.StatusTooManyRequests, "upstream-paused", "Upstream asked to pause",
+		"The upstream sent Retry-After; retry after the time given.")
+	kindRateLimited = problem.Define(http.StatusTooManyRequests, "rate-limited", "Rate limited",
+		"Retry after the time in Retry-After, or raise the upstream's rate_limit.")
+	kindResponseTooLarge = problem.Define(http.StatusBadGateway, "response-too-large", "Upstream response too large",
+		"Raise limits.max_response_body.")
+	kindSeawallOverloaded = problem.Define(http.StatusServiceUnavailable, "seawall-overloaded", "Seawall overloaded",
+		"Seawall's own host ran out of a resource (file descriptors, buffers or local ports); nothing was sent and the upstream is not blamed. Retry after Retry-After; operators: see Seawall's log.")
+	kindUpstreamTLS = problem.Define(http.StatusBadGateway, "upstream-tls", "Upstream TLS failure",
+		"The upstream's certificate was not accepted, or it refused Seawall's: check the upstream's tls settings (ca_file, server_name, cert_file). Not retried; nothing was sent.")
+	kindOutcomeUnknownKeyed = problem.Define(http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown",
+		"The request reached the upstream and no answer came back: it may have acted on it. It carried an Idempotency-Key, so sending it again with the same key is safe with a vendor that honours keys.")
+	kindOutcomeUnknownUnkeyed = problem.Define(http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown",
+		"The request reached the upstream and no answer came back: it may have acted on it. It had no Idempotency-Key, so it was not retried: check with the vendor before sending it again, and send a key next time.")
+	kindRetriesTimedOut = problem.Define(http.StatusGatewayTimeout, "retries-exhausted", "Retries exhausted",
+		"Every attempt timed out; see the upstream's health.")
+	kindRetriesFailed = problem.Define(http.StatusBadGateway, "retries-exhausted", "Retries exhausted",
+		"Every attempt failed; see the upstream's health.")
+	kindUpstreamTimeout = problem.Define(http.StatusGatewayTimeout, "upstream-timeout", "Upstream timed out",
+		"Raise the route's timeouts, or check the upstream's latency.")
+	kindUpstreamUnreachable = problem.Define(http.StatusBadGateway, "upstream-unreachable", "Upstream unreachable",
+		"Nothing was sent: check the upstream's URL, DNS and network.")
+	kindCircuitOpen = problem.Define(http.StatusServiceUnavailable, "circuit-open", "Circuit open",
+		"The upstream has been failing; Seawall is not calling it until Retry-After.")
+)
 
-// problemTypePrefix makes each code a stable URI for the problem's type.
-const problemTypePrefix = "urn:seawall:problem:"
-
-// classify maps an error to its status, stable code, title and a hint. It
-// is the one place where Seawall's errors become HTTP.
-func classify(err error) (status int, code, title, hint string) {
+// classify maps an error to the kind of problem it is answered with. It is
+// the one place where the application listener's errors become HTTP.
+func classify(err error) *problem.Kind {
 	// The open breaker's refusal is the fail-fast path's one error, and an
 	// *OpenError unwraps to breaker.ErrOpen alone: none of the cases
 	// before that one can match it, so it is answered without their walks
 	// along the chain.
 	if _, open := err.(*breaker.OpenError); open { //nolint:errorlint // the bare error only: a wrapped one may carry more, and goes through the switch
-		return circuitOpen()
+		return kindCircuitOpen
 	}
 	var re *RetriesError
 	retried := errors.As(err, &re) && re.Attempts > 1
 	switch {
 	case errors.Is(err, ErrClientGone), errors.Is(err, context.Canceled):
-		return StatusClientClosed, "client-closed", "Client closed request", ""
+		return kindClientClosed
 	case errors.Is(err, ErrUnknownUpstream):
-		return http.StatusNotFound, "unknown-upstream", "Unknown upstream", "The first path segment must name an upstream in Seawall's config."
+		return kindUnknownUpstream
 	case errors.Is(err, ErrBadRequest):
-		return http.StatusBadRequest, "bad-request", "Bad request", "The request's body could not be read: malformed chunked encoding, or cut short. Nothing was sent upstream, or what was sent was cut off."
+		return kindBadRequest
 	case errors.Is(err, ErrRequestTimeout):
-		return http.StatusRequestTimeout, "request-timeout", "Request timeout", "The request's body did not arrive within limits.body_read_timeout, or the route's overall timeout. Nothing more was sent upstream."
+		return kindRequestTimeout
 	case errors.Is(err, ErrBadFraming):
-		return http.StatusBadRequest, "bad-request", "Bad request", "HTTP/1.0 has no Transfer-Encoding: send the body with Content-Length, or use HTTP/1.1. Nothing was sent upstream."
+		return kindBadFraming
 	case errors.Is(err, ErrBadPath):
-		return http.StatusBadRequest, "bad-path", "Path not allowed", "Dot segments (., .., or encoded as %2e) may not climb above the upstream's base path, nor hide behind an encoded slash (..%2f)."
+		return kindBadPath
 	case errors.Is(err, ErrNotProxy):
-		return http.StatusBadRequest, "not-a-proxy", "Not a proxy request", "Send origin-form requests: /{upstream}/{path}."
+		return kindNotAProxy
 	case errors.Is(err, ErrUnsupportedMode):
-		return http.StatusBadRequest, "unsupported-mode", "Access mode not available", "Omit Seawall-Mode, send sync, or cached on a route with a cache."
+		return kindUnsupportedMode
 	case errors.Is(err, ErrUnknownJob):
-		return http.StatusNotFound, "unknown-job", "Unknown job", "Use the id from Seawall-Job-Id or Location."
+		return kindUnknownJob
 	case errors.Is(err, ErrCallbackNotAllowed):
-		return http.StatusBadRequest, "callback-not-allowed", "Callback URL not allowed", "Use an http(s) URL on a host listed in jobs.callbacks.allowed_hosts. The request was not accepted."
+		return kindCallbackNotAllowed
 	case errors.Is(err, ErrJobNotFinished):
-		return http.StatusConflict, "job-not-finished", "Job not finished", "Poll the job, or ask for a Seawall-Callback; the response is kept once the job ends."
+		return kindJobNotFinished
 	case errors.Is(err, ErrNoResult):
-		return http.StatusNotFound, "no-result", "No stored response", "Only deferred jobs (Seawall-Mode: deferred, or Prefer: respond-async) keep the upstream's response, and only once it answered."
+		return kindNoResult
 	case errors.Is(err, ErrKeyReused):
-		return http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency key reused", "The key was first used with another body or query for this method and path; use a new key for a new request. Nothing was accepted."
+		return kindIdempotencyKeyReused
 	case errors.Is(err, ErrQueueUnavailable):
-		return http.StatusServiceUnavailable, "queue-unavailable", "Job store unavailable", "The request was not accepted; send it again after Retry-After. Operators: Seawall's log says why."
+		return kindQueueUnavailable
 	case errors.Is(err, ErrNotCached):
-		return http.StatusGatewayTimeout, "not-cached", "Not in cache", "The request said only-if-cached and no usable response is stored."
+		return kindNotCached
 	case errors.Is(err, ErrRequestTooLarge):
-		return http.StatusRequestEntityTooLarge, "request-too-large", "Request too large", "Raise limits.max_request_body, or send a smaller body."
+		return kindRequestTooLarge
 	case errors.Is(err, usage.ErrQuotaExhausted):
-		return http.StatusTooManyRequests, "quota-exhausted", "Vendor quota exhausted", "The upstream's daily or monthly quota (quota in Seawall's config) is spent; nothing was sent. Retry after Retry-After, when the period resets."
+		return kindQuotaExhausted
 	case errors.Is(err, ratelimit.ErrExceeded):
 		var ex *ratelimit.ExceededError
 		if errors.As(err, &ex) && ex.Paused {
-			return http.StatusTooManyRequests, "upstream-paused", "Upstream asked to pause", "The upstream sent Retry-After; retry after the time given."
+			return kindUpstreamPaused
 		}
-		return http.StatusTooManyRequests, "rate-limited", "Rate limited", "Retry after the time in Retry-After, or raise the upstream's rate_limit."
+		return kindRateLimited
 	case errors.Is(err, breaker.ErrOpen):
-		return circuitOpen()
+		return kindCircuitOpen
 	case errors.Is(err, ErrResponseTooLarge):
-		return http.StatusBadGateway, "response-too-large", "Upstream response too large", "Raise limits.max_response_body."
+		return kindResponseTooLarge
 	case errors.Is(err, ErrOverloaded):
-		return http.StatusServiceUnavailable, "seawall-overloaded", "Seawall overloaded", "Seawall's own host ran out of a resource (file descriptors, buffers or local ports); nothing was sent and the upstream is not blamed. Retry after Retry-After; operators: see Seawall's log."
+		return kindSeawallOverloaded
 	case errors.Is(err, ErrUpstreamTLS):
-		return http.StatusBadGateway, "upstream-tls", "Upstream TLS failure", "The upstream's certificate was not accepted, or it refused Seawall's: check the upstream's tls settings (ca_file, server_name, cert_file). Not retried; nothing was sent."
+		return kindUpstreamTLS
 	case errors.Is(err, ErrOutcomeUnknown):
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) && ou.Keyed {
-			return http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown", "The request reached the upstream and no answer came back: it may have acted on it. It carried an Idempotency-Key, so sending it again with the same key is safe with a vendor that honours keys."
+			return kindOutcomeUnknownKeyed
 		}
-		return http.StatusBadGateway, "upstream-outcome-unknown", "Upstream outcome unknown", "The request reached the upstream and no answer came back: it may have acted on it. It had no Idempotency-Key, so it was not retried: check with the vendor before sending it again, and send a key next time."
+		return kindOutcomeUnknownUnkeyed
 	case retried && errors.Is(err, ErrUpstreamTimeout):
-		return http.StatusGatewayTimeout, "retries-exhausted", "Retries exhausted", "Every attempt timed out; see the upstream's health."
+		return kindRetriesTimedOut
 	case retried:
-		return http.StatusBadGateway, "retries-exhausted", "Retries exhausted", "Every attempt failed; see the upstream's health."
+		return kindRetriesFailed
 	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, "upstream-timeout", "Upstream timed out", "Raise the route's timeouts, or check the upstream's latency."
+		return kindUpstreamTimeout
 	default:
-		return http.StatusBadGateway, "upstream-unreachable", "Upstream unreachable", "Nothing was sent: check the upstream's URL, DNS and network."
+		return kindUpstreamUnreachable
 	}
 }
-
-func circuitOpen() (status int, code, title, hint string) {
-	return http.StatusServiceUnavailable, "circuit-open", "Circuit open", "The upstream has been failing; Seawall is not calling it until Retry-After."
-}
-
-// problemJSON is the shared Content-Type value of a problem.
-var problemJSON = []string{"application/problem+json"}
 
 // writeProblem answers err as application/problem+json and returns the status.
 func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, attempts int) int {
-	status, code, title, hint := classify(err)
-	if status == StatusClientClosed {
-		return status
+	k := classify(err)
+	if k == kindClientClosed {
+		return k.Status
 	}
-	// The names are canonical: assigned directly, without the header
-	// map's canonicalizing.
 	h := w.Header()
-	h["Content-Type"] = problemJSON
-	h["Seawall-Source"] = fromSeawall
-	h["Seawall-Error"] = []string{code}
-	if status == http.StatusRequestTimeout {
+	if k.Status == http.StatusRequestTimeout {
 		// The rest of the body is not waited for, so the connection
 		// cannot carry another request.
 		h["Connection"] = []string{"close"}
@@ -166,48 +201,8 @@ func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, 
 	if d, ok := retryAfter(err); ok {
 		h["Retry-After"] = []string{strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second)))}
 	}
-	p := problem{Type: problemTypePrefix + code, Title: title, Status: status, Detail: err.Error(),
-		Upstream: upstream, Hint: hint, RequestID: requestID, Attempts: attempts}
-	w.WriteHeader(status)
-	// Most problems fit; a longer one grows it.
-	_, _ = w.Write(p.appendJSON(make([]byte, 0, 512)))
-	return status
-}
-
-// appendJSON appends p's JSON to b as encoding/json's Encoder writes it,
-// byte for byte (TestProblemJSONIsEncodingJSONs): encoding/json walked
-// the struct by reflection, a tenth of a refusal's CPU.
-func (p *problem) appendJSON(b []byte) []byte {
-	b = appendJSONString(append(b, `{"type":`...), p.Type)
-	b = appendJSONString(append(b, `,"title":`...), p.Title)
-	b = strconv.AppendInt(append(b, `,"status":`...), int64(p.Status), 10)
-	b = appendJSONString(append(b, `,"detail":`...), p.Detail)
-	if p.Upstream != "" {
-		b = appendJSONString(append(b, `,"upstream":`...), p.Upstream)
-	}
-	if p.Hint != "" {
-		b = appendJSONString(append(b, `,"hint":`...), p.Hint)
-	}
-	if p.RequestID != "" {
-		b = appendJSONString(append(b, `,"request_id":`...), p.RequestID)
-	}
-	b = strconv.AppendInt(append(b, `,"attempts":`...), int64(p.Attempts), 10)
-	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s as a JSON string as encoding/json writes it:
-// printable ASCII that JSON and HTML leave alone as it is, anything else
-// by encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := range len(s) {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	problem.Write(w, k, problem.Body{Detail: err.Error(), Upstream: upstream, RequestID: requestID, Attempts: attempts})
+	return k.Status
 }
 
 func retryAfter(err error) (time.Duration, bool) {

@@ -237,7 +237,7 @@ func answerError(w http.ResponseWriter, c *call, err error) int {
 		err = ErrClientGone
 	}
 	c.err = err
-	if status, _, _, _ := classify(err); status == http.StatusTooManyRequests {
+	if classify(err).Status == http.StatusTooManyRequests {
 		setRateLimitHeaders(w.Header(), c.Upstream, c.Tenant)
 	}
 	return writeProblem(w, err, c.Upstream.Name, c.RequestID, c.Attempts)

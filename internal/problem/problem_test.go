@@ -1,17 +1,14 @@
-package proxy
+package problem
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
-	"time"
-
-	"github.com/seawall/seawall/internal/breaker"
 )
 
 // encodedByEncodingJSON is a problem as encoding/json's Encoder writes
 // it: what Seawall sent before it appended the JSON itself.
-func encodedByEncodingJSON(t testing.TB, p problem) []byte {
+func encodedByEncodingJSON(t testing.TB, p Body) []byte {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(p); err != nil {
 		t.Fatal(err)
@@ -23,9 +20,9 @@ func encodedByEncodingJSON(t testing.TB, p problem) []byte {
 // field Seawall fills: escaped quotes, control characters, HTML's
 // characters, non-ASCII and invalid UTF-8 in a detail taken from an
 // upstream's error, and the fields left out when empty.
-func TestProblemJSONIsEncodingJSONs(t *testing.T) {
+func TestBodyJSONIsEncodingJSONs(t *testing.T) {
 	details := []string{
-		(&breaker.OpenError{RetryAfter: 59*time.Minute + 59983*time.Millisecond}).Error(),
+		"circuit breaker open, retry in 1h0m0s",
 		`upstream unreachable: dial tcp 127.0.0.1:1: connect: connection refused`,
 		`bad "quoted" \ back\slash`,
 		"tab\tnew\nline\rnul\x00", "del\x7f",
@@ -35,15 +32,15 @@ func TestProblemJSONIsEncodingJSONs(t *testing.T) {
 		"",
 	}
 	for _, d := range details {
-		for _, p := range []problem{
-			{Type: problemTypePrefix + "circuit-open", Title: "Circuit open", Status: 503, Detail: d,
+		for _, p := range []Body{
+			{Type: TypePrefix + "circuit-open", Title: "Circuit open", Status: 503, Detail: d,
 				Upstream: "down", Hint: "The upstream has been failing; Seawall is not calling it until Retry-After.",
 				RequestID: "ce05fa1a7b2784d1660dda2b", Attempts: 0},
-			{Type: problemTypePrefix + "bad-path", Title: "Path not allowed", Status: 400, Detail: d, Attempts: 3},
-			{Type: problemTypePrefix + "x", Title: d, Status: 499, Detail: d, Upstream: d, Hint: d, RequestID: d, Attempts: -1},
+			{Type: TypePrefix + "bad-path", Title: "Path not allowed", Status: 400, Detail: d, Attempts: 3},
+			{Type: TypePrefix + "x", Title: d, Status: 499, Detail: d, Upstream: d, Hint: d, RequestID: d, Attempts: -1},
 		} {
 			want := encodedByEncodingJSON(t, p)
-			if got := p.appendJSON(nil); !bytes.Equal(got, want) {
+			if got := p.AppendJSON(nil); !bytes.Equal(got, want) {
 				t.Errorf("detail %q:\n got %s\nwant %s", d, got, want)
 			}
 		}
@@ -56,10 +53,10 @@ func FuzzProblemJSON(f *testing.F) {
 	f.Add("circuit breaker open, retry in 1h0m0s", "down", 2)
 	f.Add("a \"b\" <c> & \\d \u2028 \xff", "", 0)
 	f.Fuzz(func(t *testing.T, detail, upstream string, attempts int) {
-		p := problem{Type: problemTypePrefix + "x", Title: "T", Status: 502, Detail: detail,
+		p := Body{Type: TypePrefix + "x", Title: "T", Status: 502, Detail: detail,
 			Upstream: upstream, Hint: detail, RequestID: upstream, Attempts: attempts}
 		want := encodedByEncodingJSON(t, p)
-		if got := p.appendJSON([]byte("kept")); !bytes.Equal(got, append([]byte("kept"), want...)) {
+		if got := p.AppendJSON([]byte("kept")); !bytes.Equal(got, append([]byte("kept"), want...)) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
