@@ -6,8 +6,8 @@ import (
 	"sync"
 )
 
-// Store keeps entries by key. Implementations are safe for concurrent use;
-// a Redis-backed store for several replicas implements the same interface.
+// Store keeps entries by key. Implementations are safe for concurrent use.
+// Memory is the one there is: each replica caches for itself.
 type Store interface {
 	Get(key string) (*Entry, bool)
 	// Set stores e, evicting others as needed; it reports false when e is

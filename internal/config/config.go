@@ -180,8 +180,8 @@ const (
 // Jobs configures the durable job store and its consumers.
 type Jobs struct {
 	// Store is where accepted jobs live: a SQLite file path (the embedded
-	// default) or a postgres:// URL for several replicas.
-	// Default DefaultJobsStore.
+	// default) or a postgres:// URL for several replicas. Default
+	// seawall-jobs.db in DataDir (DefaultJobsStore when DataDir is too).
 	Store string `yaml:"store"`
 	// Fsync makes every enqueue wait until its commit is flushed to disk
 	// before the 202 (SQLite synchronous=FULL; on PostgreSQL the server's

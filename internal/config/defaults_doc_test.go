@@ -97,3 +97,15 @@ func docValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// The embedded job store defaults into data_dir, wherever that is; before,
+// it stayed at data/seawall-jobs.db whatever data_dir said.
+func TestJobStoreDefaultsIntoTheDataDir(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte("data_dir: /var/lib/seawall\nupstreams:\n  a: {url: http://127.0.0.1:1}\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join("/var/lib/seawall", "seawall-jobs.db"); cfg.Jobs.Store != want {
+		t.Errorf("jobs.store defaulted to %q, want %q", cfg.Jobs.Store, want)
+	}
+}

@@ -62,7 +62,7 @@ func (c *Config) applyDefaults(d defaulter) {
 			set(d, fmt.Sprintf("incidents.webhooks[%d].min_severity", i), &w.MinSeverity, "warning")
 		}
 	}
-	set(d, "jobs.store", &c.Jobs.Store, DefaultJobsStore)
+	set(d, "jobs.store", &c.Jobs.Store, filepath.Join(c.DataDir, filepath.Base(DefaultJobsStore)))
 	set(d, "jobs.max_attempts", &c.Jobs.MaxAttempts, 10)
 	set(d, "jobs.base_delay", &c.Jobs.BaseDelay, Duration(time.Second))
 	set(d, "jobs.max_delay", &c.Jobs.MaxDelay, Duration(5*time.Minute))

@@ -4,10 +4,10 @@
 // The request path, in order, is written down here once and tested once
 // (proxy_test.go):
 //
-//  1. Handler.ServeHTTP: reject what is not a proxied request (absolute-URI,
-//     CONNECT, unknown upstream, reserved /_seawall/), pick the mode (only
-//     sync so far), bound the request body, set the overall deadline and
-//     the request id.
+//  1. Proxy.ServeHTTP: set the request id, answer the job views under
+//     /_seawall/jobs/, reject what is not a proxied request (absolute-URI,
+//     CONNECT, unknown upstream), resolve the path's dot segments, bound
+//     the request body and set the overall deadline.
 //  2. Route match: the upstream's routes pick the retry policy, timeouts and
 //     mode. A cached-mode GET is answered by cached.go from the cache, or
 //     filled by one coalesced call through steps 4 and 5.

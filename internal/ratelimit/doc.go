@@ -6,7 +6,6 @@
 // headers saying none is left (RateLimit, X-RateLimit-*,
 // x-ratelimit-*-requests), pause the upstream as a whole, and every call
 // not yet sent obeys the pause; with Config.Adaptive, 429s teach it the
-// vendor's real rate. Local does this in process (ADR 0003); a
-// Redis-backed global limiter implements the same interface for several
-// replicas.
+// vendor's real rate. Local does this in process (ADR 0003), for one
+// replica: several replicas each keep their own pace today.
 package ratelimit
