@@ -27,6 +27,9 @@ import (
 // carry their original's Idempotency-Key. SEAWALL_CRASH_JOBS sets the count
 // (default 600).
 func TestServeCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a crash test (three SIGKILLs of the binary, about 50 s): the full run, go test ./... as CI runs it, runs it")
+	}
 	n := 600
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_CRASH_JOBS")); err == nil && v > 0 {
 		n = v

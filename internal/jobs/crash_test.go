@@ -70,6 +70,9 @@ var crashConfig = Config{
 // Idempotency-Key, and every job must end succeeded. SEAWALL_CRASH_JOBS
 // sets the count (default 1000; 10000 for the full run).
 func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a crash test (SIGKILLs of a writer child, about 45 s): the full run, go test ./... as CI runs it, runs it")
+	}
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_CRASH_JOBS")); err == nil && v > 0 {
 		n = v

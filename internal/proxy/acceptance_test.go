@@ -14,6 +14,9 @@ import (
 // 200 req/s for 10s; the breaker opens, fails fast with only half-open
 // probes reaching the upstream, and closes once the upstream heals.
 func TestOutageOpensBreakerAndHeals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a whole outage and its healing in real time (about 14 s): the full run runs it")
+	}
 	t.Parallel()
 	const halfOpenCalls = 2
 	s := newStack(t, "", fmt.Sprintf(`    retry: {max_attempts: 1}
