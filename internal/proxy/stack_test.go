@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/testlog"
 )
 
 // stack is a real fake upstream behind a real Seawall, both on loopback.
@@ -26,7 +26,7 @@ type stack struct {
 	proxy *proxy.Proxy
 	m     *proxy.Metrics
 	c     *http.Client
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	clock *testClock
 	cfg   *config.Config
 	doc   string // the config's YAML
@@ -38,24 +38,6 @@ type testClock struct{ offset atomic.Int64 }
 
 func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // newStack starts a fake upstream named "api" and a Seawall in front of it;
 // extra is YAML for the upstream (indented four spaces), and top for the root.
@@ -79,7 +61,7 @@ func newStackURL(t *testing.T, top, url, extra string) *stack {
 // newStackDoc puts a Seawall with the config doc in front of its upstreams.
 func newStackDoc(t *testing.T, doc string) *stack {
 	t.Helper()
-	s := &stack{t: t, logs: &syncBuffer{}, clock: &testClock{}, doc: doc}
+	s := &stack{t: t, logs: &testlog.Buffer{}, clock: &testClock{}, doc: doc}
 	cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", doc, err)

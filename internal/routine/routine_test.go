@@ -1,32 +1,20 @@
 package routine
 
 import (
-	"bytes"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/seawall/seawall/internal/testlog"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // A panic in a goroutine is logged with its name and stack, counted, and
 // leaves the process and the group's other goroutines running; Wait sees
 // every goroutine end.
 func TestPanicIsLoggedAndTheProcessGoesOn(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	g := New(slog.New(slog.NewJSONHandler(&logs, nil)))
 	release := make(chan struct{})
 	g.Go("steady", func() { <-release })
@@ -73,7 +61,7 @@ func TestRunningCountsEachGoroutine(t *testing.T) {
 // Without a group (a part built alone in a test), a panic is still
 // recovered and logged.
 func TestNilGroupRecovers(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/testdb"
+	"github.com/seawall/seawall/internal/testlog"
 )
 
 // startDoc serves a Seawall with the config document until the test ends.
@@ -192,7 +192,7 @@ func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	defer up.Close()
 	dir := filepath.Join(t.TempDir(), "state")
 	doc := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ndata_dir: " + dir + "\nupstreams:\n  api: {url: " + up.URL + "}\n"
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	s, stop, done := startDocLog(t, doc, &logs)
 	file := filepath.Join(dir, "admin-token")
 	info, err := os.Stat(file)
@@ -351,24 +351,6 @@ func TestStopLetsDeliveriesFinishOrRequeuesThem(t *testing.T) {
 			})
 		}
 	}
-}
-
-// lockedBuffer is a log sink a test may read while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // operations.md's claim: a request head must arrive within 10 s, or the
