@@ -206,10 +206,11 @@ func (a *adaptiveRate) unexplainedAt(now time.Time) {
 // succeeded records a call answered without a 429.
 func (a *adaptiveRate) succeeded() { a.oks++; a.lastOK = true }
 
-// step closes the round once it has run adaptiveRound, with h the
-// headroom, and reports whether the rate changed. A round with calls
-// answered and no 429 measures the rate they succeeded at; if the pace
-// held calls back in it, the rate is proven and grows.
+// step closes the round once it has run adaptiveRound (near a rate that
+// drew a 429, once it has adaptiveProofCalls answers or adaptiveProofMax),
+// and reports whether the rate changed. A round with calls answered and no
+// 429 measures the rate they succeeded at; if the pace held calls back in
+// it, the rate is proven and grows.
 func (a *adaptiveRate) step(now time.Time) bool {
 	elapsed := now.Sub(a.round)
 	if elapsed < adaptiveRound {
