@@ -272,6 +272,11 @@ func TestHTTPDatesAndAge(t *testing.T) {
 		{"0", false},
 		{"", false},
 		{"Sun, 31 Feb 1994 08:49:37 GMT", false},
+		// Names in any case: a robust reading that cannot shift the date.
+		{"sun, 06 nov 1994 08:49:37 GMT", true},
+		{"SUNDAY, 06-NOV-94 08:49:37 GMT", true},
+		{"sun nov  6 08:49:37 1994", true},
+		{"sun, 06 nov 1994 08:49:37 gmt", false}, // the zone is GMT, as written
 	} {
 		got, ok := ParseHTTPDate(tc.in)
 		if ok != tc.ok || (ok && !got.Equal(want)) {
