@@ -24,7 +24,7 @@ type Entry struct {
 
 // facts are what the entry's header says of its freshness.
 type facts struct {
-	cc        Directives    // its Cache-Control
+	cc        Directives    // its Cache-Control, or the targeted field that replaces it
 	explicit  time.Duration // s-maxage, max-age or Expires minus Date
 	stated    bool          // whether explicit is stated
 	heuristic time.Duration // the heuristic lifetime, 0 when none applies
@@ -81,7 +81,8 @@ var understoodStatuses = map[int]bool{200: true, 203: true, 204: true, 300: true
 // Storable reports whether a shared cache may store this response to a GET
 // (RFC 9111 §3), and why not.
 func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool, string) {
-	rq, rs := ParseCacheControl(req), ParseCacheControl(resp)
+	rq := ParseCacheControl(req)
+	rs, targeted := ResponseDirectives(resp)
 	switch _, star := VaryNames(resp); {
 	case rs.MustUnderstand && !understoodStatuses[status]:
 		return false, "must-understand"
@@ -98,7 +99,7 @@ func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool,
 	case len(resp.Values("Set-Cookie")) > 0 && !o.StoreSetCookie:
 		// Another caller must never get this caller's cookie.
 		return false, "set-cookie"
-	case !heuristicStatuses[status] && !explicitFreshness(rs, resp):
+	case !heuristicStatuses[status] && !explicitFreshness(rs, resp, targeted):
 		return false, "status"
 	case req.Get("Authorization") != "" && !rs.Public && rs.SMaxAge < 0 && !rs.MustRevalidate && o.TTL <= 0:
 		// RFC 9111 §3.5. The key holds the credential, so when it is stored
@@ -114,8 +115,10 @@ func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool,
 	return true, ""
 }
 
-func explicitFreshness(cc Directives, h http.Header) bool {
-	return cc.MaxAge >= 0 || cc.SMaxAge >= 0 || cc.Public || h.Get("Expires") != ""
+// explicitFreshness says the response states its freshness; targeted says
+// its directives came from a targeted field, and Expires is then ignored.
+func explicitFreshness(cc Directives, h http.Header, targeted bool) bool {
+	return cc.MaxAge >= 0 || cc.SMaxAge >= 0 || cc.Public || (!targeted && h.Get("Expires") != "")
 }
 
 // Lifetime is the freshness lifetime (RFC 9111 §4.2.1): s-maxage, max-age,
@@ -134,13 +137,14 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 
 // readFacts reads the freshness facts from the entry's header.
 func (e *Entry) readFacts() facts {
-	f := facts{cc: ParseCacheControl(e.Header)}
+	cc, targeted := ResponseDirectives(e.Header)
+	f := facts{cc: cc}
 	switch {
 	case f.cc.SMaxAge >= 0:
 		f.explicit, f.stated = f.cc.SMaxAge, true
 	case f.cc.MaxAge >= 0:
 		f.explicit, f.stated = f.cc.MaxAge, true
-	case e.Header.Get("Expires") != "":
+	case !targeted && e.Header.Get("Expires") != "":
 		f.stated = true
 		exp, ok := ParseHTTPDate(e.Header.Get("Expires"))
 		if ok && len(e.Header.Values("Expires")) == 1 {
