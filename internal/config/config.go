@@ -177,6 +177,25 @@ const (
 	ModeDeferred = "deferred"
 )
 
+// DefaultJobs is Jobs with every key at its default (Store aside, which
+// follows data_dir): the one table of the job store's defaults.
+func DefaultJobs() Jobs {
+	return Jobs{
+		MaxAttempts:       10,
+		BaseDelay:         Duration(time.Second),
+		MaxDelay:          Duration(5 * time.Minute),
+		Fsync:             true,
+		MaxAge:            Duration(24 * time.Hour),
+		Retention:         Duration(24 * time.Hour),
+		DeadRetention:     Duration(7 * 24 * time.Hour),
+		MaxResult:         Size(1 << 20),
+		Callbacks:         Callbacks{MaxAttempts: 10, Timeout: Duration(10 * time.Second)},
+		VisibilityTimeout: Duration(5 * time.Minute),
+		EnqueueTimeout:    Duration(5 * time.Second),
+		Concurrency:       4,
+	}
+}
+
 // Jobs configures the durable job store and its consumers.
 type Jobs struct {
 	// Store is where accepted jobs live: a SQLite file path (the embedded
@@ -356,6 +375,17 @@ type Quota struct {
 	// resets; jobs wait) or alert (an event, and calls go on). Default
 	// reject.
 	OnExhausted string `yaml:"on_exhausted"`
+}
+
+// DefaultIncidents is Incidents with every key at its default: the one
+// table of the incident timeline's defaults.
+func DefaultIncidents() Incidents {
+	return Incidents{
+		ResolveAfter:  Duration(2 * time.Minute),
+		QueueAgeHigh:  Duration(10 * time.Minute),
+		KeepEvents:    10000,
+		KeepIncidents: 500,
+	}
 }
 
 // Incidents is how events are grouped into incidents.
