@@ -278,10 +278,8 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	problem.Write(w, k, problem.Body{Detail: err.Error()})
 }
 
-var fromSeawall = []string{"seawall"}
-
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header()["Seawall-Source"] = fromSeawall
+	problem.FromSeawall(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }

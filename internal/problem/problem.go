@@ -68,6 +68,11 @@ var (
 	fromSeawall = []string{"seawall"}
 )
 
+// FromSeawall marks h as an answer Seawall made itself (Seawall-Source:
+// seawall), as every problem is; the JSON answers of both listeners carry
+// it too.
+func FromSeawall(h http.Header) { h["Seawall-Source"] = fromSeawall }
+
 // Write answers k: its headers (Content-Type, Seawall-Source: seawall,
 // Seawall-Error: the code, beside any the caller set), its status, and b
 // with the type, title, status and hint of k.
@@ -76,7 +81,7 @@ func Write(w http.ResponseWriter, k *Kind, b Body) {
 	// map's canonicalizing.
 	h := w.Header()
 	h["Content-Type"] = contentType
-	h["Seawall-Source"] = fromSeawall
+	FromSeawall(h)
 	h["Seawall-Error"] = []string{k.Code}
 	b.Type, b.Title, b.Status, b.Hint = TypePrefix+k.Code, k.Title, k.Status, k.Hint
 	w.WriteHeader(k.Status)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/problem"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/usage"
 )
@@ -97,7 +98,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	id := publicID(job)
 	w.Header().Set("Seawall-Job-Id", id)
 	w.Header().Set("Location", JobsPrefix+id)
-	w.Header()["Seawall-Source"] = fromSeawall
+	problem.FromSeawall(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	if deferred && preferAsync(r.Header) {
 		w.Header().Set("Preference-Applied", "respond-async")
@@ -177,7 +178,7 @@ func (p *Proxy) serveJob(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	if !wantResponse {
-		w.Header()["Seawall-Source"] = fromSeawall
+		problem.FromSeawall(w.Header())
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(job.PublicView())
 		return

@@ -28,11 +28,10 @@ func filtered(src http.Header, skip func(string) bool) http.Header {
 	return h
 }
 
-// fromUp, fromCache and fromSeawall are the shared values of
-// Seawall-Source on an upstream's answer, one from the cache, and one
+// fromUp and fromCache are the shared values of Seawall-Source on an
+// upstream's answer and one from the cache; problem.FromSeawall marks one
 // Seawall made.
 var (
-	fromUp      = []string{"upstream"}
-	fromCache   = []string{"cache"}
-	fromSeawall = []string{"seawall"}
+	fromUp    = []string{"upstream"}
+	fromCache = []string{"cache"}
 )
