@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 const shiftUsage = `usage:
@@ -36,7 +36,7 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("shift "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := addAdminFlags(fs)
-	upstream := fs.String("upstream", "", "the upstream whose traffic moves")
+	upstreamName := fs.String("upstream", "", "the upstream whose traffic moves")
 	zone := fs.String("zone", "", "the zone traffic moves away from")
 	endpoint := fs.String("endpoint", "", "the endpoint URL traffic moves away from")
 	d := fs.Duration("for", time.Hour, "how long the shift lasts (at most 72h)")
@@ -49,7 +49,7 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch {
-	case verb == "add" && (*upstream == "" || (*zone == "") == (*endpoint == "")):
+	case verb == "add" && (*upstreamName == "" || (*zone == "") == (*endpoint == "")):
 		fmt.Fprint(stderr, "seawall shift add: give -upstream, and -zone or -endpoint (one of them)\n\n"+shiftUsage)
 		return 2
 	case verb == "remove" && len(pos) != 1:
@@ -65,19 +65,19 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "add":
-		q := url.Values{"upstream": {*upstream}, "for": {d.String()}}
+		q := url.Values{"upstream": {*upstreamName}, "for": {d.String()}}
 		if *zone != "" {
 			q.Set("zone", *zone)
 		} else {
 			q.Set("endpoint", *endpoint)
 		}
-		var s proxy.ShiftView
+		var s upstream.ShiftView
 		if err := c.do(http.MethodPost, "/admin/shifts", q, &s); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "shift %s: upstream %s away from %s until %s\n", s.ID, s.Upstream, away(s), s.Until.Local().Format(time.DateTime))
 	case "list":
-		var list []proxy.ShiftView
+		var list []upstream.ShiftView
 		if err := c.do(http.MethodGet, "/admin/shifts", nil, &list); err != nil {
 			return fail(err)
 		}
@@ -97,7 +97,7 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func away(s proxy.ShiftView) string {
+func away(s upstream.ShiftView) string {
 	if s.Zone != "" {
 		return "zone " + s.Zone
 	}

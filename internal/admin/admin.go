@@ -17,15 +17,28 @@ import (
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/problem"
-	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
-// Handler returns the admin API. Every endpoint but /healthz requires
-// "Authorization: Bearer <token>"; an empty token is a programming error.
-// reload, when set, reloads the config and describes what it did, with a
-// "result" of "applied" or "rejected". inc, when set, serves the
-// incidents and events.
-func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, inc *incident.Recorder) http.Handler {
+// Parts are what the admin API serves, built before it.
+type Parts struct {
+	// Upstreams are the upstreams, their cache and usage, and the metrics.
+	Upstreams *upstream.Set
+	// Jobs is the job store; nil when no route is async or deferred.
+	Jobs jobs.Store
+	// Incidents, when set, serves the incidents and events.
+	Incidents *incident.Recorder
+	// Token is what every endpoint but /healthz and /readyz requires, as
+	// "Authorization: Bearer <token>"; an empty token is a programming error.
+	Token string
+	// Reload, when set, reloads the config and describes what it did,
+	// with a "result" of "applied" or "rejected".
+	Reload func() any
+}
+
+// Handler returns the admin API.
+func Handler(parts Parts) http.Handler {
+	ups, token, reload, inc := parts.Upstreams, parts.Token, parts.Reload, parts.Incidents
 	if token == "" {
 		panic("admin: the admin API needs a token")
 	}
@@ -39,13 +52,13 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 	// token, like /healthz; the cause goes to the log, not the answer.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		if s := p.Jobs(); s != nil {
+		if s := parts.Jobs; s != nil {
 			if err := s.Ping(r.Context()); err != nil {
 				why := "job store unavailable"
 				if errors.Is(err, jobs.ErrCannotWrite) {
 					why = "job store cannot write"
 				}
-				p.Logger().Warn("not ready: "+why, "error", err.Error())
+				ups.Logger().Warn("not ready: "+why, "error", err.Error())
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = w.Write([]byte(why + "\n"))
 				return
@@ -53,15 +66,15 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, p.Status())
+		writeJSON(w, ups.Status())
 	})))
 	mux.Handle("GET /admin/usage", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, p.Usage())
+		writeJSON(w, ups.UsageReports())
 	})))
 	mux.Handle("GET /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, p.Shifts())
+		writeJSON(w, ups.Shifts())
 	})))
 	mux.Handle("POST /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -73,7 +86,7 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 				return
 			}
 		}
-		s, err := p.AddShift(q.Get("upstream"), q.Get("zone"), q.Get("endpoint"), d)
+		s, err := ups.AddShift(q.Get("upstream"), q.Get("zone"), q.Get("endpoint"), d)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -81,14 +94,14 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 		writeJSON(w, s)
 	})))
 	mux.Handle("DELETE /admin/shifts/{id}", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := p.RemoveShift(r.PathValue("id")); err != nil {
+		if err := ups.RemoveShift(r.PathValue("id")); err != nil {
 			writeError(w, http.StatusNotFound, err)
 			return
 		}
 		writeJSON(w, map[string]string{"removed": r.PathValue("id")})
 	})))
 	mux.Handle("POST /admin/cache/purge", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := p.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))
+		n, err := ups.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -100,7 +113,7 @@ func Handler(p *proxy.Proxy, m *proxy.Metrics, token string, reload func() any, 
 			writeJSON(w, reload())
 		})))
 	}
-	jobsAPI{p.Jobs(), p.CredentialHeader}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	jobsAPI{parts.Jobs, ups.CredentialHeader}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	if inc != nil {
 		incidentsAPI{inc}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	}

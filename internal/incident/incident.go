@@ -171,9 +171,6 @@ type Recorder struct {
 	conds     map[string]map[string]time.Time // upstream → condition → until (zero: until cleared)
 	nextEvent int64
 	nextInc   int64
-	// OnNotice, when set before Run, is told when an incident is
-	// triggered (opened, or its severity rose) and when it resolves.
-	OnNotice func(Notice)
 
 	// unsaved are the events, and the incidents by id, not yet in store.
 	unsaved    []Event
@@ -211,8 +208,12 @@ func (r *Recorder) Publish(e Event) {
 
 // Record records an event at once: it sets or clears the upstream's
 // conditions, opens an incident on a bad event when none is open, and
-// joins the incident open for its upstream. Run calls it; so may tests.
-func (r *Recorder) Record(e Event) {
+// joins the incident open for its upstream. Run records so, telling its
+// notify; tests may call Record, which tells no one.
+func (r *Recorder) Record(e Event) { r.record(e, nil) }
+
+// record is Record, telling notify (when not nil) of a triggered incident.
+func (r *Recorder) record(e Event, notify func(Notice)) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -225,10 +226,10 @@ func (r *Recorder) Record(e Event) {
 	}
 	var notice *Notice
 	defer func() {
-		if notice != nil && r.OnNotice != nil {
+		if notice != nil && notify != nil {
 			n := *notice
 			n.Incident = r.withImpact(n.Incident)
-			r.OnNotice(n)
+			notify(n)
 		}
 	}()
 	r.mu.Lock()
@@ -314,7 +315,10 @@ func (r *Recorder) openIncident(e Event, base map[string]float64) *Incident {
 
 // Tick ends the timed conditions that are over, and resolves each open
 // incident whose conditions have been clear for the quiet period.
-func (r *Recorder) Tick(now time.Time) {
+func (r *Recorder) Tick(now time.Time) { r.tick(now, nil) }
+
+// tick is Tick, telling notify (when not nil) of each resolve.
+func (r *Recorder) tick(now time.Time, notify func(Notice)) {
 	r.mu.Lock()
 	var resolving []*Incident
 	for upstream, cs := range r.conds {
@@ -348,10 +352,10 @@ func (r *Recorder) Tick(now time.Time) {
 			last = in.Events[len(in.Events)-1]
 		}
 		r.mu.Unlock()
-		if r.OnNotice != nil {
+		if notify != nil {
 			// Told before the resolve is saved: a crash in between sends
 			// the resolve twice, never not at all.
-			r.OnNotice(Notice{Action: Resolve, Incident: v, Event: last})
+			notify(Notice{Action: Resolve, Incident: v, Event: last})
 		}
 	}
 	if len(resolving) > 0 {
@@ -361,31 +365,33 @@ func (r *Recorder) Tick(now time.Time) {
 
 // Run records the published events as they come, and every second ticks
 // and saves what changed to the store, until stop is closed (then it
-// saves once more). A crash loses at most the last second.
-func (r *Recorder) Run(stop <-chan struct{}) {
+// saves once more). A crash loses at most the last second. notify, when
+// not nil, is told when an incident is triggered (opened, or its severity
+// rose) and when it resolves.
+func (r *Recorder) Run(stop <-chan struct{}, notify func(Notice)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
-			r.drain()
+			r.drain(notify)
 			r.save()
 			return
 		case e := <-r.queue:
-			r.Record(e)
+			r.record(e, notify)
 		case now := <-t.C:
-			r.Tick(now)
+			r.tick(now, notify)
 			r.save()
 		}
 	}
 }
 
 // drain records what is queued.
-func (r *Recorder) drain() {
+func (r *Recorder) drain(notify func(Notice)) {
 	for {
 		select {
 		case e := <-r.queue:
-			r.Record(e)
+			r.record(e, notify)
 		default:
 			return
 		}

@@ -129,7 +129,7 @@ func TestPublishNeverBlocks(t *testing.T) {
 		t.Errorf("dropped %d, want 10", r.Dropped())
 	}
 	stop := make(chan struct{})
-	go r.Run(stop)
+	go r.Run(stop, nil)
 	defer close(stop)
 	for deadline := time.Now().Add(5 * time.Second); len(r.Events("u", time.Time{})) < cap(r.queue); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -17,16 +17,12 @@ import (
 
 // UpstreamDeliverer delivers jobs through the upstream runtime the
 // app-facing handler calls too: the upstream's pause gate, its limiter
-// (behind interactive calls), its breaker and an endpoint of its pool.
+// (behind interactive calls), its breaker and an endpoint of its pool,
+// under the set's limits in force; an unsafe job's answer invalidates
+// what the set's response cache holds, as the handler's does.
 type UpstreamDeliverer struct {
 	Upstreams *upstream.Set
 	Log       *slog.Logger
-	// Limits gives the limits in force: the most of a deferred job's
-	// answer kept, and the most of any answer read.
-	Limits func() (maxResult, maxResponse int64)
-	// Answered, when set, is told of each answer: the handler's cache
-	// drops what an unsafe request changed.
-	Answered func(u *upstream.Upstream, method, path string, status int, h http.Header)
 }
 
 // Deliver implements Deliverer: one delivery attempt. A refusal by the
@@ -100,7 +96,8 @@ func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, 
 		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	maxResult, maxResp := ud.Limits()
+	lim := ud.Upstreams.Limits()
+	maxResult := lim.MaxResult
 	res := &Result{Status: resp.StatusCode}
 	if d.Deferred {
 		res.Header = make(http.Header, len(resp.Header))
@@ -113,10 +110,8 @@ func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, 
 			res.Body, res.Truncated = res.Body[:maxResult], true
 		}
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResp))
-	if ud.Answered != nil {
-		ud.Answered(u, d.Method, path, resp.StatusCode, resp.Header)
-	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, lim.MaxResponse))
+	ud.Upstreams.InvalidateAfter(u, d.Method, path, resp.StatusCode, resp.Header)
 	if c.Route.Retry.RetryableStatus(resp.StatusCode) || resp.StatusCode >= 500 {
 		return res, fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}

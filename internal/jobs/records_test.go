@@ -72,7 +72,7 @@ func TestWatchQueueAge(t *testing.T) {
 		rec := incident.NewRecorder(incident.Config{}, nil)
 		stop := make(chan struct{})
 		defer close(stop)
-		go rec.Run(stop)
+		go rec.Run(stop, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go WatchQueueAge(ctx, s, 50*time.Millisecond, 300*time.Millisecond, rec)

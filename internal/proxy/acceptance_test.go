@@ -63,7 +63,7 @@ func TestOutageOpensBreakerAndHeals(t *testing.T) {
 			lastFailure.Store(int64(i))
 		}
 	})
-	if st := s.proxy.Upstream("api").Breaker.State().String(); st != "closed" {
+	if st := s.ups.Get("api").Breaker.State().String(); st != "closed" {
 		t.Fatalf("breaker %s after the upstream healed, want closed", st)
 	}
 	if i := lastFailure.Load(); i >= 400 {

@@ -44,7 +44,7 @@ func TestAdaptiveVendorRecoversAfterA429Storm(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: served each second from 5 s after healing: %v; effective rate %.1f/s", name, perSecond, s.proxy.Upstream("api").Limiter.Status().Effective)
+			t.Logf("%s: served each second from 5 s after healing: %v; effective rate %.1f/s", name, perSecond, s.ups.Get("api").Limiter.Status().Effective)
 			for i, n := range perSecond {
 				if n < 18 {
 					t.Errorf("second %d after healing served %d calls, want >= 18", 5+i, n)

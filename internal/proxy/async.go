@@ -19,21 +19,6 @@ import (
 	"github.com/seawall/seawall/internal/usage"
 )
 
-// JobLimits gives the limits in force for job deliveries: the most of a
-// deferred job's answer kept, and the most of any answer read.
-func (p *Proxy) JobLimits() (maxResult, maxResponse int64) {
-	st := p.settings()
-	return st.maxResult, st.maxResp
-}
-
-// SetJobs gives the proxy its job store, enabling async and deferred
-// modes. The store delivers through the upstream set (p.Upstreams), not
-// through the proxy: jobs do not depend on the handler.
-func (p *Proxy) SetJobs(s jobs.Store) { p.jobs = s }
-
-// Jobs is the job store, or nil when no route is async or deferred.
-func (p *Proxy) Jobs() jobs.Store { return p.jobs }
-
 // JobsPrefix is where the application reads its jobs' state.
 const JobsPrefix = "/_seawall/jobs/"
 
@@ -65,7 +50,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 		refuse(err)
 		return
 	}
-	app := &appBody{ReadCloser: http.MaxBytesReader(w, r.Body, p.settings().maxReq)}
+	app := &appBody{ReadCloser: http.MaxBytesReader(w, r.Body, p.settings().MaxRequest)}
 	body, err := io.ReadAll(app)
 	if err != nil {
 		refuse(app.blame(err, c))
@@ -137,16 +122,10 @@ func (p *Proxy) checkCallback(raw string) (string, error) {
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
 		return "", fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrCallbackNotAllowed, truncate(raw, 200))
-	case !p.CallbackAllowed(u.Host):
+	case !p.ups.CallbackAllowed(u.Host):
 		return "", fmt.Errorf("%w: host %q is not in jobs.callbacks.allowed_hosts", ErrCallbackNotAllowed, truncate(u.Host, 100))
 	}
 	return u.String(), nil
-}
-
-// CallbackAllowed reports whether host is in jobs.callbacks.allowed_hosts
-// as now in force: checked at enqueue, and again when a callback is sent.
-func (p *Proxy) CallbackAllowed(host string) bool {
-	return p.settings().callbackHosts[strings.ToLower(host)]
 }
 
 // publicID is the id the app is given for job. A job accepted before

@@ -18,7 +18,6 @@ import (
 	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
-	"github.com/seawall/seawall/internal/server"
 	"github.com/seawall/seawall/internal/testdb"
 	"github.com/seawall/seawall/internal/vendortest"
 	"github.com/seawall/seawall/internal/webhook"
@@ -40,34 +39,13 @@ func newAsyncStack(t *testing.T, store, mode, jobsYAML, extra string) *stack {
 // newAsyncStackTop is newAsyncStack with more top-level config.
 func newAsyncStackTop(t *testing.T, top, store, mode, jobsYAML, extra string) *stack {
 	t.Helper()
-	s := newStack(t, top+"\n"+fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
-	return startJobs(t, s)
+	return newStack(t, top+"\n"+fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), "    mode: "+mode+"\n"+extra)
 }
 
 // newAsyncStackURL is newAsyncStack in front of any upstream URL.
 func newAsyncStackURL(t *testing.T, store, url, mode, jobsYAML, extra string) *stack {
 	t.Helper()
-	s := newStackURL(t, fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), url, "    mode: "+mode+"\n"+extra)
-	return startJobs(t, s)
-}
-
-// startJobs opens s's job store and starts delivering.
-func startJobs(t *testing.T, s *stack) *stack {
-	t.Helper()
-	js, err := server.OpenJobs(context.Background(), s.cfg, s.proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.proxy.SetJobs(js)
-	if err := js.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = js.Stop(ctx)
-	})
-	return s
+	return newStackURL(t, fmt.Sprintf("jobs: {store: %q, %s}", store, jobsYAML), url, "    mode: "+mode+"\n"+extra)
 }
 
 type jobView struct {
@@ -148,7 +126,7 @@ func TestAsyncIdempotencyKeyGivesOneJobOneDelivery(t *testing.T) {
 		if calls := s.fake.Calls(); len(calls) != 1 || calls[0].Header.Get("Idempotency-Key") != "order-77" {
 			t.Errorf("upstream got %d deliveries, want 1 carrying the app's key", len(calls))
 		}
-		if u := s.proxy.Usage()[0].Today; u.SavedDedup != 2 || u.Billable != 1 {
+		if u := s.ups.UsageReports()[0].Today; u.SavedDedup != 2 || u.Billable != 1 {
 			t.Errorf("usage %+v, want 1 billable call and 2 saved by deduplication", u)
 		}
 	})
@@ -238,7 +216,7 @@ func TestDeferredResponseAndSignedCallback(t *testing.T) {
 		}))
 		defer app.Close()
 		host := strings.TrimPrefix(app.URL, "http://")
-		s := newAsyncStack(t, store, "sync", fmt.Sprintf("base_delay: 50ms, max_delay: 100ms, callbacks: {allowed_hosts: [%q], secret: %s}", host, secret), "")
+		s := newAsyncStack(t, store, "deferred", fmt.Sprintf("base_delay: 50ms, max_delay: 100ms, callbacks: {allowed_hosts: [%q], secret: %s}", host, secret), "")
 		s.fake.Set(fakeapi.Behavior{Status: 201, Body: `{"charge":"ch_{n}"}`, Headers: map[string]string{"X-Charge-Id": "ch_1"},
 			LatencyMin: fakeapi.Duration(300 * time.Millisecond), LatencyMax: fakeapi.Duration(300 * time.Millisecond)})
 
@@ -316,7 +294,7 @@ func TestQueueUnavailableTellsTheAppNothingOfTheStore(t *testing.T) {
 		s := newAsyncStack(t, store, "async", "", "")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.proxy.Jobs().Stop(ctx); err != nil { // closes the database under the proxy
+		if err := s.jobs.Stop(ctx); err != nil { // closes the database under the proxy
 			t.Fatal(err)
 		}
 		for _, r := range []result{s.post("/api/v1/events", `{"e":1}`, nil), s.get("/_seawall/jobs/1-00112233445566778899aabbccddeeff")} {
@@ -523,7 +501,7 @@ func TestMetricsWithTheStoreDown(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.proxy.Jobs().Stop(ctx); err != nil { // closes the database
+		if err := s.jobs.Stop(ctx); err != nil { // closes the database
 			t.Fatal(err)
 		}
 		families, err := s.m.Registry.Gather()
@@ -645,7 +623,7 @@ func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
 	pg.Host = freezer.Addr
 	const timeout = time.Second
 	s := newAsyncStack(t, pg.String(), "async", "enqueue_timeout: 1s, base_delay: 20ms, max_delay: 100ms", "")
-	ops := httptest.NewServer(admin.Handler(s.proxy, s.m, "ops-token-0123456789", nil, nil))
+	ops := httptest.NewServer(admin.Handler(admin.Parts{Upstreams: s.ups, Jobs: s.jobs, Token: "ops-token-0123456789"}))
 	defer ops.Close()
 	ready := func() int {
 		resp, err := http.Get(ops.URL + "/readyz")

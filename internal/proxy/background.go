@@ -15,5 +15,4 @@ func (p *Proxy) goBackground(what string, fn func()) {
 // have stopped.
 func (p *Proxy) Close() {
 	p.background.Wait()
-	p.ups.Close()
 }

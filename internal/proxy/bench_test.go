@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/proxy"
-	"github.com/seawall/seawall/internal/server"
 	"github.com/seawall/seawall/internal/testdb"
 )
 
@@ -171,16 +169,7 @@ upstreams:
     url: %s
     mode: async
 `, store, up.URL)
-			url, p := startSeawall(b, doc)
-			js, err := server.OpenJobs(context.Background(), mustParse(b, doc), p)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.SetJobs(js)
-			if err := js.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = js.Stop(context.Background()) })
+			url, _ := startSeawall(b, doc)
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			next := make(chan int)
 			var wg sync.WaitGroup
@@ -237,7 +226,7 @@ func benchSeawall(b *testing.B, doc string) string {
 }
 
 func startSeawall(b *testing.B, doc string) (string, *proxy.Proxy) {
-	p := proxy.New(mustParse(b, doc), slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
+	p, _, _ := build(b, mustParse(b, doc), slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
 	sw := httptest.NewServer(p)
 	b.Cleanup(sw.Close)
 	return sw.URL, p

@@ -38,24 +38,12 @@ func cacheKey(rc *upstream.CachePolicy, u *upstream.Upstream, r *http.Request, p
 	}
 	hash := rc.KeyHash(r.Header)
 	var b strings.Builder
-	b.Grow(len("GET|") + len(u.Name) + len(path) + len(query) + 2 + len(hash) + 1)
-	for _, part := range [...]string{"GET|", u.Name, "|", path, "?", query, "|"} {
+	b.Grow(len("GET||") + len(u.Name) + len(path) + len(query) + 2 + len(hash))
+	for _, part := range [...]string{upstream.CacheKeyPrefix(u.Name, path), "?", query, "|"} {
 		b.WriteString(part)
 	}
 	b.Write(hash[:])
 	return b.String()
-}
-
-// PurgeCache removes an upstream's cached responses whose path starts with
-// pathPrefix ("" for all of them) and reports how many keys went.
-func (p *Proxy) PurgeCache(name, pathPrefix string) (int, error) {
-	if p.ups.Get(name) == nil {
-		return 0, fmt.Errorf("%w %q", ErrUnknownUpstream, name)
-	}
-	if pathPrefix != "" && !strings.HasPrefix(pathPrefix, "/") {
-		return 0, fmt.Errorf("path %q must start with /", pathPrefix)
-	}
-	return p.cache.Purge("GET|" + name + "|" + pathPrefix), nil
 }
 
 // varyKey extends a primary key with the request's values of the headers
@@ -258,7 +246,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		e := refreshed(stale, resp.Header, sent, received)
 		return fillResult{entry: e, stored: p.store(primary, r, e), status: resp.StatusCode, revalid: true}
 	}
-	maxResp := p.settings().maxResp
+	maxResp := p.settings().MaxResponse
 	if resp.ContentLength > maxResp {
 		_ = resp.Body.Close()
 		return fillResult{err: fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, maxResp), status: resp.StatusCode}
@@ -335,7 +323,7 @@ func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, 
 	}
 	c.Upstream.M.CacheLookup(result)
 	if res.stream != nil {
-		err := proxyResponse(w, res.stream, status, p.settings().maxResp)
+		err := proxyResponse(w, res.stream, status, p.settings().MaxResponse)
 		if err != nil {
 			c.err = fmt.Errorf("relaying the body: %w", err)
 		}

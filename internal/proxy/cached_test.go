@@ -85,7 +85,7 @@ func TestCacheServesStaleIfError(t *testing.T) {
 		t.Errorf("uncached key during 503s: %d from %q, want the upstream's 503", r.status, r.header.Get("Seawall-Source"))
 	}
 	s.get("/api/v1/never")
-	eventually(t, 2*time.Second, "breaker open", func() bool { return s.proxy.Upstream("api").Breaker.State().String() == "open" })
+	eventually(t, 2*time.Second, "breaker open", func() bool { return s.ups.Get("api").Breaker.State().String() == "open" })
 	calls := s.fake.Count()
 	checkStale("breaker open")
 	if r := s.get("/api/v1/never"); r.status != 503 || problemOf(t, r)["type"] != "urn:seawall:problem:circuit-open" {

@@ -15,6 +15,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/webhook"
 )
 
@@ -40,7 +41,7 @@ func NewCallbacks(c config.Callbacks, allowed func(host string) bool) (*Callback
 		return nil, err
 	}
 	if allowed == nil {
-		hosts := hostSet(c.AllowedHosts)
+		hosts := upstream.HostSet(c.AllowedHosts)
 		allowed = func(host string) bool { return hosts[strings.ToLower(host)] }
 	}
 	cb := &Callbacks{key: key, allowed: allowed, now: time.Now, client: &http.Client{
@@ -53,16 +54,6 @@ func NewCallbacks(c config.Callbacks, allowed func(host string) bool) (*Callback
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 	return cb, nil
-}
-
-// hostSet is the allowed callback hosts, lower-cased for lookup: checked
-// at enqueue and again when the callback is sent.
-func hostSet(hosts []string) map[string]bool {
-	set := make(map[string]bool, len(hosts))
-	for _, h := range hosts {
-		set[strings.ToLower(h)] = true
-	}
-	return set
 }
 
 // CallbackPayload is the body of a callback, in the Standard Webhooks

@@ -96,7 +96,7 @@ func TestCallbackHostIsCheckedWhenSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.proxy.Apply(cfg)
-	if s.proxy.CallbackAllowed(host) {
+	if s.ups.CallbackAllowed(host) {
 		t.Fatal("the reload did not drop the host: the test would prove nothing")
 	}
 	s.waitJob(t, r.header.Get("Location"), "succeeded")

@@ -104,7 +104,7 @@ func (f *fleet) member(name string) *member {
 // states is each member's state as GET /admin/upstreams shows it.
 func (f *fleet) states() map[string]endpoint.State {
 	out := map[string]endpoint.State{}
-	for _, u := range f.s.proxy.Status() {
+	for _, u := range f.s.ups.Status() {
 		for _, r := range u.Endpoints {
 			for _, m := range f.ms {
 				if r.URL == m.srv.URL {
@@ -527,7 +527,7 @@ func TestEndpointRealServerGoesAway(t *testing.T) {
 	}
 	f := &fleet{t: t, s: newStackDoc(t, "admin: {listen: \"off\"}\nupstreams:\n  api:\n    endpoints:\n"+eps.String())}
 	state := func(z string) endpoint.State {
-		for _, r := range f.s.proxy.Status()[0].Endpoints {
+		for _, r := range f.s.ups.Status()[0].Endpoints {
 			if r.URL == servers[z].URL {
 				return r.State
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
-	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 // Calls go to every endpoint, each answered on its own base path; the
@@ -36,7 +36,7 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 		}
 	}
 
-	st := f.s.proxy.Status()
+	st := f.s.ups.Status()
 	if len(st) != 1 || len(st[0].Endpoints) != 3 {
 		t.Fatalf("status %+v", st)
 	}
@@ -57,7 +57,7 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 		t.Errorf("seawall_endpoint_state{state=healthy} sums to %v, want 3", n)
 	}
 
-	s, err := f.s.proxy.AddShift("api", "a", "", time.Minute)
+	s, err := f.s.ups.AddShift("api", "a", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 	if n := f.s.metric("endpoint_shifted", "zone=a"); n != 1 {
 		t.Errorf("seawall_endpoint_shifted{zone=a} = %v", n)
 	}
-	if _, err := f.s.proxy.AddShift("api", "b", "", time.Minute); err != nil {
+	if _, err := f.s.ups.AddShift("api", "b", "", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.proxy.AddShift("api", "c", "", time.Minute); !errors.Is(err, endpoint.ErrShift) || !strings.Contains(err.Error(), "no endpoint") {
+	if _, err := f.s.ups.AddShift("api", "c", "", time.Minute); !errors.Is(err, endpoint.ErrShift) || !strings.Contains(err.Error(), "no endpoint") {
 		t.Errorf("shifting the last zone: %v", err)
 	}
 
@@ -87,7 +87,7 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 	if a := f.s.proxy.Apply(cfg); len(a.Changed) != 1 {
 		t.Fatalf("reload: %+v", a)
 	}
-	if got := f.s.proxy.Shifts(); len(got) != 2 || got[0].ID != s.ID {
+	if got := f.s.ups.Shifts(); len(got) != 2 || got[0].ID != s.ID {
 		t.Errorf("after the reload, shifts %+v, want both kept", got)
 	}
 	before = len(f.member("a").fake.Calls())
@@ -97,10 +97,10 @@ func TestEndpointsServeViewAndShift(t *testing.T) {
 	if after := len(f.member("a").fake.Calls()); after != before {
 		t.Errorf("zone a got %d calls after the reload, still shifted", after-before)
 	}
-	if err := f.s.proxy.RemoveShift(s.ID); err != nil {
+	if err := f.s.ups.RemoveShift(s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.s.proxy.RemoveShift(s.ID); !errors.Is(err, proxy.ErrUnknownShift) {
+	if err := f.s.ups.RemoveShift(s.ID); !errors.Is(err, upstream.ErrUnknownShift) {
 		t.Errorf("removing it twice: %v", err)
 	}
 

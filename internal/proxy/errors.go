@@ -17,7 +17,7 @@ import (
 // Errors Seawall answers with instead of an upstream response. Those of
 // a call to the upstream are the upstream runtime's, named here too.
 var (
-	ErrUnknownUpstream     = errors.New("unknown upstream")
+	ErrUnknownUpstream     = upstream.ErrUnknownUpstream
 	ErrNotProxy            = errors.New("not an open proxy")
 	ErrUpstreamTimeout     = upstream.ErrUpstreamTimeout
 	ErrUpstreamUnreachable = upstream.ErrUpstreamUnreachable

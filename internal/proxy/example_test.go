@@ -52,7 +52,7 @@ func TestOnly429sNeverOpenTheBreaker(t *testing.T) {
 	if len(calls) < 20 || len(calls) > 2*31 {
 		t.Errorf("the vendor saw %d calls in 30s, want about one a second", len(calls))
 	}
-	t.Logf("%d calls in 30s, breaker %s", len(calls), s.proxy.Upstream("demo").Breaker.State())
+	t.Logf("%d calls in 30s, breaker %s", len(calls), s.ups.Get("demo").Breaker.State())
 }
 
 // Vendor fidelity, acceptance 5b: a vendor failing half its calls with 503

@@ -34,16 +34,16 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	c.Interim = c.interim.hook()
 	var body *appBody
 	if out.Body != nil {
-		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, st.maxReq)}
+		body = &appBody{ReadCloser: http.MaxBytesReader(w, out.Body, st.MaxRequest)}
 		out.Body = body
 	}
 	resp, err := u.Do(out, c.Call)
 	if err != nil && body != nil {
 		err = body.blame(err, c)
 	}
-	if err == nil && resp.ContentLength > st.maxResp {
+	if err == nil && resp.ContentLength > st.MaxResponse {
 		upstream.CloseBody(resp)
-		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, st.maxResp)
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrResponseTooLarge, resp.ContentLength, st.MaxResponse)
 	}
 	if err != nil {
 		c.interim.stop()
@@ -53,17 +53,17 @@ func (p *Proxy) serveSync(w http.ResponseWriter, r *http.Request, c *call) {
 	c.interim.stop()
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
-	n, err := firstChunk(resp, r.Method, (*buf)[:min(int64(len(*buf)), st.maxResp+1)], c)
-	if err == nil && int64(n) > st.maxResp {
+	n, err := firstChunk(resp, r.Method, (*buf)[:min(int64(len(*buf)), st.MaxResponse+1)], c)
+	if err == nil && int64(n) > st.MaxResponse {
 		upstream.CloseBody(resp)
-		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, st.maxResp)
+		err = fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, st.MaxResponse)
 	}
 	if err != nil {
 		p.finish(w, r, c, answerError(w, c, err), "seawall")
 		return
 	}
-	p.InvalidateAfter(u, r.Method, c.Path, resp.StatusCode, resp.Header)
-	err = p.relay(w, resp, (*buf)[:n], *buf, c, st.maxResp)
+	p.ups.InvalidateAfter(u, r.Method, c.Path, resp.StatusCode, resp.Header)
+	err = p.relay(w, resp, (*buf)[:n], *buf, c, st.MaxResponse)
 	p.finish(w, r, c, resp.StatusCode, "upstream")
 	if err != nil {
 		// The status line is out: all that is left is to cut the

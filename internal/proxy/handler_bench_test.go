@@ -31,7 +31,8 @@ func (w *benchWriter) SetReadDeadline(time.Time) error  { return nil }
 // handlerSeawall is a proxy logging errors only, as the harness's does.
 func handlerSeawall(b testing.TB, doc string) *proxy.Proxy {
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
-	return proxy.New(mustParse(b, doc), log, proxy.NewMetrics())
+	p, _, _ := build(b, mustParse(b, doc), log, proxy.NewMetrics())
+	return p
 }
 
 // benchHandler measures Seawall's handler alone, without the network or

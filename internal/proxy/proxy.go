@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,15 +18,13 @@ import (
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/upstream"
-	"github.com/seawall/seawall/internal/usage"
 )
 
 const requestIDHeader = upstream.RequestIDHeader
 
 // Proxy is the application-facing handler: package doc step 1.
 type Proxy struct {
-	cur      atomic.Pointer[settings] // swapped whole by Apply
-	ups      *upstream.Set            // the upstreams in force, replaced by Apply too
+	ups      *upstream.Set // the upstreams, limits and cache in force, shared with the job workers
 	log      *slog.Logger
 	metrics  *Metrics
 	maxEntry int64
@@ -44,37 +41,18 @@ type Proxy struct {
 	routines   *routine.Group
 }
 
-// settings are the limits a config reload replaces (the upstreams are
-// in p.ups). A request keeps the upstream it found, and finishes under it
-// whatever is applied meanwhile.
-type settings struct {
-	maxReq        int64
-	maxResp       int64
-	bodyRead      time.Duration   // limits.body_read_timeout
-	writeTimeout  time.Duration   // limits.write_timeout
-	maxResult     int64           // of a deferred job's response body
-	callbackHosts map[string]bool // where Seawall-Callback may point
-	credentials   map[string]bool // header names the config marks as credentials, canonical
-}
-
-// settings returns the settings in force.
-func (p *Proxy) settings() *settings { return p.cur.Load() }
+// settings returns the limits in force. A request keeps the limits and
+// the upstream it found, and finishes under them whatever a reload
+// applies meanwhile.
+func (p *Proxy) settings() *upstream.Limits { return p.ups.Limits() }
 
 // Option adjusts a Proxy.
 type Option func(*Proxy)
 
-// WithEvents sends the incident events of the upstreams and the cache
-// to pub.
-func WithEvents(pub incident.Publisher) Option { return func(p *Proxy) { p.events = pub } }
-
-// WithRoutines starts the proxy's goroutines (background revalidations,
-// the endpoints' health tickers) in g, which counts them and recovers a
-// panic in one.
-func WithRoutines(g *routine.Group) Option { return func(p *Proxy) { p.routines = g } }
-
-// Routines is the group the proxy starts its goroutines in; nil when none
-// was given.
-func (p *Proxy) Routines() *routine.Group { return p.routines }
+// WithJobs gives the proxy its job store, enabling async and deferred
+// modes. The store delivers through the upstream set, not through the
+// proxy: jobs do not depend on the handler.
+func WithJobs(s jobs.Store) Option { return func(p *Proxy) { p.jobs = s } }
 
 // WithClock makes the cache read time from now, for tests.
 func WithClock(now func() time.Time) Option {
@@ -87,36 +65,29 @@ type Metrics = upstream.Metrics
 // NewMetrics registers Seawall's metrics and the Go runtime's.
 func NewMetrics() *Metrics { return upstream.NewMetrics() }
 
-// New builds a proxy from a validated config.
-func New(cfg *config.Config, log *slog.Logger, m *Metrics, opts ...Option) *Proxy {
+// New builds the handler of a validated config over the shared parts
+// built before it: the upstream set (upstreams, limits, response cache,
+// usage) and, with WithJobs, the job store.
+func New(cfg *config.Config, ups *upstream.Set, opts ...Option) *Proxy {
 	p := &Proxy{
-		log:      log,
-		metrics:  m,
+		ups:      ups,
+		log:      ups.Logger(),
+		metrics:  ups.Metrics(),
 		maxEntry: int64(cfg.Cache.MaxEntry),
+		cache:    ups.Cache(),
 		now:      time.Now,
-		events:   incident.Discard,
+		events:   ups.Events(),
+		routines: ups.Routines(),
 	}
 	for _, o := range opts {
 		o(p)
 	}
 	p.staleEvents = incident.Throttle(p.events, time.Minute)
-	store := cache.NewMemory(int64(cfg.Cache.MaxBytes), p.maxEntry, m.CacheEvictions.Inc)
-	p.cache = store
-	m.WatchCacheBytes(store.Bytes)
-	p.ups = upstream.NewSet(m, log, p.events, p.routines, p.retired)
-	p.Apply(cfg)
 	return p
 }
 
-// Events is where the proxy and its upstreams send incident events; the
-// job store sends its own there too.
-func (p *Proxy) Events() incident.Publisher { return p.events }
-
 // Registry is where the proxy's metrics, and its job store's, are registered.
 func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.Registry }
-
-// Logger is the proxy's logger.
-func (p *Proxy) Logger() *slog.Logger { return p.log }
 
 // Upstream returns the named upstream, or nil.
 func (p *Proxy) Upstream(name string) *upstream.Upstream { return p.ups.Get(name) }
@@ -137,7 +108,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{rid: [1]string{rid}}
 	w.Header()[requestIDHeader] = x.rid[:]
 	dl := &x.dl
-	dl.start(w, p.settings().writeTimeout, start)
+	dl.start(w, p.settings().WriteTimeout, start)
 	defer dl.end()
 
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
@@ -183,19 +154,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if u.KeyHeader != "" {
 		c.Tenant = r.Header.Get(u.KeyHeader)
 	}
-	if st := p.settings(); r.ContentLength > st.maxReq {
-		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, st.maxReq)
+	if st := p.settings(); r.ContentLength > st.MaxRequest {
+		c.err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrRequestTooLarge, r.ContentLength, st.MaxRequest)
 		p.finish(w, r, c, writeProblem(w, c.err, u.Name, rid, 0), "seawall")
 		return
 	}
 	if mode == config.ModeAsync || mode == config.ModeDeferred {
-		dl.readBody(r, start.Add(p.settings().bodyRead))
+		dl.readBody(r, start.Add(p.settings().BodyRead))
 		p.serveAsync(w, r, c, rest, mode == config.ModeDeferred)
 		return
 	}
 	// Overall bounds the whole exchange on the sync and cached paths.
 	dl.bound(start.Add(route.Overall))
-	dl.readBody(r, start.Add(p.settings().bodyRead))
+	dl.readBody(r, start.Add(p.settings().BodyRead))
 	if mode == config.ModeCached && r.Method == http.MethodGet {
 		p.serveCached(w, r, c, rest)
 		return
@@ -300,30 +271,3 @@ var (
 	newRequestID = upstream.NewRequestID
 	truncate     = upstream.Truncate
 )
-
-// UpstreamStatus is an upstream's live state, for the admin API.
-type UpstreamStatus = upstream.Status
-
-// Status reports every upstream's live state, sorted by name.
-func (p *Proxy) Status() []UpstreamStatus { return p.ups.Status() }
-
-// Usage reports every configured upstream's usage, today and this month.
-func (p *Proxy) Usage() []usage.Report { return p.ups.UsageReports() }
-
-// ShiftView is a shift in force on one upstream.
-type ShiftView = upstream.ShiftView
-
-// ErrUnknownShift is returned for a shift id not in force.
-var ErrUnknownShift = upstream.ErrUnknownShift
-
-// AddShift moves an upstream's traffic away from a zone or an endpoint,
-// at once, for d (0: an hour).
-func (p *Proxy) AddShift(name, zone, url string, d time.Duration) (ShiftView, error) {
-	return p.ups.AddShift(name, zone, url, d)
-}
-
-// RemoveShift ends a shift at once.
-func (p *Proxy) RemoveShift(id string) error { return p.ups.RemoveShift(id) }
-
-// Shifts lists the shifts in force, by upstream.
-func (p *Proxy) Shifts() []ShiftView { return p.ups.Shifts() }

@@ -294,7 +294,7 @@ func TestClientDisconnectIsNotAFailure(t *testing.T) {
 	if n := s.fake.Count(); n != 5 {
 		t.Errorf("upstream got %d calls, want 5: a cancelled call is not retried", n)
 	}
-	if st := s.proxy.Upstream("api").Breaker.State().String(); st != "closed" {
+	if st := s.ups.Get("api").Breaker.State().String(); st != "closed" {
 		t.Errorf("breaker %s after client cancellations, want closed (one failure would open it)", st)
 	}
 	s.fake.Set(fakeapi.Behavior{})

@@ -55,7 +55,7 @@ func TestConfigMarksCredentialHeaders(t *testing.T) {
 `)
 	for name, want := range map[string]bool{"X-Partner-Sig": true, "x-partner-sig": true, "X-User": true, "X-Route-Caller": true,
 		"Content-Type": false, "X-Request-Source": false} {
-		if got := s.proxy.CredentialHeader(name); got != want {
+		if got := s.ups.CredentialHeader(name); got != want {
 			t.Errorf("CredentialHeader(%q) = %v, want %v", name, got, want)
 		}
 	}
@@ -64,7 +64,7 @@ func TestConfigMarksCredentialHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.proxy.Apply(cfg)
-	if s.proxy.CredentialHeader("X-Partner-Sig") {
+	if s.ups.CredentialHeader("X-Partner-Sig") {
 		t.Error("a header the reloaded config no longer injects is still marked")
 	}
 }

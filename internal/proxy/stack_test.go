@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,8 +14,11 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/server"
 	"github.com/seawall/seawall/internal/testlog"
+	"github.com/seawall/seawall/internal/upstream"
 )
 
 // stack is a real fake upstream behind a real Seawall, both on loopback.
@@ -24,6 +28,8 @@ type stack struct {
 	up    *httptest.Server
 	sw    *httptest.Server
 	proxy *proxy.Proxy
+	ups   *upstream.Set
+	jobs  jobs.Store // nil unless a route is async or deferred
 	m     *proxy.Metrics
 	c     *http.Client
 	logs  *testlog.Buffer
@@ -68,8 +74,7 @@ func newStackDoc(t *testing.T, doc string) *stack {
 	}
 	s.cfg = cfg
 	s.m = proxy.NewMetrics()
-	s.proxy = proxy.New(cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
-	t.Cleanup(s.proxy.Close)
+	s.proxy, s.ups, s.jobs = build(t, cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
 	// Served as seawall serve does: over proxy.Listener.
 	s.sw = httptest.NewUnstartedServer(s.proxy)
 	s.sw.Listener = proxy.Listener(s.sw.Listener)
@@ -79,6 +84,34 @@ func newStackDoc(t *testing.T, doc string) *stack {
 	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	t.Cleanup(s.c.CloseIdleConnections)
 	return s
+}
+
+// build makes a Seawall's parts in seawall serve's order: the upstream
+// set, the job store (started) when a route is async or deferred, then
+// the handler over both. Cleanup closes them.
+func build(tb testing.TB, cfg *config.Config, log *slog.Logger, m *proxy.Metrics, opts ...proxy.Option) (*proxy.Proxy, *upstream.Set, jobs.Store) {
+	tb.Helper()
+	ups := upstream.NewSet(cfg, m, log, nil, nil, nil)
+	tb.Cleanup(ups.Close)
+	var js jobs.Store
+	if cfg.UsesAsync() {
+		var err error
+		if js, err = server.OpenJobs(context.Background(), cfg, ups); err != nil {
+			tb.Fatal(err)
+		}
+		if err := js.Start(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = js.Stop(ctx)
+		})
+		opts = append(opts, proxy.WithJobs(js))
+	}
+	p := proxy.New(cfg, ups, opts...)
+	tb.Cleanup(p.Close)
+	return p, ups, js
 }
 
 // result is what the app saw of one request.

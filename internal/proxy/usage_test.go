@@ -23,7 +23,7 @@ func TestUsageCostIsExact(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, r.status, r.body)
 		}
 	}
-	reports := s.proxy.Usage()
+	reports := s.ups.UsageReports()
 	if len(reports) != 1 {
 		t.Fatalf("usage %+v", reports)
 	}

@@ -67,7 +67,7 @@ func TestNginxAdaptive(t *testing.T) {
 			drive(100, d, func(int, time.Time) { s.get("/api/v1/quote") })
 			n := vendortest.Count(ng.Hits(t))
 			total := n[200] + n[429]
-			st := s.proxy.Upstream("api").Limiter.Status()
+			st := s.ups.Get("api").Limiter.Status()
 			t.Logf("%s: nginx saw %d × 200, %d × 429 (%.2f%%) in %s; effective rate at the end %.2f/s", name, n[200], n[429], 100*float64(n[429])/float64(total), d, st.Effective)
 			if float64(n[429]) > 0.02*float64(total) {
 				t.Errorf("nginx refused %d of %d calls, want at most 2%%", n[429], total)
@@ -121,7 +121,7 @@ func TestNginxAdaptiveRetryAfter(t *testing.T) {
 	t.Logf("429s at %s", strings.Join(refusals, ", "))
 	total := n[200] + n[429]
 	t.Logf("nginx saw %d × 200 (%.1f%% of 1,200), %d × 429 (%.2f%%); %d served in the first 10 s; effective rate at the end %.2f/s",
-		n[200], float64(n[200])/12, n[429], 100*float64(n[429])/float64(total), first, s.proxy.Upstream("api").Limiter.Status().Effective)
+		n[200], float64(n[200])/12, n[429], 100*float64(n[429])/float64(total), first, s.ups.Get("api").Limiter.Status().Effective)
 	if n[200] < 1080 {
 		t.Errorf("nginx served %d calls, want at least 1,080 (90%% of its quota)", n[200])
 	}
@@ -265,8 +265,8 @@ func TestLimiterStateIsVisible(t *testing.T) {
 	s := newStack(t, "", "    rate_limit: {rate: 20/s}\n")
 	s.fake.Set(fakeapi.Behavior{Window: &fakeapi.Window{Limit: 100, Every: fakeapi.Duration(time.Hour)}})
 	s.get("/api/v1/x")
-	s.proxy.Upstream("api").Limiter.Pause(time.Now().Add(time.Minute), "retry-after")
-	st := s.proxy.Status()[0]
+	s.ups.Get("api").Limiter.Pause(time.Now().Add(time.Minute), "retry-after")
+	st := s.ups.Status()[0]
 	b, _ := json.Marshal(st)
 	for _, want := range []string{`"configured_per_second":20`, `"effective_per_second":19`, `"pause_reason":"retry-after"`, `"quota_remaining":99`} {
 		if !strings.Contains(string(b), want) {

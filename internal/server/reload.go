@@ -65,12 +65,12 @@ func (s *Server) Reload() Reloaded {
 	s.reloads.WithLabelValues(out.Result).Inc()
 	if out.Result == ReloadRejected {
 		s.log.Error("config reload rejected; the running config stays", "file", s.ConfigPath, "problems", out.Problems)
-		s.Proxy.Events().Publish(incident.Event{Type: incident.ConfigRejected, Severity: incident.Warning,
+		s.Incidents.Publish(incident.Event{Type: incident.ConfigRejected, Severity: incident.Warning,
 			Summary:  fmt.Sprintf("config reload rejected; the running config stays: %s", strings.Join(out.Problems, "; ")),
 			Evidence: map[string]any{"file": s.ConfigPath, "problems": out.Problems}})
 		return out
 	}
-	s.Proxy.Events().Publish(incident.Event{Type: incident.ConfigReloaded, Severity: incident.Info,
+	s.Incidents.Publish(incident.Event{Type: incident.ConfigReloaded, Severity: incident.Info,
 		Summary:  fmt.Sprintf("config reloaded: added %v, changed %v, removed %v", out.Added, out.Changed, out.Removed),
 		Evidence: map[string]any{"file": s.ConfigPath, "added": out.Added, "changed": out.Changed, "removed": out.Removed}})
 	s.log.Info("config reloaded", "file", s.ConfigPath, "added", out.Added, "changed", out.Changed, "removed", out.Removed, "kept", out.Kept)

@@ -155,7 +155,7 @@ upstreams:
 	var jid int64
 	_, _ = fmt.Sscan(num, &jid)
 	time.Sleep(500 * time.Millisecond) // room for a wrong delivery
-	j, err := r.s.Proxy.Jobs().Get(context.Background(), jid)
+	j, err := r.s.jobs.Get(context.Background(), jid)
 	if err != nil || j.Finished() {
 		t.Errorf("the removed upstream's job: %+v %v; want it still queued", j, err)
 	}

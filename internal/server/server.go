@@ -22,6 +22,7 @@ import (
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/proxy"
 	"github.com/seawall/seawall/internal/routine"
+	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/webhook"
 )
 
@@ -29,6 +30,7 @@ import (
 type Server struct {
 	Proxy   *proxy.Proxy
 	Metrics *proxy.Metrics
+	ups     *upstream.Set
 	// Incidents keeps the events and incidents (docs/incidents.md).
 	Incidents *incident.Recorder
 	stopInc   chan struct{}
@@ -124,46 +126,53 @@ func incidentSinks(c config.Incidents, admin string) ([]incident.Sink, error) {
 	return sinks, nil
 }
 
-// Listen binds the listeners of a validated config; Serve then serves them.
+// Listen builds a Seawall from a validated config and binds its
+// listeners; Serve then serves them. The parts are built in one order,
+// each handed what it needs when it is made: what is shared first (the
+// metrics, the goroutine group, the incident recorder, the upstream set
+// with its limits, response cache and usage meters), then the job store
+// that delivers through the upstream set, then the notices and the two
+// handlers over all of them.
 func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
 	g := routine.New(log)
 	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: cfg.Incidents.KeepEvents, KeepIncidents: cfg.Incidents.KeepIncidents},
 		incident.GathererImpact(m.Registry))
-	p := proxy.New(cfg, log, m, proxy.WithEvents(rec), proxy.WithRoutines(g))
-	s := &Server{Proxy: p, Metrics: m, Incidents: rec, routines: g, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(p.Registry())}
+	ups := upstream.NewSet(cfg, m, log, rec, g, nil)
+	var store jobs.Store
 	if cfg.UsesAsync() {
-		store, err := OpenJobs(context.Background(), cfg, p)
-		if err != nil {
+		var err error
+		if store, err = OpenJobs(context.Background(), cfg, ups); err != nil {
 			return nil, nil, err
 		}
-		p.SetJobs(store)
-		s.jobs = store
 		if r, ok := store.(jobs.Records); ok {
 			// The timeline and the usage counts survive restarts: kept beside the jobs.
 			if err := rec.Restore(context.Background(), jobs.IncidentStore(r, cfg.Incidents.KeepEvents, cfg.Incidents.KeepIncidents)); err != nil {
 				log.Warn("the incident timeline kept in the job store could not be read; starting a new one", "error", err.Error())
 			}
-			if err := p.Upstreams().Usage.Restore(context.Background(), jobs.UsageStore(r)); err != nil {
+			if err := ups.Usage.Restore(context.Background(), jobs.UsageStore(r)); err != nil {
 				log.Warn("the usage counts kept in the job store could not be read; counting from zero", "error", err.Error())
 			}
 		}
 	}
+	p := proxy.New(cfg, ups, proxy.WithJobs(store))
+	s := &Server{Proxy: p, Metrics: m, ups: ups, Incidents: rec, routines: g, jobs: store, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(m.Registry)}
 	sinks, err := incidentSinks(cfg.Incidents, adminURL(cfg.Admin.Listen))
 	if err != nil {
 		return nil, nil, err
 	}
+	var notify func(incident.Notice)
 	if len(sinks) > 0 {
 		var pending incident.Pending
-		if r, ok := s.jobs.(jobs.Records); ok {
+		if r, ok := store.(jobs.Records); ok {
 			pending = jobs.PendingNotices(r) // undelivered notices survive a restart
 		}
 		s.notices = incident.NewDispatcher(sinks, pending, log, g)
 		s.notices.Start(context.Background())
-		rec.OnNotice = s.notices.Notify
+		notify = s.notices.Notify
 	}
-	g.Go("incident recorder", func() { defer close(s.incDone); rec.Run(s.stopInc) })
-	g.Go("usage meter", func() { defer close(s.usageDone); p.Upstreams().Usage.Run(time.Second, s.stopInc) })
+	g.Go("incident recorder", func() { defer close(s.incDone); rec.Run(s.stopInc, notify) })
+	g.Go("usage meter", func() { defer close(s.usageDone); ups.Usage.Run(time.Second, s.stopInc) })
 	type listener struct {
 		addr    string
 		handler http.Handler
@@ -175,7 +184,9 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 			return nil, nil, err
 		}
 		s.adminToken = token
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(p, m, token, func() any { return s.Reload() }, rec)})
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(admin.Parts{
+			Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() },
+		})})
 	}
 	var lns []net.Listener
 	for _, l := range order {
@@ -226,7 +237,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		if err := s.jobs.Start(ctx); err != nil {
 			return fmt.Errorf("starting delivery: %w", err)
 		}
-		s.routines.Go("queue age watch", func() { jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Proxy.Events()) })
+		s.routines.Go("queue age watch", func() { jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Incidents) })
 	}
 	var err error
 	select {
@@ -243,6 +254,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	wg.Wait()
 	s.Proxy.Close()  // background revalidations, bounded by their routes' timeouts
+	s.ups.Close()    // the endpoints' health tickers
 	close(s.stopInc) // the last events and counts saved, before the store closes
 	<-s.incDone
 	<-s.usageDone
@@ -270,7 +282,7 @@ func (s *Server) Go(name string, fn func()) { s.routines.Go(name, fn) }
 // directory of an embedded store. Jobs are delivered through p's
 // upstreams, the upstream runtime the handler calls too, and callbacks
 // sent as the config says.
-func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Store, error) {
+func OpenJobs(ctx context.Context, cfg *config.Config, ups *upstream.Set) (jobs.Store, error) {
 	jc := jobs.Config{
 		Upstreams:         map[string]int{},
 		NoFsync:           !cfg.Jobs.Fsync,
@@ -283,9 +295,9 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 		EnqueueTimeout:    cfg.Jobs.EnqueueTimeout.D(),
 		PollInterval:      100 * time.Millisecond,
 		CallbackAttempts:  cfg.Jobs.Callbacks.MaxAttempts,
-		Metrics:           p.Registry(),
-		Logger:            p.Logger(),
-		Routines:          p.Routines(),
+		Metrics:           ups.Metrics().Registry,
+		Logger:            ups.Logger(),
+		Routines:          ups.Routines(),
 	}
 	for _, d := range cfg.Jobs.Schedule {
 		jc.Schedule.Delays = append(jc.Schedule.Delays, d.D())
@@ -297,7 +309,7 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 			jc.AttemptTimeout = max(jc.AttemptTimeout, r.Timeouts.Overall.D())
 		}
 	}
-	cb, err := proxy.NewCallbacks(cfg.Jobs.Callbacks, p.CallbackAllowed)
+	cb, err := proxy.NewCallbacks(cfg.Jobs.Callbacks, ups.CallbackAllowed)
 	if err != nil {
 		return nil, err
 	}
@@ -310,11 +322,6 @@ func OpenJobs(ctx context.Context, cfg *config.Config, p *proxy.Proxy) (jobs.Sto
 			return nil, fmt.Errorf("creating the job store's directory: %w", err)
 		}
 	}
-	jc.Events = p.Events()
-	return jobs.Open(ctx, dsn, jc, &jobs.UpstreamDeliverer{
-		Upstreams: p.Upstreams(),
-		Log:       p.Logger(),
-		Limits:    p.JobLimits,
-		Answered:  p.InvalidateAfter,
-	})
+	jc.Events = ups.Events()
+	return jobs.Open(ctx, dsn, jc, &jobs.UpstreamDeliverer{Upstreams: ups, Log: ups.Logger()})
 }

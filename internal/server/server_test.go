@@ -321,7 +321,7 @@ func TestStopLetsDeliveriesFinishOrRequeuesThem(t *testing.T) {
 				s2, _, _ := startDoc(t, doc)
 				var j jobs.Job
 				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-					if j, err = s2.Proxy.Jobs().Get(context.Background(), id); err == nil && j.Finished() {
+					if j, err = s2.jobs.Get(context.Background(), id); err == nil && j.Finished() {
 						break
 					}
 					if time.Now().After(deadline) {

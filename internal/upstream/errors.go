@@ -13,6 +13,8 @@ import (
 // The failures of a call to an upstream; the handler maps each to the
 // problem the app is answered with.
 var (
+	// ErrUnknownUpstream: no upstream of that name is in force.
+	ErrUnknownUpstream     = errors.New("unknown upstream")
 	ErrUpstreamTimeout     = errors.New("upstream timed out")
 	ErrUpstreamUnreachable = errors.New("upstream unreachable")
 	ErrRequestTooLarge     = errors.New("request body too large")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/incident"
@@ -20,32 +21,53 @@ import (
 	"github.com/seawall/seawall/internal/usage"
 )
 
-// Set is the upstreams in force, by name, swapped whole by Apply. The
-// app-facing handler and the job workers both find their upstream here.
+// Set is what the app-facing handler, the job workers and the admin API
+// share, built first: the upstreams in force, by name, and the limits in
+// force, both swapped whole by Apply; the response cache; the usage meters.
 type Set struct {
 	cur    atomic.Pointer[map[string]*Upstream]
+	limits atomic.Pointer[Limits]
+	cache  cache.Store
 	m      *Metrics
 	log    *slog.Logger
 	events incident.Publisher
 	g      *routine.Group
 	// Usage holds the upstreams' meters, which outlive a reload.
 	Usage *usage.Book
-	// retired is told of each upstream a reload replaces or removes (now
-	// is nil when removed), after the new set is in force.
-	retired func(old, now *Upstream)
 }
 
-// NewSet returns an empty set; Apply fills it. events receives the
-// upstreams' incident events (nil: none); g starts their goroutines.
-// retired, if not nil, is called for each upstream a later Apply replaces
-// or removes.
-func NewSet(m *Metrics, log *slog.Logger, events incident.Publisher, g *routine.Group, retired func(old, now *Upstream)) *Set {
-	s := &Set{m: m, log: log, events: events, g: g, retired: retired, Usage: usage.NewBook(events)}
+// NewSet returns a set holding cfg's upstreams and limits, which a later
+// Apply replaces. events receives the upstreams' incident events (nil:
+// none); g starts their goroutines (nil: bare goroutines, for tests);
+// responses is the response cache (nil: an in-memory one of cfg's
+// cache.max_bytes).
+func NewSet(cfg *config.Config, m *Metrics, log *slog.Logger, events incident.Publisher, g *routine.Group, responses cache.Store) *Set {
+	if events == nil {
+		events = incident.Discard
+	}
+	if responses == nil {
+		responses = cache.NewMemory(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxEntry), m.CacheEvictions.Inc)
+	}
+	m.WatchCacheBytes(responses.Bytes)
+	s := &Set{m: m, log: log, events: events, g: g, cache: responses, Usage: usage.NewBook(events)}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
 	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports}, usageCollector{reports: s.UsageReports})
+	s.Apply(cfg)
 	return s
 }
+
+// Events is where the upstreams send their incident events.
+func (s *Set) Events() incident.Publisher { return s.events }
+
+// Metrics are the metrics the upstreams count in.
+func (s *Set) Metrics() *Metrics { return s.m }
+
+// Logger is the upstreams' logger.
+func (s *Set) Logger() *slog.Logger { return s.log }
+
+// Routines is the group the upstreams start their goroutines in.
+func (s *Set) Routines() *routine.Group { return s.g }
 
 // Get returns the named upstream, or nil.
 func (s *Set) Get(name string) *Upstream { return (*s.cur.Load())[name] }
@@ -61,8 +83,8 @@ type Applied struct {
 	Kept    []string `json:"kept,omitempty"`
 }
 
-// Apply puts a validated config's upstreams in force, at once for every
-// call that starts after it. An upstream whose settings (and Seawall's
+// Apply puts a validated config's upstreams and limits in force, at once
+// for every call that starts after it. An upstream whose settings (and Seawall's
 // zone) are unchanged is kept whole: its limiter, breaker, pause, learned
 // rate and endpoint health go on as they were. A changed upstream starts
 // afresh, keeping its shifts; calls already under way finish with the
@@ -97,11 +119,10 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			retired = append(retired, u)
 		}
 	}
+	s.limits.Store(limitsOf(cfg))
 	s.cur.Store(&next)
 	for _, u := range retired {
-		if s.retired != nil {
-			s.retired(u, next[u.Name])
-		}
+		s.retire(u, next[u.Name])
 		u.Close()
 		u.CloseIdleConnections()
 	}

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/upstream"
@@ -23,8 +23,7 @@ func set(t *testing.T, doc string) *upstream.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
-	s.Apply(cfg)
+	s := upstream.NewSet(cfg, upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -78,10 +77,10 @@ func TestRetryLeavesTheFailedEndpoint(t *testing.T) {
 }
 
 // Apply keeps an unchanged upstream whole, replaces a changed one keeping
-// its shifts, and tells who retired what.
+// its shifts, and drops the cached answers of one that now calls other
+// endpoints, or is gone.
 func TestSetApply(t *testing.T) {
 	doc := "zone: a\nupstreams:\n  api:\n    endpoints:\n      - {url: \"http://10.0.0.1\", zone: a}\n      - {url: \"http://10.0.0.2\", zone: b}\n  one:\n    url: http://10.0.0.3\n"
-	var retired []string
 	cfg := func(doc string) *config.Config {
 		c, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 		if err != nil {
@@ -89,11 +88,20 @@ func TestSetApply(t *testing.T) {
 		}
 		return c
 	}
-	s := upstream.NewSet(upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, func(old, now *upstream.Upstream) {
-		retired = append(retired, fmt.Sprintf("%s:%t", old.Name, now != nil && upstream.SameEndpoints(old, now)))
-	})
+	s := upstream.NewSet(cfg(doc), upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
 	defer s.Close()
-	s.Apply(cfg(doc))
+	cached := func() string { // which upstreams' answers the cache holds, after storing one for any that has none
+		var held []string
+		for _, name := range []string{"api", "one"} {
+			key := upstream.CacheKeyPrefix(name, "/x?|h")
+			if _, ok := s.Cache().Get(key); ok {
+				held = append(held, name)
+			}
+			s.Cache().Set(key, &cache.Entry{Status: 200, Header: http.Header{}, Body: []byte("x")})
+		}
+		return fmt.Sprint(held)
+	}
+	cached()
 	api := s.Get("api")
 	_ = api.Usage.Reserve("default")
 	sh, err := s.AddShift("api", "a", "", 0)
@@ -107,9 +115,15 @@ func TestSetApply(t *testing.T) {
 	if fmt.Sprint(a.Kept, a.Changed) != "[api] [one]" || s.Get("api") != api {
 		t.Errorf("applied %+v", a)
 	}
+	if got := cached(); got != "[api]" {
+		t.Errorf("after one's endpoint changed, the cache held answers of %s, want [api]", got)
+	}
 	a = s.Apply(cfg(strings.Replace(doc, "zone: b}", "zone: b, weight: 2}", 1)))
 	if fmt.Sprint(a.Changed) != "[api one]" || s.Get("api") == api {
 		t.Errorf("applied %+v", a)
+	}
+	if got := cached(); got != "[api]" {
+		t.Errorf("after api's weight and one's endpoint changed, the cache held answers of %s, want [api]", got)
 	}
 	if got := s.Shifts(); len(got) != 1 || got[0].ID != sh.ID {
 		t.Errorf("after the change, shifts %+v, want %s kept", got, sh.ID)
@@ -117,8 +131,8 @@ func TestSetApply(t *testing.T) {
 	if n := s.Get("api").Usage.Report().Today.Billable; n != 1 {
 		t.Errorf("after the change, %d billable calls counted, want the 1 from before kept", n)
 	}
-	slices.Sort(retired)
-	if fmt.Sprint(retired) != "[api:true one:false one:false]" {
-		t.Errorf("retired %v", retired)
+	s.Apply(cfg(strings.Replace(doc, "  one:\n    url: http://10.0.0.3\n", "", 1)))
+	if got := cached(); got != "[api]" {
+		t.Errorf("after one was removed, the cache held answers of %s, want [api]", got)
 	}
 }
