@@ -84,11 +84,11 @@ func TestLifetimeAndAge(t *testing.T) {
 	if got := e.Age(t0.Add(32 * time.Second)); got != 42*time.Second {
 		t.Errorf("Age = %v, want 42s", got)
 	}
-	if got := NewEntry(200, e.Header, nil, e.RequestTime, e.ResponseTime).Age(t0.Add(32 * time.Second)); got != 42*time.Second {
+	if got := NewEntry(200, e.Header, nil, e.RequestTime, e.ResponseTime, nil).Age(t0.Add(32 * time.Second)); got != 42*time.Second {
 		t.Errorf("Age of NewEntry = %v, want 42s as above", got)
 	}
 	// A Date a minute old makes the apparent age win: 62s, then 30s resident.
-	old := NewEntry(200, hdr("Date", t0.Add(-time.Minute).Format(http.TimeFormat)), nil, t0, t0.Add(2*time.Second))
+	old := NewEntry(200, hdr("Date", t0.Add(-time.Minute).Format(http.TimeFormat)), nil, t0, t0.Add(2*time.Second), nil)
 	if got := old.Age(t0.Add(32 * time.Second)); got != 92*time.Second {
 		t.Errorf("Age with an old Date = %v, want 92s", got)
 	}

@@ -20,6 +20,7 @@ type Entry struct {
 	initialAge time.Duration
 	facts      facts
 	sealed     bool
+	targets    []string // Overrides.Targets it was stored under
 }
 
 // facts are what the entry's header says of its freshness.
@@ -31,9 +32,10 @@ type facts struct {
 }
 
 // NewEntry is a response to keep, its initial age and freshness facts
-// worked out once rather than on every hit.
-func NewEntry(status int, h http.Header, body []byte, sent, received time.Time) *Entry {
-	e := &Entry{Status: status, Header: h, Body: body, RequestTime: sent, ResponseTime: received}
+// worked out once rather than on every hit; targets are the targeted
+// fields of the policy it is stored under (Overrides.Targets).
+func NewEntry(status int, h http.Header, body []byte, sent, received time.Time, targets []string) *Entry {
+	e := &Entry{Status: status, Header: h, Body: body, RequestTime: sent, ResponseTime: received, targets: targets}
 	e.initialAge, e.facts, e.sealed = e.correctedInitialAge(), e.readFacts(), true
 	return e
 }
@@ -69,6 +71,10 @@ type Overrides struct {
 	// StoreSetCookie allows storing a response with Set-Cookie (which the
 	// caller strips before storing it).
 	StoreSetCookie bool
+	// Targets are the targeted cache-control fields that, when present,
+	// govern in place of Cache-Control (RFC 9213), canonical and first
+	// first; nil is DefaultTargets, an empty list none.
+	Targets []string
 }
 
 // heuristicStatuses may be cached without explicit freshness (RFC 9110 §15.1).
@@ -82,7 +88,7 @@ var understoodStatuses = map[int]bool{200: true, 203: true, 204: true, 300: true
 // (RFC 9111 §3), and why not.
 func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool, string) {
 	rq := ParseCacheControl(req)
-	rs, targeted := ResponseDirectives(resp)
+	rs, targeted := ResponseDirectives(resp, o.Targets)
 	switch _, star := VaryNames(resp); {
 	case rs.MustUnderstand && !understoodStatuses[status]:
 		return false, "must-understand"
@@ -106,7 +112,7 @@ func Storable(req http.Header, status int, resp http.Header, o Overrides) (bool,
 		// it is still only served to the same credential.
 		return false, "authorization"
 	}
-	e := Entry{Status: status, Header: resp}
+	e := Entry{Status: status, Header: resp, targets: o.Targets}
 	useful := e.Lifetime(o) > 0 || resp.Get("ETag") != "" || resp.Get("Last-Modified") != "" ||
 		max(rs.StaleIfError, o.StaleIfError) > 0
 	if !useful {
@@ -137,7 +143,7 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 
 // readFacts reads the freshness facts from the entry's header.
 func (e *Entry) readFacts() facts {
-	cc, targeted := ResponseDirectives(e.Header)
+	cc, targeted := ResponseDirectives(e.Header, e.targets)
 	f := facts{cc: cc}
 	switch {
 	case f.cc.SMaxAge >= 0:

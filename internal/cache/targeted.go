@@ -7,17 +7,21 @@ import (
 	"github.com/dunglas/httpsfv"
 )
 
-// targetList are the targeted cache-control fields Seawall obeys, first
-// first (RFC 9213 §2.2): as a shared cache in front of origins, it takes
-// the one aimed at CDNs. Names are canonical.
-var targetList = []string{"Cdn-Cache-Control"}
+// DefaultTargets are the targeted cache-control fields Seawall obeys
+// unless a cache policy names others (targeted_fields): as a shared cache
+// in front of origins, it takes the one aimed at CDNs. Names are canonical.
+var DefaultTargets = []string{"Cdn-Cache-Control"}
 
 // ResponseDirectives are the directives that govern this cache for a
-// response: those of the first targeted field with a valid, non-empty
-// value (RFC 9213), and then targeted is true and the response's
-// Cache-Control and Expires are ignored; else its Cache-Control.
-func ResponseDirectives(h http.Header) (d Directives, targeted bool) {
-	for _, name := range targetList {
+// response: those of the first of targets, in order (RFC 9213 §2.2), with
+// a valid, non-empty value, and then targeted is true and the response's
+// Cache-Control and Expires are ignored; else its Cache-Control. targets
+// are canonical names; nil is DefaultTargets, an empty list none.
+func ResponseDirectives(h http.Header, targets []string) (d Directives, targeted bool) {
+	if targets == nil {
+		targets = DefaultTargets
+	}
+	for _, name := range targets {
 		if d, ok := parseTargeted(h[name]); ok {
 			return d, true
 		}

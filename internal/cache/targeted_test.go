@@ -47,7 +47,7 @@ func FuzzTargeted(f *testing.F) {
 		f.Add(s, "max-age=5")
 	}
 	f.Fuzz(func(t *testing.T, targeted, cc string) {
-		d, _ := ResponseDirectives(hdr("CDN-Cache-Control", targeted, "Cache-Control", cc))
+		d, _ := ResponseDirectives(hdr("CDN-Cache-Control", targeted, "Cache-Control", cc), nil)
 		for _, v := range []time.Duration{d.MaxAge, d.SMaxAge, d.MaxStale, d.MinFresh, d.StaleWhileRevalidate, d.StaleIfError} {
 			if v < -1 {
 				t.Fatalf("CDN-Cache-Control %q, Cache-Control %q: a duration of %s", targeted, cc, v)

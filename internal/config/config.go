@@ -47,9 +47,10 @@ const (
 	DefaultRetryBudgetMin   = 3
 	DefaultRetryBufferBody  = 64 << 10
 
-	DefaultCacheMaxBytes     = 64 << 20
-	DefaultCacheMaxEntry     = 1 << 20
-	DefaultCacheCoalesceWait = 10 * time.Second
+	DefaultCacheMaxBytes      = 64 << 20
+	DefaultCacheMaxEntry      = 1 << 20
+	DefaultCacheCoalesceWait  = 10 * time.Second
+	DefaultCacheTargetedField = "CDN-Cache-Control"
 
 	DefaultDataDir   = "data"
 	DefaultJobsStore = "data/seawall-jobs.db"
@@ -295,6 +296,13 @@ type Cache struct {
 	// Set-Cookie itself is never stored nor replayed. Default false: such a
 	// response is not stored.
 	StoreSetCookie bool `yaml:"store_set_cookie"`
+	// TargetedFields are the targeted cache-control fields (RFC 9213)
+	// that, when a response carries one with a valid value, govern
+	// Seawall's cache in place of Cache-Control and Expires, the first
+	// present winning: a field of Seawall's own (say Seawall-Cache-Control)
+	// can come before CDN-Cache-Control. Default [CDN-Cache-Control]; []
+	// obeys Cache-Control alone.
+	TargetedFields []string `yaml:"targeted_fields"`
 }
 
 // Upstream is one third-party API.

@@ -170,6 +170,7 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 func (c *Cache) applyDefaults(d defaulter, p string) {
 	if c != nil {
 		set(d, p+".coalesce_wait", &c.CoalesceWait, Duration(DefaultCacheCoalesceWait))
+		set(d, p+".targeted_fields", &c.TargetedFields, []string{DefaultCacheTargetedField})
 	}
 }
 
@@ -496,10 +497,15 @@ func validateMode(v *checker, p, mode string, c *Cache) {
 	if c == nil {
 		return
 	}
-	for field, list := range map[string][]string{"key_headers": c.KeyHeaders, "identity_headers": c.IdentityHeaders} {
+	for field, list := range map[string][]string{"key_headers": c.KeyHeaders, "identity_headers": c.IdentityHeaders, "targeted_fields": c.TargetedFields} {
 		for i, h := range list {
 			v.check(validHeaderName(h), fmt.Sprintf("%s.cache.%s[%d]", p, field, i), "not a valid header name")
 		}
+	}
+	for i, h := range c.TargetedFields {
+		// The fields a targeted one replaces cannot be one.
+		v.check(!strings.EqualFold(h, "Cache-Control") && !strings.EqualFold(h, "Expires"), fmt.Sprintf("%s.cache.targeted_fields[%d]", p, i),
+			"%s is what a targeted field replaces; name a field such as CDN-Cache-Control or Seawall-Cache-Control", h)
 	}
 }
 

@@ -101,13 +101,6 @@ type fillResult struct {
 // serveCached is the cached mode of package doc step 1: answer from the
 // cache, or fill it through the sync path.
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, path string) {
-	if headerFirst(r.Header, "Range") != "" {
-		// A part is not the whole: passed through, and not stored.
-		c.Upstream.M.CacheLookup("bypass")
-		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")
-		p.serveSync(w, r, c)
-		return
-	}
 	rc := c.Route.Cache
 	primary := cacheKey(rc, c.Upstream, r, path)
 	rq := cache.ParseCacheControl(r.Header)
@@ -123,7 +116,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 		case v.ServeWhileRevalidating:
 			p.cacheHit(w, r, c, stale, now, fmt.Sprintf("Seawall; hit; ttl=%d; detail=stale-while-revalidate", ttlSeconds(v.TTL)), "stale")
 			bg, br := *c, r.Clone(context.WithoutCancel(r.Context()))
-			bg.interim = nil // the app has its answer
+			bg.interim = nil       // the app has its answer
+			br.Header.Del("Range") // the revalidation fetches, and stores, the whole
+			br.Header.Del("If-Range")
 			p.goBackground("revalidate "+primary, func() {
 				if res, _ := p.fill(br.Context(), br, &bg, primary, key, stale); res.stream != nil {
 					_ = res.stream.Body.Close() // too large to cache; nobody to send it to
@@ -134,6 +129,14 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, c *call, pat
 	}
 	if rq.OnlyIfCached {
 		p.cacheProblem(w, r, c, fmt.Errorf("%w: the request has only-if-cached", ErrNotCached), "fwd=miss; detail=only-if-cached")
+		return
+	}
+	if headerFirst(r.Header, "Range") != "" {
+		// A part is answered from a stored whole (writeEntry); without one
+		// it is passed through, and not stored.
+		c.Upstream.M.CacheLookup("bypass")
+		w.Header().Set("Cache-Status", "Seawall; fwd=bypass; detail=range")
+		p.serveSync(w, r, c)
 		return
 	}
 	c.interim.begin(w, r)
@@ -243,7 +246,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 	resp.Header = filtered(resp.Header, notRelayed)
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
 		_ = resp.Body.Close()
-		e := refreshed(stale, resp.Header, sent, received)
+		e := refreshed(stale, resp.Header, sent, received, rc.Over.Targets)
 		return fillResult{entry: e, stored: p.store(primary, r, e), status: resp.StatusCode, revalid: true}
 	}
 	maxResp := p.settings().MaxResponse
@@ -266,7 +269,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 		return fillResult{stream: resp, status: resp.StatusCode, notes: "too-large"}
 	}
 	_ = resp.Body.Close()
-	e := cache.NewEntry(resp.StatusCode, resp.Header, body, sent, received)
+	e := cache.NewEntry(resp.StatusCode, resp.Header, body, sent, received, rc.Over.Targets)
 	res := fillResult{entry: e, status: resp.StatusCode, private: len(resp.Header.Values("Set-Cookie")) > 0}
 	ok, why := cache.Storable(r.Header, resp.StatusCode, resp.Header, rc.Over)
 	if ok && res.private {
@@ -288,14 +291,14 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 }
 
 // refreshed is a stale entry updated by a 304 (RFC 9111 §4.3.4).
-func refreshed(stale *cache.Entry, h http.Header, sent, received time.Time) *cache.Entry {
+func refreshed(stale *cache.Entry, h http.Header, sent, received time.Time, targets []string) *cache.Entry {
 	header := stale.Header.Clone()
 	for k, vs := range h {
 		if k != "Content-Length" {
 			header[k] = vs
 		}
 	}
-	return cache.NewEntry(stale.Status, header, stale.Body, sent, received)
+	return cache.NewEntry(stale.Status, header, stale.Body, sent, received, targets)
 }
 
 func (p *Proxy) cacheForwarded(w http.ResponseWriter, r *http.Request, c *call, res fillResult, hadStale, led bool) {
@@ -361,8 +364,14 @@ const autoLengthMax = 2048
 // writeEntry answers from a response held in memory, with cacheStatus
 // as its Cache-Status and source as its Seawall-Source.
 // A request whose own conditions the entry meets gets 304 (RFC 9111
-// §4.3.2), whether the entry was a hit or just fetched.
+// §4.3.2), whether the entry was a hit or just fetched; else a GET with a
+// Range gets its part of a stored 200 (RFC 9110 §14).
 func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time.Time, cacheStatus string, source []string) int {
+	if _, ranged := r.Header["Range"]; ranged && r.Method == http.MethodGet && !cache.NotModified(r.Header, e) {
+		if part := cache.PartOf(r.Header, e); !part.Whole {
+			return writePart(w, e, part, now, cacheStatus, source)
+		}
+	}
 	h := w.Header()
 	// Each field is assigned once: a header map holding eight fields
 	// grows into a table on any further assignment, even of a field it
@@ -395,6 +404,28 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e *cache.Entry, now time
 	if status != http.StatusNotModified {
 		_, _ = w.Write(e.Body)
 	}
+	return status
+}
+
+// writePart answers a Range request from a stored 200: 206 with the part,
+// or 416 when no part of it is satisfiable.
+func writePart(w http.ResponseWriter, e *cache.Entry, part cache.Part, now time.Time, cacheStatus string, source []string) int {
+	h := w.Header()
+	copyHeader(h, e.Header, notRelayedOrLength)
+	size := int64(len(e.Body))
+	h.Set("Content-Range", part.ContentRange(size))
+	h.Set("Age", strconv.FormatInt(int64(e.Age(now)/time.Second), 10))
+	h.Set("Cache-Status", cacheStatus)
+	h["Seawall-Source"] = source
+	status, body := http.StatusRequestedRangeNotSatisfiable, []byte(nil)
+	if part.Satisfiable {
+		status, body = http.StatusPartialContent, e.Body[part.First:part.Last+1]
+	} else {
+		h.Del("Content-Type")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 	return status
 }
 

@@ -110,7 +110,7 @@ func newCachePolicy(c *config.Cache, caller Caller) *CachePolicy {
 	}
 	rc := &CachePolicy{
 		Over: cache.Overrides{TTL: c.TTL.D(), StaleWhileRevalidate: c.StaleWhileRevalidate.D(), StaleIfError: c.StaleIfError.D(),
-			StoreSetCookie: c.StoreSetCookie},
+			StoreSetCookie: c.StoreSetCookie, Targets: canonical(c.TargetedFields)},
 		KeyHeaders: canonical(c.KeyHeaders),
 		KeyQuery:   c.KeyQuery,
 		Identity:   caller,
