@@ -276,7 +276,9 @@ func TestHTTPDatesAndAge(t *testing.T) {
 		{"sun, 06 nov 1994 08:49:37 GMT", true},
 		{"SUNDAY, 06-NOV-94 08:49:37 GMT", true},
 		{"sun nov  6 08:49:37 1994", true},
-		{"sun, 06 nov 1994 08:49:37 gmt", false}, // the zone is GMT, as written
+		{"sun, 06 nov 1994 08:49:37 gmt", true},
+		{"Sunday, 06-Nov-94 08:49:37 gMT", true},
+		{"Sun, 06 Nov 1994 08:49:37 GMX", false},
 	} {
 		got, ok := ParseHTTPDate(tc.in)
 		if ok != tc.ok || (ok && !got.Equal(want)) {
@@ -341,6 +343,19 @@ func TestConditionsAndVaryValues(t *testing.T) {
 	}
 	if h := NotModifiedHeader(e); h.Get("ETag") != `"v1"` || h.Get("Content-Type") != "" {
 		t.Errorf("a 304's header: %v", h)
+	}
+	// No Last-Modified: Date stands in, else the time received (RFC 9111 §4.3.2).
+	t0 := time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)
+	dated := &Entry{Status: 200, Header: hdr("Date", lm)}
+	received := &Entry{Status: 200, Header: hdr(), ResponseTime: t0}
+	for _, c := range []struct {
+		e     *Entry
+		since time.Time
+		want  bool
+	}{{dated, t0, true}, {dated, t0.Add(-time.Second), false}, {received, t0, true}, {received, t0.Add(-time.Second), false}, {&Entry{Status: 200, Header: hdr()}, t0, false}} {
+		if got := NotModified(hdr("If-Modified-Since", c.since.Format(http.TimeFormat)), c.e); got != c.want {
+			t.Errorf("stored %v received %v, If-Modified-Since %v: NotModified = %v, want %v", c.e.Header, c.e.ResponseTime, c.since, got, c.want)
+		}
 	}
 	if NotModified(hdr("If-None-Match", "*"), &Entry{Status: 404, Header: hdr("ETag", `"x"`)}) {
 		t.Error("a stored 404 answered 304")

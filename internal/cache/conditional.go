@@ -37,7 +37,14 @@ func NotModified(req http.Header, e *Entry) bool {
 	if !ok {
 		return false
 	}
+	// Last-Modified, else Date, else when it was received (RFC 9111 §4.3.2).
 	lm, ok := ParseHTTPDate(e.Header.Get("Last-Modified"))
+	if !ok {
+		lm, ok = ParseHTTPDate(e.Header.Get("Date"))
+	}
+	if !ok {
+		lm, ok = e.ResponseTime, !e.ResponseTime.IsZero()
+	}
 	return ok && !lm.After(since)
 }
 

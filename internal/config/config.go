@@ -19,6 +19,16 @@ const (
 	DefaultAdminListen     = "127.0.0.1:9090"
 	DefaultMaxRequestBody  = 10 << 20
 	DefaultMaxResponseBody = 50 << 20
+	DefaultBodyReadTimeout = 15 * time.Second
+	DefaultWriteTimeout    = 15 * time.Second
+
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "json"
+
+	// DefaultMinSeverity is the least severity a notification sink is sent.
+	DefaultMinSeverity = "warning"
+	DefaultCurrency    = "USD"
+	DefaultQuotaZone   = "UTC"
 
 	DefaultConnectTimeout = 2 * time.Second
 	DefaultPerTryTimeout  = 10 * time.Second
@@ -545,6 +555,10 @@ type RouteTimeouts struct {
 const (
 	OnLimitWait   = "wait"
 	OnLimitReject = "reject"
+
+	// What a quota does when its period's calls are spent.
+	OnExhaustedReject = "reject"
+	OnExhaustedAlert  = "alert"
 )
 
 // RateLimit is a token bucket per upstream, or per tenant with KeyHeader.

@@ -41,12 +41,12 @@ func set[T any](d defaulter, path string, field *T, def T) {
 func (c *Config) applyDefaults(d defaulter) {
 	set(d, "listen", &c.Listen, DefaultListen)
 	set(d, "admin.listen", &c.Admin.Listen, DefaultAdminListen)
-	set(d, "log.level", &c.Log.Level, "info")
-	set(d, "log.format", &c.Log.Format, "json")
+	set(d, "log.level", &c.Log.Level, DefaultLogLevel)
+	set(d, "log.format", &c.Log.Format, DefaultLogFormat)
 	set(d, "limits.max_request_body", &c.Limits.MaxRequestBody, DefaultMaxRequestBody)
 	set(d, "limits.max_response_body", &c.Limits.MaxResponseBody, DefaultMaxResponseBody)
-	set(d, "limits.body_read_timeout", &c.Limits.BodyReadTimeout, Duration(15*time.Second))
-	set(d, "limits.write_timeout", &c.Limits.WriteTimeout, Duration(15*time.Second))
+	set(d, "limits.body_read_timeout", &c.Limits.BodyReadTimeout, Duration(DefaultBodyReadTimeout))
+	set(d, "limits.write_timeout", &c.Limits.WriteTimeout, Duration(DefaultWriteTimeout))
 	set(d, "shutdown_grace", &c.ShutdownGrace, Duration(defaultShutdownGrace))
 	set(d, "data_dir", &c.DataDir, DefaultDataDir)
 	inc := DefaultIncidents()
@@ -56,11 +56,11 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "incidents.keep_incidents", &c.Incidents.KeepIncidents, inc.KeepIncidents)
 	if pd := c.Incidents.PagerDuty; pd != nil {
 		set(d, "incidents.pagerduty.url", &pd.URL, DefaultPagerDutyURL)
-		set(d, "incidents.pagerduty.min_severity", &pd.MinSeverity, "warning")
+		set(d, "incidents.pagerduty.min_severity", &pd.MinSeverity, DefaultMinSeverity)
 	}
 	for i, w := range c.Incidents.Webhooks {
 		if w != nil {
-			set(d, fmt.Sprintf("incidents.webhooks[%d].min_severity", i), &w.MinSeverity, "warning")
+			set(d, fmt.Sprintf("incidents.webhooks[%d].min_severity", i), &w.MinSeverity, DefaultMinSeverity)
 		}
 	}
 	set(d, "jobs.store", &c.Jobs.Store, filepath.Join(c.DataDir, filepath.Base(DefaultJobsStore)))
@@ -139,12 +139,12 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 	set(d, hp+".probe_share", &h.ProbeShare, def.ProbeShare)
 	set(d, hp+".probe_calls", &h.ProbeCalls, def.ProbeCalls)
 	if u.Cost != nil {
-		set(d, p+".cost.currency", &u.Cost.Currency, "USD")
+		set(d, p+".cost.currency", &u.Cost.Currency, DefaultCurrency)
 	}
 	if q := u.Quota; q != nil {
-		set(d, p+".quota.timezone", &q.Timezone, "UTC")
+		set(d, p+".quota.timezone", &q.Timezone, DefaultQuotaZone)
 		set(d, p+".quota.warn_at", &q.WarnAt, []int{80, 95})
-		set(d, p+".quota.on_exhausted", &q.OnExhausted, "reject")
+		set(d, p+".quota.on_exhausted", &q.OnExhausted, OnExhaustedReject)
 	}
 	set(d, p+".mode", &u.Mode, ModeSync)
 	set(d, p+".forwarded", &u.Forwarded, ForwardedNone)
@@ -159,7 +159,7 @@ func (u *Upstream) applyDefaults(d defaulter, p string) {
 		r.Cache.applyDefaults(d, rp+".cache")
 		set(d, rp+".name", &r.Name, r.Match)
 		if r.Cost != nil {
-			set(d, rp+".cost.currency", &r.Cost.Currency, "USD")
+			set(d, rp+".cost.currency", &r.Cost.Currency, DefaultCurrency)
 		}
 		set(d, rp+".timeouts.per_try", &r.Timeouts.PerTry, u.Timeouts.PerTry)
 		set(d, rp+".timeouts.overall", &r.Timeouts.Overall, u.Timeouts.Overall)
@@ -447,7 +447,7 @@ func (q *Quota) validate(v *checker, p string) {
 	for i, w := range q.WarnAt {
 		v.check(w >= 1 && w <= 99 && (i == 0 || w > q.WarnAt[i-1]), fmt.Sprintf("%s.warn_at[%d]", p, i), "must be percentages in [1, 99], rising")
 	}
-	v.checkChoice(q.OnExhausted, p+".on_exhausted", "reject", "alert")
+	v.checkChoice(q.OnExhausted, p+".on_exhausted", OnExhaustedReject, OnExhaustedAlert)
 }
 
 func (in *Incidents) validate(v *checker, lookup func(string) (string, bool)) {

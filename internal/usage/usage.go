@@ -144,7 +144,7 @@ func (m *Meter) Reserve(route string) error {
 	var events []incident.Event
 	m.mu.Lock()
 	m.roll(now)
-	if q := m.quota; q != nil && q.OnExhausted == "reject" {
+	if q := m.quota; q != nil && q.OnExhausted == config.OnExhaustedReject {
 		if err := m.exhausted(now); err != nil {
 			m.mu.Unlock()
 			return err
