@@ -79,6 +79,7 @@ func (s *stack) waitJob(t *testing.T, location, state string) jobView {
 }
 
 func TestAsyncAcceptsThenDelivers(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, store string) {
 		s := newAsyncStack(t, store, "async", "base_delay: 20ms, max_delay: 100ms", "")
 		r := s.post("/api/v1/notify?x=1", `{"msg":"hi"}`, map[string]string{"Content-Type": "application/json"})
@@ -110,6 +111,7 @@ func TestAsyncAcceptsThenDelivers(t *testing.T) {
 
 // Acceptance 5: one Idempotency-Key sent twice gives one job and one delivery.
 func TestAsyncIdempotencyKeyGivesOneJobOneDelivery(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, store string) {
 		s := newAsyncStack(t, store, "async", "base_delay: 20ms, max_delay: 100ms", "")
 		key := map[string]string{"Idempotency-Key": "order-77"}
@@ -194,6 +196,7 @@ func TestAsyncOutageSpendsNoAttemptsAndKeepsTheRate(t *testing.T) {
 // signed, retried after the app's endpoint first answers 500. A callback
 // on a host not configured is refused at enqueue.
 func TestDeferredResponseAndSignedCallback(t *testing.T) {
+	t.Parallel()
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	forEachStore(t, func(t *testing.T, store string) {
 		type received struct {
@@ -373,6 +376,7 @@ func TestForwardingHeadersAsConfigured(t *testing.T) {
 // same key for the same method and path with another body or query is
 // 422, as the IETF draft says; with the same request it is the same job.
 func TestIdempotencyKeyScopeAndFingerprint(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, store string) {
 		s := newAsyncStack(t, store, "async", "", "")
 		key := map[string]string{"Idempotency-Key": "k-1"}
@@ -443,6 +447,7 @@ func TestDeliveryKeysNeverCollideAcrossInstallations(t *testing.T) {
 // the first one's job id (the capability to read its answer) and its own
 // request was never sent.
 func TestIdempotencyKeyIsTheCallersOwn(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, store string) {
 		s := newAsyncStack(t, store, "deferred", "base_delay: 20ms, max_delay: 100ms",
 			"    rate_limit: {key_header: X-Tenant}\n    cache: {identity_headers: [X-Api-Key]}\n")
@@ -615,6 +620,7 @@ func TestJobIdsAreUnguessableAndThePublicViewIsPrivate(t *testing.T) {
 // the store is down; and once the store answers again, what was accepted
 // is delivered and new requests are accepted.
 func TestHungStoreAnswers503ByTheEnqueueDeadline(t *testing.T) {
+	t.Parallel()
 	pg, err := url.Parse(testdb.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -735,6 +741,7 @@ func TestAsyncClientGoneIsNotAStoreFailure(t *testing.T) {
 // the job, delivered once. Before, it was told "not accepted", and the
 // job was delivered after its 503.
 func TestLostCommitAnswerSaysMayHaveBeenAccepted(t *testing.T) {
+	t.Parallel()
 	pg, err := url.Parse(testdb.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ func (s *stack) getWith(path string, header ...string) result {
 // Acceptance 1: 1,000 concurrent requests for one cold key make one
 // upstream call, and all get the same body.
 func TestCacheCoalescesConcurrentMisses(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "", cachedRoute)
 	s.fake.Set(fakeapi.Behavior{Body: "answer {n}", LatencyMin: fakeapi.Duration(2 * time.Second),
 		Headers: map[string]string{"Cache-Control": "max-age=60"}})
@@ -115,6 +116,7 @@ func TestCacheServesStaleIfError(t *testing.T) {
 // the stale entry and exactly one background revalidation reaches the
 // upstream; its 304 refreshes the entry.
 func TestCacheStaleWhileRevalidate(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "", cachedRoute)
 	s.fake.Set(fakeapi.Behavior{Body: "v1", Headers: map[string]string{"Cache-Control": "max-age=60, stale-while-revalidate=120", "ETag": `"e1"`}})
 	s.get("/api/v1/catalog")
@@ -181,6 +183,7 @@ func TestCacheTenantSafetyAndVary(t *testing.T) {
 // Acceptance 5: filling the cache with twice (and ten times) its byte
 // limit keeps it under the limit, and the heap does not grow with the fill.
 func TestCacheStaysWithinBytes(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "cache: {max_bytes: 1MiB, max_entry: 64KiB}", cachedRoute)
 	s.fake.Set(fakeapi.Behavior{Body: strings.Repeat("z", 32<<10), Headers: map[string]string{"Cache-Control": "max-age=600"}})
 	heap := func() uint64 {

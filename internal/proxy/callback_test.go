@@ -74,6 +74,7 @@ func TestCallbackIsSentOnSeawallsClient(t *testing.T) {
 // host was allowed, whose host a reload then removed, sends no callback.
 // Before, the allow-list read when the store opened was the one checked.
 func TestCallbackHostIsCheckedWhenSent(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	hits := 0
 	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {

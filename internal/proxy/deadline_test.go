@@ -54,6 +54,7 @@ func trickle(t *testing.T, addr, path string, logs fmt.Stringer) (*http.Response
 // limits.body_read_timeout, on sync and async routes alike, and nothing
 // is accepted; before, it held the connection as long as it liked.
 func TestTrickledBodyGets408(t *testing.T) {
+	t.Parallel()
 	s := newAsyncStackTop(t, "limits: {body_read_timeout: 1s}", t.TempDir()+"/jobs.db", "sync", "",
 		"    routes:\n      - {name: events, match: \"POST /v1/events\", mode: async}\n")
 	addr := strings.TrimPrefix(s.sw.URL, "http://")

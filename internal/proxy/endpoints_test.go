@@ -18,6 +18,7 @@ import (
 // traffic at once and survives a reload; a retry leaves the endpoint
 // that failed. Quick enough for the main suite, race detector on.
 func TestEndpointsServeViewAndShift(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, "", "", "a", "b", "c")
 	for i := range 300 {
 		if r := f.s.get(fmt.Sprintf("/api/v1/x/%d?q=1", i)); r.status != 200 {

@@ -115,6 +115,7 @@ func TestNeverAnOpenProxy(t *testing.T) {
 }
 
 func TestRequestTooLarge(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "limits: {max_request_body: 1KiB}", "")
 	r := s.post("/api/upload", strings.Repeat("x", 2000), nil)
 	if r.status != 413 {
@@ -147,6 +148,7 @@ func TestUnsupportedModeIsRefused(t *testing.T) {
 // The per-try timeout ends an attempt that has no answer header in time,
 // through Seawall's own client and through net/http's (http2: true).
 func TestTimeouts(t *testing.T) {
+	t.Parallel()
 	for _, client := range []string{"", "    http2: true\n"} {
 		s := newStack(t, "", `    timeouts: {per_try: 100ms, overall: 2s}
     retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}
@@ -214,6 +216,7 @@ func TestUnreachableIsRetriedForAnyMethod(t *testing.T) {
 
 // Acceptance 5: 30% random 503s, max_attempts 4.
 func TestRetriesMaskTransientErrors(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "", `    retry:
       max_attempts: 4
       base_delay: 2ms
@@ -276,6 +279,7 @@ func TestRetriesMaskTransientErrors(t *testing.T) {
 // Acceptance 6: a client that disconnects mid-call is neither retried nor
 // counted by the breaker.
 func TestClientDisconnectIsNotAFailure(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, "", `    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 1ms}
     breaker: {min_calls: 1, failure_rate: 1}
 `)

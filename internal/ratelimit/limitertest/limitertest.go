@@ -1,7 +1,7 @@
 // Package limitertest is the contract every ratelimit.Limiter keeps, as
-// one suite that each implementation runs: the in-process Local today,
-// the Redis-backed global limiter of the distributed mode tomorrow. It
-// runs on the wall clock, since a shared limiter's clock is its store's.
+// one suite that each implementation runs (the in-process Local is the one
+// there is). It runs on the wall clock, since a shared limiter's clock
+// would be its store's.
 package limitertest
 
 import (
