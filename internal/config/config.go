@@ -109,6 +109,10 @@ type Config struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// Incidents groups events into incidents (docs/incidents.md).
 	Incidents Incidents `yaml:"incidents"`
+	// Redis, when set, shares each global upstream's pace and pauses among
+	// the replicas (docs/distributed.md). Unset: nothing is shared and no
+	// external service is needed.
+	Redis *Redis `yaml:"redis"`
 	// Zone is the zone Seawall itself runs in. Where an upstream's
 	// endpoints name zones, calls prefer the endpoints in this one while
 	// enough of them are available. Unset: no preference.
@@ -587,6 +591,10 @@ type RateLimit struct {
 	// (docs/ratelimit.md), never above Rate. Default true when Rate is
 	// unset, false otherwise.
 	Adaptive bool `yaml:"adaptive"`
+	// Scope is "global" (the pace and pauses are shared with the other
+	// replicas through redis) or "local" (this replica's own). Default
+	// global when redis is set, else local.
+	Scope string `yaml:"scope"`
 }
 
 // Breaker is a circuit breaker per upstream.

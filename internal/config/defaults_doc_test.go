@@ -30,7 +30,7 @@ func TestDefaultsMatchTheDocs(t *testing.T) {
 		Incidents: Incidents{PagerDuty: &PagerDuty{}, Webhooks: []*IncidentWebhook{{}}},
 	}
 	applied := 0
-	cfg.applyDefaults(defaulter{applied: func(path string, def any) {
+	check := func(path string, def any) {
 		applied++
 		key := strings.ReplaceAll(strings.Replace(path, "upstreams.x.", "upstreams.<name>.", 1), "[0]", "[]")
 		cell, ok := documented[key]
@@ -45,7 +45,18 @@ func TestDefaultsMatchTheDocs(t *testing.T) {
 		case first[1] != docValue(def) && !sameDefault(documented, first[1], docValue(def)):
 			t.Errorf("%s: docs/config.md says %s, the config gives %s", key, first[1], docValue(def))
 		}
+	}
+	cfg.applyDefaults(defaulter{applied: check})
+	// The redis block's own defaults, from a config that has one.
+	withRedis := &Config{Redis: &Redis{}, Upstreams: map[string]*Upstream{"x": {URL: "http://127.0.0.1:1"}}}
+	withRedis.applyDefaults(defaulter{applied: func(path string, def any) {
+		if strings.HasPrefix(path, "redis.") {
+			check(path, def)
+		}
 	}})
+	if withRedis.Upstreams["x"].RateLimit.Scope != ScopeGlobal {
+		t.Errorf("with redis, rate_limit.scope defaults to %q, want global as docs/config.md says", withRedis.Upstreams["x"].RateLimit.Scope)
+	}
 	t.Logf("%d defaults checked against docs/config.md", applied)
 	if applied < 60 {
 		t.Fatalf("only %d defaults applied: the config reached too few keys", applied)

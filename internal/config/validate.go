@@ -80,6 +80,11 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "jobs.concurrency", &c.Jobs.Concurrency, j.Concurrency)
 	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
 	set(d, "cache.max_entry", &c.Cache.MaxEntry, DefaultCacheMaxEntry)
+	scope := ScopeLocal
+	if c.Redis != nil {
+		c.Redis.applyDefaults(d)
+		scope = ScopeGlobal
+	}
 	for name, u := range c.Upstreams {
 		if u == nil {
 			u = &Upstream{}
@@ -87,6 +92,7 @@ func (c *Config) applyDefaults(d defaulter) {
 		}
 		u.applyDefaults(d, "upstreams."+name)
 		set(d, "upstreams."+name+".job_concurrency", &u.JobConcurrency, c.Jobs.Concurrency)
+		set(d, "upstreams."+name+".rate_limit.scope", &u.RateLimit.Scope, scope)
 	}
 }
 
@@ -247,6 +253,9 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
 	v.check(c.Limits.BodyReadTimeout > 0, "limits.body_read_timeout", "must be > 0")
 	c.Incidents.validate(v, lookup)
+	if c.Redis != nil {
+		c.Redis.validate(v, lookup)
+	}
 	v.check(c.Limits.WriteTimeout > 0, "limits.write_timeout", "must be > 0")
 	v.check(c.Jobs.EnqueueTimeout > 0, "jobs.enqueue_timeout", "must be > 0")
 	v.check(c.Jobs.MaxDelay >= c.Jobs.BaseDelay, "jobs.max_delay", "must be >= base_delay")
@@ -272,6 +281,9 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 		v.check(upstreamName.MatchString(name), p, "name must be lower-case letters, digits, '-' or '_'")
 		v.check(!strings.HasPrefix(name, "seawall") && name != "_seawall", p, "names starting with seawall are reserved")
 		c.Upstreams[name].validate(v, p, lookup)
+		if c.Upstreams[name].RateLimit.Scope == ScopeGlobal && c.Redis == nil {
+			v.add(p+".rate_limit.scope", "global shares the pace through Redis: set a redis block, or leave scope unset")
+		}
 	}
 	return v.problems
 }
@@ -518,6 +530,7 @@ func (t Timeouts) validate(v *checker, p string) {
 func (r RateLimit) validate(v *checker, p string) {
 	v.check(r.Burst >= 1, p+".burst", "must be >= 1")
 	v.checkChoice(r.OnLimit, p+".on_limit", OnLimitWait, OnLimitReject)
+	v.checkChoice(r.Scope, p+".scope", ScopeGlobal, ScopeLocal)
 	if r.KeyHeader != "" {
 		v.check(validHeaderName(r.KeyHeader), p+".key_header", "not a valid header name")
 	}
