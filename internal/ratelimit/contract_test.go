@@ -10,5 +10,5 @@ import (
 // Local keeps the Limiter contract that every implementation shares.
 func TestLocalContract(t *testing.T) {
 	t.Parallel()
-	limitertest.Run(t, func(_ *testing.T, cfg ratelimit.Config) ratelimit.Limiter { return ratelimit.NewLocal(cfg) })
+	limitertest.Run(t, func(_ *testing.T, cfg ratelimit.Config) ratelimit.Limiter { return ratelimit.NewLocal(cfg) }, 0)
 }

@@ -17,11 +17,17 @@ type ExceededError struct {
 	RetryAfter time.Duration
 	// Paused is true when the upstream itself asked for the pause.
 	Paused bool
-	// Reason says who paused: PauseRetryAfter or PauseQuota.
+	// Reason says who paused: PauseRetryAfter, PauseQuota or PauseShared.
 	Reason string
+	// Unavailable: the shared limiter's store cannot be reached and the
+	// failure policy is closed; no slot was looked for.
+	Unavailable bool
 }
 
 func (e *ExceededError) Error() string {
+	if e.Unavailable {
+		return fmt.Sprintf("the shared limiter cannot be reached, retry in %s", e.RetryAfter.Round(time.Millisecond))
+	}
 	if e.Paused {
 		return fmt.Sprintf("upstream paused (%s) for another %s", e.Reason, e.RetryAfter.Round(time.Millisecond))
 	}
@@ -36,6 +42,8 @@ const (
 	PauseRetryAfter = "retry-after"
 	// PauseQuota: the vendor's quota headers said none is left.
 	PauseQuota = "quota"
+	// PauseShared: another replica heard the vendor ask for a pause.
+	PauseShared = "shared"
 )
 
 // Policy describes a quota for the RateLimit-Policy header.
@@ -111,6 +119,12 @@ type Status struct {
 	// QuotaRemaining is the vendor's remaining quota as last stated, less
 	// the calls sent since; -1 when unknown.
 	QuotaRemaining int64 `json:"quota_remaining"`
+	// Scope is "local" (this replica's pace) or "global" (shared with the
+	// other replicas through Redis).
+	Scope string `json:"scope"`
+	// Degraded, for a global limiter while Redis does not answer, says
+	// what holds instead: "local share 1/3" or "closed".
+	Degraded string `json:"degraded,omitempty"`
 }
 
 // budget is how long a caller may wait: maxWait, cut short by ctx's deadline.

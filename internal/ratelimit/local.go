@@ -559,7 +559,7 @@ func (l *Local) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.expireQuota(now)
-	s := Status{Configured: l.cfg.Rate, Adaptive: l.cfg.Adaptive, QuotaRemaining: -1}
+	s := Status{Configured: l.cfg.Rate, Adaptive: l.cfg.Adaptive, QuotaRemaining: -1, Scope: "local"}
 	if iv := l.interval(); iv > 0 {
 		s.Effective = float64(time.Second) / float64(iv)
 	}

@@ -1,0 +1,200 @@
+// Package cluster is what several Seawall replicas share through Redis:
+// each global upstream's pace (one GCRA per key on Redis's clock) and
+// pause, and the list of live replicas (docs/distributed.md). It is built
+// once per process from the redis block and handed to the upstream set.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/routine"
+)
+
+// heartbeat is how often a replica announces itself; a replica not heard
+// of for missedBeats of them is gone.
+const (
+	heartbeat   = time.Second
+	missedBeats = 3
+)
+
+// Cluster is this replica's link to the others.
+type Cluster struct {
+	rdb     *redis.Client
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+	self    Replica
+
+	clock    offset       // Redis's clock on this one
+	replicas atomic.Int64 // live replicas at the last heartbeat, at least 1
+	up       atomic.Bool  // whether Redis answered the last call
+
+	mu     sync.Mutex
+	paused map[string]time.Time // upstream → until, on this clock, as published
+	state  func(up bool)        // told of each change of up
+
+	disagree func([]string) // told when disagreements change
+	differ   []string       // the disagreements last told
+}
+
+// Replica is one live Seawall, as it announces itself.
+type Replica struct {
+	ID      string            `json:"id"`
+	Zone    string            `json:"zone,omitempty"`
+	Version string            `json:"version"`
+	Started time.Time         `json:"started"`
+	Seen    time.Time         `json:"seen,omitempty"`
+	Digests map[string]string `json:"upstreams,omitempty"` // global upstream → digest of its limit settings
+}
+
+// Hooks are told of what changes in the cluster; each may be nil.
+type Hooks struct {
+	// State is told each time Redis stops or starts answering.
+	State func(up bool)
+	// Disagree is told when the global upstreams whose limit settings
+	// differ between live replicas change (empty: they agree again).
+	Disagree func(upstreams []string)
+}
+
+// Open connects to the redis block's server. It does not fail when Redis
+// is down: the replicas' failure policy applies until it answers.
+func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluster, error) {
+	opts, err := redis.ParseURL(c.URL.Value())
+	if err != nil {
+		return nil, errors.New("redis.url: the client cannot use it") // never the URL: it may hold a password
+	}
+	if p := c.Password.Value(); p != "" {
+		opts.Password = p
+	}
+	t := c.Timeout.D()
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = t, t, t
+	opts.MaxRetries = -1 // one try: the failure policy decides, not a retry loop
+	opts.ContextTimeoutEnabled = true
+	if self.ID == "" {
+		self.ID = newID()
+	}
+	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, state: hooks.State, disagree: hooks.Disagree}
+	cl.replicas.Store(1)
+	cl.up.Store(true)
+	return cl, nil
+}
+
+// newID is a replica id: random, so that restarts and hosts never collide.
+func newID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ID is this replica's id.
+func (c *Cluster) ID() string { return c.self.ID }
+
+// Up reports whether Redis answered the last call.
+func (c *Cluster) Up() bool { return c.up.Load() }
+
+// Replicas is how many replicas were live at the last heartbeat, at
+// least 1 (this one).
+func (c *Cluster) Replicas() int { return int(c.replicas.Load()) }
+
+// result records whether a Redis call was answered, telling of a change.
+func (c *Cluster) result(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		if !c.up.Swap(true) && c.state != nil {
+			c.state(true)
+		}
+		return nil
+	}
+	if c.up.Swap(false) && c.state != nil {
+		c.state(false)
+	}
+	return fmt.Errorf("redis: %w", err)
+}
+
+// key is a key of this deployment's.
+func (c *Cluster) key(parts ...string) string {
+	return c.prefix + ":" + strings.Join(parts, ":")
+}
+
+// tenant is a rate-limit key as it is kept in Redis: hashed, since a
+// tenant's header value may be a credential.
+func tenant(k string) string {
+	if k == "" {
+		return "-"
+	}
+	h := sha256.Sum256([]byte(k))
+	return hex.EncodeToString(h[:12])
+}
+
+// call bounds one Redis call by the timeout.
+func (c *Cluster) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// Run announces this replica every heartbeat and hears the pauses others
+// publish, until ctx ends; then it leaves the list.
+func (c *Cluster) Run(ctx context.Context, g *routine.Group) {
+	g.Go("cluster pauses", func() { c.listen(ctx) })
+	t := time.NewTicker(heartbeat)
+	defer t.Stop()
+	for {
+		c.beat(ctx)
+		select {
+		case <-ctx.Done():
+			lctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			_ = c.rdb.ZRem(lctx, c.key("replicas"), c.self.ID).Err()
+			cancel()
+			_ = c.rdb.Close()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// beatScript adds this replica to the list with Redis's time, drops those
+// not heard of, keeps its description, and counts the live ones.
+var beatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return redis.call('ZCARD', KEYS[1])
+`)
+
+func (c *Cluster) beat(ctx context.Context) {
+	self := c.self
+	desc, _ := marshalReplica(self)
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	n, err := beatScript.Run(cctx, c.rdb, []string{c.key("replicas"), c.key("replica", self.ID)},
+		self.ID, int64(missedBeats*heartbeat/time.Millisecond), desc).Int64()
+	if c.result(err) != nil {
+		return
+	}
+	c.replicas.Store(max(n, 1))
+	if c.disagree == nil {
+		return
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		return
+	}
+	if d := Disagreements(list); !slices.Equal(d, c.differ) {
+		c.differ = d
+		c.disagree(d)
+	}
+}

@@ -1,0 +1,113 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/cluster"
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/ratelimit/limitertest"
+	"github.com/seawall/seawall/internal/routine"
+	"github.com/seawall/seawall/internal/testredis"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// open links a replica to the Redis at url, running its heartbeat and
+// pause listener until the test ends.
+func open(t *testing.T, url string, timeout time.Duration) *cluster.Cluster {
+	t.Helper()
+	rc := &config.Redis{URL: config.NewSecret(url), KeyPrefix: "t", Timeout: config.Duration(timeout), OnFailure: config.RedisOnFailureLocal}
+	cl, err := cluster.Open(rc, cluster.Replica{Version: "test"}, quiet, cluster.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	g := routine.New(quiet)
+	g.Go("cluster", func() { defer close(done); cl.Run(ctx, g) })
+	t.Cleanup(func() { cancel(); <-done })
+	return cl
+}
+
+// Global keeps the Limiter contract that every implementation shares, on
+// a real Redis.
+func TestGlobalContract(t *testing.T) {
+	srv := testredis.Start(t)
+	n := 0
+	limitertest.Run(t, func(t *testing.T, cfg ratelimit.Config) ratelimit.Limiter {
+		n++
+		cl := open(t, srv.URL(), time.Second)
+		return ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: cfg}, cl.Upstream("u"+string(rune('a'+n))))
+	}, time.Millisecond) // loopback round trips spread well under a millisecond
+}
+
+// Several replicas, item 6: while Redis does not answer (killed, or
+// frozen: a hang, not a refusal), a global upstream follows on_failure:
+// local paces at this replica's share, closed refuses as unavailable;
+// a call never waits much past its max_wait plus the Redis timeout; and
+// once Redis answers again the calls are shared again.
+func TestGlobalWhenRedisGoesAway(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "closed"}[closed], func(t *testing.T) {
+			srv := testredis.Start(t)
+			cl := open(t, srv.URL(), 50*time.Millisecond)
+			g := ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 20, Burst: 1}, Closed: closed, Retry: 200 * time.Millisecond}, cl.Upstream("api"))
+			wait := func() (time.Duration, error) {
+				start := time.Now()
+				_, err := g.Wait(context.Background(), "", 100*time.Millisecond)
+				return time.Since(start), err
+			}
+			if _, err := wait(); err != nil || g.Status().Scope != "global" || g.Status().Degraded != "" {
+				t.Fatalf("with Redis up: %v, status %+v", err, g.Status())
+			}
+			for _, outage := range []string{"killed", "frozen"} {
+				if outage == "killed" {
+					srv.Kill()
+				} else {
+					srv.Freeze()
+				}
+				for i := range 5 {
+					took, err := wait()
+					// A bound on behaviour (max_wait 100ms + timeout 50ms,
+					// ten times over), not a timing.
+					if took > 1500*time.Millisecond {
+						t.Errorf("%s, call %d: waited %s, past max_wait + redis.timeout", outage, i, took)
+					}
+					var ex *ratelimit.ExceededError
+					switch {
+					case closed && (!errors.As(err, &ex) || !ex.Unavailable):
+						t.Errorf("%s, closed, call %d: %v, want unavailable", outage, i, err)
+					case !closed && err != nil && !errors.As(err, &ex):
+						t.Errorf("%s, local, call %d: %v", outage, i, err)
+					}
+				}
+				want := "local share 1/1"
+				if closed {
+					want = "closed"
+				}
+				if got := g.Status().Degraded; got != want {
+					t.Errorf("%s: status says %q, want %q", outage, got, want)
+				}
+				if outage == "killed" {
+					srv.Restart(t)
+				} else {
+					srv.Thaw()
+				}
+				back := false
+				for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !back; time.Sleep(50 * time.Millisecond) {
+					_, err := wait()
+					back = err == nil && g.Status().Degraded == ""
+				}
+				if !back {
+					t.Errorf("after Redis was %s and came back: status %+v, want shared again within 3 s", outage, g.Status())
+				}
+			}
+		})
+	}
+}
