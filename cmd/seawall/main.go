@@ -43,11 +43,12 @@ commands:
                       endpoint, list or remove shifts (see seawall shift -h)
   incidents VERB      list incidents, or show one's timeline (see seawall incidents -h)
   usage               each vendor's calls, savings, cost and quota, today and this month
+  cluster             the live replicas sharing the global upstreams' limits (redis)
   version             print the version, commit and Go version of this build
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "usage", "version", "help"}
+var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "usage", "cluster", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -102,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return incidentsCmd(args[1:], stdout, stderr)
 	case "usage":
 		return usageCmd(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version())
 		return 0
@@ -230,7 +233,7 @@ func serve(args []string, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "file", w.File, "line", w.Line, "path", w.Path, "warning", w.Msg)
 	}
-	s, lns, err := server.Listen(cfg, log)
+	s, lns, err := server.Listen(cfg, log, version())
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall: %v\n", err)
 		return 1

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/problem"
@@ -34,6 +35,9 @@ type Parts struct {
 	// Reload, when set, reloads the config and describes what it did,
 	// with a "result" of "applied" or "rejected".
 	Reload func() any
+	// Cluster, when set, lists the live replicas that share the global
+	// upstreams' limits.
+	Cluster *cluster.Cluster
 }
 
 // Handler returns the admin API.
@@ -117,6 +121,9 @@ func Handler(parts Parts) http.Handler {
 	if inc != nil {
 		incidentsAPI{inc}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
 	}
+	mux.Handle("GET /admin/cluster", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, clusterView(r.Context(), parts.Cluster))
+	})))
 	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
 	// a busy Seawall spends its time: docs/operations.md.
 	mux.Handle("GET /debug/pprof/", authorized(token, http.HandlerFunc(pprof.Index)))

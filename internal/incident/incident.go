@@ -79,6 +79,9 @@ const (
 	CacheStale       = "cache.serving_stale"
 	ConfigReloaded   = "config.reloaded"
 	ConfigRejected   = "config.rejected"
+	RedisUnreachable = "redis.unreachable"
+	RedisRestored    = "redis.restored"
+	ReplicasDisagree = "replicas.disagree"
 )
 
 // Event is one thing that happened, with its evidence.

@@ -86,6 +86,8 @@ var (
 		"The upstream sent Retry-After; retry after the time given.")
 	kindRateLimited = problem.Define(http.StatusTooManyRequests, "rate-limited", "Rate limited",
 		"Retry after the time in Retry-After, or raise the upstream's rate_limit.")
+	kindLimiterUnavailable = problem.Define(http.StatusServiceUnavailable, "limiter-unavailable", "Shared rate limiter unavailable",
+		"Redis, which keeps this upstream's limit for every replica, does not answer and redis.on_failure is closed: retry after Retry-After, or set on_failure: local.")
 	kindResponseTooLarge = problem.Define(http.StatusBadGateway, "response-too-large", "Upstream response too large",
 		"Raise limits.max_response_body.")
 	kindSeawallOverloaded = problem.Define(http.StatusServiceUnavailable, "seawall-overloaded", "Seawall overloaded",
@@ -157,7 +159,10 @@ func classify(err error) *problem.Kind {
 		return kindQuotaExhausted
 	case errors.Is(err, ratelimit.ErrExceeded):
 		var ex *ratelimit.ExceededError
-		if errors.As(err, &ex) && ex.Paused {
+		switch {
+		case errors.As(err, &ex) && ex.Unavailable:
+			return kindLimiterUnavailable
+		case ex != nil && ex.Paused:
 			return kindUpstreamPaused
 		}
 		return kindRateLimited

@@ -91,7 +91,7 @@ func newStackDoc(t *testing.T, doc string) *stack {
 // the handler over both. Cleanup closes them.
 func build(tb testing.TB, cfg *config.Config, log *slog.Logger, m *proxy.Metrics, opts ...proxy.Option) (*proxy.Proxy, *upstream.Set, jobs.Store) {
 	tb.Helper()
-	ups := upstream.NewSet(cfg, m, log, nil, nil, nil)
+	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: m, Log: log})
 	tb.Cleanup(ups.Close)
 	var js jobs.Store
 	if cfg.UsesAsync() {

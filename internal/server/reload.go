@@ -156,6 +156,7 @@ func needRestart(was, now *config.Config) []string {
 		"log":            was.Log == now.Log,
 		"jobs":           reflect.DeepEqual(wj, nj),
 		"cache":          was.Cache == now.Cache,
+		"redis":          reflect.DeepEqual(was.Redis, now.Redis),
 		"shutdown_grace": was.ShutdownGrace == now.ShutdownGrace,
 	} {
 		if !same {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seawall/seawall/internal/admin"
+	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
@@ -31,6 +32,7 @@ type Server struct {
 	Proxy   *proxy.Proxy
 	Metrics *proxy.Metrics
 	ups     *upstream.Set
+	cluster *cluster.Cluster // nil without a redis block
 	// Incidents keeps the events and incidents (docs/incidents.md).
 	Incidents *incident.Recorder
 	stopInc   chan struct{}
@@ -133,12 +135,18 @@ func incidentSinks(c config.Incidents, admin string) ([]incident.Sink, error) {
 // with its limits, response cache and usage meters), then the job store
 // that delivers through the upstream set, then the notices and the two
 // handlers over all of them.
-func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, error) {
+//
+// version names this build to the other replicas (seawall version's text).
+func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, []net.Listener, error) {
 	m := proxy.NewMetrics()
 	g := routine.New(log)
 	rec := incident.NewRecorder(incident.Config{ResolveAfter: cfg.Incidents.ResolveAfter.D(), KeepEvents: cfg.Incidents.KeepEvents, KeepIncidents: cfg.Incidents.KeepIncidents},
 		incident.GathererImpact(m.Registry))
-	ups := upstream.NewSet(cfg, m, log, rec, g, nil)
+	cl, err := openCluster(cfg, strings.Join(version, " "), m.Registry, rec, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: m, Log: log, Events: rec, Routines: g, Cluster: cl})
 	var store jobs.Store
 	if cfg.UsesAsync() {
 		var err error
@@ -156,7 +164,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		}
 	}
 	p := proxy.New(cfg, ups, proxy.WithJobs(store))
-	s := &Server{Proxy: p, Metrics: m, ups: ups, Incidents: rec, routines: g, jobs: store, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(m.Registry)}
+	s := &Server{Proxy: p, Metrics: m, ups: ups, cluster: cl, Incidents: rec, routines: g, jobs: store, stopInc: make(chan struct{}), incDone: make(chan struct{}), usageDone: make(chan struct{}), log: log, grace: cfg.ShutdownGrace.D(), queueAge: cfg.Incidents.QueueAgeHigh.D(), started: cfg, reloads: reloadMetrics(m.Registry)}
 	sinks, err := incidentSinks(cfg.Incidents, adminURL(cfg.Admin.Listen))
 	if err != nil {
 		return nil, nil, err
@@ -185,7 +193,7 @@ func Listen(cfg *config.Config, log *slog.Logger) (*Server, []net.Listener, erro
 		}
 		s.adminToken = token
 		order = append(order, listener{cfg.Admin.Listen, admin.Handler(admin.Parts{
-			Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() },
+			Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() }, Cluster: cl,
 		})})
 	}
 	var lns []net.Listener
@@ -233,6 +241,16 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	leaveCluster := func() {}
+	if s.cluster != nil {
+		// The replica stays in the cluster until everything else has
+		// stopped: calls finishing within the grace period still pace
+		// through Redis.
+		clusterCtx, leave := context.WithCancel(context.WithoutCancel(ctx))
+		clusterDone := make(chan struct{})
+		s.routines.Go("cluster heartbeat", func() { defer close(clusterDone); s.cluster.Run(clusterCtx, s.routines) })
+		leaveCluster = func() { leave(); <-clusterDone }
+	}
 	if s.jobs != nil {
 		if err := s.jobs.Start(ctx); err != nil {
 			return fmt.Errorf("starting delivery: %w", err)
@@ -268,6 +286,7 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 	}
 	stopWatch()
+	leaveCluster()
 	if left := s.routines.Wait(5 * time.Second); len(left) > 0 {
 		s.log.Warn("goroutines still running at shutdown", "goroutines", left)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seawall/seawall/internal/cache"
+	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/endpoint"
 	"github.com/seawall/seawall/internal/incident"
@@ -29,19 +30,35 @@ type Set struct {
 	limits atomic.Pointer[Limits]
 	cache  cache.Store
 	m      *Metrics
-	log    *slog.Logger
-	events incident.Publisher
-	g      *routine.Group
+	// cluster is the link to the other replicas; nil: none.
+	cluster *cluster.Cluster
+	log     *slog.Logger
+	events  incident.Publisher
+	g       *routine.Group
 	// Usage holds the upstreams' meters, which outlive a reload.
 	Usage *usage.Book
 }
 
+// Parts are what a Set is built from, made before it.
+type Parts struct {
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Events receives the upstreams' incident events (nil: none).
+	Events incident.Publisher
+	// Routines starts their goroutines (nil: bare goroutines, for tests).
+	Routines *routine.Group
+	// Cache is the response cache (nil: an in-memory one of the config's
+	// cache.max_bytes).
+	Cache cache.Store
+	// Cluster shares the global upstreams' pace and pauses with the other
+	// replicas; nil without a redis block.
+	Cluster *cluster.Cluster
+}
+
 // NewSet returns a set holding cfg's upstreams and limits, which a later
-// Apply replaces. events receives the upstreams' incident events (nil:
-// none); g starts their goroutines (nil: bare goroutines, for tests);
-// responses is the response cache (nil: an in-memory one of cfg's
-// cache.max_bytes).
-func NewSet(cfg *config.Config, m *Metrics, log *slog.Logger, events incident.Publisher, g *routine.Group, responses cache.Store) *Set {
+// Apply replaces.
+func NewSet(cfg *config.Config, p Parts) *Set {
+	m, log, events, g, responses := p.Metrics, p.Log, p.Events, p.Routines, p.Cache
 	if events == nil {
 		events = incident.Discard
 	}
@@ -49,7 +66,7 @@ func NewSet(cfg *config.Config, m *Metrics, log *slog.Logger, events incident.Pu
 		responses = cache.NewMemory(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxEntry), m.CacheEvictions.Inc)
 	}
 	m.WatchCacheBytes(responses.Bytes)
-	s := &Set{m: m, log: log, events: events, g: g, cache: responses, Usage: usage.NewBook(events)}
+	s := &Set{m: m, log: log, events: events, g: g, cache: responses, cluster: p.Cluster, Usage: usage.NewBook(events)}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
 	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports}, usageCollector{reports: s.UsageReports})
@@ -107,7 +124,11 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name), s.g)
+		var shared ratelimit.Shared
+		if s.cluster != nil && cfg.Global(uc) {
+			shared = s.cluster.Upstream(name)
+		}
+		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name), s.g, shared, cfg.Redis)
 		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
 			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
 		}

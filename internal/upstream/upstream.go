@@ -86,7 +86,10 @@ func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 // New builds the upstream name of a validated config; zone is Seawall's
 // own; events receives its incident events (nil: none); g starts its
 // health ticker, which Close stops.
-func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter, g *routine.Group) *Upstream {
+//
+// shared, when not nil, paces the upstream with the other replicas under
+// the redis block's failure policy.
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter, g *routine.Group, shared ratelimit.Shared, redis *config.Redis) *Upstream {
 	if events == nil {
 		events = incident.Discard
 	}
@@ -115,14 +118,20 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 	if c.RateLimit.OnLimit == config.OnLimitWait {
 		u.maxWait = c.RateLimit.MaxWait.D()
 	}
-	local := ratelimit.NewLocal(ratelimit.Config{
+	lc := ratelimit.Config{
 		Rate:     c.RateLimit.Rate.PerSecond(),
 		Burst:    c.RateLimit.Burst,
 		Headroom: c.RateLimit.Headroom / 100,
 		Adaptive: c.RateLimit.Adaptive,
 		OnEvent:  u.limiterEvent,
-	})
-	u.Limiter, u.Policy = local, local.Policy()
+	}
+	if shared != nil {
+		global := ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: lc, Closed: redis.OnFailure == config.RedisOnFailureClosed}, shared)
+		u.Limiter, u.Policy = global, global.Policy()
+	} else {
+		local := ratelimit.NewLocal(lc)
+		u.Limiter, u.Policy = local, local.Policy()
+	}
 	u.Breaker = newBreaker(c.Breaker, u.breakerChanged)
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)

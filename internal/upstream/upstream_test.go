@@ -23,7 +23,7 @@ func set(t *testing.T, doc string) *upstream.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := upstream.NewSet(cfg, upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
+	s := upstream.NewSet(cfg, upstream.Parts{Metrics: upstream.NewMetrics(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(s.Close)
 	return s
 }
@@ -88,7 +88,7 @@ func TestSetApply(t *testing.T) {
 		}
 		return c
 	}
-	s := upstream.NewSet(cfg(doc), upstream.NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
+	s := upstream.NewSet(cfg(doc), upstream.Parts{Metrics: upstream.NewMetrics(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer s.Close()
 	cached := func() string { // which upstreams' answers the cache holds, after storing one for any that has none
 		var held []string

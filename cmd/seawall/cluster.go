@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/seawall/seawall/internal/admin"
+)
+
+const clusterHelp = `usage: seawall cluster [-json]
+
+The live replicas that share the global upstreams' limits through Redis:
+each one's id, zone, version, when it started and when it was last heard
+of, and any global upstream whose limits the replicas disagree on. It
+talks to a running Seawall's admin API, found from the config (-c,
+default seawall.yaml) or given with -admin URL and -token (or
+SEAWALL_ADMIN_TOKEN).
+`
+
+// clusterCmd runs "seawall cluster".
+func clusterCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), clusterHelp+"\nFlags:\n"); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := flags.client(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "seawall cluster: %v\n", err)
+		return 1
+	}
+	var v admin.ClusterView
+	if err := c.do(http.MethodGet, "/admin/cluster", nil, &v); err != nil {
+		fmt.Fprintf(stderr, "seawall cluster: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return 0
+	}
+	if !v.Shared {
+		fmt.Fprintln(stdout, "this Seawall shares nothing: its config has no redis block")
+		return 0
+	}
+	if v.Error != "" {
+		fmt.Fprintf(stderr, "seawall cluster: the list could not be read: %s\n", v.Error)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tZONE\tVERSION\tSTARTED\tLAST SEEN\tGLOBAL UPSTREAMS")
+	for _, r := range v.Replicas {
+		id := r.ID
+		if id == v.Self {
+			id += " (this one)"
+		}
+		names := make([]string, 0, len(r.Digests))
+		for n := range r.Digests {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%s\n", id, dash(r.Zone), dash(r.Version), r.Started.Local().Format(time.DateTime),
+			time.Since(r.Seen).Round(time.Second), dash(strings.Join(names, ", ")))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(stdout, "%d live replica(s); Redis %s\n", len(v.Replicas), map[bool]string{true: "answers", false: "does not answer"}[v.RedisUp])
+	if len(v.Disagree) > 0 {
+		fmt.Fprintf(stdout, "their limits differ for: %s (they share one pace: make the configs agree)\n", strings.Join(v.Disagree, ", "))
+	}
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
