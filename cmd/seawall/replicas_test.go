@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +66,14 @@ upstreams:
 // statuses the app saw, by replica.
 func offer(t *testing.T, replicas []*replica, path string, rate int, d time.Duration) []map[int]int {
 	t.Helper()
+	seen, _ := offerTimed(t, replicas, path, rate, d)
+	return seen
+}
+
+// offerTimed is offer, also returning the longest any request took.
+func offerTimed(t *testing.T, replicas []*replica, path string, rate int, d time.Duration) ([]map[int]int, time.Duration) {
+	t.Helper()
+	var longest time.Duration
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	defer c.CloseIdleConnections()
 	seen := make([]map[int]int, len(replicas))
@@ -84,13 +94,16 @@ func offer(t *testing.T, replicas []*replica, path string, rate int, d time.Dura
 				go func() {
 					defer calls.Done()
 					status := 0
+					began := time.Now()
 					if resp, err := c.Get(r.base + path); err == nil {
 						_, _ = io.Copy(io.Discard, resp.Body)
 						_ = resp.Body.Close()
 						status = resp.StatusCode
 					}
+					took := time.Since(began)
 					mu.Lock()
 					seen[i][status]++
+					longest = max(longest, took)
 					mu.Unlock()
 				}()
 			}
@@ -98,7 +111,7 @@ func offer(t *testing.T, replicas []*replica, path string, rate int, d time.Dura
 		}()
 	}
 	wg.Wait()
-	return seen
+	return seen, longest
 }
 
 // vendorTiming skips a test that judges pacing at a vendor by the clock
@@ -217,5 +230,265 @@ func TestReplicasSharePauses(t *testing.T) {
 	}
 	if len(after) == 0 {
 		t.Error("no call in the second after the pause: the replicas did not resume")
+	}
+}
+
+// clusterSize asks a replica's admin API how many live replicas it sees.
+func clusterSize(t *testing.T, r *replica) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.admin+"/admin/cluster", nil)
+	req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Replicas []struct{ ID string } `json:"replicas"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return -1
+	}
+	return len(v.Replicas)
+}
+
+// Several replicas, acceptance 4: one of three replicas is killed
+// (SIGKILL) under load. The other two keep the global rate: nginx refuses
+// nothing and serves at least 18 a second from 2 s after the kill; they
+// list two live replicas within 10 s.
+func TestReplicasSurviveAKill(t *testing.T) {
+	vendorTiming(t)
+	redis := testredis.Start(t)
+	vendor := vendortest.StartNginx(t, 20)
+	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
+		"    rate_limit: {rate: 20/s, max_wait: 1s}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n")
+	waitForReplicas(t, replicas, 3)
+	const secs = 20
+	start := time.Now()
+	killAt := start.Add(6 * time.Second)
+	var listedTwo time.Duration
+	go func() {
+		time.Sleep(time.Until(killAt))
+		_ = replicas[2].cmd.Process.Kill()
+	}()
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		time.Sleep(time.Until(killAt))
+		for d := time.Now().Add(15 * time.Second); time.Now().Before(d); time.Sleep(100 * time.Millisecond) {
+			if clusterSize(t, replicas[0]) == 2 {
+				listedTwo = time.Since(killAt)
+				return
+			}
+		}
+	}()
+	offer(t, replicas, "/v/ok.json", 100, secs*time.Second)
+	<-watch
+	var after []vendortest.Hit
+	refused := 0
+	for _, h := range vendor.Hits(t) {
+		if h.At.Before(start) {
+			continue
+		}
+		if h.Status != 200 {
+			refused++
+		}
+		if !h.At.Before(killAt.Add(2*time.Second)) && h.At.Before(start.Add(secs*time.Second)) {
+			after = append(after, h)
+		}
+	}
+	window := start.Add(secs * time.Second).Sub(killAt.Add(2 * time.Second)).Seconds()
+	perSecond := float64(vendortest.Count(after)[200]) / window
+	t.Logf("nginx refused %d; from 2 s after the kill it served %.1f/s; two replicas listed %s after the kill", refused, perSecond, listedTwo)
+	if refused != 0 {
+		t.Errorf("nginx refused %d calls", refused)
+	}
+	if perSecond < 18 {
+		t.Errorf("from 2 s after the kill, nginx served %.1f calls a second, want at least 18", perSecond)
+	}
+	if listedTwo == 0 || listedTwo > 10*time.Second {
+		t.Errorf("two live replicas listed %s after the kill, want within 10 s", listedTwo)
+	}
+}
+
+// degraded is what each replica's /admin/upstreams says of upstream v's
+// rate limit while Redis does not answer ("" while shared).
+func degraded(t *testing.T, replicas []*replica) []string {
+	t.Helper()
+	out := make([]string, len(replicas))
+	for i, r := range replicas {
+		req, _ := http.NewRequest(http.MethodGet, r.admin+"/admin/upstreams", nil)
+		req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out[i] = "unreachable"
+			continue
+		}
+		var ups []struct {
+			RateLimit struct {
+				Degraded string `json:"degraded"`
+			} `json:"rate_limit"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&ups)
+		_ = resp.Body.Close()
+		if len(ups) == 1 {
+			out[i] = ups[0].RateLimit.Degraded
+		}
+	}
+	return out
+}
+
+// sharedAgainWithin polls until no replica is degraded, and says how long
+// that took (or d when it did not happen).
+func sharedAgainWithin(t *testing.T, replicas []*replica, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		all := true
+		for _, s := range degraded(t, replicas) {
+			all = all && s == ""
+		}
+		if all {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
+}
+
+// Several replicas, acceptance 5: Redis frozen (SIGSTOP, 20 s: a hang, not
+// a refusal), then killed and restarted empty, under load. With
+// on_failure: local the replicas take turns at their share of the rate:
+// nginx (limit_req 20r/s, no burst) refuses nothing; with closed they
+// answer 503 limiter-unavailable and the vendor gets nothing. Either way no
+// request waits past max_wait + redis.timeout (with 300 ms for the HTTP
+// round trip and scheduling), nothing crashes, and the limit is shared
+// again within 2 s of Redis answering.
+func TestReplicasWhenRedisGoesAway(t *testing.T) {
+	vendorTiming(t)
+	const limits = "    rate_limit: {rate: 20/s, max_wait: 1s}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n"
+	const bound = time.Second + 50*time.Millisecond + 300*time.Millisecond
+	t.Run("local", func(t *testing.T) {
+		redis := testredis.Start(t)
+		vendor := vendortest.StartNginx(t, 20)
+		replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL, limits)
+		waitForReplicas(t, replicas, 3)
+		start := time.Now()
+		var back []time.Duration
+		var states [][]string
+		timeline := make(chan struct{})
+		go func() {
+			defer close(timeline)
+			time.Sleep(6 * time.Second)
+			redis.Freeze()
+			time.Sleep(3 * time.Second)
+			states = append(states, degraded(t, replicas))
+			time.Sleep(17 * time.Second)
+			redis.Thaw()
+			back = append(back, sharedAgainWithin(t, replicas, 5*time.Second))
+			time.Sleep(3 * time.Second)
+			redis.Kill()
+			time.Sleep(3 * time.Second)
+			states = append(states, degraded(t, replicas))
+			redis.Restart(t)
+			back = append(back, sharedAgainWithin(t, replicas, 5*time.Second))
+		}()
+		seen, longest := offerTimed(t, replicas, "/v/ok.json", 100, 42*time.Second)
+		<-timeline
+		n := map[int]int{}
+		perSecond := make([]int, 43)
+		var refusedAt []string
+		for _, h := range vendor.Hits(t) {
+			if !h.At.Before(start) {
+				n[h.Status]++
+				if sec := int(h.At.Sub(start) / time.Second); sec < len(perSecond) && h.Status == 200 {
+					perSecond[sec]++
+				}
+				if h.Status != 200 {
+					refusedAt = append(refusedAt, h.At.Sub(start).Round(time.Millisecond).String())
+				}
+			}
+		}
+		t.Logf("served each second: %v; refused at %v", perSecond, refusedAt)
+		t.Logf("nginx: %v over 42 s (%.1f/s served); longest request %s; while Redis was frozen, then killed: %v; shared again after %v; the apps saw %v",
+			n, float64(n[200])/42, longest, states, back, seen)
+		if n[429] != 0 {
+			t.Errorf("nginx refused %d calls", n[429])
+		}
+		if longest > bound {
+			t.Errorf("a request took %s, past max_wait + redis.timeout", longest)
+		}
+		for i, st := range states {
+			for r, s := range st {
+				if !strings.HasPrefix(s, "local turn ") || !strings.HasSuffix(s, " of 3") {
+					t.Errorf("outage %d, replica %d: degraded %q, want a local turn of 3", i+1, r+1, s)
+				}
+			}
+		}
+		for i, d := range back {
+			if d > 2*time.Second {
+				t.Errorf("outage %d: shared again %s after Redis answered, want within 2 s", i+1, d)
+			}
+		}
+		for i, s := range seen {
+			if s[0] > 0 || s[502] > 0 || s[503] > 0 {
+				t.Errorf("replica %d: the app saw %v, want 200s and 429s only", i+1, s)
+			}
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		redis := testredis.Start(t)
+		vendor := vendortest.StartNginx(t, 20)
+		replicas := startReplicas(t, 3, redis.URL(), ", on_failure: closed", vendor.URL, limits)
+		waitForReplicas(t, replicas, 3)
+		var frozeAt, thawAt time.Time
+		var back time.Duration
+		timeline := make(chan struct{})
+		go func() {
+			defer close(timeline)
+			time.Sleep(4 * time.Second)
+			frozeAt = time.Now()
+			redis.Freeze()
+			time.Sleep(6 * time.Second)
+			thawAt = time.Now()
+			redis.Thaw()
+			back = sharedAgainWithin(t, replicas, 5*time.Second)
+		}()
+		seen, longest := offerTimed(t, replicas, "/v/ok.json", 50, 16*time.Second)
+		<-timeline
+		during := 0
+		for _, h := range vendor.Hits(t) {
+			if h.At.After(frozeAt.Add(200*time.Millisecond)) && h.At.Before(thawAt) {
+				during++
+			}
+		}
+		t.Logf("vendor calls while Redis was frozen: %d; longest request %s; shared again after %s; the apps saw %v", during, longest, back, seen)
+		if during != 0 {
+			t.Errorf("%d calls reached the vendor while the shared limiter was unreachable and on_failure is closed", during)
+		}
+		for i, s := range seen {
+			if s[503] == 0 {
+				t.Errorf("replica %d: no 503 limiter-unavailable while Redis was frozen: %v", i+1, s)
+			}
+			if s[0] > 0 {
+				t.Errorf("replica %d: %d requests failed outright", i+1, s[0])
+			}
+		}
+		if longest > bound {
+			t.Errorf("a request took %s, past max_wait + redis.timeout", longest)
+		}
+		if back > 2*time.Second {
+			t.Errorf("shared again %s after Redis answered, want within 2 s", back)
+		}
+	})
+}
+
+// waitForReplicas waits until the first replica lists n live ones.
+func waitForReplicas(t *testing.T, replicas []*replica, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); clusterSize(t, replicas[0]) != n; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 1 sees %d replicas, want %d", clusterSize(t, replicas[0]), n)
+		}
 	}
 }

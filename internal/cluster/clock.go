@@ -30,3 +30,14 @@ func (o *offset) local(rt, arrived time.Time) time.Time {
 	}
 	return rt.Add(o.d)
 }
+
+// redis is local time lt on Redis's clock, by the offset last known; the
+// zero time stays zero.
+func (o *offset) redis(lt time.Time) time.Time {
+	if lt.IsZero() {
+		return lt
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return lt.Add(-o.d)
+}

@@ -39,9 +39,9 @@ type Cluster struct {
 	log     *slog.Logger
 	self    Replica
 
-	clock    offset       // Redis's clock on this one
-	replicas atomic.Int64 // live replicas at the last heartbeat, at least 1
-	up       atomic.Bool  // whether Redis answered the last call
+	clock offset       // Redis's clock on this one
+	share atomic.Int64 // at the last heartbeat: this replica's rank << 32 | live replicas
+	up    atomic.Bool  // whether Redis answered the last call
 
 	mu     sync.Mutex
 	paused map[string]time.Time // upstream → until, on this clock, as published
@@ -88,7 +88,7 @@ func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluste
 		self.ID = newID()
 	}
 	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, state: hooks.State, disagree: hooks.Disagree}
-	cl.replicas.Store(1)
+	cl.share.Store(1) // rank 0 of 1 until the first heartbeat
 	cl.up.Store(true)
 	return cl, nil
 }
@@ -106,9 +106,12 @@ func (c *Cluster) ID() string { return c.self.ID }
 // Up reports whether Redis answered the last call.
 func (c *Cluster) Up() bool { return c.up.Load() }
 
-// Replicas is how many replicas were live at the last heartbeat, at
-// least 1 (this one).
-func (c *Cluster) Replicas() int { return int(c.replicas.Load()) }
+// Share is this replica's rank among the live replicas (sorted by id) and
+// how many there were at the last heartbeat, at least 1 (this one).
+func (c *Cluster) Share() (rank, n int) {
+	v := c.share.Load()
+	return int(v >> 32), int(v & 0xffffffff)
+}
 
 // result records whether a Redis call was answered, telling of a change.
 func (c *Cluster) result(err error) error {
@@ -172,7 +175,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-return redis.call('ZCARD', KEYS[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
 func (c *Cluster) beat(ctx context.Context) {
@@ -180,12 +183,17 @@ func (c *Cluster) beat(ctx context.Context) {
 	desc, _ := marshalReplica(self)
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	n, err := beatScript.Run(cctx, c.rdb, []string{c.key("replicas"), c.key("replica", self.ID)},
-		self.ID, int64(missedBeats*heartbeat/time.Millisecond), desc).Int64()
+	ids, err := beatScript.Run(cctx, c.rdb, []string{c.key("replicas"), c.key("replica", self.ID)},
+		self.ID, int64(missedBeats*heartbeat/time.Millisecond), desc).StringSlice()
 	if c.result(err) != nil {
 		return
 	}
-	c.replicas.Store(max(n, 1))
+	slices.Sort(ids)
+	rank := slices.Index(ids, self.ID)
+	if rank < 0 { // not listed (a Redis in trouble): alone
+		ids, rank = []string{self.ID}, 0
+	}
+	c.share.Store(int64(rank)<<32 | int64(len(ids)))
 	if c.disagree == nil {
 		return
 	}

@@ -87,7 +87,7 @@ func TestGlobalWhenRedisGoesAway(t *testing.T) {
 						t.Errorf("%s, local, call %d: %v", outage, i, err)
 					}
 				}
-				want := "local share 1/1"
+				want := "local turn 1 of 1"
 				if closed {
 					want = "closed"
 				}

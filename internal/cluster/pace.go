@@ -20,13 +20,17 @@ import (
 // microseconds.
 //
 // KEYS: the key's theoretical arrival time, the upstream's pause.
-// ARGV: interval (0: unlimited, only the pause binds), burst, max wait.
+// ARGV: interval (0: unlimited, only the pause binds), burst, max wait,
+// and a time no slot may come before (0: none), when a replica comes back
+// from pacing on its own.
 // Returns {taken (0/1), wait, paused (0/1), now}.
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local iv, burst, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local notbefore = tonumber(ARGV[4]) or 0
+if notbefore > pause then pause = notbefore end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 local floor = pause + (burst - 1) * iv
 if floor > tat then tat = floor end
@@ -71,11 +75,15 @@ func (c *Cluster) Upstream(name string) *Upstream { return &Upstream{c: c, name:
 
 // Reserve implements ratelimit.Shared. The slot's time is the store's,
 // put on this clock by the offset between the two (clock.go).
-func (u *Upstream) Reserve(ctx context.Context, key string, iv time.Duration, burst int, maxWait time.Duration) (at time.Time, wait time.Duration, taken, paused bool, err error) {
+func (u *Upstream) Reserve(ctx context.Context, key string, iv time.Duration, burst int, maxWait time.Duration, notBefore time.Time) (at time.Time, wait time.Duration, taken, paused bool, err error) {
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
+	var floor int64
+	if !notBefore.IsZero() {
+		floor = u.c.clock.redis(notBefore).UnixMicro()
+	}
 	res, err := reserveScript.Run(cctx, u.c.rdb, []string{u.c.key("pace", u.name, tenant(key)), u.c.key("pause", u.name)},
-		iv.Microseconds(), max(burst, 1), maxWait.Microseconds()).Int64Slice()
+		iv.Microseconds(), max(burst, 1), maxWait.Microseconds(), floor).Int64Slice()
 	answered := time.Now()
 	if err = u.c.result(err); err != nil {
 		return time.Time{}, 0, false, false, err
@@ -112,8 +120,8 @@ func (u *Upstream) PausedUntil() time.Time {
 	return u.c.paused[u.name]
 }
 
-// Replicas implements ratelimit.Shared.
-func (u *Upstream) Replicas() int { return u.c.Replicas() }
+// Share implements ratelimit.Shared.
+func (u *Upstream) Share() (rank, n int) { return u.c.Share() }
 
 // listen hears the pauses other replicas publish until ctx ends,
 // resubscribing when Redis comes back.

@@ -16,15 +16,17 @@ type Shared interface {
 	// store's now. When it does not come in time, nothing is taken, wait
 	// says when the next one would come, and paused whether a pause holds
 	// it. An error means the store did not answer in time.
-	Reserve(ctx context.Context, key string, iv time.Duration, burst int, maxWait time.Duration) (at time.Time, wait time.Duration, taken, paused bool, err error)
+	// No slot comes before notBefore (zero: no such bound).
+	Reserve(ctx context.Context, key string, iv time.Duration, burst int, maxWait time.Duration, notBefore time.Time) (at time.Time, wait time.Duration, taken, paused bool, err error)
 	// Pause holds every replica's calls for d from now.
 	Pause(ctx context.Context, d time.Duration) error
 	// PausedUntil is the end of the last pause another replica published,
 	// on this replica's clock: a call already given a slot checks it
 	// before it leaves.
 	PausedUntil() time.Time
-	// Replicas is how many replicas were last seen live, at least 1.
-	Replicas() int
+	// Share is this replica's place among the replicas last seen live:
+	// rank from 0, of n (at least 1).
+	Share() (rank, n int)
 }
 
 // GlobalConfig sets up a Global limiter.
@@ -51,11 +53,20 @@ type Global struct {
 	shared Shared
 	cfg    GlobalConfig
 
-	mu       sync.Mutex
-	down     bool      // the store did not answer the last try
-	retryAt  time.Time // when a call tries the store again
-	fallback *Local    // paces at the rate's share while down
-	share    int       // the replicas fallback divides the rate by
+	mu      sync.Mutex
+	down    bool                 // the store did not answer the last try
+	retryAt time.Time            // when a call tries the store again
+	grid    map[string]time.Time // while down: each key's next turn on the grid
+	laidFor int                  // the replicas the grid was last laid for
+	// The switches between the shared pace and the turns leave a gap of
+	// the longest wait: calls already given a slot (or a turn) by the one
+	// may still leave up to that long after it, and the other must not
+	// give out a time among theirs.
+	gridFrom   time.Time // no turn before it
+	turnRank   int       // this replica's place among turnN, as the store was lost
+	turnN      int
+	sharedFrom time.Time     // no shared slot before it
+	longest    time.Duration // the longest wait a call has asked for
 
 	pending   time.Duration // a pause this replica heard, not yet shared
 	pendingAt time.Time     // when it was heard
@@ -118,17 +129,24 @@ func NewGlobal(cfg GlobalConfig, shared Shared) *Global {
 
 // Wait implements Limiter.
 func (g *Global) Wait(ctx context.Context, key string, maxWait time.Duration) (Slot, error) {
-	return g.wait(ctx, key, maxWait, g.Local.Wait)
+	return g.wait(ctx, key, maxWait, g.Local.Wait, false)
 }
 
 // WaitBackground implements Limiter.
 func (g *Global) WaitBackground(ctx context.Context, key string, maxWait time.Duration) (Slot, error) {
-	return g.wait(ctx, key, maxWait, g.Local.WaitBackground)
+	return g.wait(ctx, key, maxWait, g.Local.WaitBackground, true)
 }
 
-// wait takes this replica's turn from local, then the shared slot.
-func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, local func(context.Context, string, time.Duration) (Slot, error)) (Slot, error) {
+// wait takes this replica's turn from local, then the shared slot; while
+// the store is down, a turn of this replica's share instead.
+func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, local func(context.Context, string, time.Duration) (Slot, error), background bool) (Slot, error) {
 	start := g.now()
+	g.mu.Lock()
+	g.longest = max(g.longest, maxWait)
+	g.mu.Unlock()
+	if g.skipStore(start) {
+		return g.degraded(ctx, key, Slot{At: start}, budget(ctx, start, maxWait), background)
+	}
 	s, err := local(ctx, key, maxWait)
 	defer g.sharePending() // a quota this call spent holds the calls after it
 	if err != nil {
@@ -149,15 +167,12 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 			}
 			continue
 		}
-		if g.skipStore(now) {
-			return g.degraded(ctx, key, s, left)
-		}
-		at, wait, taken, paused, err := g.shared.Reserve(ctx, key, iv, g.burst, left)
+		at, wait, taken, paused, err := g.shared.Reserve(ctx, key, iv, g.burst, left, g.sharedSince(now, iv))
 		if err != nil {
-			g.failed(now)
-			return g.degraded(ctx, key, s, max(left-g.now().Sub(now), 0))
+			g.failed(now, iv)
+			return g.degraded(ctx, key, s, max(left-g.now().Sub(now), 0), background)
 		}
-		g.answered()
+		g.answered(now, iv)
 		if !taken {
 			return Slot{}, g.refused(wait, paused)
 		}
@@ -191,6 +206,16 @@ func (g *Global) refused(wait time.Duration, paused bool) error {
 	return &ExceededError{RetryAfter: wait}
 }
 
+// pausedFor is how much of this replica's own pause is left, and why.
+func (l *Local) pausedFor(now time.Time) (time.Duration, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pauseAt.After(now) {
+		return l.pauseAt.Sub(now), l.reason
+	}
+	return 0, ""
+}
+
 // pace is the interval this replica's callers are paced at now.
 func (l *Local) pace() time.Duration {
 	l.mu.Lock()
@@ -199,9 +224,11 @@ func (l *Local) pace() time.Duration {
 }
 
 // skipStore says the store is down and it is not yet time to try it.
-// The first call after Retry is the one that tries it: the next try is
-// put a Retry later at once, so that calls arriving together do not all
-// pay the timeout.
+// The first call after the try is due is the one that tries it: the next
+// try is put a Retry later at once, so that calls arriving together do not
+// all pay the timeout. Tries are due on the wall clock's multiples of
+// Retry, the same instants on every replica, so that they come back to
+// the shared pace together.
 func (g *Global) skipStore(now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -211,57 +238,124 @@ func (g *Global) skipStore(now time.Time) bool {
 	if now.Before(g.retryAt) {
 		return true
 	}
-	g.retryAt = now.Add(g.cfg.Retry)
+	g.retryAt = g.nextTry(now)
 	return false
 }
 
-// failed marks the store down, until a call tries again after Retry.
-func (g *Global) failed(now time.Time) {
+// nextTry is the first multiple of Retry on the wall clock after now.
+func (g *Global) nextTry(now time.Time) time.Time {
+	r := int64(g.cfg.Retry)
+	return time.Unix(0, (now.UnixNano()/r+1)*r)
+}
+
+// failed marks the store down, until a try after Retry. Turns start once
+// the slots the store gave out may have been used.
+func (g *Global) failed(now time.Time, iv time.Duration) {
 	g.mu.Lock()
-	g.down, g.retryAt = true, now.Add(g.cfg.Retry)
+	if !g.down {
+		g.gridFrom = now.Add(g.longest + iv/graceShare)
+		// The turns are laid for the replicas seen live until now: while
+		// the store is away, the list it keeps is no guide (a replica
+		// coming back to it first would see itself alone).
+		g.turnRank, g.turnN = g.shared.Share()
+	}
+	g.down, g.retryAt = true, g.nextTry(now)
 	g.mu.Unlock()
 }
 
-// answered marks the store up.
-func (g *Global) answered() {
+// answered marks the store up. Shared slots start once the turns given
+// out may have been used.
+func (g *Global) answered(now time.Time, iv time.Duration) {
 	g.mu.Lock()
+	if g.down {
+		g.sharedFrom = g.turnsEnd(now, iv)
+	}
 	g.down = false
 	g.mu.Unlock()
 }
 
+// turnsEnd is when the turns given out by every replica have been used,
+// for a return to the store at now: every replica tries it at the same
+// instant (nextTry), so from that instant, the longest wait later, and an
+// interval more for the replicas that came back a little later. Caller
+// holds mu.
+func (g *Global) turnsEnd(now time.Time, iv time.Duration) time.Time {
+	r := int64(g.cfg.Retry)
+	tried := time.Unix(0, now.UnixNano()/r*r)
+	return tried.Add(g.longest + iv/graceShare + iv)
+}
+
+// sharedSince is the time no shared slot may come before: for the call
+// that tries the store while it is down, the end of the turns given out.
+func (g *Global) sharedSince(now time.Time, iv time.Duration) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.down {
+		return g.turnsEnd(now, iv)
+	}
+	return g.sharedFrom
+}
+
 // degraded paces a call while the store is down: refused when Closed,
 // else at this replica's share of the rate.
-func (g *Global) degraded(ctx context.Context, key string, s Slot, left time.Duration) (Slot, error) {
+//
+// The share is a turn on a grid of wall-clock slots: with n replicas at
+// interval iv, replica rank r may send at k·n·iv + r·iv. Replicas that pace
+// each at rate/n on their own would still collide (a vendor without burst
+// refuses two calls closer than its interval, whoever sent them); taking
+// turns on one grid keeps them an interval apart, as far as the hosts'
+// clocks agree (NTP keeps them within a few milliseconds; the headroom
+// covers that).
+//
+// A call reserves its turn and sleeps until it; a job delivery
+// (background) takes only the next turn, so that it does not queue ahead
+// of the application's calls. The pause this replica heard binds here too.
+func (g *Global) degraded(ctx context.Context, key string, s Slot, left time.Duration, background bool) (Slot, error) {
 	if g.cfg.Closed {
 		return Slot{}, &ExceededError{RetryAfter: g.cfg.Retry, Unavailable: true}
 	}
-	fb := g.fallbackFor(g.shared.Replicas())
-	if fb == nil {
-		return s, nil // unlimited: only this replica's own pause binds
+	if d, reason := g.pausedFor(g.now()); d > 0 {
+		if d > left {
+			return Slot{}, &ExceededError{RetryAfter: d, Paused: true, Reason: reason}
+		}
+		if err := sleepOrWake(ctx, d, nil); err != nil {
+			return Slot{}, err
+		}
+		left -= d
 	}
-	fs, err := fb.Wait(ctx, key, left)
-	if err != nil {
-		return Slot{}, err
-	}
-	s.At = fs.At
-	return s, nil
-}
-
-// fallbackFor is the local pace at the rate's share for n replicas, made
-// again when n changes; nil when the upstream has no rate.
-func (g *Global) fallbackFor(n int) *Local {
 	iv := g.pace()
 	if iv == 0 {
-		return nil
+		return s, nil // unlimited: only this replica's own pause binds
 	}
-	rate := 1 / iv.Seconds()
+	now := g.now()
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.fallback == nil || g.share != n {
-		g.fallback = NewLocal(Config{Rate: rate / float64(max(n, 1)), Burst: 1, Now: g.cfg.Now})
-		g.share = n
+	rank, n := g.turnRank, max(g.turnN, 1)
+	rank = min(max(rank, 0), n-1)
+	period := time.Duration(n) * iv
+	if g.grid == nil || g.laidFor != n {
+		g.grid, g.laidFor = map[string]time.Time{}, n
 	}
-	return g.fallback
+	from := now
+	for _, t := range []time.Time{g.grid[key], g.gridFrom} {
+		if t.After(from) {
+			from = t
+		}
+	}
+	// The first turn of this replica's at or after from.
+	offset := time.Duration(rank) * iv
+	k := (from.UnixNano() - int64(offset) + int64(period) - 1) / int64(period)
+	at := time.Unix(0, k*int64(period)+int64(offset))
+	if at.Sub(now) > left || (background && at.Sub(now) > period) {
+		g.mu.Unlock()
+		return Slot{}, &ExceededError{RetryAfter: at.Sub(now)}
+	}
+	g.grid[key] = at.Add(period)
+	g.mu.Unlock()
+	if err := sleepOrWake(ctx, at.Sub(now), nil); err != nil {
+		return Slot{}, err
+	}
+	s.At = at
+	return s, nil
 }
 
 // Status implements Limiter: the Local's, and whether the store answers.
@@ -275,7 +369,7 @@ func (g *Global) Status() Status {
 	case g.cfg.Closed:
 		s.Degraded = "closed"
 	default:
-		s.Degraded = "local share 1/" + strconv.Itoa(max(g.share, 1))
+		s.Degraded = "local turn " + strconv.Itoa(g.turnRank+1) + " of " + strconv.Itoa(max(g.turnN, 1))
 	}
 	return s
 }
