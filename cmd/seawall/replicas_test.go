@@ -492,3 +492,27 @@ func waitForReplicas(t *testing.T, replicas []*replica, n int) {
 		}
 	}
 }
+
+// seawall cluster lists the live replicas through a replica's admin API,
+// marking the one it asked; without a redis block it says so.
+func TestClusterCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two seawall processes and a redis-server: the full run runs it")
+	}
+	redis := testredis.Start(t)
+	vendor := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer vendor.Close()
+	replicas := startReplicas(t, 2, redis.URL(), "", vendor.URL, "")
+	waitForReplicas(t, replicas, 2)
+	var out, errOut strings.Builder
+	code := run([]string{"cluster", "-admin", replicas[0].admin, "-token", "replica-admin-token-0001"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "2 live replica(s); Redis answers") || strings.Count(out.String(), "(this one)") != 1 ||
+		strings.Count(out.String(), " v\n") != 2 {
+		t.Errorf("seawall cluster: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"cluster", "-json", "-admin", replicas[1].admin, "-token", "replica-admin-token-0001"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), `"shared": true`) || !strings.Contains(out.String(), `"redis_up": true`) {
+		t.Errorf("seawall cluster -json: exit %d\n%s", code, out.String())
+	}
+}
