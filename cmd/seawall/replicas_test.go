@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,8 +136,10 @@ func TestReplicasShareOneRate(t *testing.T) {
 	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
 		"    rate_limit: {rate: 20/s, max_wait: 1s}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n")
 	const secs = 30
+	scripts0 := redisScriptCalls(t, redis)
 	start := time.Now()
 	seen := offer(t, replicas, "/v/ok.json", 100, secs*time.Second)
+	scripts := redisScriptCalls(t, redis) - scripts0
 	hits := vendor.Hits(t)
 	var inWindow []vendortest.Hit
 	for _, h := range hits {
@@ -146,7 +149,8 @@ func TestReplicasShareOneRate(t *testing.T) {
 	}
 	n := vendortest.Count(inWindow)
 	perSecond := float64(n[200]) / secs
-	t.Logf("at nginx over %ds: %d served (%.1f/s), %d refused; the apps saw %v", secs, n[200], perSecond, n[429], seen)
+	t.Logf("at nginx over %ds: %d served (%.1f/s), %d refused; the apps saw %v; Redis ran %d scripts (%.2f per call served, heartbeats included)",
+		secs, n[200], perSecond, n[429], seen, scripts, float64(scripts)/float64(max(n[200], 1)))
 	if n[429] != 0 {
 		t.Errorf("nginx refused %d calls: the replicas' pace is not one\n%s", n[429], vendortest.Gaps(inWindow))
 	}
@@ -515,4 +519,68 @@ func TestClusterCommand(t *testing.T) {
 		!strings.Contains(out.String(), `"shared": true`) || !strings.Contains(out.String(), `"redis_up": true`) {
 		t.Errorf("seawall cluster -json: exit %d\n%s", code, out.String())
 	}
+}
+
+// redisScriptCalls is how many scripts the test's Redis has run, from its
+// INFO commandstats.
+func redisScriptCalls(t *testing.T, srv *testredis.Server) int64 {
+	t.Helper()
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(srv.Port), "info", "commandstats").Output()
+	if err != nil {
+		t.Logf("redis-cli: %v", err)
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// Two live replicas with different limits for one global upstream are
+// named in /admin/cluster's disagree, and each raises replicas.disagree:
+// they would fight over one pace.
+func TestDisagreeingReplicasAreNamed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two seawall processes and a redis-server: the full run runs it")
+	}
+	redis := testredis.Start(t)
+	vendor := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer vendor.Close()
+	a := startReplicas(t, 1, redis.URL(), "", vendor.URL, "    rate_limit: {rate: 10/s}\n")
+	b := startReplicas(t, 1, redis.URL(), "", vendor.URL, "    rate_limit: {rate: 20/s}\n")
+	get := func(r *replica, path string, v any) {
+		req, _ := http.NewRequest(http.MethodGet, r.admin+path, nil)
+		req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	var view struct {
+		Disagree []string `json:"disagree"`
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(view.Disagree) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		get(a[0], "/admin/cluster", &view)
+	}
+	if strings.Join(view.Disagree, ",") != "v" {
+		t.Fatalf("disagree = %v, want [v]", view.Disagree)
+	}
+	var events []struct{ Type, Upstream string }
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		get(b[0], "/admin/events", &events)
+		if slices.ContainsFunc(events, func(e struct{ Type, Upstream string }) bool {
+			return e.Type == "replicas.disagree" && e.Upstream == "v"
+		}) {
+			return
+		}
+	}
+	t.Errorf("no replicas.disagree event for v: %+v", events)
 }

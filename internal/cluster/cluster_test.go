@@ -5,8 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/config"
@@ -109,5 +113,53 @@ func TestGlobalWhenRedisGoesAway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Several replicas, item 7: whatever another program left under
+// Seawall's keys, or published on its channel, is read as absent or
+// logged and dropped: never a panic, never a stuck limiter.
+func TestGarbageInRedisIsAbsent(t *testing.T) {
+	srv := testredis.Start(t)
+	cl := open(t, srv.URL(), time.Second)
+	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(srv.URL(), "redis://")})
+	defer rdb.Close()
+	ctx := context.Background()
+	for _, kv := range [][2]string{
+		{"t:pause:api", "not a number"},
+		{"t:pace:api:-", "{\"json\": true}"},
+		{"t:replica:ghost", "\x00\xff garbage"},
+	} {
+		if err := rdb.Set(ctx, kv[0], kv[1], time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.ZAdd(ctx, "t:replicas", redis.Z{Score: float64(time.Now().UnixMilli()), Member: "ghost"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = rdb.Publish(ctx, "t:pauses", "api not-a-number").Err()
+	_ = rdb.Publish(ctx, "t:pauses", "").Err()
+	g := ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 10, Burst: 1}}, cl.Upstream("api"))
+	for i := range 3 {
+		if _, err := g.Wait(ctx, "", time.Second); err != nil {
+			t.Fatalf("call %d with garbage under the keys: %v", i, err)
+		}
+	}
+	if g.Status().Degraded != "" {
+		t.Errorf("garbage made the limiter degrade: %+v", g.Status())
+	}
+	list, err := cl.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, r := range list {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Contains(ids, "ghost") || !slices.Contains(ids, cl.ID()) {
+		t.Errorf("replicas listed %v, want the ghost listed by id beside this one", ids)
+	}
+	if until := cl.Upstream("api").PausedUntil(); !until.IsZero() {
+		t.Errorf("a garbage publish paused the upstream until %v", until)
 	}
 }
