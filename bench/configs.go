@@ -49,6 +49,13 @@ upstreams:
 `, listen, admin, upstream, upstream, tlsUpstream, filepath.Join(dir, "upstream.crt")))
 }
 
+// seawallGlobalConfig is seawallConfig with a redis block: its upstreams'
+// limits are global, paced through the Redis at redisPort.
+func seawallGlobalConfig(dir string, listen, upstream, tlsUpstream, admin, redisPort int) string {
+	return strings.Replace(seawallConfig(dir, listen, upstream, tlsUpstream, admin), "log: {level: error}\n",
+		fmt.Sprintf("log: {level: error}\nredis: {url: \"redis://127.0.0.1:%d\", key_prefix: bench}\n", redisPort), 1)
+}
+
 // seawallClient adds http2: true to every upstream of a config when
 // seawallNetHTTP is set.
 func seawallClient(config string) string {

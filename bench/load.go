@@ -28,6 +28,7 @@ type measurement struct {
 	genCPU         float64     // the load generator's, percent of one core
 	allocs         float64     // heap allocations per request (Seawall's), 0 if not read
 	commit         groupCommit // the (e) rows: the job store's group commit, zero if not read
+	redisPerReq    float64     // Redis scripts run per request (seawall-global), 0 if not read
 	err            error
 }
 

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +38,7 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario into this directory, from an extra round 0 that the table does not count")
-	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines,pair); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines,pair,global); default all")
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
@@ -115,6 +116,30 @@ type target struct {
 	paths map[string]string
 	proc  *exec.Cmd
 	dir   string // the run's scratch directory
+	// redisPort is the Redis its limits go through; 0 for none.
+	redisPort int
+}
+
+// redisScripts is how many scripts the Redis at port has run (INFO
+// commandstats); 0 for no port, or when it cannot be read.
+func redisScripts(port int) int64 {
+	if port == 0 {
+		return 0
+	}
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "info", "commandstats").Output()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 func run(duration time.Duration, rounds, conns int, write bool, only, profileDir string) error {
@@ -136,7 +161,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(12)
+	ports := freePorts(15)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	tlsPort, cdPort := ports[5], ports[6]
 	if err := writeUpstreamCert(dir); err != nil {
@@ -220,6 +245,26 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		return err
 	}
 	listening := []int{upPort, tlsPort, swPort, ngPort, hpPort, cdPort}
+	// Seawall with its limits global, through a redis-server of its own on
+	// the first core beside the upstream: the cost of sharing the pace.
+	var swGlobal *exec.Cmd
+	globalPort, redisPort := ports[12], ports[14]
+	if want("global") {
+		if _, err := start("0", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
+			return err
+		}
+		if err := waitListening(redisPort); err != nil {
+			return err
+		}
+		cfg := filepath.Join(dir, "seawall-global.yaml")
+		if err := writeFile(cfg, seawallGlobalConfig(dir, globalPort, upPort, tlsPort, ports[13], redisPort)); err != nil {
+			return err
+		}
+		if swGlobal, err = start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", cfg); err != nil {
+			return err
+		}
+		listening = append(listening, globalPort)
+	}
 	// asyncRow measures one (e) row on a Seawall of its own, started for
 	// it and killed after (its store is thrown away), so that neither its
 	// job store's polling nor its deliveries touch any other row: pinned
@@ -311,6 +356,10 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		{name: "caddy", base: fmt.Sprintf("http://127.0.0.1:%d", cdPort), proc: cd,
 			paths: map[string]string{"pass": "/api/small", "down": "/down/x", "tls": "/tls/small"}},
 	}
+	if swGlobal != nil {
+		targets = append(targets, &target{name: "seawall-global", base: fmt.Sprintf("http://127.0.0.1:%d", globalPort), proc: swGlobal,
+			paths: map[string]string{"pass": "/api/small"}, redisPort: redisPort})
+	}
 	targets = append(targets, protos...)
 	for _, t := range targets {
 		t.dir = dir
@@ -351,7 +400,11 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 				if t.name == "seawall" {
 					allocs0 = mallocs(adminPort)
 				}
+				scripts := redisScripts(t.redisPort)
 				m := measure(t, "GET", t.base+p, conns, 0, duration)
+				if t.redisPort != 0 && m.rps > 0 {
+					m.redisPerReq = float64(redisScripts(t.redisPort)-scripts) / (m.rps * duration.Seconds())
+				}
 				if allocs1 := mallocs(adminPort); allocs0 >= 0 && allocs1 >= 0 && m.rps > 0 {
 					m.allocs = (allocs1 - allocs0) / (m.rps * duration.Seconds())
 				}
@@ -384,7 +437,11 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 				if r == 0 && t.name == "seawall" {
 					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, fixed.key+".pprof"))
 				}
+				scripts := redisScripts(t.redisPort)
 				m := measure(t, "GET", t.base+t.paths["pass"], conns*4, rate, duration)
+				if t.redisPort != 0 && m.rps > 0 {
+					m.redisPerReq = float64(redisScripts(t.redisPort)-scripts) / (m.rps * duration.Seconds())
+				}
 				if profiled != nil {
 					if err := profiled(); err != nil {
 						return err
@@ -538,7 +595,7 @@ func startProfile(adminPort int, d time.Duration, path string) func() error {
 
 func ensureInstalled() error {
 	missing := false
-	for _, name := range []string{"nginx", "haproxy", "caddy", "wrk", "strace", "taskset"} {
+	for _, name := range []string{"nginx", "haproxy", "caddy", "wrk", "strace", "taskset", "redis-server"} {
 		if _, err := exec.LookPath(name); err != nil {
 			missing = true
 		}
@@ -547,10 +604,10 @@ func ensureInstalled() error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("nginx, haproxy, caddy, wrk and strace are needed: apt-get install nginx haproxy caddy wrk strace")
+		return fmt.Errorf("nginx, haproxy, caddy, wrk, strace and redis-server are needed: apt-get install nginx haproxy caddy wrk strace redis-server")
 	}
-	fmt.Fprintln(os.Stderr, "installing nginx, haproxy, caddy, wrk and strace from Debian's packages")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy", "caddy", "wrk", "strace"}} {
+	fmt.Fprintln(os.Stderr, "installing nginx, haproxy, caddy, wrk, strace and redis-server from Debian's packages")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx", "haproxy", "caddy", "wrk", "strace", "redis-server"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

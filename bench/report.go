@@ -143,7 +143,7 @@ func (r *results) table() string {
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
-		for _, t := range []string{"direct", "seawall", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-static", "proto-fasthttp-static"} {
+		for _, t := range []string{"direct", "seawall", "seawall-global", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-static", "proto-fasthttp-static"} {
 			m, ok := r.median(s.key, t)
 			if !ok {
 				continue
@@ -173,6 +173,7 @@ func (r *results) table() string {
 	}
 	b.WriteString(r.byRound())
 	b.WriteString(r.groupCommits())
+	b.WriteString(r.redisCost())
 	if len(r.syscalls) > 0 {
 		fmt.Fprintf(&b, "\nSystem calls per request in (a), strace attached: %s.\n", strings.Join(r.syscalls, "; "))
 	}
@@ -200,6 +201,26 @@ func cpuMicros(m measurement) float64 {
 
 // groupCommits says, for each (e) row's median round, how the job store
 // grouped its enqueues, from Seawall's own metrics.
+// redisCost says what the global limits cost beside the local ones, in
+// the (a) and (d) rows: the req/s ratio, the added latency, and the Redis
+// scripts run per request.
+func (r *results) redisCost() string {
+	var rows []string
+	for _, s := range scenarioNames {
+		g, ok := r.median(s.key, "seawall-global")
+		l, ok2 := r.median(s.key, "seawall")
+		if !ok || !ok2 || l.rps == 0 {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %.2f× | %s | %s | %.2f |", s.title, g.rps/l.rps, signed(g.p50-l.p50), signed(g.p99-l.p99), g.redisPerReq))
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	return "\n**Global limits** (`redis` set: each call takes its slot from Redis; [distributed.md](distributed.md)) beside the local ones, median rounds:\n\n" +
+		"| scenario | req/s, global ÷ local | added p50 | added p99 | Redis scripts per request |\n|---|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
+}
+
 func (r *results) groupCommits() string {
 	var rows []string
 	for _, s := range scenarioNames {

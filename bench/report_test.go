@@ -122,3 +122,22 @@ func TestThePairsGiveCPUPerRequestRatios(t *testing.T) {
 		}
 	}
 }
+
+// The global limits' cost is the median rounds of Seawall with a redis
+// block beside Seawall without: the req/s ratio, the added latency, and
+// the Redis scripts per request.
+func TestRedisCostBesideTheLocalLimits(t *testing.T) {
+	r := newResults()
+	for i, rps := range []float64{1000, 800, 900} {
+		r.add("pass", "seawall", measurement{rps: rps, p50: time.Millisecond, p99: 4 * time.Millisecond})
+		r.add("pass", "seawall-global", measurement{rps: rps * 0.9, p50: 1500 * time.Microsecond, p99: 6 * time.Millisecond, redisPerReq: 1 + float64(i)/100})
+	}
+	got := r.redisCost()
+	want := "| (a) pass-through, limiter+breaker+retry on | 0.90× | +500 µs | +2.00 ms | 1.02 |"
+	if !strings.Contains(got, want) {
+		t.Errorf("missing %q in\n%s", want, got)
+	}
+	if got := newResults().redisCost(); got != "" {
+		t.Errorf("without a global row: %q", got)
+	}
+}
