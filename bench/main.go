@@ -26,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/seawall/seawall/internal/testredis"
 )
 
 func main() {
@@ -120,26 +122,13 @@ type target struct {
 	redisPort int
 }
 
-// redisScripts is how many scripts the Redis at port has run (INFO
-// commandstats); 0 for no port, or when it cannot be read.
+// redisScripts is how many scripts the Redis at port has run; 0 for no
+// port, or when it cannot be read.
 func redisScripts(port int) int64 {
 	if port == 0 {
 		return 0
 	}
-	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "info", "commandstats").Output()
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, line := range strings.Split(string(out), "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
-				n += v
-			}
-		}
-	}
-	return n
+	return testredis.ScriptCalls(port)
 }
 
 func run(duration time.Duration, rounds, conns int, write bool, only, profileDir string) error {

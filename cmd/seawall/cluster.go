@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -26,29 +23,9 @@ SEAWALL_ADMIN_TOKEN).
 
 // clusterCmd runs "seawall cluster".
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	flags := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), clusterHelp+"\nFlags:\n"); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := flags.client(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "seawall cluster: %v\n", err)
-		return 1
-	}
 	var v admin.ClusterView
-	if err := c.do(http.MethodGet, "/admin/cluster", nil, &v); err != nil {
-		fmt.Fprintf(stderr, "seawall cluster: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(v)
-		return 0
+	if done, exit := adminView("cluster", clusterHelp, "/admin/cluster", args, stdout, stderr, &v); done {
+		return exit
 	}
 	if !v.Shared {
 		fmt.Fprintln(stdout, "this Seawall shares nothing: its config has no redis block")

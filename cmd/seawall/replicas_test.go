@@ -136,10 +136,10 @@ func TestReplicasShareOneRate(t *testing.T) {
 	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
 		"    rate_limit: {rate: 20/s, max_wait: 1s}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n")
 	const secs = 30
-	scripts0 := redisScriptCalls(t, redis)
+	scripts0 := testredis.ScriptCalls(redis.Port)
 	start := time.Now()
 	seen := offer(t, replicas, "/v/ok.json", 100, secs*time.Second)
-	scripts := redisScriptCalls(t, redis) - scripts0
+	scripts := testredis.ScriptCalls(redis.Port) - scripts0
 	hits := vendor.Hits(t)
 	var inWindow []vendortest.Hit
 	for _, h := range hits {
@@ -519,27 +519,6 @@ func TestClusterCommand(t *testing.T) {
 		!strings.Contains(out.String(), `"shared": true`) || !strings.Contains(out.String(), `"redis_up": true`) {
 		t.Errorf("seawall cluster -json: exit %d\n%s", code, out.String())
 	}
-}
-
-// redisScriptCalls is how many scripts the test's Redis has run, from its
-// INFO commandstats.
-func redisScriptCalls(t *testing.T, srv *testredis.Server) int64 {
-	t.Helper()
-	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(srv.Port), "info", "commandstats").Output()
-	if err != nil {
-		t.Logf("redis-cli: %v", err)
-		return 0
-	}
-	var n int64
-	for _, line := range strings.Split(string(out), "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
-				n += v
-			}
-		}
-	}
-	return n
 }
 
 // Two live replicas with different limits for one global upstream are

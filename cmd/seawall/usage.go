@@ -22,29 +22,9 @@ seawall.yaml) or given with -admin URL and -token (or SEAWALL_ADMIN_TOKEN).
 
 // usageCmd runs "seawall usage".
 func usageCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	flags := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usageHelp+"\nFlags:\n"); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := flags.client(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "seawall usage: %v\n", err)
-		return 1
-	}
 	var reports []u.Report
-	if err := c.do(http.MethodGet, "/admin/usage", nil, &reports); err != nil {
-		fmt.Fprintf(stderr, "seawall usage: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(reports)
-		return 0
+	if done, exit := adminView("usage", usageHelp, "/admin/usage", args, stdout, stderr, &reports); done {
+		return exit
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPSTREAM\tTODAY\tSAVED TODAY\tTHIS MONTH\tSAVED THIS MONTH\tQUOTA USED\tSPENT TODAY\tSAVED TODAY\tSPENT THIS MONTH\tSAVED THIS MONTH")
@@ -65,4 +45,34 @@ func usageCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// adminView runs a command that shows one admin endpoint: it parses the
+// admin flags and -json, reads path into out, and prints it as JSON when
+// asked. done says the command is over (printed, or failed), with exit;
+// otherwise the caller prints out as text.
+func adminView(name, help, path string, args []string, stdout, stderr io.Writer, out any) (done bool, exit int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), help+"\nFlags:\n"); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return true, 2
+	}
+	c, err := flags.client(stderr)
+	if err == nil {
+		err = c.do(http.MethodGet, path, nil, out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "seawall %s: %v\n", name, err)
+		return true, 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return true, 0
+	}
+	return false, 0
 }

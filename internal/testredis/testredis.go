@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,3 +81,22 @@ func (s *Server) Freeze() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen server.
 func (s *Server) Thaw() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// ScriptCalls is how many scripts (EVALSHA and EVAL) the Redis at port
+// has run, from its INFO commandstats; 0 when it cannot be read.
+func ScriptCalls(port int) int64 {
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "info", "commandstats").Output() //nolint:gosec // fixed program, a loopback port
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				v, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
