@@ -361,10 +361,10 @@ func sharedAgainWithin(t *testing.T, replicas []*replica, d time.Duration) time.
 }
 
 // Several replicas, acceptance 5: Redis frozen (SIGSTOP, 20 s: a hang, not
-// a refusal), then killed and restarted empty, under load. With
-// on_failure: local the replicas take turns at their share of the rate:
-// nginx (limit_req 20r/s, no burst) refuses nothing; with closed they
-// answer 503 limiter-unavailable and the vendor gets nothing. Either way no
+// a refusal), then killed and restarted empty, under load, for each
+// policy. With on_failure: local the replicas take turns at their share
+// of the rate: nginx (limit_req 20r/s, no burst) refuses nothing; with
+// closed they answer 503 limiter-unavailable and the vendor gets nothing. Either way no
 // request waits past max_wait + redis.timeout (with 300 ms for the HTTP
 // round trip and scheduling), nothing crashes, and the limit is shared
 // again within 2 s of Redis answering.
@@ -445,34 +445,48 @@ func TestReplicasWhenRedisGoesAway(t *testing.T) {
 		vendor := vendortest.StartNginx(t, 20)
 		replicas := startReplicas(t, 3, redis.URL(), ", on_failure: closed", vendor.URL, limits)
 		waitForReplicas(t, replicas, 3)
-		var frozeAt, thawAt time.Time
-		var back time.Duration
+		type outage struct{ from, to time.Time }
+		var outages []outage
+		var back []time.Duration
 		timeline := make(chan struct{})
 		go func() {
 			defer close(timeline)
 			time.Sleep(4 * time.Second)
-			frozeAt = time.Now()
+			o := outage{from: time.Now()}
 			redis.Freeze()
-			time.Sleep(6 * time.Second)
-			thawAt = time.Now()
+			time.Sleep(20 * time.Second)
+			o.to = time.Now()
 			redis.Thaw()
-			back = sharedAgainWithin(t, replicas, 5*time.Second)
+			outages = append(outages, o)
+			back = append(back, sharedAgainWithin(t, replicas, 5*time.Second))
+			time.Sleep(3 * time.Second)
+			o = outage{from: time.Now()}
+			redis.Kill()
+			time.Sleep(3 * time.Second)
+			o.to = time.Now()
+			redis.Restart(t)
+			outages = append(outages, o)
+			back = append(back, sharedAgainWithin(t, replicas, 5*time.Second))
 		}()
-		seen, longest := offerTimed(t, replicas, "/v/ok.json", 50, 16*time.Second)
+		seen, longest := offerTimed(t, replicas, "/v/ok.json", 50, 40*time.Second)
 		<-timeline
-		during := 0
+		during := make([]int, len(outages))
 		for _, h := range vendor.Hits(t) {
-			if h.At.After(frozeAt.Add(200*time.Millisecond)) && h.At.Before(thawAt) {
-				during++
+			for i, o := range outages {
+				if h.At.After(o.from.Add(200*time.Millisecond)) && h.At.Before(o.to) {
+					during[i]++
+				}
 			}
 		}
-		t.Logf("vendor calls while Redis was frozen: %d; longest request %s; shared again after %s; the apps saw %v", during, longest, back, seen)
-		if during != 0 {
-			t.Errorf("%d calls reached the vendor while the shared limiter was unreachable and on_failure is closed", during)
+		t.Logf("vendor calls while Redis was frozen 20 s, then killed 3 s: %v; longest request %s; shared again after %v; the apps saw %v", during, longest, back, seen)
+		for i, n := range during {
+			if n != 0 {
+				t.Errorf("outage %d: %d calls reached the vendor while the shared limiter was unreachable and on_failure is closed", i+1, n)
+			}
 		}
 		for i, s := range seen {
 			if s[503] == 0 {
-				t.Errorf("replica %d: no 503 limiter-unavailable while Redis was frozen: %v", i+1, s)
+				t.Errorf("replica %d: no 503 limiter-unavailable while Redis was away: %v", i+1, s)
 			}
 			if s[0] > 0 {
 				t.Errorf("replica %d: %d requests failed outright", i+1, s[0])
@@ -481,8 +495,10 @@ func TestReplicasWhenRedisGoesAway(t *testing.T) {
 		if longest > bound {
 			t.Errorf("a request took %s, past max_wait + redis.timeout", longest)
 		}
-		if back > 2*time.Second {
-			t.Errorf("shared again %s after Redis answered, want within 2 s", back)
+		for i, d := range back {
+			if d > 2*time.Second {
+				t.Errorf("outage %d: shared again %s after Redis answered, want within 2 s", i+1, d)
+			}
 		}
 	})
 }
