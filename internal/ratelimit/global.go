@@ -33,7 +33,7 @@ type Shared interface {
 type GlobalConfig struct {
 	Config
 	// Closed refuses calls while the store cannot be reached; otherwise
-	// each replica paces at its share of the rate.
+	// each replica takes its turns at its share of the rate.
 	Closed bool
 	// Retry is how often, while the store is unreachable, one call tries
 	// it again. Default 1s.
@@ -45,9 +45,9 @@ type GlobalConfig struct {
 // deliveries, as on one replica), then each takes the next slot of the
 // shared pace, one round trip, and sleeps until it. A pause this replica
 // hears from the vendor is shared; one another replica shares holds the
-// calls here too. While the store cannot be reached, the calls pace
-// locally at the rate divided by the replicas last seen live, or, when
-// Closed, are refused. It implements Limiter.
+// calls here too. While the store cannot be reached, the replicas take
+// turns on one wall-clock grid, each at its share of the rate (degraded),
+// or, when Closed, the calls are refused. It implements Limiter.
 type Global struct {
 	*Local
 	shared Shared
