@@ -237,20 +237,26 @@ func TestReplicasSharePauses(t *testing.T) {
 	}
 }
 
-// clusterSize asks a replica's admin API how many live replicas it sees.
-func clusterSize(t *testing.T, r *replica) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, r.admin+"/admin/cluster", nil)
+// adminGet reads a replica's admin endpoint into v; false when it could
+// not be read.
+func (r *replica) adminGet(path string, v any) bool {
+	req, _ := http.NewRequest(http.MethodGet, r.admin+path, nil)
 	req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return -1
+		return false
 	}
 	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v) == nil
+}
+
+// clusterSize asks a replica's admin API how many live replicas it sees.
+func clusterSize(t *testing.T, r *replica) int {
+	t.Helper()
 	var v struct {
 		Replicas []struct{ ID string } `json:"replicas"`
 	}
-	if json.NewDecoder(resp.Body).Decode(&v) != nil {
+	if !r.adminGet("/admin/cluster", &v) {
 		return -1
 	}
 	return len(v.Replicas)
@@ -321,21 +327,15 @@ func degraded(t *testing.T, replicas []*replica) []string {
 	t.Helper()
 	out := make([]string, len(replicas))
 	for i, r := range replicas {
-		req, _ := http.NewRequest(http.MethodGet, r.admin+"/admin/upstreams", nil)
-		req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			out[i] = "unreachable"
-			continue
-		}
 		var ups []struct {
 			RateLimit struct {
 				Degraded string `json:"degraded"`
 			} `json:"rate_limit"`
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&ups)
-		_ = resp.Body.Close()
-		if len(ups) == 1 {
+		switch {
+		case !r.adminGet("/admin/upstreams", &ups):
+			out[i] = "unreachable"
+		case len(ups) == 1:
 			out[i] = ups[0].RateLimit.Degraded
 		}
 	}
@@ -549,28 +549,18 @@ func TestDisagreeingReplicasAreNamed(t *testing.T) {
 	defer vendor.Close()
 	a := startReplicas(t, 1, redis.URL(), "", vendor.URL, "    rate_limit: {rate: 10/s}\n")
 	b := startReplicas(t, 1, redis.URL(), "", vendor.URL, "    rate_limit: {rate: 20/s}\n")
-	get := func(r *replica, path string, v any) {
-		req, _ := http.NewRequest(http.MethodGet, r.admin+path, nil)
-		req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_ = json.NewDecoder(resp.Body).Decode(v)
-	}
 	var view struct {
 		Disagree []string `json:"disagree"`
 	}
 	for deadline := time.Now().Add(5 * time.Second); len(view.Disagree) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		get(a[0], "/admin/cluster", &view)
+		a[0].adminGet("/admin/cluster", &view)
 	}
 	if strings.Join(view.Disagree, ",") != "v" {
 		t.Fatalf("disagree = %v, want [v]", view.Disagree)
 	}
 	var events []struct{ Type, Upstream string }
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		get(b[0], "/admin/events", &events)
+		b[0].adminGet("/admin/events", &events)
 		if slices.ContainsFunc(events, func(e struct{ Type, Upstream string }) bool {
 			return e.Type == "replicas.disagree" && e.Upstream == "v"
 		}) {
