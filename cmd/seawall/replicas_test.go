@@ -9,28 +9,49 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/seawall/seawall/internal/testdb"
 	"github.com/seawall/seawall/internal/testredis"
+	u "github.com/seawall/seawall/internal/usage"
 	"github.com/seawall/seawall/internal/vendortest"
 )
 
 // replica is one running seawall serve of a test's cluster.
 type replica struct {
 	base, admin string
+	bin, config string
 	cmd         *exec.Cmd
+}
+
+// stop ends the replica as an operator would (SIGTERM), waiting for it.
+func (r *replica) stop(t *testing.T) {
+	t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	if err := r.cmd.Wait(); err != nil {
+		t.Errorf("replica %s stopped with %v", r.base, err)
+	}
+}
+
+// start runs the replica again with its config.
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	r.cmd = startServe(t, r.bin, r.config, r.base)
 }
 
 // startReplicas runs n seawall processes sharing the Redis at redisURL,
 // each with upstream "v" in front of vendor, configured by upstreamYAML
-// (indented four spaces) and redisYAML (keys of the redis block). Each
-// sends X-Replica: its number (from 1) to the vendor.
-func startReplicas(t *testing.T, n int, redisURL, redisYAML, vendor, upstreamYAML string) []*replica {
+// (indented four spaces), redisYAML (keys of the redis block) and top
+// (lines of the config's top level). Each sends X-Replica: its number
+// (from 1) to the vendor.
+func startReplicas(t *testing.T, n int, redisURL, redisYAML, vendor, upstreamYAML string, top ...string) []*replica {
 	t.Helper()
 	bin := buildSeawall(t)
 	out := make([]*replica, n)
@@ -42,20 +63,23 @@ admin: {listen: %q, token: "replica-admin-token-0001"}
 data_dir: %s
 log: {level: warn}
 redis: {url: %q%s}
+%s
 upstreams:
   v:
     url: %s
     headers: {X-Replica: "%d"}
-%s`, listen, admin, dir, redisURL, redisYAML, vendor, i+1, upstreamYAML)
+%s`, listen, admin, dir, redisURL, redisYAML, strings.Join(top, "\n"), vendor, i+1, upstreamYAML)
 		path := filepath.Join(dir, "seawall.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{base: "http://" + listen, admin: "http://" + admin}
-		r.cmd = startServe(t, bin, path, r.base)
+		r := &replica{base: "http://" + listen, admin: "http://" + admin, bin: bin, config: path}
+		r.start(t)
 		t.Cleanup(func() {
-			_ = r.cmd.Process.Kill()
-			_ = r.cmd.Wait()
+			if r.cmd.ProcessState == nil {
+				_ = r.cmd.Process.Kill()
+				_ = r.cmd.Wait()
+			}
 		})
 		out[i] = r
 	}
@@ -568,4 +592,101 @@ func TestDisagreeingReplicasAreNamed(t *testing.T) {
 		}
 	}
 	t.Errorf("no replicas.disagree event for v: %+v", events)
+}
+
+// usageOf reads upstream v's usage from a replica's admin API.
+func usageOf(t *testing.T, r *replica) u.Report {
+	t.Helper()
+	var reports []u.Report
+	if !r.adminGet("/admin/usage", &reports) {
+		t.Fatalf("replica %s: /admin/usage could not be read", r.base)
+	}
+	for _, rep := range reports {
+		if rep.Upstream == "v" {
+			return rep
+		}
+	}
+	t.Fatalf("replica %s: no usage of v in %+v", r.base, reports)
+	return u.Report{}
+}
+
+// Several replicas, acceptance 3: three replicas share a daily quota of
+// 300 through Redis, under load. Counted at nginx: exactly 300 calls reach
+// the vendor; every replica then answers 429 quota-exhausted, as
+// on_exhausted: reject says; /admin/usage shows the cluster's 300 and each
+// replica's part. After every replica stops and Redis restarts empty, the
+// replicas (their counts saved in the shared PostgreSQL job store) still
+// count 300 and send nothing more. Before, each replica kept a quota of its
+// own and the vendor saw 900.
+func TestReplicasShareOneQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three replicas under load, stopped and started again with Redis (about 25 s): the full run, go test ./... as CI runs it, runs it")
+	}
+	redis := testredis.Start(t)
+	vendor := vendortest.StartNginx(t, 1000) // not the subject here: the quota is
+	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
+		"    rate_limit: {rate: 150/s, max_wait: 1s}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n    quota: {daily: 300}\n",
+		fmt.Sprintf("jobs: {store: %q}", testdb.PostgresURL(t)))
+	waitForReplicas(t, replicas, 3)
+	seen := offer(t, replicas, "/v/ok.json", 60, 6*time.Second)
+	calls := len(vendor.Hits(t))
+	t.Logf("at nginx: %d calls %v; the apps saw %v", calls, vendortest.Count(vendor.Hits(t)), seen)
+	if calls != 300 {
+		t.Fatalf("%d calls reached nginx, want exactly 300", calls)
+	}
+	for i, r := range replicas {
+		resp, err := http.Get(r.base + "/v/ok.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "quota-exhausted") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("replica %d after the quota: %d %s, want 429 quota-exhausted with Retry-After", i+1, resp.StatusCode, body)
+		}
+	}
+	var rep u.Report
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if rep = usageOf(t, replicas[0]); rep.Cluster != nil && len(rep.Cluster.Today.Replicas) == 3 {
+			break
+		}
+	}
+	var parts int64
+	if rep.Cluster != nil {
+		for _, p := range rep.Cluster.Today.Replicas {
+			parts += p
+		}
+	}
+	if rep.Cluster == nil || rep.Cluster.Today.Billable != 300 || parts != 300 || len(rep.Cluster.Today.Replicas) != 3 || rep.Quota.UsedToday != 300 {
+		t.Errorf("replica 1's usage: cluster %+v, quota %+v; want 300 in all, in three parts", rep.Cluster, rep.Quota)
+	}
+	var out, errOut strings.Builder
+	if code := run([]string{"usage", "-admin", replicas[0].admin, "-token", "replica-admin-token-0001"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "100.0%") || !regexp.MustCompile(`(?m)^v +300 +300 +`).MatchString(out.String()) ||
+		strings.Count(out.String(), "(this one)") != 1 {
+		t.Errorf("seawall usage: exit %d, want the quota 100%% used and v's 300 calls across the replicas\n%s%s", code, out.String(), errOut.String())
+	}
+
+	stopping := time.Now()
+	for _, r := range replicas {
+		r.stop(t)
+	}
+	t.Logf("the replicas stopped in %s", time.Since(stopping).Round(time.Millisecond))
+	redis.Kill()
+	redis.Restart(t)
+	for _, r := range replicas {
+		r.start(t)
+	}
+	waitForReplicas(t, replicas, 3)
+	seen = offer(t, replicas, "/v/ok.json", 20, 3*time.Second)
+	calls = len(vendor.Hits(t))
+	t.Logf("after every replica and Redis restarted: %d calls at nginx; the apps saw %v", calls, seen)
+	if calls != 300 {
+		t.Errorf("after every replica and Redis restarted, %d calls reached nginx, want still 300", calls)
+	}
+	for i, r := range replicas {
+		if q := usageOf(t, r).Quota; q == nil || q.UsedToday != 300 {
+			t.Errorf("replica %d after the restarts reports the quota %+v, want 300 used", i+1, q)
+		}
+	}
 }

@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	u "github.com/seawall/seawall/internal/usage"
@@ -15,7 +18,9 @@ const usageHelp = `usage: seawall usage [-json]
 
 What each upstream was called today and this month (billable calls,
 retries and probes included), what the cache, deduplication and failing
-fast saved, what that cost, and the share of its quota used. It talks to
+fast saved, what that cost, and the share of its quota used. With a
+redis block, the global upstreams' calls are also listed for all the
+replicas together, with each replica's part; their quota counts those. It talks to
 a running Seawall's admin API, found from the config (-c, default
 seawall.yaml) or given with -admin URL and -token (or SEAWALL_ADMIN_TOKEN).
 `
@@ -44,7 +49,38 @@ func usageCmd(args []string, stdout, stderr io.Writer) int {
 			quota, money(r.Today.Spent), money(r.Today.Saved), money(r.Month.Spent), money(r.Month.Saved))
 	}
 	_ = tw.Flush()
+	printCluster(stdout, reports)
 	return 0
+}
+
+// printCluster lists the global upstreams' counts with the other
+// replicas': the cluster's total and each replica's part.
+func printCluster(w io.Writer, reports []u.Report) {
+	var shared []u.Report
+	for _, r := range reports {
+		if r.Cluster != nil {
+			shared = append(shared, r)
+		}
+	}
+	if len(shared) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nAll replicas (global upstreams; the quota counts these):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPSTREAM\tTODAY\tTHIS MONTH\tTODAY BY REPLICA")
+	for _, r := range shared {
+		c := r.Cluster
+		var parts []string
+		for _, id := range slices.Sorted(maps.Keys(c.Today.Replicas)) {
+			p := fmt.Sprintf("%s %d", id, c.Today.Replicas[id])
+			if id == c.Replica {
+				p += " (this one)"
+			}
+			parts = append(parts, p)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", r.Upstream, c.Today.Billable, c.Month.Billable, strings.Join(parts, ", "))
+	}
+	_ = tw.Flush()
 }
 
 // adminView runs a command that shows one admin endpoint: it parses the

@@ -686,6 +686,21 @@ type Route struct {
 	Cost *Cost `yaml:"cost"`
 }
 
+// KeepsState reports whether Seawall needs its job store at start: an
+// upstream queues requests, or has a quota whose count must survive a
+// restart (kept there beside the jobs).
+func (c *Config) KeepsState() bool {
+	if c.UsesAsync() {
+		return true
+	}
+	for _, u := range c.Upstreams {
+		if u.Quota != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // UsesAsync reports whether any upstream or route defaults to async or
 // deferred mode, which makes Seawall open its job store.
 func (c *Config) UsesAsync() bool {

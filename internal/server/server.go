@@ -148,7 +148,7 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 	}
 	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: m, Log: log, Events: rec, Routines: g, Cluster: cl})
 	var store jobs.Store
-	if cfg.UsesAsync() {
+	if cfg.KeepsState() {
 		var err error
 		if store, err = OpenJobs(context.Background(), cfg, ups); err != nil {
 			return nil, nil, err

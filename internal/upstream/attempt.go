@@ -132,7 +132,7 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	// The call is counted against the vendor's quota before it waits for a
 	// slot, so that concurrent calls cannot pass a quota together; it is
 	// refunded if it does not reach the vendor after all.
-	if err := u.Usage.Reserve(c.Route.Name); err != nil {
+	if err := u.Usage.Reserve(ctx, c.Route.Name); err != nil {
 		return nil, GateError{err}
 	}
 	billed := false

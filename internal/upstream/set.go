@@ -125,10 +125,15 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			retired = append(retired, prev)
 		}
 		var shared ratelimit.Shared
+		meter := s.Usage.Meter(name)
 		if s.cluster != nil && cfg.Global(uc) {
-			shared = s.cluster.Upstream(name)
+			cu := s.cluster.Upstream(name)
+			shared = cu
+			meter.Share(cu, s.cluster.ID())
+		} else {
+			meter.Share(nil, "")
 		}
-		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, s.Usage.Meter(name), s.g, shared, cfg.Redis)
+		u := New(name, cfg.Zone, uc, s.m, s.log, s.events, meter, s.g, shared, cfg.Redis)
 		if prev != nil && prev.eps.pool != nil && u.eps.pool != nil {
 			u.eps.pool.Adopt(time.Now(), prev.eps.pool)
 		}

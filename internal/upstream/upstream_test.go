@@ -103,7 +103,7 @@ func TestSetApply(t *testing.T) {
 	}
 	cached()
 	api := s.Get("api")
-	_ = api.Usage.Reserve("default")
+	_ = api.Usage.Reserve(context.Background(), "default")
 	sh, err := s.AddShift("api", "a", "", 0)
 	if err != nil {
 		t.Fatal(err)

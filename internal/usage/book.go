@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -91,13 +92,25 @@ func (b *Book) Save(ctx context.Context) error {
 	return store.Save(ctx, states)
 }
 
-// Run saves every period until stop is closed, then once more.
+// Sync tells the shared meters' calls to the other replicas and reads
+// theirs (Meter.Sync).
+func (b *Book) Sync(ctx context.Context) {
+	b.mu.Lock()
+	meters := slices.Collect(maps.Values(b.meters))
+	b.mu.Unlock()
+	for _, m := range meters {
+		m.Sync(ctx)
+	}
+}
+
+// Run syncs and saves every period until stop is closed, then once more.
 func (b *Book) Run(every time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	save := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		b.Sync(ctx)
 		_ = b.Save(ctx) // a failed save is retried at the next tick
 	}
 	for {

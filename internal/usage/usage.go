@@ -4,6 +4,7 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -74,6 +75,14 @@ type Meter struct {
 	monthN   int64
 	warned   map[string]int // period → the highest warn_at percentage crossed
 	levels   []int          // the quota's warn_at, then 100
+
+	// With the other replicas (shared.go): the cluster's counts as last
+	// heard, and this replica's calls (less its refunds) not yet told.
+	shared             Shared
+	replica            string
+	seenDay, seenMonth int64
+	pendDay, pendMonth int64
+	cluster            *ClusterFigures
 }
 
 // NewMeter returns the meter of an upstream; Configure sets its price and
@@ -116,12 +125,13 @@ func (m *Meter) roll(now time.Time) {
 	m.dayEnd = time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, m.loc)
 	m.monthEnd = time.Date(local.Year(), local.Month()+1, 1, 0, 0, 0, 0, m.loc)
 	if d := local.Format(time.DateOnly); d != m.dayKey {
-		m.dayKey, m.day, m.dayN = d, map[string]*Counts{}, 0
+		m.dayKey, m.day, m.dayN, m.seenDay, m.pendDay = d, map[string]*Counts{}, 0, 0, 0
 		delete(m.warned, "daily")
 	}
 	if mo := local.Format("2006-01"); mo != m.monthKey {
-		m.monthKey, m.month, m.monthN = mo, map[string]*Counts{}, 0
+		m.monthKey, m.month, m.monthN, m.seenMonth, m.pendMonth = mo, map[string]*Counts{}, 0, 0, 0
 		delete(m.warned, "monthly")
+		m.cluster = nil
 	}
 }
 
@@ -138,13 +148,18 @@ func (m *Meter) counts(route string) (day, month *Counts) {
 // Reserve counts a call about to go to the vendor on route. With a quota
 // whose on_exhausted is reject, a call past it is refused with a
 // *QuotaError and not counted. Refund undoes a reservation whose call
-// never reached the vendor.
-func (m *Meter) Reserve(route string) error {
+// never reached the vendor. A shared meter asks the store within ctx.
+func (m *Meter) Reserve(ctx context.Context, route string) error {
 	now := m.now()
 	var events []incident.Event
 	m.mu.Lock()
 	m.roll(now)
-	if q := m.quota; q != nil && q.OnExhausted == config.OnExhaustedReject {
+	if m.shared != nil {
+		if err := m.reserveShared(ctx, now); err != nil {
+			m.mu.Unlock()
+			return err
+		}
+	} else if q := m.quota; q != nil && q.OnExhausted == config.OnExhaustedReject {
 		if err := m.exhausted(now); err != nil {
 			m.mu.Unlock()
 			return err
@@ -168,10 +183,11 @@ func (m *Meter) Reserve(route string) error {
 // exhausted is the error of a spent quota, or nil. m.mu is held.
 func (m *Meter) exhausted(now time.Time) error {
 	q := m.quota
+	day, month := m.used()
 	switch {
-	case q.Daily > 0 && m.dayN >= q.Daily:
+	case q.Daily > 0 && day >= q.Daily:
 		return &QuotaError{Upstream: m.upstream, Period: "daily", Limit: q.Daily, RetryAfter: m.dayEnd.Sub(now)}
-	case q.Monthly > 0 && m.monthN >= q.Monthly:
+	case q.Monthly > 0 && month >= q.Monthly:
 		return &QuotaError{Upstream: m.upstream, Period: "monthly", Limit: q.Monthly, RetryAfter: m.monthEnd.Sub(now)}
 	}
 	return nil
@@ -200,8 +216,9 @@ func (m *Meter) crossed(now time.Time) []incident.Event {
 			out = append(out, e)
 		}
 	}
-	check("daily", m.dayN, m.quota.Daily)
-	check("monthly", m.monthN, m.quota.Monthly)
+	day, month := m.used()
+	check("daily", day, m.quota.Daily)
+	check("monthly", month, m.quota.Monthly)
 	return out
 }
 
@@ -214,6 +231,10 @@ func (m *Meter) Refund(route string) {
 	mo.Billable--
 	m.dayN--
 	m.monthN--
+	if m.shared != nil {
+		m.pendDay-- // told at the next call or Sync
+		m.pendMonth--
+	}
 }
 
 // Saved counts a call Seawall did not have to make.
@@ -264,6 +285,9 @@ type Report struct {
 	Today    Figures      `json:"today"`
 	Month    Figures      `json:"this_month"`
 	Quota    *QuotaReport `json:"quota,omitempty"`
+	// Cluster is a global upstream's count with the other replicas';
+	// Today and Month are this replica's. The quota is the cluster's.
+	Cluster *ClusterFigures `json:"cluster,omitempty"`
 }
 
 // Report describes the meter now.
@@ -276,14 +300,19 @@ func (m *Meter) Report() Report {
 	if m.cost != nil {
 		r.Currency, r.PerCall = m.cost.Currency, m.cost.PerCall.String()
 	}
+	if m.cluster != nil {
+		c := *m.cluster
+		r.Cluster = &c
+	}
 	if q := m.quota; q != nil {
-		qr := &QuotaReport{Daily: q.Daily, UsedToday: m.dayN, Monthly: q.Monthly, UsedMonth: m.monthN, OnExhausted: q.OnExhausted,
+		day, month := m.used()
+		qr := &QuotaReport{Daily: q.Daily, UsedToday: day, Monthly: q.Monthly, UsedMonth: month, OnExhausted: q.OnExhausted,
 			Timezone: q.Timezone, DayResets: m.dayEnd}
 		if q.Daily > 0 {
-			qr.Share = float64(m.dayN) / float64(q.Daily)
+			qr.Share = float64(day) / float64(q.Daily)
 		}
 		if q.Monthly > 0 {
-			qr.Share = max(qr.Share, float64(m.monthN)/float64(q.Monthly))
+			qr.Share = max(qr.Share, float64(month)/float64(q.Monthly))
 		}
 		r.Quota = qr
 	}
@@ -325,6 +354,10 @@ type State struct {
 	DayN     int64              `json:"day_calls"`
 	MonthN   int64              `json:"month_calls"`
 	Warned   map[string]int     `json:"warned"`
+	// The cluster's counts, for a shared meter: where they start again
+	// when the store has lost them.
+	ClusterDay   int64 `json:"cluster_day,omitempty"`
+	ClusterMonth int64 `json:"cluster_month,omitempty"`
 }
 
 // State snapshots the counts.
@@ -339,7 +372,11 @@ func (m *Meter) State() State {
 		}
 		return out
 	}
-	return State{DayKey: m.dayKey, MonthKey: m.monthKey, Day: clone(m.day), Month: clone(m.month), DayN: m.dayN, MonthN: m.monthN, Warned: maps.Clone(m.warned)}
+	s := State{DayKey: m.dayKey, MonthKey: m.monthKey, Day: clone(m.day), Month: clone(m.month), DayN: m.dayN, MonthN: m.monthN, Warned: maps.Clone(m.warned)}
+	if m.shared != nil {
+		s.ClusterDay, s.ClusterMonth = m.used()
+	}
+	return s
 }
 
 // Restore takes back the counts of a State saved in the same periods
@@ -355,6 +392,7 @@ func (m *Meter) Restore(s State) {
 			add(mo, c)
 		}
 		m.monthN += s.MonthN
+		m.seenMonth = max(m.seenMonth, s.ClusterMonth)
 		if s.Warned["monthly"] > m.warned["monthly"] {
 			m.warned["monthly"] = s.Warned["monthly"]
 		}
@@ -365,6 +403,7 @@ func (m *Meter) Restore(s State) {
 			add(d, c)
 		}
 		m.dayN += s.DayN
+		m.seenDay = max(m.seenDay, s.ClusterDay)
 		if s.Warned["daily"] > m.warned["daily"] {
 			m.warned["daily"] = s.Warned["daily"]
 		}

@@ -34,7 +34,7 @@ func TestQuotaWarnsAndRejects(t *testing.T) {
 	m.now = func() time.Time { return now }
 	at := map[int]string{}
 	for i := 1; i <= 100; i++ {
-		if err := m.Reserve("default"); err != nil {
+		if err := m.Reserve(context.Background(), "default"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		for len(ev.got) > len(at) {
@@ -44,7 +44,7 @@ func TestQuotaWarnsAndRejects(t *testing.T) {
 	if at[80] != incident.QuotaWarning || at[95] != incident.QuotaWarning || at[100] != incident.QuotaExhausted || len(at) != 3 {
 		t.Errorf("events at calls %v", at)
 	}
-	err := m.Reserve("default")
+	err := m.Reserve(context.Background(), "default")
 	var qe *QuotaError
 	if !errors.As(err, &qe) || qe.Period != "daily" || qe.RetryAfter != 6*time.Hour+30*time.Minute {
 		t.Fatalf("call 101: %v, want refused until New York's midnight (6h30m)", err)
@@ -53,7 +53,7 @@ func TestQuotaWarnsAndRejects(t *testing.T) {
 		t.Errorf("a refused call was counted: %+v", r.Quota)
 	}
 	now = now.Add(6*time.Hour + 31*time.Minute)
-	if err := m.Reserve("default"); err != nil {
+	if err := m.Reserve(context.Background(), "default"); err != nil {
 		t.Errorf("after midnight: %v", err)
 	}
 	if r := m.Report(); r.Quota.UsedToday != 1 || r.Quota.UsedMonth != 101 {
@@ -67,7 +67,7 @@ func TestCostIsExact(t *testing.T) {
 	m := NewMeter("pay", nil)
 	m.Configure(upstream(t, "    cost: {per_call: \"0.002\"}\n    quota: {monthly: 50, on_exhausted: alert}\n    routes:\n      - {name: write, match: POST /x, cost: {per_call: \"0.01\"}}\n"))
 	for range 100 {
-		if err := m.Reserve("default"); err != nil {
+		if err := m.Reserve(context.Background(), "default"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,9 +75,9 @@ func TestCostIsExact(t *testing.T) {
 		m.Saved("default", ByCache)
 	}
 	for range 3 {
-		_ = m.Reserve("write")
+		_ = m.Reserve(context.Background(), "write")
 	}
-	m.Reserve("write")
+	m.Reserve(context.Background(), "write")
 	m.Refund("write") // never reached the vendor
 	m.Saved("write", ByDedup)
 	r := m.Report()
@@ -111,7 +111,7 @@ func BenchmarkReserve(b *testing.B) {
 	m.Configure(cfg.Upstreams["pay"])
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = m.Reserve("default")
+		_ = m.Reserve(context.Background(), "default")
 	}
 }
 
@@ -132,7 +132,7 @@ func TestBookSavesAsItStops(t *testing.T) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); b.Run(time.Hour, stop) }()
 	for range 7 {
-		_ = b.Meter("pay").Reserve("default")
+		_ = b.Meter("pay").Reserve(context.Background(), "default")
 	}
 	close(stop)
 	<-done
