@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/routine"
 )
 
@@ -44,8 +45,9 @@ type Cluster struct {
 	up    atomic.Bool  // whether Redis answered the last call
 
 	mu     sync.Mutex
-	paused map[string]time.Time // upstream → until, on this clock, as published
-	state  func(up bool)        // told of each change of up
+	paused map[string]time.Time              // upstream → until, on this clock, as published
+	hear   map[string]func(ratelimit.Signal) // upstream → its limiter, told what others learned
+	state  func(up bool)                     // told of each change of up
 
 	disagree func([]string) // told when disagreements change
 	differ   []string       // the disagreements last told
@@ -87,7 +89,7 @@ func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluste
 	if self.ID == "" {
 		self.ID = newID()
 	}
-	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, state: hooks.State, disagree: hooks.Disagree}
+	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, state: hooks.State, disagree: hooks.Disagree}
 	cl.share.Store(1) // rank 0 of 1 until the first heartbeat
 	cl.up.Store(true)
 	return cl, nil

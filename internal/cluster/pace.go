@@ -149,9 +149,23 @@ func (c *Cluster) listen(ctx context.Context) {
 	}
 }
 
-// heard applies one published pause: "upstream micros-left". Anything
-// else is logged and dropped.
+// heard applies one published pause, "upstream micros-left", or a rate
+// or stated quota another replica learned (signal.go). Anything else is
+// logged and dropped.
 func (c *Cluster) heard(msg string, now time.Time) {
+	if strings.HasPrefix(msg, "rate ") || strings.HasPrefix(msg, "quota ") {
+		name, s, ok := c.signal(msg)
+		c.mu.Lock()
+		f := c.hear[name]
+		c.mu.Unlock()
+		switch {
+		case name == "":
+			c.log.Warn("a signal published in Redis could not be read; ignored", "message", truncate(msg, 80))
+		case ok && f != nil: // not this replica's own
+			f(s)
+		}
+		return
+	}
 	name, left, ok := strings.Cut(msg, " ")
 	us, err := strconv.ParseInt(left, 10, 64)
 	if !ok || err != nil || us < 0 || us > int64(24*time.Hour/time.Microsecond) {

@@ -27,6 +27,10 @@ type Shared interface {
 	// Share is this replica's place among the replicas last seen live:
 	// rank from 0, of n (at least 1).
 	Share() (rank, n int)
+	// Tell shares what this replica learned of the vendor; Hear is told
+	// what the others learned (and, once, what the store still holds).
+	Tell(ctx context.Context, s Signal) error
+	Hear(f func(Signal))
 }
 
 // GlobalConfig sets up a Global limiter.
@@ -70,6 +74,57 @@ type Global struct {
 
 	pending   time.Duration // a pause this replica heard, not yet shared
 	pendingAt time.Time     // when it was heard
+
+	toldQuota Signal    // the stated quota last told
+	toldAt    time.Time // when
+	toldReset time.Time // when its window ends
+}
+
+// tellEvery is how often, at most, a replica tells the vendor's quota as
+// it states it (a spent one, or a new window, at once).
+const tellEvery = 200 * time.Millisecond
+
+// tell shares s in the background: a rate or quota change never waits for
+// the store.
+func (g *Global) tell(s Signal) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = g.shared.Tell(ctx, s) // unreachable: each replica goes on with what it learns itself
+	}()
+}
+
+// tellQuota shares the vendor's quota as this replica last read it, when
+// it is spent, in a new window, or tellEvery after the last told.
+func (g *Global) tellQuota() {
+	q, ok := g.statedQuota()
+	if !ok {
+		return
+	}
+	now := g.now()
+	reset := now.Add(q.Reset)
+	g.mu.Lock()
+	last := g.toldQuota
+	newWindow := reset.After(g.toldReset.Add(500 * time.Millisecond))
+	spent := q.Remaining == 0 && last.Remaining > 0
+	due := now.Sub(g.toldAt) >= tellEvery && q.Remaining != last.Remaining
+	if !newWindow && !spent && !due {
+		g.mu.Unlock()
+		return
+	}
+	g.toldQuota, g.toldAt, g.toldReset = q, now, reset
+	g.mu.Unlock()
+	g.tell(q)
+}
+
+// heard applies what another replica learned.
+func (g *Global) heard(s Signal) {
+	if s.Rate > 0 {
+		g.adopt(s)
+	}
+	if s.Reset > 0 {
+		g.adoptQuota(s)
+	}
 }
 
 // sharePending tells the other replicas of the pause this one heard, if
@@ -94,6 +149,7 @@ func (g *Global) sharePending() {
 func (g *Global) Observe(key string, s Slot, a Answer) {
 	g.Local.Observe(key, s, a)
 	g.sharePending()
+	g.tellQuota()
 }
 
 // Pause implements Limiter, for every replica.
@@ -119,11 +175,17 @@ func NewGlobal(cfg GlobalConfig, shared Shared) *Global {
 			g.pendingAt = g.now()
 			g.mu.Unlock()
 		}
+		if e.Kind == "rate" && e.Reason != ReasonShared {
+			if s, ok := g.learned(); ok {
+				g.tell(s)
+			}
+		}
 		if tell != nil {
 			tell(e)
 		}
 	}
 	g.Local = NewLocal(local)
+	shared.Hear(g.heard)
 	return g
 }
 

@@ -480,15 +480,20 @@ func (l *Local) answered(key string, s Slot, sent, now time.Time) {
 // Caller holds mu.
 func (l *Local) stated(q Quota, s Slot, now time.Time) {
 	left := q.Remaining - (l.seq - s.seq) // the calls released since s spend from it too
-	reset := now.Add(q.Reset)
+	l.noteQuota(left, now.Add(q.Reset))
+	if l.quota.remaining <= 0 && q.Reset > 0 {
+		l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
+	}
+}
+
+// noteQuota takes a stated quota: a newer window, or fewer calls left in
+// this one. Caller holds mu.
+func (l *Local) noteQuota(left int64, reset time.Time) {
 	switch {
 	case !l.quota.known, reset.After(l.quota.reset.Add(500 * time.Millisecond)):
 		l.quota = quotaState{known: true, remaining: left, reset: reset}
 	default:
 		l.quota.remaining = min(l.quota.remaining, left)
-	}
-	if l.quota.remaining <= 0 && q.Reset > 0 {
-		l.pauseLocked(l.quota.reset, PauseQuota, 0, now)
 	}
 }
 
