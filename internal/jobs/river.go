@@ -180,10 +180,20 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the job store: %w", err)
 	}
-	s, err := open[pgx.Tx](ctx, riverpgxv5.New(pool), cfg, d, false)
+	unlock, err := lockSchema(ctx, pool)
 	if err != nil {
 		pool.Close()
 		return nil, err
+	}
+	defer unlock()
+	fail := func(err error) (Store, error) {
+		unlock() // before Close, which waits for the lock's connection
+		pool.Close()
+		return nil, err
+	}
+	s, err := open[pgx.Tx](ctx, riverpgxv5.New(pool), cfg, d, false)
+	if err != nil {
+		return fail(err)
 	}
 	s.close = pool.Close
 	s.records = recordDB{sql: recordsPostgres,
@@ -200,8 +210,7 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 			return scanRecords(rows.Next, rows.Scan, rows.Err)
 		}}
 	if err := s.records.exec(ctx, recordsDDL); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("creating the records table: %w", err)
+		return fail(fmt.Errorf("creating the records table: %w", err))
 	}
 	s.query = func(ctx context.Context) ([]Count, error) {
 		rows, err := pool.Query(ctx, countPostgres)
@@ -213,6 +222,29 @@ func OpenPostgres(ctx context.Context, url string, cfg Config, d Deliverer) (Sto
 		return out, errors.Join(err, rows.Err())
 	}
 	return s, nil
+}
+
+// schemaLock is the PostgreSQL advisory lock that replicas starting at
+// once take in turn to migrate the store and make its tables: made
+// concurrently, they collide in the catalog ("duplicate key value
+// violates unique constraint pg_type_typname_nsp_index").
+const schemaLock = 0x5ea3a11 // "seawall"
+
+// lockSchema takes the schema lock on a connection of its own, until the
+// returned func (which may be called again) releases it.
+func lockSchema(ctx context.Context, pool *pgxpool.Pool) (unlock func(), err error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the job store: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", schemaLock); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("locking the job store's schema: %w", err)
+	}
+	return sync.OnceFunc(func() {
+		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", schemaLock)
+		conn.Release()
+	}), nil
 }
 
 // newestSchema is the newest schema version the store has been migrated

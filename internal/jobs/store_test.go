@@ -543,3 +543,26 @@ func TestNoFsyncStoresWork(t *testing.T) {
 		waitState(t, s, j.ID, Succeeded)
 	})
 }
+
+// Replicas started together against one new PostgreSQL database each
+// migrate it: they take turns, and every one opens. Before, their
+// migrations collided in the catalog and all but one failed to start.
+func TestReplicasOpenANewPostgresStoreAtOnce(t *testing.T) {
+	dsn := testdb.PostgresURL(t)
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			s, err := Open(context.Background(), dsn, testConfig, newRecorder())
+			if err == nil {
+				err = s.Stop(context.Background())
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a replica could not open the store: %v", err)
+		}
+	}
+}
