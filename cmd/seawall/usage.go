@@ -78,6 +78,9 @@ func printCluster(w io.Writer, reports []u.Report) {
 			}
 			parts = append(parts, p)
 		}
+		if before := c.Today.Billable - sum(c.Today.Replicas); before > 0 {
+			parts = append(parts, fmt.Sprintf("%d counted before Redis last restarted", before))
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", r.Upstream, c.Today.Billable, c.Month.Billable, strings.Join(parts, ", "))
 	}
 	_ = tw.Flush()
@@ -111,4 +114,12 @@ func adminView(name, help, path string, args []string, stdout, stderr io.Writer,
 		return true, 0
 	}
 	return false, 0
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
