@@ -43,12 +43,13 @@ func (u *Upstream) Tell(ctx context.Context, s ratelimit.Signal) error {
 
 // Hear implements ratelimit.Shared: f is told the signals other replicas
 // publish for this upstream (the last f given, since a reload makes a new
-// limiter), and at once what Redis still keeps.
+// limiter), and at once what Redis still keeps: one round trip, bounded
+// by redis.timeout, as the upstream is made.
 func (u *Upstream) Hear(f func(ratelimit.Signal)) {
 	u.c.mu.Lock()
 	u.c.hear[u.name] = f
 	u.c.mu.Unlock()
-	go u.recall(f)
+	u.recall(f)
 }
 
 // recall tells f the learned rate and stated quota Redis keeps, if any.

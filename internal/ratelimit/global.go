@@ -84,14 +84,13 @@ type Global struct {
 // it states it (a spent one, or a new window, at once).
 const tellEvery = 200 * time.Millisecond
 
-// tell shares s in the background: a rate or quota change never waits for
-// the store.
+// tell shares s, as a pause is shared: on the call that learned it,
+// bounded by the store's timeout. Rate changes are rare, and a stated
+// quota is told at most every tellEvery.
 func (g *Global) tell(s Signal) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = g.shared.Tell(ctx, s) // unreachable: each replica goes on with what it learns itself
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = g.shared.Tell(ctx, s) // unreachable: each replica goes on with what it learns itself
 }
 
 // tellQuota shares the vendor's quota as this replica last read it, when
