@@ -34,9 +34,13 @@ type replica struct {
 // stop ends the replica as an operator would (SIGTERM), waiting for it.
 func (r *replica) stop(t *testing.T) {
 	t.Helper()
+	start := time.Now()
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	if err := r.cmd.Wait(); err != nil {
 		t.Errorf("replica %s stopped with %v", r.base, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Logf("replica %s took %s to stop", r.base, took.Round(time.Millisecond))
 	}
 }
 
@@ -47,13 +51,18 @@ func (r *replica) start(t *testing.T) {
 }
 
 // startReplicas runs n seawall processes sharing the Redis at redisURL,
-// each with upstream "v" in front of vendor, configured by upstreamYAML
+// each with upstream "v" in front of vendor (empty: upstreamYAML names its
+// endpoints), configured by upstreamYAML
 // (indented four spaces), redisYAML (keys of the redis block) and top
 // (lines of the config's top level). Each sends X-Replica: its number
 // (from 1) to the vendor.
 func startReplicas(t *testing.T, n int, redisURL, redisYAML, vendor, upstreamYAML string, top ...string) []*replica {
 	t.Helper()
 	bin := buildSeawall(t)
+	urlLine := "" // no vendor: upstreamYAML names the endpoints
+	if vendor != "" {
+		urlLine = "    url: " + vendor + "\n"
+	}
 	out := make([]*replica, n)
 	for i := range out {
 		dir := t.TempDir()
@@ -66,9 +75,8 @@ redis: {url: %q%s}
 %s
 upstreams:
   v:
-    url: %s
-    headers: {X-Replica: "%d"}
-%s`, listen, admin, dir, redisURL, redisYAML, strings.Join(top, "\n"), vendor, i+1, upstreamYAML)
+%s    headers: {X-Replica: "%d"}
+%s`, listen, admin, dir, redisURL, redisYAML, strings.Join(top, "\n"), urlLine, i+1, upstreamYAML)
 		path := filepath.Join(dir, "seawall.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -688,5 +696,134 @@ func TestReplicasShareOneQuota(t *testing.T) {
 		if q := usageOf(t, r).Quota; q == nil || q.UsedToday != 300 {
 			t.Errorf("replica %d after the restarts reports the quota %+v, want 300 used", i+1, q)
 		}
+	}
+}
+
+// adminDo sends method to a replica's admin path and returns the status
+// and body.
+func (r *replica) adminDo(t *testing.T, method, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, r.admin+path, nil)
+	req.Header.Set("Authorization", "Bearer replica-admin-token-0001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// zoneVendor counts the calls one zone's endpoint receives, and when.
+type zoneVendor struct {
+	mu  sync.Mutex
+	ats []time.Time
+}
+
+func (z *zoneVendor) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	z.mu.Lock()
+	z.ats = append(z.ats, time.Now())
+	z.mu.Unlock()
+}
+
+// last is when the latest call arrived.
+func (z *zoneVendor) last() time.Time {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.ats[len(z.ats)-1]
+}
+
+// since counts the calls that arrived at or after t.
+func (z *zoneVendor) since(t time.Time) int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	n := 0
+	for _, at := range z.ats {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// Several replicas, one view, item 4: a shift made on replica 1 is in
+// force on replicas 2 and 3 within a second (they send nothing more to the
+// shifted zone); it is still in force after all three restart, and after
+// Redis restarts empty; removed on replica 2, every replica sends to the
+// zone again. Before, a shift was
+// the replica's own and gone at its restart.
+func TestReplicasShareShifts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three replicas restarted under load (about 15 s): the full run, go test ./... as CI runs it, runs it")
+	}
+	redis := testredis.Start(t)
+	za, zb := &zoneVendor{}, &zoneVendor{}
+	a, b := httptest.NewServer(za), httptest.NewServer(zb)
+	defer a.Close()
+	defer b.Close()
+	replicas := startReplicas(t, 3, redis.URL(), "", "", fmt.Sprintf(
+		"    endpoints:\n      - {url: %q, zone: a}\n      - {url: %q, zone: b}\n    retry: {max_attempts: 1}\n    breaker: {disabled: true}\n", a.URL, b.URL))
+	waitForReplicas(t, replicas, 3)
+	before := time.Now()
+	offer(t, replicas, "/v/x", 20, time.Second)
+	if za.since(before) == 0 || zb.since(before) == 0 {
+		t.Fatalf("before the shift, zone a got %d calls and b %d: want both some", za.since(before), zb.since(before))
+	}
+
+	status, body := replicas[0].adminDo(t, http.MethodPost, "/admin/shifts?upstream=v&zone=a&for=5m")
+	shifted := time.Now()
+	var sh struct{ ID string }
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &sh) != nil || sh.ID == "" {
+		t.Fatalf("shift on replica 1: %d %s", status, body)
+	}
+	offer(t, replicas[1:], "/v/x", 20, 2*time.Second)
+	if n := za.since(shifted.Add(time.Second)); n != 0 {
+		t.Errorf("replicas 2 and 3 sent zone a %d calls from 1 s after the shift on replica 1, want none", n)
+	}
+	t.Logf("zone a got %d calls from replicas 2 and 3 after the shift, the last %s after it", za.since(shifted), za.last().Sub(shifted).Round(time.Millisecond))
+
+	for _, r := range replicas {
+		r.stop(t)
+	}
+	for _, r := range replicas {
+		r.start(t)
+	}
+	restarted := time.Now()
+	offer(t, replicas, "/v/x", 20, time.Second)
+	if n := za.since(restarted); n != 0 {
+		t.Errorf("after all three restarted, zone a got %d calls: the shift was lost", n)
+	}
+	var listed []struct {
+		ID     string
+		Shared bool
+	}
+	if !replicas[2].adminGet("/admin/shifts", &listed) || len(listed) != 1 || listed[0].ID != sh.ID || !listed[0].Shared {
+		t.Errorf("replica 3 lists the shifts %+v, want %s, shared", listed, sh.ID)
+	}
+	var out, errOut strings.Builder
+	if code := run([]string{"shift", "list", "-admin", replicas[2].admin, "-token", "replica-admin-token-0001"}, &out, &errOut); code != 0 ||
+		!regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(sh.ID)+` +v +zone a .* every replica$`).MatchString(out.String()) {
+		t.Errorf("seawall shift list on replica 3: exit %d, want %s in force on every replica\n%s%s", code, sh.ID, out.String(), errOut.String())
+	}
+
+	// Redis restarts empty: the replicas keep the shift and put it back,
+	// so that a replica started afterwards has it too.
+	redis.Kill()
+	redis.Restart(t)
+	time.Sleep(2500 * time.Millisecond) // the heartbeat finds Redis back, then reads the shifts
+	replicas[1].stop(t)
+	replicas[1].start(t)
+	listed = nil
+	if !replicas[1].adminGet("/admin/shifts", &listed) || len(listed) != 1 || listed[0].ID != sh.ID {
+		t.Errorf("a replica started after Redis restarted empty lists the shifts %+v, want %s: the others did not put it back", listed, sh.ID)
+	}
+
+	if status, body := replicas[1].adminDo(t, http.MethodDelete, "/admin/shifts/"+sh.ID); status != http.StatusOK {
+		t.Fatalf("removing the shift on replica 2: %d %s", status, body)
+	}
+	removed := time.Now()
+	offer(t, replicas[:1], "/v/x", 20, 2*time.Second)
+	if za.since(removed.Add(time.Second)) == 0 {
+		t.Error("replica 1 sent zone a nothing in the second after the shift was removed on replica 2")
 	}
 }

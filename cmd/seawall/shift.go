@@ -82,9 +82,13 @@ func shiftCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tUPSTREAM\tAWAY FROM\tUNTIL")
+		fmt.Fprintln(tw, "ID\tUPSTREAM\tAWAY FROM\tUNTIL\tIN FORCE ON")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Upstream, away(s), s.Until.Local().Format(time.DateTime))
+			on := "this replica"
+			if s.Shared {
+				on = "every replica"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Upstream, away(s), s.Until.Local().Format(time.DateTime), on)
 		}
 		_ = tw.Flush()
 	case "remove":

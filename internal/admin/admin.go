@@ -99,7 +99,11 @@ func Handler(parts Parts) http.Handler {
 	})))
 	mux.Handle("DELETE /admin/shifts/{id}", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := ups.RemoveShift(r.PathValue("id")); err != nil {
-			writeError(w, http.StatusNotFound, err)
+			status := http.StatusServiceUnavailable // removed here, not on the other replicas
+			if errors.Is(err, upstream.ErrUnknownShift) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
 			return
 		}
 		writeJSON(w, map[string]string{"removed": r.PathValue("id")})

@@ -44,10 +44,11 @@ type Cluster struct {
 	share atomic.Int64 // at the last heartbeat: this replica's rank << 32 | live replicas
 	up    atomic.Bool  // whether Redis answered the last call
 
-	mu     sync.Mutex
-	paused map[string]time.Time              // upstream → until, on this clock, as published
-	hear   map[string]func(ratelimit.Signal) // upstream → its limiter, told what others learned
-	state  func(up bool)                     // told of each change of up
+	mu       sync.Mutex
+	paused   map[string]time.Time              // upstream → until, on this clock, as published
+	hear     map[string]func(ratelimit.Signal) // upstream → its limiter, told what others learned
+	onShifts func([]Shifted, map[string]bool)  // told the shifts in force and removed (shift.go)
+	state    func(up bool)                     // told of each change of up
 
 	disagree func([]string) // told when disagreements change
 	differ   []string       // the disagreements last told
@@ -196,6 +197,7 @@ func (c *Cluster) beat(ctx context.Context) {
 		ids, rank = []string{self.ID}, 0
 	}
 	c.share.Store(int64(rank)<<32 | int64(len(ids)))
+	c.readShifts(ctx)
 	if c.disagree == nil {
 		return
 	}

@@ -129,6 +129,8 @@ func TestGarbageInRedisIsAbsent(t *testing.T) {
 		{"t:pause:api", "not a number"},
 		{"t:pace:api:-", "{\"json\": true}"},
 		{"t:replica:ghost", "\x00\xff garbage"},
+		{"t:shift:ghost", "{not json"},
+		{"t:shift:half", `{"id": "half", "upstream": "api", "until": "2099-01-01T00:00:00Z"}`}, // neither zone nor endpoint
 	} {
 		if err := rdb.Set(ctx, kv[0], kv[1], time.Minute).Err(); err != nil {
 			t.Fatal(err)
@@ -137,6 +139,12 @@ func TestGarbageInRedisIsAbsent(t *testing.T) {
 	if err := rdb.ZAdd(ctx, "t:replicas", redis.Z{Score: float64(time.Now().UnixMilli()), Member: "ghost"}).Err(); err != nil {
 		t.Fatal(err)
 	}
+	far := float64(time.Now().Add(time.Hour).UnixMilli())
+	if err := rdb.ZAdd(ctx, "t:shifts", redis.Z{Score: far, Member: "ghost"}, redis.Z{Score: far, Member: "half"}, redis.Z{Score: far, Member: "gone"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	heard := make(chan []cluster.Shifted, 10)
+	cl.OnShifts(func(s []cluster.Shifted, _ map[string]bool) { heard <- s })
 	_ = rdb.Publish(ctx, "t:pauses", "api not-a-number").Err()
 	_ = rdb.Publish(ctx, "t:pauses", "").Err()
 	g := ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 10, Burst: 1}}, cl.Upstream("api"))
@@ -161,5 +169,13 @@ func TestGarbageInRedisIsAbsent(t *testing.T) {
 	}
 	if until := cl.Upstream("api").PausedUntil(); !until.IsZero() {
 		t.Errorf("a garbage publish paused the upstream until %v", until)
+	}
+	select {
+	case s := <-heard:
+		if len(s) != 0 {
+			t.Errorf("garbage shifts were put in force: %+v", s)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("the shifts were not read at a heartbeat")
 	}
 }

@@ -153,6 +153,10 @@ func (c *Cluster) listen(ctx context.Context) {
 // or stated quota another replica learned (signal.go). Anything else is
 // logged and dropped.
 func (c *Cluster) heard(msg string, now time.Time) {
+	if msg == shiftsMessage {
+		c.readShifts(context.Background())
+		return
+	}
 	if strings.HasPrefix(msg, "rate ") || strings.HasPrefix(msg, "quota ") {
 		name, s, ok := c.signal(msg)
 		c.mu.Lock()

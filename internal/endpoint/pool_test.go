@@ -1,6 +1,8 @@
 package endpoint
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -232,5 +234,53 @@ func TestPoolShifts(t *testing.T) {
 	}
 	if s, _ := next.AddShift(at, "a", "", 0); s.ID == kept[0].ID {
 		t.Errorf("a new shift reused id %s", s.ID)
+	}
+}
+
+// Shared shifts: the shifts every replica has are put in force, one
+// removed elsewhere ends here too, and one this replica made that is not
+// yet shared, or that the store lost, stays and is returned, to be shared.
+func TestPoolSyncShifts(t *testing.T) {
+	eps := endpoints(t, "a", "b", "c")
+	p := NewPool("api", "", eps, defaults(), &events{})
+	now := time.Unix(1000, 0)
+	mine, err := p.AddShiftID(now, "api-me-1", "c", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := Shift{ID: "api-them-1", Zone: "a", Until: now.Add(time.Minute)}
+	elsewhere := Shift{ID: "api-them-2", Zone: "z", Until: now.Add(time.Minute)} // no endpoint here
+	ids := func() []string {
+		var out []string
+		for _, s := range p.Shifts(now) {
+			out = append(out, fmt.Sprintf("%s/%v", s.ID, s.Shared))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if lost := p.SyncShifts(now, []Shift{theirs, elsewhere}, nil); len(lost) != 1 || lost[0].ID != mine.ID {
+		t.Errorf("returned %v, want mine, not shared yet, to be shared", lost)
+	}
+	if got := ids(); !slices.Equal(got, []string{"api-me-1/false", "api-them-1/true"}) {
+		t.Fatalf("after the first sync: %v", got)
+	}
+	if e := p.Pick(now, nil); e.Zone != "b" {
+		t.Errorf("with a and c shifted, a call went to %s", e.Zone)
+	}
+	// Mine is kept now; theirs was removed on its replica.
+	p.SyncShifts(now, []Shift{mine}, map[string]bool{theirs.ID: true})
+	if got := ids(); !slices.Equal(got, []string{"api-me-1/true"}) {
+		t.Fatalf("after the second sync: %v", got)
+	}
+	// The store restarted empty: mine stays, to be put back.
+	if lost := p.SyncShifts(now, nil, nil); len(lost) != 1 || lost[0].ID != mine.ID {
+		t.Errorf("the store lost mine: returned %v", lost)
+	}
+	if got := ids(); !slices.Equal(got, []string{"api-me-1/true"}) {
+		t.Fatalf("after the store lost it: %v", got)
+	}
+	p.SyncShifts(now, nil, map[string]bool{mine.ID: true}) // removed on another replica
+	if got := ids(); len(got) != 0 {
+		t.Errorf("after it was removed elsewhere: %v, want none", got)
 	}
 }

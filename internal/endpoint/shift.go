@@ -15,6 +15,9 @@ type Shift struct {
 	Zone     string    `json:"zone,omitempty"`
 	Endpoint string    `json:"endpoint,omitempty"`
 	Until    time.Time `json:"until"`
+	// Shared says every replica has it (kept in Redis): removed on one,
+	// it ends on all.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Shift lengths: default and most.
@@ -33,6 +36,12 @@ func (s Shift) covers(e *Endpoint) bool {
 // AddShift moves traffic away from a zone or an endpoint for d (0: the
 // default, at most MaxShift), at once for every new call.
 func (p *Pool) AddShift(now time.Time, zone, endpoint string, d time.Duration) (Shift, error) {
+	return p.AddShiftID(now, "", zone, endpoint, d)
+}
+
+// AddShiftID is AddShift with the shift's id given, one no other replica
+// makes; empty, the pool numbers it.
+func (p *Pool) AddShiftID(now time.Time, id, zone, endpoint string, d time.Duration) (Shift, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if (zone == "") == (endpoint == "") {
@@ -61,8 +70,11 @@ func (p *Pool) AddShift(now time.Time, zone, endpoint string, d time.Duration) (
 	if left == 0 {
 		return Shift{}, fmt.Errorf("%w: it would leave upstream %s no endpoint", ErrShift, p.upstream)
 	}
-	p.nextShift++
-	s.ID = p.upstream + "-" + strconv.Itoa(p.nextShift)
+	s.ID = id
+	if id == "" {
+		p.nextShift++
+		s.ID = p.upstream + "-" + strconv.Itoa(p.nextShift)
+	}
 	p.shifts = append(p.shifts, s)
 	p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "shift-added", Endpoint: endpoint, Zone: zone,
 		Reason: fmt.Sprintf("shift %s until %s", s.ID, s.Until.UTC().Format(time.RFC3339))})
@@ -99,6 +111,45 @@ func (p *Pool) Adopt(now time.Time, old *Pool) {
 			p.shifts = append(p.shifts, s)
 		}
 	}
+}
+
+// SyncShifts takes the shifts every replica has (another replica's, or
+// this one's once kept): those that name an endpoint of this pool are in
+// force, and one among the removed ids ends. A shift this replica has
+// that is in neither list stays, and is returned to be shared (again):
+// one it made while the store did not answer, or one the store lost.
+func (p *Pool) SyncShifts(now time.Time, shared []Shift, removed map[string]bool) (lost []Shift) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireShifts(now)
+	in := map[string]bool{}
+	for _, s := range shared {
+		if !now.Before(s.Until) || !slices.ContainsFunc(p.eps, s.covers) {
+			continue
+		}
+		in[s.ID] = true
+		s.Shared = true
+		if i := slices.IndexFunc(p.shifts, func(x Shift) bool { return x.ID == s.ID }); i >= 0 {
+			p.shifts[i] = s
+			continue
+		}
+		p.shifts = append(p.shifts, s)
+		p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "shift-added", Endpoint: s.Endpoint, Zone: s.Zone,
+			Reason: fmt.Sprintf("shift %s until %s, made on another replica", s.ID, s.Until.UTC().Format(time.RFC3339))})
+	}
+	p.shifts = slices.DeleteFunc(p.shifts, func(s Shift) bool {
+		switch {
+		case in[s.ID]:
+			return false
+		case removed[s.ID]:
+			p.pub.Publish(Event{Time: now, Upstream: p.upstream, Kind: "shift-removed", Endpoint: s.Endpoint, Zone: s.Zone, Reason: "shift " + s.ID + " removed on another replica"})
+			return true
+		default:
+			lost = append(lost, s)
+		}
+		return false
+	})
+	return lost
 }
 
 // Shifts lists the shifts in force.

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,8 @@ type Set struct {
 	g       *routine.Group
 	// Usage holds the upstreams' meters, which outlive a reload.
 	Usage *usage.Book
+	// shiftSeq numbers the shifts this replica makes, with a cluster.
+	shiftSeq atomic.Int64
 }
 
 // Parts are what a Set is built from, made before it.
@@ -67,6 +70,9 @@ func NewSet(cfg *config.Config, p Parts) *Set {
 	}
 	m.WatchCacheBytes(responses.Bytes)
 	s := &Set{m: m, log: log, events: events, g: g, cache: responses, cluster: p.Cluster, Usage: usage.NewBook(events)}
+	if s.cluster != nil {
+		s.cluster.OnShifts(s.syncShifts)
+	}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
 	m.Registry.MustRegister(limiterCollector{status: s.limiterStatus}, endpointCollector{reports: s.endpointReports}, usageCollector{reports: s.UsageReports})
@@ -260,18 +266,63 @@ func (s *Set) AddShift(upstream, zone, url string, d time.Duration) (ShiftView, 
 	case u.eps.pool == nil:
 		return ShiftView{}, fmt.Errorf("%w: upstream %s has one endpoint, and a shift would leave it none", endpoint.ErrShift, upstream)
 	}
-	sh, err := u.eps.pool.AddShift(time.Now(), zone, url, d)
-	return ShiftView{upstream, sh}, err
+	if s.cluster == nil {
+		sh, err := u.eps.pool.AddShift(time.Now(), zone, url, d)
+		return ShiftView{upstream, sh}, err
+	}
+	// Named after the replica, so that two replicas' shifts never share an
+	// id, and kept in Redis for every replica.
+	id := fmt.Sprintf("%s-%s-%d", upstream, s.cluster.ID()[:4], s.shiftSeq.Add(1))
+	sh, err := u.eps.pool.AddShiftID(time.Now(), id, zone, url, d)
+	if err != nil {
+		return ShiftView{upstream, sh}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.cluster.PutShift(ctx, cluster.Shifted{Upstream: upstream, Shift: sh}); err != nil {
+		s.log.Warn("the shift is in force on this replica only until Redis answers again; then it is shared", "shift", id, "error", err.Error())
+	}
+	return ShiftView{upstream, sh}, nil
 }
 
-// RemoveShift ends a shift at once.
+// RemoveShift ends a shift at once, on every replica when it is shared.
 func (s *Set) RemoveShift(id string) error {
 	for _, u := range s.All() {
 		if u.eps.pool != nil && u.eps.pool.RemoveShift(time.Now(), id) == nil {
+			if s.cluster != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if err := s.cluster.DeleteShift(ctx, id); err != nil {
+					return fmt.Errorf("removed on this replica, but Redis did not answer: the others keep the shift until it answers again: %w", err)
+				}
+			}
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: %q is not in force (it may have expired)", ErrUnknownShift, id)
+}
+
+// syncShifts puts in force, on each upstream, the shifts every replica
+// has, ends those removed, and shares those Redis does not have: made
+// while it did not answer, or lost when it restarted empty.
+func (s *Set) syncShifts(shared []cluster.Shifted, removed map[string]bool) {
+	by := map[string][]endpoint.Shift{}
+	for _, sh := range shared {
+		by[sh.Upstream] = append(by[sh.Upstream], sh.Shift)
+	}
+	now := time.Now()
+	for _, u := range s.All() {
+		if u.eps.pool == nil {
+			continue
+		}
+		for _, sh := range u.eps.pool.SyncShifts(now, by[u.Name], removed) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if s.cluster.PutShift(ctx, cluster.Shifted{Upstream: u.Name, Shift: sh}) == nil {
+				s.log.Info("a shift Redis did not have is shared with every replica", "shift", sh.ID)
+			}
+			cancel()
+		}
+	}
 }
 
 // Shifts lists the shifts in force, by upstream.
