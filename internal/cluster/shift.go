@@ -105,7 +105,7 @@ func (c *Cluster) readShifts(ctx context.Context) {
 		return
 	}
 	if len(res) != 2 {
-		c.result(errors.New("unexpected answer to the shifts script"))
+		_ = c.result(errors.New("unexpected answer to the shifts script"))
 		return
 	}
 	out := []Shifted{}
