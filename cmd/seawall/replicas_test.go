@@ -827,3 +827,133 @@ func TestReplicasShareShifts(t *testing.T) {
 		t.Error("replica 1 sent zone a nothing in the second after the shift was removed on replica 2")
 	}
 }
+
+// Several replicas, one view, item 6: three replicas share one PostgreSQL
+// job store. About 10,000 jobs are accepted across them while replica 2 is
+// SIGKILLed with deliveries in flight: every accepted job is delivered (by
+// whichever replica), none under a key other than its own, and a job
+// accepted by the killed replica is answered by the others.
+func TestReplicasShareOneQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 jobs through three replicas, one killed (about 40 s): the full run, go test ./... as CI runs it, runs it")
+	}
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("SEAWALL_QUEUE_JOBS")); err == nil && v > 0 {
+		n = v
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}               // Idempotency-Key -> deliveries
+	keysOf := map[string]map[string]bool{} // a job's body -> the keys it was delivered with
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond) // slow enough that a kill lands mid-delivery
+		body, _ := io.ReadAll(r.Body)
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		seen[key]++
+		if keysOf[string(body)] == nil {
+			keysOf[string(body)] = map[string]bool{}
+		}
+		keysOf[string(body)][key] = true
+		mu.Unlock()
+	}))
+	defer vendor.Close()
+	redis := testredis.Start(t)
+	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL, "    mode: async\n    timeouts: {overall: 2s}\n",
+		fmt.Sprintf("jobs: {store: %q, base_delay: 20ms, max_delay: 200ms, max_attempts: 25, visibility_timeout: 3s, concurrency: 8}", testdb.PostgresURL(t)))
+	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(keysOf) }
+
+	type job struct{ body, by string }
+	var amu sync.Mutex
+	accepted := map[string]job{} // job id -> its body, which no other job has, and the replica that took it
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	send := func(i int, r *replica) {
+		body := `{"i":` + strconv.Itoa(i) + `}`
+		req, _ := http.NewRequest(http.MethodPost, r.base+"/v/events", strings.NewReader(body))
+		if i%2 == 0 {
+			req.Header.Set("Idempotency-Key", "app-"+strconv.Itoa(i))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return // the replica was killed mid-request: not accepted
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			amu.Lock()
+			accepted[resp.Header.Get("Seawall-Job-Id")] = job{body, r.base}
+			amu.Unlock()
+		}
+	}
+	sendRange := func(from, to int, live []*replica) {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					send(i, live[i%len(live)])
+				}
+			}()
+		}
+		for i := from; i < to; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+	}
+	start := time.Now()
+	sendRange(0, n/2, replicas)
+	// Kill replica 2 once some of its jobs are delivered and others, most
+	// likely, in flight. Bounded: a fast run may have delivered them all.
+	for deadline := time.Now().Add(10 * time.Second); delivered() < n/4 && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
+	_ = replicas[1].cmd.Process.Signal(syscall.SIGKILL)
+	_ = replicas[1].cmd.Wait()
+	t.Logf("SIGKILL of replica 2 with %d accepted, %d delivered", len(accepted), delivered())
+	live := []*replica{replicas[0], replicas[2]}
+	sendRange(n/2, n, live)
+
+	for deadline := time.Now().Add(3 * time.Minute); delivered() < len(accepted); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	took := time.Since(start)
+	// The killed replica's jobs are answered by the others.
+	checked := 0
+	for id, j := range accepted {
+		if j.by != replicas[1].base || checked == 20 {
+			continue
+		}
+		checked++
+		if st := jobState(t, client, live[checked%2].base, id); st != "succeeded" {
+			t.Errorf("job %s, accepted by the killed replica, is %q on replica %s, want succeeded", id, st, live[checked%2].base)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lost, dups, manyKeys := 0, 0, 0
+	for _, j := range accepted {
+		switch keys := keysOf[j.body]; {
+		case len(keys) == 0:
+			lost++
+		case len(keys) > 1:
+			manyKeys++ // a duplicate delivery with another key: a vendor would act twice
+		}
+	}
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("%d sent to three replicas, %d accepted (202), replica 2 SIGKILLed: lost %d, duplicate deliveries %d (under the job's own key), jobs with more than one key %d; all delivered %s after the first was sent",
+		n, len(accepted), lost, dups, manyKeys, took.Round(time.Millisecond))
+	if lost > 0 || manyKeys > 0 || len(seen) > len(accepted) || checked == 0 {
+		t.Errorf("lost %d accepted jobs; %d jobs delivered under several keys; %d keys delivered for %d accepted jobs; %d of the killed replica's jobs checked",
+			lost, manyKeys, len(seen), len(accepted), checked)
+	}
+	if len(accepted) < n*9/10 {
+		t.Errorf("only %d of %d jobs were accepted", len(accepted), n)
+	}
+}

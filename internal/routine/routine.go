@@ -37,7 +37,11 @@ func New(log *slog.Logger) *Group {
 func (g *Group) Go(name string, fn func()) {
 	if g == nil {
 		go func() {
-			defer recovered(slog.Default(), name, nil)
+			defer func() {
+				if r := recover(); r != nil {
+					logPanic(slog.Default(), name, r)
+				}
+			}()
 			fn()
 		}()
 		return
@@ -47,8 +51,18 @@ func (g *Group) Go(name string, fn func()) {
 	g.running[name]++
 	g.mu.Unlock()
 	go func() {
-		defer g.done(name)
-		defer recovered(g.log, name, &g.panics)
+		defer func() {
+			r := recover()
+			if r != nil {
+				logPanic(g.log, name, r)
+			}
+			g.done(name)
+			if r != nil {
+				// Counted last: whoever sees the count sees the log line
+				// and the goroutine gone from Running.
+				g.panics.Add(1)
+			}
+		}()
 		fn()
 	}()
 }
@@ -62,16 +76,8 @@ func (g *Group) done(name string) {
 	g.wg.Done()
 }
 
-// recovered logs a panic of the goroutine name, with its stack, and counts
-// it in n when n is not nil. It must be deferred.
-func recovered(log *slog.Logger, name string, n *atomic.Int64) {
-	r := recover()
-	if r == nil {
-		return
-	}
-	if n != nil {
-		n.Add(1)
-	}
+// logPanic logs the panic r of the goroutine name, with its stack.
+func logPanic(log *slog.Logger, name string, r any) {
 	log.Error("goroutine panicked; its work has stopped, the process goes on", slog.String("goroutine", name),
 		slog.String("panic", fmt.Sprint(r)), slog.String("stack", string(debug.Stack())))
 }
