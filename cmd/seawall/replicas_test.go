@@ -630,6 +630,7 @@ func TestReplicasShareOneQuota(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three replicas under load, stopped and started again with Redis (about 25 s): the full run, go test ./... as CI runs it, runs it")
 	}
+	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
 	redis := testredis.Start(t)
 	vendor := vendortest.StartNginx(t, 1000) // not the subject here: the quota is
 	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
@@ -756,6 +757,7 @@ func TestReplicasShareShifts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three replicas restarted under load (about 15 s): the full run, go test ./... as CI runs it, runs it")
 	}
+	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
 	redis := testredis.Start(t)
 	za, zb := &zoneVendor{}, &zoneVendor{}
 	a, b := httptest.NewServer(za), httptest.NewServer(zb)
@@ -838,6 +840,7 @@ func TestReplicasShareOneQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 jobs through three replicas, one killed (about a minute): the full run, go test ./... as CI runs it, runs it")
 	}
+	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_QUEUE_JOBS")); err == nil && v > 0 {
 		n = v
