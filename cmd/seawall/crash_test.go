@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,22 +41,65 @@ func TestServeCrashSafety(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) { crashServe(t, bin, testdb.PostgresURL(t), n) })
 }
 
-func crashServe(t *testing.T, bin, store string, n int) {
-	var mu sync.Mutex
-	seen := map[string]int{}               // Idempotency-Key -> deliveries
-	keysOf := map[string]map[string]bool{} // a job's body -> the keys it was delivered with
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(10 * time.Millisecond) // slow, so that kills land mid-delivery
-		body, _ := io.ReadAll(r.Body)
-		key := r.Header.Get("Idempotency-Key")
-		mu.Lock()
-		seen[key]++
-		if keysOf[string(body)] == nil {
-			keysOf[string(body)] = map[string]bool{}
+// jobVendor is a vendor that notes each delivery: how many times each
+// Idempotency-Key came, and the keys each body (one job's own) came with.
+type jobVendor struct {
+	delay  time.Duration
+	mu     sync.Mutex
+	seen   map[string]int             // Idempotency-Key -> deliveries
+	keysOf map[string]map[string]bool // a job's body -> the keys it was delivered with
+}
+
+// newJobVendor answers each delivery after delay: slow, so that kills
+// land mid-delivery.
+func newJobVendor(delay time.Duration) *jobVendor {
+	return &jobVendor{delay: delay, seen: map[string]int{}, keysOf: map[string]map[string]bool{}}
+}
+
+func (d *jobVendor) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	time.Sleep(d.delay)
+	body, _ := io.ReadAll(r.Body)
+	key := r.Header.Get("Idempotency-Key")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seen[key]++
+	if d.keysOf[string(body)] == nil {
+		d.keysOf[string(body)] = map[string]bool{}
+	}
+	d.keysOf[string(body)][key] = true
+}
+
+// delivered counts the jobs delivered at least once.
+func (d *jobVendor) delivered() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.keysOf)
+}
+
+// tally holds the accepted jobs' bodies against the deliveries: lost
+// never came, manyKeys came under more than one key (a vendor would act
+// twice), dups are deliveries past each key's first, keys the keys seen.
+func (d *jobVendor) tally(t *testing.T, bodies []string) (lost, manyKeys, dups, keys int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, body := range bodies {
+		switch k := d.keysOf[body]; {
+		case len(k) == 0:
+			lost++
+		case len(k) > 1:
+			manyKeys++
+			t.Logf("the job %s was delivered with %d keys: %v", body, len(k), k)
 		}
-		keysOf[string(body)][key] = true
-		mu.Unlock()
-	}))
+	}
+	for _, c := range d.seen {
+		dups += c - 1
+	}
+	return lost, manyKeys, dups, len(d.seen)
+}
+
+func crashServe(t *testing.T, bin, store string, n int) {
+	vendor := newJobVendor(10 * time.Millisecond)
+	up := httptest.NewServer(vendor)
 	defer up.Close()
 	addr := freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "seawall.yaml")
@@ -75,7 +120,7 @@ upstreams:
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	accepted := map[string]string{} // job id -> its body, which no other job has
-	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	delivered := vendor.delivered
 	send := func(i int) {
 		body := `{"i":` + strconv.Itoa(i) + `}`
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/events", strings.NewReader(body))
@@ -129,31 +174,19 @@ upstreams:
 		}
 		time.Sleep(2 * time.Second)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	lost, dups, manyKeys, sequential := 0, 0, 0, 0
-	for id, body := range accepted {
-		keys := keysOf[body]
-		switch {
-		case len(keys) == 0:
-			lost++
-		case len(keys) > 1:
-			manyKeys++ // a duplicate delivery with another key: a vendor would act twice
-			t.Logf("job %s was delivered with %d keys: %v", id, len(keys), keys)
-		}
-		for key := range keys {
-			if strings.HasPrefix(key, "seawall-job-") {
-				sequential++
-			}
+	lost, manyKeys, dups, keys := vendor.tally(t, slices.Collect(maps.Values(accepted)))
+	sequential := 0
+	vendor.mu.Lock()
+	for key := range vendor.seen {
+		if strings.HasPrefix(key, "seawall-job-") {
+			sequential++
 		}
 	}
-	for _, c := range seen {
-		dups += c - 1
-	}
+	vendor.mu.Unlock()
 	t.Logf("%d sent, %d accepted (202), 3 SIGKILLs: lost %d, duplicate deliveries %d, jobs with more than one key %d", n, len(accepted), lost, dups, manyKeys)
-	if lost > 0 || manyKeys > 0 || sequential > 0 || len(seen) > len(accepted) {
+	if lost > 0 || manyKeys > 0 || sequential > 0 || keys > len(accepted) {
 		t.Errorf("lost %d accepted jobs; %d jobs delivered under several keys; %d keys from the store's sequence; %d keys delivered for %d accepted jobs",
-			lost, manyKeys, sequential, len(seen), len(accepted))
+			lost, manyKeys, sequential, keys, len(accepted))
 	}
 }
 

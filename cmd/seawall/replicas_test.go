@@ -845,26 +845,13 @@ func TestReplicasShareOneQueue(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_QUEUE_JOBS")); err == nil && v > 0 {
 		n = v
 	}
-	var mu sync.Mutex
-	seen := map[string]int{}               // Idempotency-Key -> deliveries
-	keysOf := map[string]map[string]bool{} // a job's body -> the keys it was delivered with
-	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(5 * time.Millisecond) // slow enough that a kill lands mid-delivery
-		body, _ := io.ReadAll(r.Body)
-		key := r.Header.Get("Idempotency-Key")
-		mu.Lock()
-		seen[key]++
-		if keysOf[string(body)] == nil {
-			keysOf[string(body)] = map[string]bool{}
-		}
-		keysOf[string(body)][key] = true
-		mu.Unlock()
-	}))
+	deliveries := newJobVendor(5 * time.Millisecond)
+	vendor := httptest.NewServer(deliveries)
 	defer vendor.Close()
 	redis := testredis.Start(t)
 	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL, "    mode: async\n    timeouts: {overall: 2s}\n",
 		fmt.Sprintf("jobs: {store: %q, base_delay: 20ms, max_delay: 200ms, max_attempts: 25, visibility_timeout: 3s, concurrency: 8}", testdb.PostgresURL(t)))
-	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(keysOf) }
+	delivered := deliveries.delivered
 
 	type job struct{ body, by string }
 	var amu sync.Mutex
@@ -964,25 +951,16 @@ func TestReplicasShareOneQueue(t *testing.T) {
 		}
 	}
 	t.Logf("the killed replica's %d jobs all succeeded, seen from the others, %s after the kill", checked, time.Since(killed).Round(time.Millisecond))
-	mu.Lock()
-	defer mu.Unlock()
-	lost, dups, manyKeys := 0, 0, 0
+	var bodies []string
 	for _, j := range accepted {
-		switch keys := keysOf[j.body]; {
-		case len(keys) == 0:
-			lost++
-		case len(keys) > 1:
-			manyKeys++ // a duplicate delivery with another key: a vendor would act twice
-		}
+		bodies = append(bodies, j.body)
 	}
-	for _, c := range seen {
-		dups += c - 1
-	}
+	lost, manyKeys, dups, keys := deliveries.tally(t, bodies)
 	t.Logf("%d sent to three replicas, %d accepted (202), replica 2 SIGKILLed: lost %d, duplicate deliveries %d (under the job's own key), jobs with more than one key %d; all delivered %s after the first was sent",
 		n, len(accepted), lost, dups, manyKeys, took.Round(time.Millisecond))
-	if lost > 0 || manyKeys > 0 || len(seen) > len(accepted) || checked == 0 {
+	if lost > 0 || manyKeys > 0 || keys > len(accepted) || checked == 0 {
 		t.Errorf("lost %d accepted jobs; %d jobs delivered under several keys; %d keys delivered for %d accepted jobs; %d of the killed replica's jobs checked",
-			lost, manyKeys, len(seen), len(accepted), checked)
+			lost, manyKeys, keys, len(accepted), checked)
 	}
 	if len(accepted) < n*9/10 {
 		t.Errorf("only %d of %d jobs were accepted", len(accepted), n)
