@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -964,5 +965,123 @@ func TestReplicasShareOneQueue(t *testing.T) {
 	}
 	if len(accepted) < n*9/10 {
 		t.Errorf("only %d of %d jobs were accepted", len(accepted), n)
+	}
+}
+
+// failingVendor answers every call 500, noting when and from which
+// replica.
+type failingVendor struct {
+	mu    sync.Mutex
+	calls []vendorCall
+}
+
+type vendorCall struct {
+	at      time.Time
+	replica string
+}
+
+func (v *failingVendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v.mu.Lock()
+	v.calls = append(v.calls, vendorCall{time.Now(), r.Header.Get("X-Replica")})
+	v.mu.Unlock()
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+// Several replicas, one view, item 1: the vendor fails every call. Within
+// a second of the first replica's breaker opening every replica fails
+// fast (p99 under 5 ms), and in each half-open interval the vendor
+// receives the probes of one replica only. Before, each replica opened on
+// its own calls and sent its own probes.
+func TestReplicasShareOneBreaker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three replicas in front of a failing vendor for 8 s: the full run, go test ./... as CI runs it, runs it")
+	}
+	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
+	redis := testredis.Start(t)
+	fv := &failingVendor{}
+	vendor := httptest.NewServer(fv)
+	defer vendor.Close()
+	const probes = 2
+	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL, fmt.Sprintf(
+		"    retry: {max_attempts: 1}\n    breaker: {window: 30s, min_calls: 5, failure_rate: 50, open_duration: 1s, max_open_duration: 1s, half_open_calls: %d}\n", probes))
+	waitForReplicas(t, replicas, 3)
+
+	var mu sync.Mutex
+	var fast []time.Duration // the breaker's refusals, as the app waited for them
+	client := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, r := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 400 && time.Since(start) < 8*time.Second; k++ {
+				began := time.Now()
+				resp, err := client.Get(r.base + "/v/x")
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.Header.Get("Seawall-Error") == "circuit-open" {
+					mu.Lock()
+					fast = append(fast, time.Since(began))
+					mu.Unlock()
+				}
+				time.Sleep(time.Until(began.Add(40 * time.Millisecond)))
+			}
+		}()
+	}
+	wg.Wait()
+
+	fv.mu.Lock()
+	calls := slices.Clone(fv.calls)
+	fv.mu.Unlock()
+	// The first replica to open did so at its fifth call.
+	count := map[string]int{}
+	var firstOpen time.Time
+	for _, c := range calls {
+		if count[c.replica]++; count[c.replica] == 5 && firstOpen.IsZero() {
+			firstOpen = c.at
+		}
+	}
+	// From a second after it, the vendor sees only probes: bursts of at
+	// most half_open_calls calls, each burst from one replica.
+	var bursts [][]vendorCall
+	for _, c := range calls {
+		if c.at.Before(firstOpen.Add(time.Second)) {
+			continue
+		}
+		if n := len(bursts); n > 0 && c.at.Sub(bursts[n-1][len(bursts[n-1])-1].at) < 300*time.Millisecond {
+			bursts[n-1] = append(bursts[n-1], c)
+			continue
+		}
+		bursts = append(bursts, []vendorCall{c})
+	}
+	from := map[string]int{}
+	for i, b := range bursts {
+		who := map[string]bool{}
+		for _, c := range b {
+			who[c.replica] = true
+		}
+		for r := range who {
+			from[r]++
+		}
+		if len(b) > probes || len(who) != 1 {
+			t.Errorf("half-open interval %d: %d calls from replicas %v, want at most %d probes from one replica", i+1, len(b), slices.Sorted(maps.Keys(who)), probes)
+		}
+	}
+	slices.Sort(fast)
+	p99 := time.Duration(0)
+	if len(fast) > 0 {
+		p99 = fast[len(fast)*99/100]
+	}
+	t.Logf("%d calls at the vendor, the first replica open at %s; after a second, %d half-open intervals, probed by replicas %v; %d fail-fast answers, p99 %s",
+		len(calls), firstOpen.Sub(start).Round(time.Millisecond), len(bursts), from, len(fast), p99)
+	if len(bursts) < 3 || len(fast) < 300 {
+		t.Errorf("%d half-open intervals and %d fail-fast answers in 8 s: the breakers did not open and probe", len(bursts), len(fast))
+	}
+	if p99 >= 5*time.Millisecond {
+		t.Errorf("fail-fast p99 %s, want under 5 ms", p99)
 	}
 }

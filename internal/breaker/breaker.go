@@ -77,6 +77,8 @@ type Transition struct {
 	Calls, Failures, Slow int
 	// OpenFor is how long an opened breaker stays open.
 	OpenFor time.Duration
+	// Shared says the replicas together decided it (shared.go).
+	Shared bool
 }
 
 // Breaker is safe for concurrent use.

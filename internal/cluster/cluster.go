@@ -48,6 +48,7 @@ type Cluster struct {
 	paused   map[string]time.Time              // upstream → until, on this clock, as published
 	hear     map[string]func(ratelimit.Signal) // upstream → its limiter, told what others learned
 	onShifts func([]Shifted, map[string]bool)  // told the shifts in force and removed (shift.go)
+	wake     map[string]func()                 // published message → who reads the breaker again (breaker.go)
 	state    func(up bool)                     // told of each change of up
 
 	disagree func([]string) // told when disagreements change
@@ -90,7 +91,7 @@ func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluste
 	if self.ID == "" {
 		self.ID = newID()
 	}
-	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, state: hooks.State, disagree: hooks.Disagree}
+	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, wake: map[string]func(){}, state: hooks.State, disagree: hooks.Disagree}
 	cl.share.Store(1) // rank 0 of 1 until the first heartbeat
 	cl.up.Store(true)
 	return cl, nil

@@ -157,6 +157,15 @@ func (c *Cluster) heard(msg string, now time.Time) {
 		c.readShifts(context.Background())
 		return
 	}
+	if strings.HasPrefix(msg, "breaker ") {
+		c.mu.Lock()
+		wake := c.wake[msg]
+		c.mu.Unlock()
+		if wake != nil {
+			wake()
+		}
+		return
+	}
 	if strings.HasPrefix(msg, "rate ") || strings.HasPrefix(msg, "quota ") {
 		name, s, ok := c.signal(msg)
 		c.mu.Lock()

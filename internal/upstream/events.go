@@ -45,11 +45,16 @@ func (u *Upstream) breakerEvent(tr breaker.Transition) incident.Event {
 	if tr.Calls > 0 {
 		e.Evidence["calls"], e.Evidence["failures"], e.Evidence["slow_calls"] = tr.Calls, tr.Failures, tr.Slow
 	}
+	if tr.Shared {
+		e.Evidence["decided_by"] = "replicas" // docs/distributed.md#the-breaker
+	}
 	switch tr.To {
 	case breaker.Open:
 		e.Type, e.Severity = incident.BreakerOpened, incident.Error
 		e.Evidence["open_for_seconds"] = tr.OpenFor.Seconds()
 		switch {
+		case tr.Shared:
+			e.Summary = "breaker opened: the vendor fails the calls of two or more replicas; held open until one of them has probed it"
 		case tr.From == breaker.HalfOpen:
 			e.Summary = fmt.Sprintf("breaker opened again: %d of %d probes failed; open for %s", tr.Failures, tr.Calls, tr.OpenFor)
 		case tr.Calls > 0 && tr.Failures == 0 && tr.Slow > 0:
@@ -65,6 +70,9 @@ func (u *Upstream) breakerEvent(tr breaker.Transition) incident.Event {
 		e.Type, e.Summary = incident.BreakerHalfOpen, fmt.Sprintf("breaker half-open: letting %d probe calls through", b.HalfOpenCalls)
 	default:
 		e.Type, e.Summary = incident.BreakerClosed, "breaker closed"
+		if tr.Shared {
+			e.Summary = "breaker closed: another replica's probes succeeded"
+		}
 		if tr.Calls > 0 {
 			e.Summary = fmt.Sprintf("breaker closed: %d of %d probes succeeded", tr.Calls-tr.Failures, tr.Calls)
 		}

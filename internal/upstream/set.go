@@ -130,12 +130,11 @@ func (s *Set) Apply(cfg *config.Config) Applied {
 			a.Changed = append(a.Changed, name)
 			retired = append(retired, prev)
 		}
-		var shared ratelimit.Shared
+		var shared *cluster.Upstream
 		meter := s.Usage.Meter(name)
 		if s.cluster != nil && cfg.Global(uc) {
-			cu := s.cluster.Upstream(name)
-			shared = cu
-			meter.Share(cu, s.cluster.ID())
+			shared = s.cluster.Upstream(name)
+			meter.Share(shared, s.cluster.ID())
 		} else {
 			meter.Share(nil, "")
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/incident"
@@ -54,6 +55,8 @@ type Upstream struct {
 	events incident.Publisher
 	// Usage counts its billable and saved calls, against its quota.
 	Usage *usage.Meter
+	// sharedBreaker links the breaker to the other replicas'; nil: none.
+	sharedBreaker *sharedBreaker
 }
 
 // injected is a header set on every request to an upstream.
@@ -89,7 +92,7 @@ func (routeIndex) ServeHTTP(http.ResponseWriter, *http.Request) {}
 //
 // shared, when not nil, paces the upstream with the other replicas under
 // the redis block's failure policy.
-func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter, g *routine.Group, shared ratelimit.Shared, redis *config.Redis) *Upstream {
+func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, events incident.Publisher, meter *usage.Meter, g *routine.Group, shared *cluster.Upstream, redis *config.Redis) *Upstream {
 	if events == nil {
 		events = incident.Discard
 	}
@@ -132,7 +135,16 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 		local := ratelimit.NewLocal(lc)
 		u.Limiter, u.Policy = local, local.Policy()
 	}
-	u.Breaker = newBreaker(c.Breaker, u.breakerChanged)
+	u.Breaker = newBreaker(c.Breaker, func(tr breaker.Transition) {
+		u.breakerChanged(tr)
+		if u.sharedBreaker != nil {
+			u.sharedBreaker.changed(tr)
+		}
+	})
+	if shared != nil && u.Breaker != nil {
+		u.sharedBreaker = newSharedBreaker(u.Breaker, shared, u.Log)
+		u.sharedBreaker.start(g, name)
+	}
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
 	u.budget = retry.NewBudget(c.Retry.Budget.Ratio, c.Retry.Budget.MinPerSecond, nil)
 	u.def = newRoute("default", c.Retry, c.Timeouts.PerTry, c.Timeouts.Overall, u.M)
@@ -272,7 +284,12 @@ func (u *Upstream) Target(escapedPath, rawQuery string) *url.URL {
 }
 
 // Close stops the upstream's health ticker; calls under way finish.
-func (u *Upstream) Close() { u.eps.close() }
+func (u *Upstream) Close() {
+	u.eps.close()
+	if u.sharedBreaker != nil {
+		u.sharedBreaker.close()
+	}
+}
 
 // CloseIdleConnections closes the transport's idle connections, when an
 // upstream is retired; calls under way keep theirs.

@@ -1,0 +1,158 @@
+package upstream
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/seawall/seawall/internal/breaker"
+	"github.com/seawall/seawall/internal/cluster"
+	"github.com/seawall/seawall/internal/routine"
+)
+
+// Several replicas share a global upstream's breaker (docs/distributed.md):
+// each replica's breaker judges its own calls, as alone, and every tick
+// tells Redis whether it is open and whether its window would open it.
+// Evidence from two replicas opens the cluster's breaker, and every
+// replica holds its own open until then; one replica then probes the
+// vendor for all, and its verdict closes or reopens every replica's.
+const (
+	breakerTick = 250 * time.Millisecond
+	// holdPast is how long past the cluster's open-until a replica holds
+	// its breaker open, renewed each tick: while it hears nothing (Redis
+	// away) its own breaker decides again within it.
+	holdPast = 2 * time.Second
+	// probeTurn is the longest a replica keeps the turn to probe.
+	probeTurn = 10 * time.Second
+)
+
+// sharedBreaker is the link between one replica's breaker and the others.
+type sharedBreaker struct {
+	b      *breaker.Breaker
+	shared *cluster.Upstream
+	id     string
+	log    *slog.Logger
+	wake   chan struct{}
+	stop   chan struct{}
+	once   sync.Once
+
+	mu      sync.Mutex
+	probing bool                 // this replica has the turn to probe
+	answers []breaker.Transition // its probes' verdicts, to tell
+	held    bool                 // held open by the replicas' verdict
+	epoch   int64                // the cluster's closings heard of
+}
+
+// newSharedBreaker links b to the other replicas' breakers of the same
+// upstream; start runs it.
+func newSharedBreaker(b *breaker.Breaker, shared *cluster.Upstream, log *slog.Logger) *sharedBreaker {
+	return &sharedBreaker{b: b, shared: shared, id: shared.Replica(), log: log, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+func (s *sharedBreaker) start(g *routine.Group, name string) {
+	s.shared.OnBreaker(s.poke)
+	g.Go("shared breaker "+name, s.run)
+}
+
+// poke has the loop run now.
+func (s *sharedBreaker) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// changed hears this replica's breaker's transitions (with its lock
+// held: it only notes them). A probe's verdict is told to the others.
+func (s *sharedBreaker) changed(tr breaker.Transition) {
+	if tr.Shared {
+		return
+	}
+	s.mu.Lock()
+	if tr.From == breaker.HalfOpen && s.probing {
+		s.answers = append(s.answers, tr)
+		s.probing = false
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *sharedBreaker) close() { s.once.Do(func() { close(s.stop) }) }
+
+func (s *sharedBreaker) run() {
+	t := time.NewTicker(breakerTick)
+	defer t.Stop()
+	for {
+		s.tick()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// tick tells the probes' verdicts, reports, and follows the verdict.
+func (s *sharedBreaker) tick() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	answers := s.answers
+	s.answers = nil
+	s.mu.Unlock()
+	for _, tr := range answers {
+		if err := s.shared.ProbeAnswered(ctx, tr.To == breaker.Closed, tr.OpenFor); err != nil {
+			s.log.Warn("the probes' verdict could not be told to the other replicas", "to", tr.To.String(), "error", err.Error())
+		}
+	}
+	e := s.b.Evidence()
+	s.mu.Lock()
+	epoch := s.epoch
+	s.mu.Unlock()
+	v, err := s.shared.ReportBreaker(ctx, e.Open, s.b.Trips(e), s.openFor(), epoch)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && v.Epoch > s.epoch {
+		// Another replica's probes closed it: so is this one, held or
+		// opened by its own calls before the close.
+		s.epoch = v.Epoch
+		if s.held || e.Open {
+			s.held = false
+			s.b.Close()
+		}
+	}
+	switch {
+	case err != nil:
+		// Redis away: the hold lapses within holdPast, and this replica's
+		// breaker decides alone.
+	case v.OpenUntil.IsZero():
+		if s.held {
+			s.held = false
+			s.b.Close() // lapsed in Redis: no replica probed in time
+		}
+	case now.Before(v.OpenUntil) || (v.Prober != "" && v.Prober != s.id):
+		s.held, s.probing = true, false
+		until := v.OpenUntil
+		if until.Before(now) {
+			until = now // another replica probes: held while it does
+		}
+		s.b.HoldOpen(until.Add(holdPast))
+	case v.Prober == s.id || s.probing:
+		// This replica's probes are out.
+	default:
+		ok, err := s.shared.ClaimProbe(ctx, probeTurn)
+		if err == nil && ok {
+			s.probing = true
+			s.b.Release()
+			return
+		}
+		s.b.HoldOpen(now.Add(holdPast))
+	}
+}
+
+// openFor is how long the cluster's breaker opens for: the breaker's own
+// open duration.
+func (s *sharedBreaker) openFor() time.Duration { return s.b.OpenDuration() }
