@@ -98,6 +98,8 @@ func TestParseProblems(t *testing.T) {
 		{"missing env", "upstreams:\n  a:\n    url: http://x\n    headers:\n      X-Key: ${NOPE}\n", "seawall.yaml:5 upstreams.a.headers.X-Key: environment variable NOPE is not set"},
 		{"bad pattern", "upstreams:\n  a:\n    url: http://x\n    routes:\n      - match: GET\n", "seawall.yaml:5 upstreams.a.routes[0].match: invalid pattern"},
 		{"wrong type", "upstreams:\n  a:\n    url: http://x\n    retry:\n      max_attempts: lots\n", `seawall.yaml:5 upstreams.a.retry.max_attempts: got str "lots", want int`},
+		// One line, several keys: the one whose value is wrong is named.
+		{"wrong type in a flow mapping", "upstreams:\n  a:\n    url: http://x\n    breaker: {window: 30s, failure_rate: 50%, max_open_duration: 1s}\n", `seawall.yaml:4 upstreams.a.breaker.failure_rate: got str "50%", want float64`},
 		{"suggestion", "upstreams:\n  a:\n    url: http://x\n    retyr: {}\n", `unknown key (did you mean "retry"?)`},
 		{"reserved", "upstreams:\n  _seawall:\n    url: http://x\n", "name must be lower-case"},
 		{"reserved prefix", "upstreams:\n  seawall_callbacks:\n    url: http://x\n", "names starting with seawall are reserved"},

@@ -138,9 +138,40 @@ func syntaxProblem(name string, err error) Problem {
 // index maps config paths to the lines they stand on and collects the
 // problems found while walking and decoding the document.
 type index struct {
-	lines    map[string]int // path -> line of its key
-	byLine   map[int]string // line -> deepest path on it
+	lines    map[string]int      // path -> line of its key
+	byLine   map[int]string      // line -> deepest path on it
+	scalars  map[int][][2]string // line -> the paths and values of its scalars, for a flow mapping's type errors
 	problems Problems
+}
+
+// scalar notes the scalar value v of path, on its line.
+func (ix *index) scalar(path string, v *yaml.Node) {
+	if v.Kind != yaml.ScalarNode {
+		return
+	}
+	if ix.scalars == nil {
+		ix.scalars = map[int][][2]string{}
+	}
+	ix.scalars[v.Line] = append(ix.scalars[v.Line], [2]string{path, v.Value})
+}
+
+// pathOf is the path a type error on line names: the one key there whose
+// value is value, when one line holds several (a flow mapping such as
+// "breaker: {window: 30s, failure_rate: x}"); else the deepest path there.
+func (ix *index) pathOf(line int, value string) string {
+	found := ""
+	for _, pv := range ix.scalars[line] {
+		if pv[1] == value {
+			if found != "" {
+				return ix.byLine[line] // two keys share the value: not sure which
+			}
+			found = pv[0]
+		}
+	}
+	if found == "" {
+		return ix.byLine[line]
+	}
+	return found
 }
 
 func (ix *index) add(path string, line int) {
@@ -161,11 +192,11 @@ func (ix *index) addLineMsg(msg string) {
 		return
 	}
 	line, _ := strconv.Atoi(m[1])
-	text := m[2]
-	if strings.HasPrefix(text, "cannot unmarshal") {
-		text = friendlyTypeError(text)
+	text, path := m[2], ix.byLine[line]
+	if u := unmarshalMsg.FindStringSubmatch(text); u != nil {
+		text, path = friendlyTypeError(text), ix.pathOf(line, u[2])
 	}
-	ix.problems = append(ix.problems, Problem{Line: line, Path: ix.byLine[line], Msg: text})
+	ix.problems = append(ix.problems, Problem{Line: line, Path: path, Msg: text})
 }
 
 var unmarshalMsg = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (.*)$")
@@ -224,6 +255,7 @@ func (ix *index) walk(n *yaml.Node, t reflect.Type, path string) {
 				continue
 			}
 			ix.add(p, k.Line)
+			ix.scalar(p, v)
 			ix.walk(v, f.Type, p)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
@@ -231,6 +263,7 @@ func (ix *index) walk(n *yaml.Node, t reflect.Type, path string) {
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
 			ix.add(p, k.Line)
+			ix.scalar(p, v)
 			ix.walk(v, t.Elem(), p)
 		}
 	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
