@@ -152,8 +152,16 @@ func offerTimed(t *testing.T, replicas []*replica, path string, rate int, d time
 // unless it runs alone, as CI's timing step runs it.
 func vendorTiming(t *testing.T) {
 	t.Helper()
+	alone(t, "judges pacing at nginx by the clock")
+}
+
+// alone skips a test that must not share the machine with other packages'
+// tests (why says why) unless it runs in CI's replicas step, where each
+// runs by itself.
+func alone(t *testing.T, why string) {
+	t.Helper()
 	if os.Getenv("SEAWALL_VENDOR_TIMING") != "1" {
-		t.Skip("judges pacing at nginx by the clock: CI runs it alone (SEAWALL_VENDOR_TIMING=1 go test -run TestReplicas ./cmd/seawall)")
+		t.Skip(why + ": CI runs it alone (SEAWALL_VENDOR_TIMING=1 go test -run TestReplicas ./cmd/seawall)")
 	}
 }
 
@@ -628,10 +636,7 @@ func usageOf(t *testing.T, r *replica) u.Report {
 // count 300 and send nothing more. Before, each replica kept a quota of its
 // own and the vendor saw 900.
 func TestReplicasShareOneQuota(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three replicas under load, stopped and started again with Redis (about 25 s): the full run, go test ./... as CI runs it, runs it")
-	}
-	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
+	alone(t, "three replicas, nginx, Redis and PostgreSQL under load, restarted (about 15 s)")
 	redis := testredis.Start(t)
 	vendor := vendortest.StartNginx(t, 1000) // not the subject here: the quota is
 	replicas := startReplicas(t, 3, redis.URL(), "", vendor.URL,
@@ -755,10 +760,7 @@ func (z *zoneVendor) since(t time.Time) int {
 // zone again. Before, a shift was
 // the replica's own and gone at its restart.
 func TestReplicasShareShifts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three replicas restarted under load (about 15 s): the full run, go test ./... as CI runs it, runs it")
-	}
-	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
+	alone(t, "judges within a second, with three replicas restarted under load (about 15 s)")
 	redis := testredis.Start(t)
 	za, zb := &zoneVendor{}, &zoneVendor{}
 	a, b := httptest.NewServer(za), httptest.NewServer(zb)
@@ -827,7 +829,7 @@ func TestReplicasShareShifts(t *testing.T) {
 	removed := time.Now()
 	offer(t, replicas[:1], "/v/x", 20, 2*time.Second)
 	if za.since(removed.Add(time.Second)) == 0 {
-		t.Error("replica 1 sent zone a nothing in the second after the shift was removed on replica 2")
+		t.Errorf("replica 1 sent zone a nothing from a second after the shift was removed on replica 2 (%d calls before)", za.since(removed))
 	}
 }
 
@@ -838,10 +840,7 @@ func TestReplicasShareShifts(t *testing.T) {
 // accepted by the killed replica is answered by the others; one
 // Idempotency-Key sent to two replicas is one job.
 func TestReplicasShareOneQueue(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000 jobs through three replicas, one killed (about a minute): the full run, go test ./... as CI runs it, runs it")
-	}
-	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
+	alone(t, "10,000 jobs through three replicas and PostgreSQL, one killed (about 40 s): a load that would slow the other packages' timing tests")
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("SEAWALL_QUEUE_JOBS")); err == nil && v > 0 {
 		n = v
@@ -993,10 +992,7 @@ func (v *failingVendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // receives the probes of one replica only. Before, each replica opened on
 // its own calls and sent its own probes.
 func TestReplicasShareOneBreaker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three replicas in front of a failing vendor for 8 s: the full run, go test ./... as CI runs it, runs it")
-	}
-	t.Parallel() // its own Redis, vendor and ports: it runs beside the package's other long tests
+	alone(t, "judges the fail-fast p99 by the clock (three replicas, 8 s)")
 	redis := testredis.Start(t)
 	fv := &failingVendor{}
 	vendor := httptest.NewServer(fv)
