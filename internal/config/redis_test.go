@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Several replicas, item 1: the redis block's problems are reported with
@@ -56,13 +58,20 @@ func TestRedisBlock(t *testing.T) {
 // panics nor accepts what the client cannot dial, and a problem never
 // repeats the value.
 func FuzzRedisURL(f *testing.F) {
-	for _, s := range []string{"redis://127.0.0.1:6379", "rediss://u:p@h:6380/3", "redis://", "redis://h:0", "redis://[::1]:6379/0", "unix:///tmp/r.sock", "redis://h:6379/-1"} {
+	for _, s := range []string{"redis://127.0.0.1:6379", "rediss://u:p@h:6380/3", "redis://", "redis://h:0", "redis://[::1]:6379/0", "unix:///tmp/r.sock", "redis://h:6379/-1", "reDis://0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		err := checkRedisURL(s)
-		if err == nil && !strings.HasPrefix(s, "redis://") && !strings.HasPrefix(s, "rediss://") {
-			t.Fatalf("accepted %q", s)
+		if err == nil {
+			// A scheme's case does not matter (RFC 3986 3.1): "REDIS://h"
+			// is accepted, and the client must read it too.
+			if scheme, _, _ := strings.Cut(s, "://"); !strings.EqualFold(scheme, "redis") && !strings.EqualFold(scheme, "rediss") {
+				t.Fatalf("accepted %q", s)
+			}
+			if _, perr := redis.ParseURL(s); perr != nil {
+				t.Fatalf("accepted %q, which the client refuses: %v", s, perr)
+			}
 		}
 		if err != nil && len(s) > 8 && strings.Contains(err.Error(), s) {
 			t.Fatalf("the problem repeats the URL: %v", err)
