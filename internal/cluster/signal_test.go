@@ -8,6 +8,7 @@ import (
 
 	"github.com/seawall/seawall/internal/ratelimit"
 	"github.com/seawall/seawall/internal/testredis"
+	"github.com/seawall/seawall/internal/testwait"
 )
 
 // adaptive is a replica's adaptive global limiter of upstream "api",
@@ -15,18 +16,6 @@ import (
 func adaptive(t *testing.T, url string, rate float64) *ratelimit.Global {
 	t.Helper()
 	return ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: rate, Burst: 1, Adaptive: true}}, open(t, url, time.Second).Upstream("api"))
-}
-
-// within waits up to d for ok, and reports how long it took.
-func within(d time.Duration, ok func() bool) (time.Duration, bool) {
-	start := time.Now()
-	for time.Since(start) < d {
-		if ok() {
-			return time.Since(start), true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return d, ok()
 }
 
 // Several replicas, item 3: the adaptive rate one replica learns from a
@@ -52,7 +41,7 @@ func TestLearnedRateAndStatedQuotaAreShared(t *testing.T) {
 	if cut >= before {
 		t.Fatalf("the 429 did not cut replica a's rate: %.1f/s, was %.1f/s", cut, before)
 	}
-	took, ok := within(time.Second, func() bool { return b.Status().Effective == cut })
+	took, ok := testwait.Within(time.Second, func() bool { return b.Status().Effective == cut })
 	if !ok || took > 200*time.Millisecond {
 		t.Errorf("replica b paces at %.1f/s %s after a's cut to %.1f/s (was %.1f/s), want a's rate within 200 ms", b.Status().Effective, took, cut, before)
 	}
@@ -62,13 +51,13 @@ func TestLearnedRateAndStatedQuotaAreShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Observe("", slot, ratelimit.Answer{Status: http.StatusOK, Header: h, Sent: time.Now()})
-	took, ok = within(time.Second, func() bool { return b.Status().QuotaRemaining == 7 })
+	took, ok = testwait.Within(time.Second, func() bool { return b.Status().QuotaRemaining == 7 })
 	if !ok || took > 200*time.Millisecond {
 		t.Errorf("replica b sees %d of the vendor's quota left %s after a read 7, want 7 within 200 ms", b.Status().QuotaRemaining, took)
 	}
 
 	late := adaptive(t, srv.URL(), 100)
-	if _, ok := within(time.Second, func() bool { return late.Status().Effective == cut && late.Status().QuotaRemaining == 7 }); !ok {
+	if _, ok := testwait.Within(time.Second, func() bool { return late.Status().Effective == cut && late.Status().QuotaRemaining == 7 }); !ok {
 		t.Errorf("a replica started later paces at %.1f/s with %d of the quota left, want the kept %.1f/s and 7",
 			late.Status().Effective, late.Status().QuotaRemaining, cut)
 	}

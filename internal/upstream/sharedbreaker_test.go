@@ -12,6 +12,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/testredis"
+	"github.com/seawall/seawall/internal/testwait"
 )
 
 // replicaBreaker is one replica's breaker of upstream "api", linked to the
@@ -54,18 +55,6 @@ func calls(b *breaker.Breaker, n int, o breaker.Outcome) (made int) {
 	return made
 }
 
-// waitFor waits up to d for ok, and says how long it took.
-func waitFor(d time.Duration, ok func() bool) (time.Duration, bool) {
-	start := time.Now()
-	for time.Since(start) < d {
-		if ok() {
-			return time.Since(start), true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return d, ok()
-}
-
 // Several replicas, one view, item 1: the vendor fails the calls of two
 // replicas: their breakers open, and the third replica's, which has made
 // no call, fails fast within a second; once the open time is up, one
@@ -79,7 +68,7 @@ func TestSharedBreakerOpensOnTwoReplicasEvidence(t *testing.T) {
 	if a.State() != breaker.Open || b.State() != breaker.Open {
 		t.Fatalf("the failing replicas' own breakers are %s and %s, want open", a.State(), b.State())
 	}
-	took, ok := waitFor(2*time.Second, func() bool { return c.Rejecting() != nil })
+	took, ok := testwait.Within(2*time.Second, func() bool { return c.Rejecting() != nil })
 	if !ok || took > time.Second {
 		t.Fatalf("replica c fails fast %s after two replicas opened (%v), want within 1 s", took, ok)
 	}
@@ -87,7 +76,7 @@ func TestSharedBreakerOpensOnTwoReplicasEvidence(t *testing.T) {
 
 	// After the open second, exactly one replica may probe.
 	var probers []*breaker.Breaker
-	waitFor(3*time.Second, func() bool {
+	testwait.Within(3*time.Second, func() bool {
 		probers = probers[:0]
 		for _, r := range []*breaker.Breaker{a, b, c} {
 			if r.Rejecting() == nil {
@@ -102,7 +91,7 @@ func TestSharedBreakerOpensOnTwoReplicasEvidence(t *testing.T) {
 	if made := calls(probers[0], 1, breaker.Success); made != 1 {
 		t.Fatal("the prober's probe was refused")
 	}
-	took, ok = waitFor(2*time.Second, func() bool {
+	took, ok = testwait.Within(2*time.Second, func() bool {
 		return a.State() == breaker.Closed && b.State() == breaker.Closed && c.State() == breaker.Closed
 	})
 	if !ok {
@@ -122,7 +111,7 @@ func TestSharedBreakerIsNotPoisonedByOneReplica(t *testing.T) {
 	if a.State() != breaker.Open {
 		t.Fatalf("the failing replica's breaker is %s, want open", a.State())
 	}
-	if _, opened := waitFor(1500*time.Millisecond, func() bool { return b.Rejecting() != nil || c.Rejecting() != nil }); opened {
+	if _, opened := testwait.Within(1500*time.Millisecond, func() bool { return b.Rejecting() != nil || c.Rejecting() != nil }); opened {
 		t.Errorf("one replica's failures opened its peers' breakers: %s, %s", b.State(), c.State())
 	}
 }
@@ -135,13 +124,13 @@ func TestSharedBreakerWithoutRedisIsLocal(t *testing.T) {
 	a, b, c := replicaBreaker(t, srv.URL()), replicaBreaker(t, srv.URL()), replicaBreaker(t, srv.URL())
 	calls(a, 5, breaker.Failure)
 	calls(b, 5, breaker.Failure)
-	if _, ok := waitFor(2*time.Second, func() bool { return c.Rejecting() != nil }); !ok {
+	if _, ok := testwait.Within(2*time.Second, func() bool { return c.Rejecting() != nil }); !ok {
 		t.Fatal("replica c was not held open by the others' verdict")
 	}
 	srv.Kill()
 	// Held until the cluster's open second ends, and holdPast after it.
 	bound := time.Second + holdPast + breakerTick
-	took, ok := waitFor(2*bound, func() bool { return c.Rejecting() == nil })
+	took, ok := testwait.Within(2*bound, func() bool { return c.Rejecting() == nil })
 	if !ok || took > bound {
 		t.Errorf("with Redis gone, replica c was still held open after %s (%v), want its own again within %s", took, ok, bound)
 	}
