@@ -64,7 +64,6 @@ type Verdict struct {
 	// lets a probe through; zero: the cluster's breaker is not open.
 	OpenUntil time.Time
 	Prober    string // the replica probing for all; "" none
-	Tripping  int    // live replicas whose own windows would open it
 	// Epoch counts the times the probes closed it: a replica that hears
 	// a newer one than it knew, and was held open, closes.
 	Epoch int64
@@ -102,12 +101,12 @@ func (u *Upstream) ReportBreaker(ctx context.Context, open, trips bool, openFor 
 	untl, ok1 := res[0].(int64)
 	now, ok2 := res[1].(int64)
 	prober, ok3 := res[2].(string)
-	tripping, ok4 := res[3].(int64)
+	_, ok4 := res[3].(int64) // the replicas tripping: read by the script alone
 	ep, ok5 := res[4].(int64)
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || now <= 0 {
 		return Verdict{}, u.c.result(errors.New("unexpected answer to the breaker script"))
 	}
-	v := Verdict{Prober: prober, Tripping: int(tripping), Epoch: ep}
+	v := Verdict{Prober: prober, Epoch: ep}
 	if untl > 0 {
 		v.OpenUntil = u.c.clock.local(time.UnixMilli(now), answered).Add(time.Duration(untl-now) * time.Millisecond)
 	}

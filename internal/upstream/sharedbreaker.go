@@ -111,7 +111,7 @@ func (s *sharedBreaker) tick() {
 	s.mu.Lock()
 	epoch := s.epoch
 	s.mu.Unlock()
-	v, err := s.shared.ReportBreaker(ctx, e.Open, s.b.Trips(e), s.openFor(), epoch)
+	v, err := s.shared.ReportBreaker(ctx, e.Open, s.b.Trips(e), s.b.OpenDuration(), epoch)
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,7 +152,3 @@ func (s *sharedBreaker) tick() {
 		s.b.HoldOpen(now.Add(holdPast))
 	}
 }
-
-// openFor is how long the cluster's breaker opens for: the breaker's own
-// open duration.
-func (s *sharedBreaker) openFor() time.Duration { return s.b.OpenDuration() }
