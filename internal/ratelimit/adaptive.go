@@ -22,14 +22,15 @@ const (
 	// adaptiveBeta is the decrease on a 429 when no lower rate is proven.
 	adaptiveBeta = 0.5
 	// adaptiveConverged: once the rate that drew a 429 is within this
-	// factor of the rate proven, the bisection stops; the rate then creeps
-	// up by adaptiveCreep a round, once adaptiveCalm has passed since that
+	// factor of the rate proven, the bisection stops (its next probe, a
+	// tenth above the proven rate, would as likely draw a 429 as not); the
+	// rate then creeps up by adaptiveCreep a round, once adaptiveCalm has passed since that
 	// 429, until it is within adaptiveSettled of it: there it stays. The
-	// bisection lands anywhere in the last 10% below a rate that drew a
+	// bisection lands anywhere in the last 20% below a rate that drew a
 	// 429; the creep, one 429 later, within 2% of the vendor's limit. It
 	// waits, so that the search's first seconds cost no more 429s, each
 	// of which may pause every call for a second or more.
-	adaptiveConverged = 1.1
+	adaptiveConverged = 1.2
 	adaptiveSettled   = 1.02
 	adaptiveCreep     = 1.02
 	adaptiveCalm      = 10 * time.Second
@@ -73,6 +74,11 @@ const (
 	// above it when no rate is known to be too high.
 	adaptiveRecover = 2
 	adaptiveProbe   = 1.5
+	// adaptiveCostlyStep: while the vendor's 429s pause every call (they
+	// carry Retry-After), a probe above the proven rate rises at most this
+	// much a round: a 429 then costs a second or more of the whole quota,
+	// a round a tenth too slow a fortieth of one.
+	adaptiveCostlyStep = 1.1
 	// adaptiveSame: rates within this factor are the same rate, as the
 	// pace's intervals round them.
 	adaptiveSame = 1.01
@@ -112,6 +118,8 @@ type adaptiveRate struct {
 	stormAt     time.Time
 
 	cutAt time.Time // the last 429 counted: those of calls sent before are its round's
+	// costly says the last 429 counted paused every call (Retry-After).
+	costly bool
 
 	round   time.Time // when the round began
 	oks     int       // calls answered without a 429 in the round
@@ -142,14 +150,14 @@ func (a *adaptiveRate) bestNow(now time.Time) float64 {
 }
 
 // throttled records a 429 for a call sent at sent, when the pace it left
-// at was from and held says the pace, not the app, set it. It
-// reports whether the rate changed.
-func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held bool) bool {
+// at was from and held says the pace, not the app, set it; paused says
+// the 429 paused every call. It reports whether the rate changed.
+func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held, paused bool) bool {
 	a.refused, a.lastOK, a.reprobe = true, false, false
 	if !sent.After(a.cutAt) {
 		return false // sent before the last cut: that round is answered for
 	}
-	a.cutAt = now
+	a.cutAt, a.costly = now, paused
 	best := a.bestNow(now)
 	if best > 0 && from < adaptiveForeign*best {
 		// Far below a pace that just succeeded: not about the pace. The
@@ -263,6 +271,8 @@ func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float6
 		next = min(best, a.rate*adaptiveRecover, math.Sqrt(a.rate*a.bad))
 	case a.rate < best && a.bad == 0:
 		next = min(best, a.rate*adaptiveRecover)
+	case a.bad > adaptiveConverged*a.rate && answered && a.costly:
+		next = min(math.Sqrt(a.rate*a.bad), a.rate*adaptiveCostlyStep)
 	case a.bad > adaptiveConverged*a.rate && answered:
 		next = math.Sqrt(a.rate * a.bad)
 	case a.bad/adaptiveSettled > a.rate*adaptiveSame && answered && now.Sub(a.badAt) >= adaptiveCalm:

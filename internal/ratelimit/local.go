@@ -374,16 +374,18 @@ func (l *Local) Observe(key string, s Slot, a Answer) {
 	}
 	// The adaptive rate judges the answer before its own pause seeds a
 	// rate: a 429's pause is the 429's, not a pause without one.
-	l.adaptTo(s, a, now, quotaStated && q.Remaining <= 0)
-	if d, ok := PauseFor(status, h, now); ok && d > 0 {
+	d, pauses := PauseFor(status, h, now)
+	pauses = pauses && d > 0
+	l.adaptTo(s, a, now, quotaStated && q.Remaining <= 0, pauses)
+	if pauses {
 		l.pauseLocked(now.Add(d), PauseRetryAfter, status, now)
 	}
 }
 
 // adaptTo gives the adaptive rate the answer to the call released at s;
-// spent says the answer states the vendor's quota is spent. Caller holds
-// mu.
-func (l *Local) adaptTo(s Slot, a Answer, now time.Time, spent bool) {
+// spent says the answer states the vendor's quota is spent, pauses that
+// it pauses every call. Caller holds mu.
+func (l *Local) adaptTo(s Slot, a Answer, now time.Time, spent, pauses bool) {
 	if !l.cfg.Adaptive {
 		return
 	}
@@ -395,7 +397,7 @@ func (l *Local) adaptTo(s Slot, a Answer, now time.Time, spent bool) {
 		l.rate.refused, l.rate.lastOK = true, false
 	case status == http.StatusTooManyRequests:
 		from, iv := l.rate.rate, l.interval()
-		if l.rate.throttled(now, s.At, l.paceOf(s, now), s.held) {
+		if l.rate.throttled(now, s.At, l.paceOf(s, now), s.held, pauses) {
 			l.events = append(l.events, Event{Kind: "rate", Reason: "throttled", From: finite(from), To: l.rate.rate, Status: status})
 			l.reinterval(iv, now)
 		}

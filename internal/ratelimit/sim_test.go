@@ -355,20 +355,38 @@ func TestPacingSurvivesVendorStalls(t *testing.T) {
 
 // Trust, acceptance 3 on a virtual clock: a leaky bucket at 20/s whose
 // 429s carry Retry-After: 1, as nginx's do with add_header and most
-// vendors' do, no rate configured, the app offering 100/s for a minute.
-// Every 429 pauses the upstream for a second, so each one the rate's
-// search costs is a second of quota: at least 90% of the vendor's quota
-// served, at most 1% of calls refused, and 60% in the first 10 s.
+// vendors' do, no rate configured, the app offering 60/s to 150/s for a
+// minute. Every 429 pauses the upstream for a second, so each one the
+// rate's search costs is a second of quota: 90% of the vendor's quota
+// served on average (never under 89%), at most 1% of calls refused, and
+// 60% in the first 10 s in nine runs of ten (never under 45%): where the
+// app's pace puts the first cut decides whether the search costs three
+// 429s or four. (The rule before the capped step and the wider
+// convergence reached 60% in the first 10 s in 13 of these 30 runs.)
 // TestNginxAdaptiveRetryAfter checks the same against nginx.
 func TestAdaptiveAgainstRetryAfter(t *testing.T) {
-	for seed := uint64(1); seed <= 5; seed++ {
-		v := retryAfter{&leakyBucket{milliRate: 20_000}, "1"}
-		r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, 100, time.Minute, 500*time.Microsecond, seed)
-		first, all := r.served(0, 10*time.Second), r.served(0, time.Minute)
-		t.Logf("seed %d: %d served (%.1f%% of 1,200), %d refused (%.2f%%), first 10 s %d", seed, all, float64(all)/12, r.refused, 100*float64(r.refused)/float64(r.sent), first)
-		if all < 1080 || float64(r.refused) > 0.01*float64(r.sent) || first < 120 {
-			t.Errorf("seed %d: %d served, %d of %d refused, %d in the first 10 s; want >= 1,080, <= 1%%, >= 120", seed, all, r.refused, r.sent, first)
+	short, runs, sum := 0, 0, 0
+	for offered := 60.0; offered <= 150; offered += 10 {
+		for seed := uint64(1); seed <= 3; seed++ {
+			v := retryAfter{&leakyBucket{milliRate: 20_000}, "1"}
+			r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, offered, time.Minute, 500*time.Microsecond, seed)
+			first, all := r.served(0, 10*time.Second), r.served(0, time.Minute)
+			runs, sum = runs+1, sum+all
+			if first < 120 {
+				short++
+			}
+			t.Logf("app at %.0f/s, seed %d: %d served (%.1f%% of 1,200), %d refused (%.2f%%), first 10 s %d", offered, seed, all, float64(all)/12, r.refused, 100*float64(r.refused)/float64(r.sent), first)
+			if all < 1068 || float64(r.refused) > 0.01*float64(r.sent) || first < 90 {
+				t.Errorf("app at %.0f/s, seed %d: %d served, %d of %d refused, %d in the first 10 s; want >= 1,068, <= 1%%, >= 90", offered, seed, all, r.refused, r.sent, first)
+			}
 		}
+	}
+	t.Logf("%d runs: %.1f served on average; under 120 in the first 10 s in %d", runs, float64(sum)/float64(runs), short)
+	if sum < 1080*runs {
+		t.Errorf("%.1f served on average, want at least 1,080", float64(sum)/float64(runs))
+	}
+	if short > runs/10 {
+		t.Errorf("%d of %d runs served under 120 in the first 10 s, want at most one in ten", short, runs)
 	}
 }
 
@@ -453,10 +471,12 @@ func TestAdaptiveSingle429AfterIdleTraffic(t *testing.T) {
 // Retry-After: 1, no rate configured, the app offering 100/s for a minute.
 // Where the rule's fixed steps land just over or under a limit decides
 // how many 429s it costs, so one limit says little: over them all, the
-// share of the quota served averages at least 89% and is never under 84%.
-// (The rule before the creep averaged 87.4%, its worst 79.7%.)
+// share of the quota served averages at least 89% and is never under 84%,
+// and the first 10 s serve 60% of it for nine limits in ten. (The rule
+// before the creep averaged 87.4%, its worst 79.7%; the one before the
+// capped step reached 60% in the first 10 s for 28 of the 45 limits.)
 func TestAdaptiveAcrossVendorLimits(t *testing.T) {
-	worst, sum, n := 1.0, 0.0, 0
+	worst, sum, n, slow := 1.0, 0.0, 0, 0
 	for limit := 15.0; limit <= 26; limit += 0.25 {
 		v := retryAfter{&leakyBucket{milliRate: int64(limit * 1000)}, "1"}
 		r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, 100, time.Minute, 500*time.Microsecond, 1)
@@ -464,10 +484,16 @@ func TestAdaptiveAcrossVendorLimits(t *testing.T) {
 		if share < 0.84 {
 			t.Errorf("vendor at %.2f/s: %.1f%% of its quota served, %d refused; want at least 84%%", limit, 100*share, r.refused)
 		}
+		if float64(r.served(0, 10*time.Second)) < 0.6*10*limit {
+			slow++
+		}
 		worst, sum, n = min(worst, share), sum+share, n+1
 	}
-	t.Logf("over %d limits: mean %.1f%%, worst %.1f%% of the quota served", n, 100*sum/float64(n), 100*worst)
+	t.Logf("over %d limits: mean %.1f%%, worst %.1f%% of the quota served; under 60%% in the first 10 s for %d", n, 100*sum/float64(n), 100*worst, slow)
 	if sum/float64(n) < 0.89 {
 		t.Errorf("mean %.1f%% of the quota served, want at least 89%%", 100*sum/float64(n))
+	}
+	if slow > n/10 {
+		t.Errorf("%d of %d limits served under 60%% of their quota in the first 10 s, want at most one in ten", slow, n)
 	}
 }
