@@ -62,9 +62,13 @@ func incidentsCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tUPSTREAM\tSTATE\tSEVERITY\tOPENED\tSUMMARY")
+		fmt.Fprintln(tw, "ID\tCLUSTER\tUPSTREAM\tSTATE\tSEVERITY\tOPENED\tSUMMARY")
 		for _, in := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Upstream, in.State(), in.Severity, in.Opened.Local().Format(time.DateTime), truncate(in.Summary, 80))
+			cluster := "-" // replicas share no incidents, or Redis did not answer
+			if in.Cluster != 0 {
+				cluster = fmt.Sprint(in.Cluster)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, cluster, in.Upstream, in.State(), in.Severity, in.Opened.Local().Format(time.DateTime), truncate(in.Summary, 80))
 		}
 		_ = tw.Flush()
 		return 0

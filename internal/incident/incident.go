@@ -97,6 +97,10 @@ type Event struct {
 	Evidence map[string]any `json:"evidence,omitempty"`
 	// Incident is the incident the event belongs to; 0 for none.
 	Incident int64 `json:"incident,omitempty"`
+	// Replica and ReplicaZone name the replica that recorded it, when
+	// replicas share their incidents (docs/distributed.md).
+	Replica     string `json:"replica,omitempty"`
+	ReplicaZone string `json:"replica_zone,omitempty"`
 	// Pause is how long an upstream.paused event holds its condition.
 	Pause time.Duration `json:"-"`
 }
@@ -107,7 +111,13 @@ type Publisher interface{ Publish(Event) }
 // Incident is an upstream's trouble, from its first bad event until its
 // conditions have been clear for the quiet period.
 type Incident struct {
-	ID       int64      `json:"id"`
+	ID int64 `json:"id"`
+	// Cluster is the id of the incident every replica that saw the outage
+	// joined, when replicas share their incidents: the notices carry it.
+	Cluster int64 `json:"cluster,omitempty"`
+	// Replica is the replica that opened it, when replicas share their
+	// incidents: its notices, should Redis not answer, are its own.
+	Replica  string     `json:"replica,omitempty"`
 	Upstream string     `json:"upstream"`
 	Opened   time.Time  `json:"opened"`
 	Resolved *time.Time `json:"resolved,omitempty"`
@@ -129,6 +139,8 @@ type Incident struct {
 
 	base    map[string]float64 // the impact counters when it opened (or when Seawall restarted)
 	carried map[string]float64 // impact counted before a restart
+	kept    int                // its events the cluster keeps (shared.go)
+	leaving time.Time          // when it resolved, while the cluster has not answered its leave
 }
 
 // State is "open" or "resolved".
@@ -178,6 +190,13 @@ type Recorder struct {
 	// unsaved are the events, and the incidents by id, not yet in store.
 	unsaved    []Event
 	unsavedInc map[int64]bool
+
+	// shared, when not nil, keeps one incident per outage across
+	// replicas; replica and zone mark this one's events (shared.go).
+	shared        Shared
+	replica, zone string
+	clusterFloor  int64 // the highest cluster incident id known here
+	leaving       []*Incident
 }
 
 // NewRecorder returns a recorder; impact, if not nil, reads an upstream's
@@ -229,16 +248,19 @@ func (r *Recorder) record(e Event, notify func(Notice)) {
 	}
 	var notice *Notice
 	defer func() {
-		if notice != nil && notify != nil {
+		if notice != nil && (notify != nil || r.shared != nil) {
 			n := *notice
 			n.Incident = r.withImpact(n.Incident)
-			notify(n)
+			r.trigger(n, notify)
 		}
 	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nextEvent++
 	e.ID = r.nextEvent
+	if r.shared != nil {
+		e.Replica, e.ReplicaZone = r.replica, r.zone
+	}
 	cleared := r.condition(e)
 	if e.Upstream != "" {
 		in := r.open[e.Upstream]
@@ -307,7 +329,7 @@ func (r *Recorder) condition(e Event) (cleared bool) {
 // openIncident opens one for e's upstream. r.mu is held.
 func (r *Recorder) openIncident(e Event, base map[string]float64) *Incident {
 	r.nextInc++
-	in := &Incident{ID: r.nextInc, Upstream: e.Upstream, Opened: e.Time, Severity: e.Severity, Summary: e.Summary, QuietSince: e.Time, base: base}
+	in := &Incident{ID: r.nextInc, Replica: r.replica, Upstream: e.Upstream, Opened: e.Time, Severity: e.Severity, Summary: e.Summary, QuietSince: e.Time, base: base}
 	r.open[e.Upstream] = in
 	r.incidents = append(r.incidents, in)
 	if len(r.incidents) > r.cfg.KeepIncidents {
@@ -344,18 +366,31 @@ func (r *Recorder) tick(now time.Time, notify func(Notice)) {
 		r.unsavedInc[in.ID] = true
 		resolving = append(resolving, in)
 	}
+	left := r.leaving
+	r.leaving = nil
 	r.mu.Unlock()
-	for _, in := range resolving {
-		impact := r.impactSince(in.Upstream, in.base, in.carried)
+	r.shareTick()
+	for _, in := range slices.Concat(left, resolving) {
+		if in.leaving.IsZero() {
+			impact := r.impactSince(in.Upstream, in.base, in.carried)
+			r.mu.Lock()
+			in.Impact = impact
+			r.mu.Unlock()
+		}
+		tell, done := r.leave(in, now)
+		if !done {
+			r.mu.Lock()
+			r.leaving = append(r.leaving, in) // the cluster did not answer: again next tick
+			r.mu.Unlock()
+		}
 		r.mu.Lock()
-		in.Impact = impact
 		v := r.view(in, false)
 		var last Event
 		if len(in.Events) > 0 {
 			last = in.Events[len(in.Events)-1]
 		}
 		r.mu.Unlock()
-		if notify != nil {
+		if tell && notify != nil {
 			// Told before the resolve is saved: a crash in between sends
 			// the resolve twice, never not at all.
 			notify(Notice{Action: Resolve, Incident: v, Event: last})
@@ -457,6 +492,7 @@ func (r *Recorder) Restore(ctx context.Context, store Store) error {
 	for i := range incs {
 		in := &incs[i]
 		r.nextInc = max(r.nextInc, in.ID)
+		r.clusterFloor = max(r.clusterFloor, in.Cluster)
 		in.carried, in.Impact = in.Impact, nil
 		if in.Resolved == nil && r.impact != nil {
 			in.base = r.impact(in.Upstream)
@@ -473,6 +509,7 @@ func (r *Recorder) Restore(ctx context.Context, store Store) error {
 	for _, e := range events {
 		if in := byID[e.Incident]; in != nil {
 			in.Events = append(in.Events, e)
+			in.kept = len(in.Events) // handed to the cluster before the restart, or lost with it
 		}
 	}
 	return nil
@@ -556,6 +593,7 @@ func (r *Recorder) Incident(id int64) (Incident, bool) {
 	if !found {
 		return Incident{}, false
 	}
+	v.Events = r.clusterEvents(v)
 	return r.withImpact(v), true
 }
 

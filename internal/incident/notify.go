@@ -97,8 +97,17 @@ func (p *PagerDuty) Name() string { return "pagerduty" }
 func (p *PagerDuty) Min() Severity { return p.MinSev }
 
 // DedupKey is the incident's key at PagerDuty: its trigger and its
-// resolve carry the same.
-func DedupKey(in Incident) string { return fmt.Sprintf("seawall/%s/%d", in.Upstream, in.ID) }
+// resolve carry the same, and so does every replica's for a cluster's
+// incident.
+func DedupKey(in Incident) string {
+	switch {
+	case in.Cluster != 0:
+		return fmt.Sprintf("seawall/%s/cluster-%d", in.Upstream, in.Cluster)
+	case in.Replica != "": // one replica's own, while the cluster did not answer
+		return fmt.Sprintf("seawall/%s/%s-%d", in.Upstream, in.Replica, in.ID)
+	}
+	return fmt.Sprintf("seawall/%s/%d", in.Upstream, in.ID)
+}
 
 // pdSeverity is PagerDuty's name for a severity.
 func pdSeverity(s Severity) string {
@@ -216,7 +225,11 @@ func (w *Webhook) Send(ctx context.Context, n Notice) error {
 	}
 	h := http.Header{}
 	// One id per notice, the same on every try: the receiver dedupes.
-	webhook.SetHeaders(h, w.Key, fmt.Sprintf("seawall-%s-%d-%s-%d", n.Incident.Upstream, n.Incident.ID, n.Action, n.Seq), now, b)
+	id := fmt.Sprintf("seawall-%s-%d-%s-%d", n.Incident.Upstream, n.Incident.ID, n.Action, n.Seq)
+	if n.Incident.Cluster != 0 { // the same whichever replica tells it
+		id = fmt.Sprintf("seawall-%s-cluster-%d-%s-%s", n.Incident.Upstream, n.Incident.Cluster, n.Action, n.Incident.Severity)
+	}
+	webhook.SetHeaders(h, w.Key, id, now, b)
 	return post(ctx, w.Client, w.URL, h, b)
 }
 

@@ -26,6 +26,9 @@ func WriteTimeline(w io.Writer, in Incident, markdown bool) error {
 		fmt.Fprintf(&b, "incident %d  %s  %s  %s  %s\n", in.ID, in.Upstream, state, in.Severity, span)
 		fmt.Fprintf(&b, "  %s\n", in.Summary)
 	}
+	if in.Cluster != 0 {
+		line(&b, markdown, fmt.Sprintf("cluster incident %d: the events of every replica that saw it", in.Cluster))
+	}
 	if len(in.Conditions) > 0 {
 		line(&b, markdown, "still holding it open: "+strings.Join(in.Conditions, ", "))
 	}
@@ -36,10 +39,14 @@ func WriteTimeline(w io.Writer, in Incident, markdown bool) error {
 		b.WriteString("\n| time | event |\n|---|---|\n")
 	}
 	for _, e := range in.Events {
+		where := ""
+		if e.Replica != "" {
+			where = "[" + strings.TrimSpace(e.Replica+" "+e.ReplicaZone) + "] "
+		}
 		if markdown {
-			fmt.Fprintf(&b, "| %s | %s: %s |\n", e.Time.Format(time.TimeOnly), e.Type, strings.ReplaceAll(e.Summary, "|", "\\|"))
+			fmt.Fprintf(&b, "| %s | %s%s: %s |\n", e.Time.Format(time.TimeOnly), where, e.Type, strings.ReplaceAll(e.Summary, "|", "\\|"))
 		} else {
-			fmt.Fprintf(&b, "  %s  %s: %s\n", e.Time.Format(time.TimeOnly), in.Upstream, e.Summary)
+			fmt.Fprintf(&b, "  %s  %s%s: %s\n", e.Time.Format(time.TimeOnly), where, in.Upstream, e.Summary)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -146,6 +146,9 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 	if err != nil {
 		return nil, nil, err
 	}
+	if cl != nil {
+		rec.Share(cl.Incidents(), cl.ID(), cfg.Zone) // one incident per outage, whichever replicas see it
+	}
 	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: m, Log: log, Events: rec, Routines: g, Cluster: cl})
 	var store jobs.Store
 	if cfg.KeepsState() {
