@@ -100,7 +100,7 @@ upstreams:
 		return code, out.String(), errb.String()
 	}
 	var id string
-	resolved := regexp.MustCompile(`(?m)^(\d+)\s+pay\s+resolved`)
+	resolved := regexp.MustCompile(`(?m)^(\d+)\s+-\s+pay\s+resolved`) // CLUSTER: - for one Seawall
 	for end := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		_, out, _ := cli("incidents", "list")
 		if m := resolved.FindStringSubmatch(out); m != nil {
