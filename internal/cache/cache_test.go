@@ -158,7 +158,7 @@ func TestMemoryStaysWithinBytes(t *testing.T) {
 	m := NewMemory(10_000, 2_000, func() { evictions++ })
 	body := make([]byte, 1000)
 	for i := 0; i < 40; i++ {
-		if !m.Set(fmt.Sprintf("k%d", i), &Entry{Body: body, Header: hdr()}) {
+		if !m.Set(fmt.Sprintf("k%d", i), &Entry{Body: body, Header: hdr()}, time.Minute) {
 			t.Fatalf("Set %d refused", i)
 		}
 		if b := m.Bytes(); b > 10_000 {
@@ -174,7 +174,7 @@ func TestMemoryStaysWithinBytes(t *testing.T) {
 	if evictions == 0 {
 		t.Error("no evictions reported")
 	}
-	if m.Set("big", &Entry{Body: make([]byte, 3000)}) {
+	if m.Set("big", &Entry{Body: make([]byte, 3000)}, time.Minute) {
 		t.Error("entry over max entry size stored")
 	}
 	// Entries weigh 1256 bytes, so 7 fit: k33..k39 remain.

@@ -141,6 +141,15 @@ func (e *Entry) Lifetime(o Overrides) time.Duration {
 	return f.heuristic
 }
 
+// KeepFor is how long from now, at most, the entry can serve a request:
+// its freshness left, then the longest stale window its header or o
+// allows. A cache level that expires entries keeps it this long.
+func (e *Entry) KeepFor(now time.Time, o Overrides) time.Duration {
+	cc := e.freshness().cc
+	stale := max(cc.StaleWhileRevalidate, o.StaleWhileRevalidate, cc.StaleIfError, o.StaleIfError, 0)
+	return max(0, e.Lifetime(o)-e.Age(now)+stale)
+}
+
 // readFacts reads the freshness facts from the entry's header.
 func (e *Entry) readFacts() facts {
 	cc, targeted := ResponseDirectives(e.Header, e.targets)

@@ -4,15 +4,18 @@ import (
 	"container/list"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Store keeps entries by key. Implementations are safe for concurrent use.
-// Memory is the one there is: each replica caches for itself.
+// Memory caches for one replica; Tiered adds a level every replica shares.
 type Store interface {
 	Get(key string) (*Entry, bool)
 	// Set stores e, evicting others as needed; it reports false when e is
-	// too large to store at all.
-	Set(key string, e *Entry) bool
+	// too large to store at all. keep is how long e can serve (its
+	// freshness left and its stale windows, Entry.KeepFor): a shared level
+	// drops it then; memory keeps it until it is evicted.
+	Set(key string, e *Entry, keep time.Duration) bool
 	Delete(key string)
 	// Purge deletes every key with the prefix and reports how many.
 	Purge(prefix string) int
@@ -57,7 +60,7 @@ func (m *Memory) Get(key string) (*Entry, bool) {
 }
 
 // Set implements Store.
-func (m *Memory) Set(key string, e *Entry) bool {
+func (m *Memory) Set(key string, e *Entry, _ time.Duration) bool {
 	size := e.Size()
 	if size > m.maxEntry {
 		return false

@@ -43,6 +43,8 @@ type Cluster struct {
 	clock offset       // Redis's clock on this one
 	share atomic.Int64 // at the last heartbeat: this replica's rank << 32 | live replicas
 	up    atomic.Bool  // whether Redis answered the last call
+	// forget is told the prefixes of the cache purged (cache.go).
+	forget atomic.Pointer[func(prefix string)]
 
 	mu       sync.Mutex
 	paused   map[string]time.Time              // upstream → until, on this clock, as published
@@ -120,8 +122,13 @@ func (c *Cluster) Share() (rank, n int) {
 // result records whether a Redis call was answered, telling of a change.
 func (c *Cluster) result(err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
-		if !c.up.Swap(true) && c.state != nil {
-			c.state(true)
+		if !c.up.Swap(true) {
+			if f := c.forget.Load(); f != nil {
+				(*f)("") // purges may have been missed while Redis did not answer
+			}
+			if c.state != nil {
+				c.state(true)
+			}
 		}
 		return nil
 	}

@@ -157,6 +157,9 @@ func (c *Cluster) heard(msg string, now time.Time) {
 		c.readShifts(context.Background())
 		return
 	}
+	if c.heardPurge(msg) {
+		return
+	}
 	if strings.HasPrefix(msg, "breaker ") {
 		c.mu.Lock()
 		wake := c.wake[msg]

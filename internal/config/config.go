@@ -57,10 +57,11 @@ const (
 	DefaultRetryBudgetMin   = 3
 	DefaultRetryBufferBody  = 64 << 10
 
-	DefaultCacheMaxBytes      = 64 << 20
-	DefaultCacheMaxEntry      = 1 << 20
-	DefaultCacheCoalesceWait  = 10 * time.Second
-	DefaultCacheTargetedField = "CDN-Cache-Control"
+	DefaultCacheMaxBytes       = 64 << 20
+	DefaultCacheMaxEntry       = 1 << 20
+	DefaultCacheSharedMaxBytes = 256 << 20
+	DefaultCacheCoalesceWait   = 10 * time.Second
+	DefaultCacheTargetedField  = "CDN-Cache-Control"
 
 	DefaultDataDir   = "data"
 	DefaultJobsStore = "data/seawall-jobs.db"
@@ -175,6 +176,14 @@ type CacheLimits struct {
 	// MaxEntry is the largest response stored; larger ones pass through
 	// uncached. Default DefaultCacheMaxEntry (1MiB).
 	MaxEntry Size `yaml:"max_entry"`
+	// Shared keeps cached responses in Redis too, where every replica
+	// reads them (docs/distributed.md, "The cache"). Default true with a
+	// redis block; it needs one.
+	Shared bool `yaml:"shared"`
+	// SharedMaxBytes is the most the shared level holds in Redis; past
+	// it, the entries closest to expiring go first. Default
+	// DefaultCacheSharedMaxBytes (256MiB).
+	SharedMaxBytes Size `yaml:"shared_max_bytes"`
 }
 
 // Forwarding header styles (Upstream.Forwarded).

@@ -57,6 +57,9 @@ func TestDefaultsMatchTheDocs(t *testing.T) {
 	if withRedis.Upstreams["x"].RateLimit.Scope != ScopeGlobal {
 		t.Errorf("with redis, rate_limit.scope defaults to %q, want global as docs/config.md says", withRedis.Upstreams["x"].RateLimit.Scope)
 	}
+	if !withRedis.Cache.Shared {
+		t.Error("with redis, cache.shared defaults to false, want true as docs/config.md says")
+	}
 	t.Logf("%d defaults checked against docs/config.md", applied)
 	if applied < 60 {
 		t.Fatalf("only %d defaults applied: the config reached too few keys", applied)

@@ -80,6 +80,8 @@ func (c *Config) applyDefaults(d defaulter) {
 	set(d, "jobs.concurrency", &c.Jobs.Concurrency, j.Concurrency)
 	set(d, "cache.max_bytes", &c.Cache.MaxBytes, DefaultCacheMaxBytes)
 	set(d, "cache.max_entry", &c.Cache.MaxEntry, DefaultCacheMaxEntry)
+	set(d, "cache.shared", &c.Cache.Shared, c.Redis != nil)
+	set(d, "cache.shared_max_bytes", &c.Cache.SharedMaxBytes, DefaultCacheSharedMaxBytes)
 	scope := ScopeLocal
 	if c.Redis != nil {
 		c.Redis.applyDefaults(d)
@@ -249,6 +251,8 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")
 	v.check(c.Zone == "" || zoneName.MatchString(c.Zone), "zone", "must be letters, digits, '.', '-' or '_' (at most 64)")
 	v.check(c.Cache.MaxEntry <= c.Cache.MaxBytes, "cache.max_entry", "must not exceed cache.max_bytes")
+	v.check(!c.Cache.Shared || c.Redis != nil, "cache.shared", "needs a redis block: the shared level is kept in Redis")
+	v.check(!c.Cache.Shared || c.Cache.MaxEntry <= c.Cache.SharedMaxBytes, "cache.shared_max_bytes", "must not be under cache.max_entry")
 	v.check(c.Jobs.MaxAttempts >= 1, "jobs.max_attempts", "must be >= 1")
 	v.check(c.Jobs.Concurrency >= 1, "jobs.concurrency", "must be >= 1")
 	v.check(c.Limits.BodyReadTimeout > 0, "limits.body_read_timeout", "must be > 0")

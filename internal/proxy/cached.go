@@ -77,13 +77,14 @@ func (p *Proxy) lookup(primary string, r *http.Request) (*cache.Entry, string) {
 
 // store keeps a response under its key, writing a Vary marker first when
 // the response varies.
-func (p *Proxy) store(primary string, r *http.Request, e *cache.Entry) bool {
+func (p *Proxy) store(primary string, r *http.Request, e *cache.Entry, o cache.Overrides) bool {
+	keep := e.KeepFor(p.now(), o)
 	names, _ := cache.VaryNames(e.Header)
 	if len(names) == 0 {
-		return p.cache.Set(primary, e)
+		return p.cache.Set(primary, e, keep)
 	}
-	p.cache.Set(primary, &cache.Entry{Header: http.Header{"Vary": {strings.Join(names, ", ")}}})
-	return p.cache.Set(varyKey(primary, names, r), e)
+	p.cache.Set(primary, &cache.Entry{Header: http.Header{"Vary": {strings.Join(names, ", ")}}}, keep)
+	return p.cache.Set(varyKey(primary, names, r), e, keep)
 }
 
 // fillResult is what one upstream call for a key produced.
@@ -204,6 +205,16 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 		}
 		return fillResult{err: errTooLargeToShare}, false
 	}
+	if t, ok := p.cache.(*cache.Tiered); ok {
+		// Replicas share the cache: one of them fills the key.
+		release, e := p.fillTurn(ctx, t, r, c, primary, key, stale)
+		if e != nil {
+			f.res = fillResult{entry: e, stored: true, status: e.Status}
+			p.flights.land(key, f)
+			return f.res, false // another replica's call
+		}
+		defer release()
+	}
 	// Waiters depend on this call: it outlives the leader's client, within
 	// the route's overall timeout.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Route.Overall)
@@ -219,6 +230,34 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 	p.flights.land(key, f)
 	return f.res, true
 }
+
+// fillTurn waits for this replica's turn to fill key, or for the entry
+// another replica's fill stores: at most the route's coalesce_wait, then
+// the turn is taken. It returns the turn's release, or the entry.
+func (p *Proxy) fillTurn(ctx context.Context, t *cache.Tiered, r *http.Request, c *call, primary, key string, stale *cache.Entry) (func(), *cache.Entry) {
+	deadline := time.Now().Add(c.Route.Cache.Wait)
+	for {
+		release, mine := t.Fill(key, c.Route.Overall)
+		if mine {
+			return release, nil
+		}
+		if !time.Now().Before(deadline) {
+			return func() {}, nil // waited long enough: fetch alongside
+		}
+		select {
+		case <-ctx.Done():
+			return func() {}, nil
+		case <-time.After(sharedFillPoll):
+		}
+		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.Route.Cache.Over).Fresh {
+			return nil, e
+		}
+	}
+}
+
+// sharedFillPoll is how often a replica waiting for another's fill looks
+// for its entry.
+const sharedFillPoll = 5 * time.Millisecond
 
 // fetch calls the upstream through the sync attempt loop and stores what it may.
 func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary string, stale *cache.Entry) fillResult {
@@ -247,7 +286,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
 		_ = resp.Body.Close()
 		e := refreshed(stale, resp.Header, sent, received, rc.Over.Targets)
-		return fillResult{entry: e, stored: p.store(primary, r, e), status: resp.StatusCode, revalid: true}
+		return fillResult{entry: e, stored: p.store(primary, r, e, rc.Over), status: resp.StatusCode, revalid: true}
 	}
 	maxResp := p.settings().MaxResponse
 	if resp.ContentLength > maxResp {
@@ -282,7 +321,7 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 	switch {
 	case !ok:
 		res.notes = why
-	case !p.store(primary, r, e):
+	case !p.store(primary, r, e, rc.Over):
 		res.notes = "too-large"
 	default:
 		res.stored = true

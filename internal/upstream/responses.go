@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seawall/seawall/internal/cache"
 )
 
@@ -79,5 +81,19 @@ func relative(u *Upstream, from, ref string) (string, bool) {
 func (s *Set) retire(old, now *Upstream) {
 	if now == nil || !SameEndpoints(old, now) {
 		s.cache.Purge(CacheKeyPrefix(old.Name, ""))
+	}
+}
+
+// watchSharedCache exports the shared cache level's reads.
+func watchSharedCache(reg *prometheus.Registry, t *cache.Tiered) {
+	for i, result := range []string{"hit", "miss", "error"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "seawall", Name: "cache_shared_reads_total",
+			Help:        "Reads of the cache level every replica shares in Redis, after a miss in memory: hit, miss, or error (Redis did not answer, or held what is not a response).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			hits, misses, errs := t.SharedReads()
+			return float64([]int64{hits, misses, errs}[i])
+		}))
 	}
 }

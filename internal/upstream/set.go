@@ -66,7 +66,16 @@ func NewSet(cfg *config.Config, p Parts) *Set {
 		events = incident.Discard
 	}
 	if responses == nil {
-		responses = cache.NewMemory(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxEntry), m.CacheEvictions.Inc)
+		mem := cache.NewMemory(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxEntry), m.CacheEvictions.Inc)
+		responses = mem
+		if cfg.Cache.Shared && p.Cluster != nil {
+			// A level in Redis behind this replica's memory: the replicas'
+			// caches are one (docs/distributed.md, "The cache").
+			t := cache.NewTiered(mem, p.Cluster.Cache(int64(cfg.Cache.SharedMaxBytes)), log)
+			p.Cluster.OnCachePurge(t.Forget)
+			watchSharedCache(m.Registry, t)
+			responses = t
+		}
 	}
 	m.WatchCacheBytes(responses.Bytes)
 	s := &Set{m: m, log: log, events: events, g: g, cache: responses, cluster: p.Cluster, Usage: usage.NewBook(events)}

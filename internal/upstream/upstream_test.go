@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
@@ -97,7 +98,7 @@ func TestSetApply(t *testing.T) {
 			if _, ok := s.Cache().Get(key); ok {
 				held = append(held, name)
 			}
-			s.Cache().Set(key, &cache.Entry{Status: 200, Header: http.Header{}, Body: []byte("x")})
+			s.Cache().Set(key, &cache.Entry{Status: 200, Header: http.Header{}, Body: []byte("x")}, time.Minute)
 		}
 		return fmt.Sprint(held)
 	}
