@@ -52,6 +52,7 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(stdout, "%d live replica(s); Redis %s\n", len(v.Replicas), map[bool]string{true: "answers", false: "does not answer"}[v.RedisUp])
+	writeIsolations(stdout, v)
 	if len(v.Disagree) > 0 {
 		fmt.Fprintf(stdout, "their limits differ for: %s (they share one pace: make the configs agree)\n", strings.Join(v.Disagree, ", "))
 	}
@@ -63,4 +64,30 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeIsolations lists each endpoint a replica has isolated, with the
+// replicas that have: each judges by its own calls, so an endpoint
+// isolated on one replica only points at that replica's path to it.
+func writeIsolations(w io.Writer, v admin.ClusterView) {
+	on := map[string][]string{} // "upstream endpoint" → replicas
+	for _, r := range v.Replicas {
+		for up, urls := range r.Isolated {
+			for _, u := range urls {
+				on[up+"  "+u] = append(on[up+"  "+u], r.ID)
+			}
+		}
+	}
+	if len(on) == 0 {
+		fmt.Fprintln(w, "no endpoint isolated on any replica")
+		return
+	}
+	keys := make([]string, 0, len(on))
+	for k := range on {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "isolated: %s on %d of %d replica(s): %s\n", k, len(on[k]), len(v.Replicas), strings.Join(on[k], ", "))
+	}
 }

@@ -45,6 +45,9 @@ type Cluster struct {
 	up    atomic.Bool  // whether Redis answered the last call
 	// forget is told the prefixes of the cache purged (cache.go).
 	forget atomic.Pointer[func(prefix string)]
+	// isolated reads the endpoints this replica has isolated, announced
+	// at each beat.
+	isolated atomic.Pointer[func() map[string][]string]
 
 	mu       sync.Mutex
 	paused   map[string]time.Time              // upstream → until, on this clock, as published
@@ -65,6 +68,10 @@ type Replica struct {
 	Started time.Time         `json:"started"`
 	Seen    time.Time         `json:"seen,omitempty"`
 	Digests map[string]string `json:"upstreams,omitempty"` // global upstream → digest of its limit settings
+	// Isolated are the endpoints this replica's own calls have isolated,
+	// by upstream: each replica judges the endpoints by its own calls
+	// (docs/distributed.md, "Endpoint health").
+	Isolated map[string][]string `json:"isolated,omitempty"`
 }
 
 // Hooks are told of what changes in the cluster; each may be nil.
@@ -189,8 +196,15 @@ redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
+// AnnounceIsolated has f read, at each heartbeat, the endpoints this
+// replica has isolated, by upstream, for the other replicas' view.
+func (c *Cluster) AnnounceIsolated(f func() map[string][]string) { c.isolated.Store(&f) }
+
 func (c *Cluster) beat(ctx context.Context) {
 	self := c.self
+	if f := c.isolated.Load(); f != nil {
+		self.Isolated = (*f)()
+	}
 	desc, _ := marshalReplica(self)
 	cctx, cancel := c.call(ctx)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"github.com/seawall/seawall/internal/ratelimit/limitertest"
 	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/testredis"
+	"github.com/seawall/seawall/internal/testwait"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -185,5 +186,29 @@ func TestGarbageInRedisIsAbsent(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Error("the shifts were not read at a heartbeat")
+	}
+}
+
+// Several replicas, one view, item 4: each replica announces the
+// endpoints its own calls have isolated, and every replica's list shows
+// them beside the replica that judged so.
+func TestReplicasAnnounceTheirIsolations(t *testing.T) {
+	srv := testredis.Start(t)
+	a, b := open(t, srv.URL(), time.Second), open(t, srv.URL(), time.Second)
+	a.AnnounceIsolated(func() map[string][]string { return map[string][]string{"api": {"http://zone-a.example"}} })
+	b.AnnounceIsolated(func() map[string][]string { return nil })
+	if _, ok := testwait.Within(5*time.Second, func() bool {
+		list, err := b.List(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, r := range list {
+			if r.ID == a.ID() && len(r.Isolated["api"]) == 1 && r.Isolated["api"][0] == "http://zone-a.example" {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Fatal("replica b's list does not show replica a's isolated endpoint within 5 s")
 	}
 }

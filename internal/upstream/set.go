@@ -81,6 +81,7 @@ func NewSet(cfg *config.Config, p Parts) *Set {
 	s := &Set{m: m, log: log, events: events, g: g, cache: responses, cluster: p.Cluster, Usage: usage.NewBook(events)}
 	if s.cluster != nil {
 		s.cluster.OnShifts(s.syncShifts)
+		s.cluster.AnnounceIsolated(s.isolatedEndpoints)
 	}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
@@ -251,6 +252,23 @@ func (s *Set) endpointReports() map[string][]endpoint.Report {
 	out := make(map[string][]endpoint.Report, len(ups))
 	for name, u := range ups {
 		out[name], _ = u.eps.reports(time.Now())
+	}
+	return out
+}
+
+// isolatedEndpoints are the endpoints this replica's calls have isolated
+// (or are probing), by upstream; nil when none.
+func (s *Set) isolatedEndpoints() map[string][]string {
+	var out map[string][]string
+	for name, reports := range s.endpointReports() {
+		for _, r := range reports {
+			if r.State != endpoint.Healthy {
+				if out == nil {
+					out = map[string][]string{}
+				}
+				out[name] = append(out[name], r.URL)
+			}
+		}
 	}
 	return out
 }
