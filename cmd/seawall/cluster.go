@@ -1,8 +1,11 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -21,8 +24,20 @@ default seawall.yaml) or given with -admin URL and -token (or
 SEAWALL_ADMIN_TOKEN).
 `
 
+const zoneReadyHelp = `usage: seawall cluster zone-ready ZONE [-for 1h]
+
+Has the replicas of ZONE report ready on /readyz for the given time
+(default 1h, at most 24h), whatever their calls say: an operator's word
+that the zone's trouble is over, or is not the zone's (docs/distributed.md,
+"The sick zone"). It talks to a running Seawall's admin API, found from the
+config (-c, default seawall.yaml) or given with -admin URL and -token.
+`
+
 // clusterCmd runs "seawall cluster".
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "zone-ready" {
+		return zoneReadyCmd(args[1:], stdout, stderr)
+	}
 	var v admin.ClusterView
 	if done, exit := adminView("cluster", clusterHelp, "/admin/cluster", args, stdout, stderr, &v); done {
 		return exit
@@ -90,4 +105,34 @@ func writeIsolations(w io.Writer, v admin.ClusterView) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "isolated: %s on %d of %d replica(s): %s\n", k, len(on[k]), len(v.Replicas), strings.Join(on[k], ", "))
 	}
+}
+
+// zoneReadyCmd runs "seawall cluster zone-ready ZONE".
+func zoneReadyCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cluster zone-ready", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := addAdminFlags(fs)
+	d := fs.Duration("for", time.Hour, "how long the zone counts as ready (at most 24h)")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), zoneReadyHelp+"\nFlags:\n"); fs.PrintDefaults() }
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprint(stderr, "seawall cluster zone-ready: name one zone\n\n"+zoneReadyHelp)
+		return 2
+	}
+	c, err := flags.client(stderr)
+	if err == nil {
+		var out struct {
+			Zone string  `json:"zone"`
+			For  float64 `json:"ready_for_seconds"`
+		}
+		if err = c.do(http.MethodPost, "/admin/cluster/zone-ready", url.Values{"zone": {pos[0]}, "for": {d.String()}}, &out); err == nil {
+			fmt.Fprintf(stdout, "zone %s counts as ready for %s: its replicas answer /readyz 200 within a second\n", out.Zone, time.Duration(out.For*float64(time.Second)))
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "seawall cluster zone-ready: %v\n", err)
+	return 1
 }

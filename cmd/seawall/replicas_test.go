@@ -59,13 +59,21 @@ func (r *replica) start(t *testing.T) {
 // (from 1) to the vendor.
 func startReplicas(t *testing.T, n int, redisURL, redisYAML, vendor, upstreamYAML string, top ...string) []*replica {
 	t.Helper()
+	return startReplicasEach(t, n, redisURL, redisYAML, func(int) (string, string, []string) { return vendor, upstreamYAML, top })
+}
+
+// startReplicasEach is startReplicas with each replica's vendor, upstream
+// YAML and top-level lines from each (i from 0).
+func startReplicasEach(t *testing.T, n int, redisURL, redisYAML string, each func(i int) (vendor, upstreamYAML string, top []string)) []*replica {
+	t.Helper()
 	bin := buildSeawall(t)
-	urlLine := "" // no vendor: upstreamYAML names the endpoints
-	if vendor != "" {
-		urlLine = "    url: " + vendor + "\n"
-	}
 	out := make([]*replica, n)
 	for i := range out {
+		vendor, upstreamYAML, top := each(i)
+		urlLine := "" // no vendor: upstreamYAML names the endpoints
+		if vendor != "" {
+			urlLine = "    url: " + vendor + "\n"
+		}
 		dir := t.TempDir()
 		listen, admin := freeAddr(t), freeAddr(t)
 		cfg := fmt.Sprintf(`listen: %s

@@ -68,6 +68,15 @@ func Handler(parts Parts) http.Handler {
 				return
 			}
 		}
+		if ok, why := ups.ZoneHealth(); !ok {
+			// This replica's zone sees a vendor failing that other zones
+			// see healthy: the load balancer should send the app's calls
+			// to another zone (docs/distributed.md, "The sick zone"). The
+			// evidence is counts of replicas, no secret.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("zone unready: " + strings.Join(why, "\n") + "\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{})))
@@ -127,6 +136,21 @@ func Handler(parts Parts) http.Handler {
 	}
 	mux.Handle("GET /admin/cluster", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, clusterView(r.Context(), parts.Cluster))
+	})))
+	mux.Handle("POST /admin/cluster/zone-ready", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zone, d, err := zoneReadyArgs(r)
+		switch {
+		case err != nil:
+			writeError(w, http.StatusBadRequest, err)
+		case parts.Cluster == nil:
+			writeError(w, http.StatusConflict, errors.New("this Seawall shares nothing (no redis block): its zone is never unready"))
+		default:
+			if err := parts.Cluster.ZoneReady(r.Context(), zone, d); err != nil {
+				writeError(w, http.StatusServiceUnavailable, fmt.Errorf("redis: %w", err))
+				return
+			}
+			writeJSON(w, map[string]any{"zone": zone, "ready_for_seconds": d.Seconds()})
+		}
 	})))
 	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
 	// a busy Seawall spends its time: docs/operations.md.

@@ -2,6 +2,10 @@ package admin
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
 
 	"github.com/seawall/seawall/internal/cluster"
 )
@@ -38,4 +42,22 @@ func clusterView(ctx context.Context, cl *cluster.Cluster) ClusterView {
 	v.Replicas = list
 	v.Disagree = cluster.Disagreements(list)
 	return v
+}
+
+// zoneReadyArgs reads POST /admin/cluster/zone-ready's zone and for
+// (default 1h, at most 24h).
+func zoneReadyArgs(r *http.Request) (string, time.Duration, error) {
+	q := r.URL.Query()
+	zone := q.Get("zone")
+	if zone == "" || len(zone) > 64 || strings.ContainsAny(zone, " \t\r\n") {
+		return "", 0, fmt.Errorf("zone=%q: name the zone (as in its replicas' zone key)", zone)
+	}
+	d := time.Hour
+	if f := q.Get("for"); f != "" {
+		var err error
+		if d, err = time.ParseDuration(f); err != nil || d <= 0 || d > 24*time.Hour {
+			return "", 0, fmt.Errorf("for=%q: want a duration like 30m, at most 24h (default 1h)", f)
+		}
+	}
+	return zone, d, nil
 }

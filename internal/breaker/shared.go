@@ -31,6 +31,16 @@ func (b *Breaker) Trips(e Evidence) bool {
 	return b.tripped(n)
 }
 
+// Clear says the evidence shows the upstream well: as many calls as
+// min_calls, and failure and slow-call rates under half their thresholds.
+func (b *Breaker) Clear(e Evidence) bool {
+	if e.Calls < b.cfg.MinCalls || e.Calls == 0 {
+		return false
+	}
+	pct := func(n int) float64 { return 100 * float64(n) / float64(e.Calls) }
+	return pct(e.Failures) < b.cfg.FailureRate/2 && (b.cfg.SlowCall <= 0 || pct(e.Slow) < b.cfg.SlowCallRate/2)
+}
+
 // HoldOpen keeps the breaker open until until, whatever its own calls
 // say: the replicas opened it together, and until one of them has probed
 // the vendor no call leaves. A hold already longer stays.

@@ -22,10 +22,13 @@ const breakerStale = 2 * time.Second
 // Each closing by the probes starts a new epoch; a report made before the
 // replica heard of it (its evidence from before the close) is not counted.
 //
+// A zone whose replicas all see the upstream healthy (their zone reports,
+// zone.go) vetoes the opening: the failures are the other zones' paths.
+//
 // KEYS: the replicas' reports (a hash), the cluster's open-until (ms), the
-// replica probing, the epoch. ARGV: replica id, open (0/1), trips (0/1),
-// open for (ms), stale after (ms), channel, message, the epoch the
-// replica last heard.
+// replica probing, the epoch, the zone reports. ARGV: replica id, open
+// (0/1), trips (0/1), open for (ms), stale after (ms), channel, message,
+// the epoch the replica last heard, zone reports' stale after (ms).
 // Returns {open until (0: not open), now, prober, replicas tripping, epoch}.
 var breakerReport = redis.NewScript(`
 local t = redis.call('TIME')
@@ -49,8 +52,25 @@ for i = 1, #all, 2 do
     if o == '1' then open = true end
   end
 end
+-- A zone whose replicas all see the upstream healthy vetoes: the others'
+-- failures are their zone's path, not the vendor (zone.go).
+local veto = false
+if tripping >= 2 and open then
+  local f, h = {}, {}
+  local zs = redis.call('HGETALL', KEYS[5])
+  for i = 1, #zs, 2 do
+    local z, s, ts = string.match(zs[i + 1], '^(%S*) (%a) (%d+)$')
+    if ts and z ~= '' and now - tonumber(ts) <= tonumber(ARGV[9]) then
+      f[z], h[z] = f[z] or 0, h[z] or 0
+      if s == 'f' then f[z] = f[z] + 1 elseif s == 'h' then h[z] = h[z] + 1 end
+    end
+  end
+  for z, n in pairs(h) do
+    if n > 0 and f[z] == 0 then veto = true end
+  end
+end
 local untl = tonumber(redis.call('GET', KEYS[2]) or '')
-if not untl and tripping >= 2 and open then
+if not untl and tripping >= 2 and open and not veto then
   untl = now + tonumber(ARGV[4])
   redis.call('SET', KEYS[2], untl, 'PX', tonumber(ARGV[4]) + 60000)
   redis.call('PUBLISH', ARGV[6], ARGV[7])
@@ -70,7 +90,7 @@ type Verdict struct {
 }
 
 func (u *Upstream) breakerKeys() []string {
-	return []string{u.c.key("breaker", u.name, "reports"), u.c.key("breaker", u.name, "open"), u.c.key("breaker", u.name, "probe"), u.c.key("breaker", u.name, "epoch")}
+	return []string{u.c.key("breaker", u.name, "reports"), u.c.key("breaker", u.name, "open"), u.c.key("breaker", u.name, "probe"), u.c.key("breaker", u.name, "epoch"), u.c.key("zone", u.name)}
 }
 
 // Replica is this replica's id.
@@ -90,7 +110,7 @@ func (u *Upstream) ReportBreaker(ctx context.Context, open, trips bool, openFor 
 	defer cancel()
 	flag := map[bool]string{false: "0", true: "1"}
 	res, err := breakerReport.Run(cctx, u.c.rdb, u.breakerKeys(), u.c.self.ID, flag[open], flag[trips],
-		openFor.Milliseconds(), breakerStale.Milliseconds(), u.c.key("pauses"), u.breakerMessage(), epoch).Slice()
+		openFor.Milliseconds(), breakerStale.Milliseconds(), u.c.key("pauses"), u.breakerMessage(), epoch, zoneStale.Milliseconds()).Slice()
 	answered := time.Now()
 	if err = u.c.result(err); err != nil {
 		return Verdict{}, err

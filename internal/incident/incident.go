@@ -82,6 +82,8 @@ const (
 	RedisUnreachable = "redis.unreachable"
 	RedisRestored    = "redis.restored"
 	ReplicasDisagree = "replicas.disagree"
+	ZoneUnready      = "zone.unready"
+	ZoneReady        = "zone.ready"
 )
 
 // Event is one thing that happened, with its evidence.

@@ -82,6 +82,14 @@ func NewSet(cfg *config.Config, p Parts) *Set {
 	if s.cluster != nil {
 		s.cluster.OnShifts(s.syncShifts)
 		s.cluster.AnnounceIsolated(s.isolatedEndpoints)
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "seawall", Name: "zone_ready",
+			Help: "0 while this replica's zone sees a global upstream failing that another zone sees healthy (/readyz answers 503), else 1."},
+			func() float64 {
+				if ok, _ := s.ZoneHealth(); ok {
+					return 1
+				}
+				return 0
+			}))
 	}
 	empty := map[string]*Upstream{}
 	s.cur.Store(&empty)
@@ -271,6 +279,23 @@ func (s *Set) isolatedEndpoints() map[string][]string {
 		}
 	}
 	return out
+}
+
+// ZoneHealth says whether this replica's zone is ready: not when, for a
+// global upstream, its zone's replicas see it failing while another
+// zone's see it healthy (and no operator said the zone is ready). why
+// gives the evidence, one line per upstream.
+func (s *Set) ZoneHealth() (ready bool, why []string) {
+	for name, u := range s.All() {
+		if u.sharedBreaker == nil {
+			continue
+		}
+		if v := u.sharedBreaker.zoneVerdict(); v.Sick && !v.Overridden {
+			why = append(why, v.Evidence(name))
+		}
+	}
+	slices.Sort(why)
+	return len(why) == 0, why
 }
 
 // ShiftView is a shift in force on one upstream.

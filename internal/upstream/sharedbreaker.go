@@ -37,11 +37,17 @@ type sharedBreaker struct {
 	stop   chan struct{}
 	once   sync.Once
 
-	mu      sync.Mutex
-	probing bool                 // this replica has the turn to probe
-	answers []breaker.Transition // its probes' verdicts, to tell
-	held    bool                 // held open by the replicas' verdict
-	epoch   int64                // the cluster's closings heard of
+	// zoneChanged, when set, is told each change of the verdict on this
+	// replica's zone (docs/distributed.md, "The sick zone").
+	zoneChanged func(v cluster.ZoneVerdict)
+
+	mu        sync.Mutex
+	zone      cluster.ZoneVerdict  // the last verdict on this replica's zone; zero while Redis does not answer
+	sickSince time.Time            // since when the verdicts have said sick
+	probing   bool                 // this replica has the turn to probe
+	answers   []breaker.Transition // its probes' verdicts, to tell
+	held      bool                 // held open by the replicas' verdict
+	epoch     int64                // the cluster's closings heard of
 }
 
 // newSharedBreaker links b to the other replicas' breakers of the same
@@ -113,6 +119,7 @@ func (s *sharedBreaker) tick() {
 	s.mu.Unlock()
 	v, err := s.shared.ReportBreaker(ctx, e.Open, s.b.Trips(e), s.b.OpenDuration(), epoch)
 	now := time.Now()
+	s.reportZone(ctx, e)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil && v.Epoch > s.epoch {
@@ -151,4 +158,57 @@ func (s *sharedBreaker) tick() {
 		}
 		s.b.HoldOpen(now.Add(holdPast))
 	}
+}
+
+// reportZone tells the replicas what this replica's own calls say of the
+// upstream, from its zone, and keeps their verdict on its zone. A breaker
+// the replicas hold open says nothing of this replica's calls: its state
+// is what its window says.
+func (s *sharedBreaker) reportZone(ctx context.Context, e breaker.Evidence) {
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	state := cluster.ZoneUnknown
+	switch {
+	case held:
+		// Held open by the replicas: its own calls have said nothing since.
+	case s.b.Trips(e) || e.Open:
+		state = cluster.ZoneFailing
+	case s.b.Clear(e):
+		state = cluster.ZoneHealthy
+	}
+	v, err := s.shared.ReportZone(ctx, state)
+	if err != nil {
+		v = cluster.ZoneVerdict{} // Redis away: ready, as alone
+	}
+	now := time.Now()
+	s.mu.Lock()
+	was := s.zone
+	switch {
+	case !v.Sick || v.Overridden:
+		s.sickSince = time.Time{}
+	case s.sickSince.IsZero():
+		s.sickSince = now
+	}
+	if v.Sick && !v.Overridden && now.Sub(s.sickSince) < zoneSickFor {
+		// Not yet: at the start of the vendor's own outage one zone's
+		// windows trip a moment before the others'.
+		v.Sick = false
+	}
+	s.zone = v
+	s.mu.Unlock()
+	if (was.Sick && !was.Overridden) != (v.Sick && !v.Overridden) && s.zoneChanged != nil {
+		s.zoneChanged(v)
+	}
+}
+
+// zoneSickFor is how long the verdict on a replica's zone must say sick
+// before the replica reports unready.
+const zoneSickFor = 2 * time.Second
+
+// zoneVerdict is the last verdict on this replica's zone.
+func (s *sharedBreaker) zoneVerdict() cluster.ZoneVerdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.zone
 }

@@ -143,6 +143,7 @@ func New(name, zone string, c *config.Upstream, m *Metrics, log *slog.Logger, ev
 	})
 	if shared != nil && u.Breaker != nil {
 		u.sharedBreaker = newSharedBreaker(u.Breaker, shared, u.Log)
+		u.sharedBreaker.zoneChanged = u.zoneChanged
 		u.sharedBreaker.start(g, name)
 	}
 	u.failureStatuses = statusRanges(c.Breaker.FailureStatuses)
@@ -297,4 +298,20 @@ func (u *Upstream) CloseIdleConnections() {
 	if t, ok := u.transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
+}
+
+// zoneChanged tells of a change of the verdict on this replica's zone:
+// sick (its replicas see the upstream failing while another zone's see it
+// healthy), or not any more.
+func (u *Upstream) zoneChanged(v cluster.ZoneVerdict) {
+	if v.Sick && !v.Overridden {
+		why := v.Evidence(u.Name)
+		u.Log.Warn("this replica's zone is unready: "+why, "zone", v.Zone)
+		u.events.Publish(incident.Event{Type: incident.ZoneUnready, Upstream: u.Name, Zone: v.Zone, Severity: incident.Warning,
+			Summary: "zone " + v.Zone + " unready: " + why, Evidence: map[string]any{"zones": v.Zones}})
+		return
+	}
+	u.Log.Info("this replica's zone is ready again", "zone", v.Zone)
+	u.events.Publish(incident.Event{Type: incident.ZoneReady, Upstream: u.Name, Zone: v.Zone, Severity: incident.Info,
+		Summary: "zone " + v.Zone + " ready again", Evidence: map[string]any{"zones": v.Zones, "overridden": v.Overridden}})
 }
