@@ -28,8 +28,14 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // pause listener until the test ends.
 func open(t *testing.T, url string, timeout time.Duration) *cluster.Cluster {
 	t.Helper()
-	rc := &config.Redis{URL: config.NewSecret(url), KeyPrefix: "t", Timeout: config.Duration(timeout), OnFailure: config.RedisOnFailureLocal}
-	cl, err := cluster.Open(rc, cluster.Replica{Version: "test"}, quiet, cluster.Hooks{})
+	return openAs(t, url, "t", "", timeout)
+}
+
+// openAs is open with the keys under prefix, for a replica of zone.
+func openAs(t *testing.T, url, prefix, zone string, timeout time.Duration) *cluster.Cluster {
+	t.Helper()
+	rc := &config.Redis{URL: config.NewSecret(url), KeyPrefix: prefix, Timeout: config.Duration(timeout), OnFailure: config.RedisOnFailureLocal}
+	cl, err := cluster.Open(rc, cluster.Replica{Version: "test", Zone: zone}, quiet, cluster.Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

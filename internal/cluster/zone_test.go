@@ -6,26 +6,8 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/cluster"
-	"github.com/seawall/seawall/internal/config"
-	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/testredis"
 )
-
-// openIn links a replica of zone to the Redis at url, under prefix.
-func openIn(t *testing.T, url, prefix, zone string) *cluster.Cluster {
-	t.Helper()
-	rc := &config.Redis{URL: config.NewSecret(url), KeyPrefix: prefix, Timeout: config.Duration(time.Second), OnFailure: config.RedisOnFailureLocal}
-	cl, err := cluster.Open(rc, cluster.Replica{Version: "test", Zone: zone}, quiet, cluster.Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	g := routine.New(quiet)
-	g.Go("cluster", func() { defer close(done); cl.Run(ctx, g) })
-	t.Cleanup(func() { cancel(); <-done })
-	return cl
-}
 
 // Several replicas, one view, item 5 on a real Redis: a zone is sick when
 // its replicas see an upstream failing and none healthy while another
@@ -53,7 +35,7 @@ func TestZoneVerdict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var ups []*cluster.Upstream
 			for _, z := range tc.zones {
-				ups = append(ups, openIn(t, srv.URL(), t.Name(), z).Upstream("api"))
+				ups = append(ups, openAs(t, srv.URL(), t.Name(), z, time.Second).Upstream("api"))
 			}
 			for i, u := range ups { // everyone's word first
 				if _, err := u.ReportZone(ctx, tc.says[i]); err != nil {
@@ -72,7 +54,7 @@ func TestZoneVerdict(t *testing.T) {
 		})
 	}
 	t.Run("override", func(t *testing.T) {
-		a, b := openIn(t, srv.URL(), "override", "a"), openIn(t, srv.URL(), "override", "b")
+		a, b := openAs(t, srv.URL(), "override", "a", time.Second), openAs(t, srv.URL(), "override", "b", time.Second)
 		ua, ub := a.Upstream("api"), b.Upstream("api")
 		_, _ = ub.ReportZone(ctx, cluster.ZoneHealthy)
 		if v, _ := ua.ReportZone(ctx, cluster.ZoneFailing); !v.Sick || v.Overridden {

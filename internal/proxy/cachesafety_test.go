@@ -235,26 +235,37 @@ var callerForms = []struct {
 	{"other tenant", []string{"X-Tenant", "globex"}},
 }
 
-func TestCacheNeverCrossesCallers(t *testing.T) {
-	s := newStack(t, "", `    mode: cached
+// callerWay is one caller to the cache: a form of callerForms, or a
+// key header or key query value.
+type callerWay struct {
+	name  string
+	query string
+	h     []string
+}
+
+// callerWays are the callers TestCacheNeverCrossesCallers tells apart
+// under the policy it configures (cacheCallersPolicy).
+func callerWays() []callerWay {
+	var ways []callerWay
+	for _, c := range callerForms {
+		ways = append(ways, callerWay{c.name, "", c.h})
+	}
+	return append(ways, callerWay{"region", "", []string{"X-Region", "eu"}},
+		callerWay{"account query", "?account=1", nil}, callerWay{"other account", "?account=2", nil})
+}
+
+// cacheCallersPolicy is the upstream of TestCacheNeverCrossesCallers.
+const cacheCallersPolicy = `    mode: cached
     retry: {max_attempts: 1}
     rate_limit: {key_header: X-Tenant}
     cache: {identity_headers: [X-Api-Key], key_headers: [X-Region], key_query: [account]}
-`)
+`
+
+func TestCacheNeverCrossesCallers(t *testing.T) {
+	s := newStack(t, "", cacheCallersPolicy)
 	s.fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
-	type way struct {
-		name  string
-		query string
-		h     []string
-	}
-	var ways []way
-	for _, c := range callerForms {
-		ways = append(ways, way{c.name, "", c.h})
-	}
-	ways = append(ways, way{"region", "", []string{"X-Region", "eu"}},
-		way{"account query", "?account=1", nil}, way{"other account", "?account=2", nil})
 	seen := map[string]string{}
-	for _, w := range ways {
+	for _, w := range callerWays() {
 		r := s.getWith("/api/v1/profile"+w.query, w.h...)
 		if r.status != 200 {
 			t.Fatalf("%s: %d", w.name, r.status)

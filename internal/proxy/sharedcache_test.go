@@ -70,23 +70,9 @@ func newSharedStacks(t testing.TB, n int, extra string, top ...string) ([]*stack
 // that caller by the others from the shared level (one vendor call per
 // caller), and never to another caller.
 func TestSharedCacheNeverCrossesCallers(t *testing.T) {
-	stacks, fake, _ := newSharedStacks(t, 3, `    mode: cached
-    retry: {max_attempts: 1}
-    rate_limit: {key_header: X-Tenant}
-    cache: {identity_headers: [X-Api-Key], key_headers: [X-Region], key_query: [account]}
-`)
+	stacks, fake, _ := newSharedStacks(t, 3, cacheCallersPolicy)
 	fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
-	type way struct {
-		name  string
-		query string
-		h     []string
-	}
-	var ways []way
-	for _, c := range callerForms {
-		ways = append(ways, way{c.name, "", c.h})
-	}
-	ways = append(ways, way{"region", "", []string{"X-Region", "eu"}},
-		way{"account query", "?account=1", nil}, way{"other account", "?account=2", nil})
+	ways := callerWays()
 	seen := map[string]string{}
 	for i, w := range ways {
 		first := stacks[i%3]
