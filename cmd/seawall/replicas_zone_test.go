@@ -88,7 +88,9 @@ func (tp *toxiproxy) proxy(t *testing.T, name, upstream string) string {
 // resets its connections): replicas 2 and 3 never open their breakers;
 // replica 1's /readyz answers 503 with the evidence within 10 s; healed,
 // 200 again within 30 s. Then the vendor fails every call: every replica
-// stays ready and every breaker opens.
+// stays ready and every breaker opens. Redis killed while replica 1's path
+// fails: each replica has its own view (replica 1 ready); restarted,
+// replica 1 is found unready again.
 func TestReplicasFindTheSickZone(t *testing.T) {
 	alone(t, "three replicas through toxiproxy for about 40 s")
 	tp := startToxiproxy(t)
@@ -178,6 +180,19 @@ func TestReplicasFindTheSickZone(t *testing.T) {
 	if up, _ := ready(replicas[0]); up {
 		t.Error("replica 1 ready again while its path still failed")
 	}
+	// Redis gone: each replica has only its own view, and is ready; back,
+	// the zone is found sick again.
+	redis.Kill()
+	away, _ := watch(10*time.Second, func(up bool, _ string) bool { return up })
+	if away >= 10*time.Second {
+		t.Error("replica 1 stayed unready with Redis gone, want its own view (ready) within 10 s")
+	}
+	redis.Restart(t)
+	back, _ := watch(15*time.Second, func(up bool, body string) bool { return !up && strings.Contains(body, "zone a") })
+	if back >= 15*time.Second {
+		t.Error("replica 1 was not found unready again within 15 s of Redis answering")
+	}
+	t.Logf("Redis killed: replica 1 ready %s after; restarted empty: unready again %s after", away.Round(time.Millisecond), back.Round(time.Millisecond))
 
 	phase.Store(2)
 	tp.call(t, http.MethodDelete, "/proxies/path-1/toxics/reset", nil)
