@@ -56,6 +56,14 @@ func seawallGlobalConfig(dir string, listen, upstream, tlsUpstream, admin, redis
 		fmt.Sprintf("log: {level: error}\nredis: {url: \"redis://127.0.0.1:%d\", key_prefix: bench}\n", redisPort), 1)
 }
 
+// seawallL2Config is seawallGlobalConfig whose memory holds no cached
+// answer: every hit is read from the cache level in Redis that a replica
+// with memory filled (docs/distributed.md, "The cache").
+func seawallL2Config(dir string, listen, upstream, tlsUpstream, admin, redisPort int) string {
+	return strings.Replace(seawallGlobalConfig(dir, listen, upstream, tlsUpstream, admin, redisPort), "cache: {max_bytes: 64MiB, max_entry: 1MiB}\n",
+		"cache: {max_bytes: 1KiB, max_entry: 1KiB}\n", 1)
+}
+
 // seawallClient adds http2: true to every upstream of a config when
 // seawallNetHTTP is set.
 func seawallClient(config string) string {

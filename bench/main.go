@@ -40,7 +40,7 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections of the closed-loop load")
 	write := flag.Bool("write", false, "write the table into docs/benchmarks.md")
 	profile := flag.String("profile", "", "write a CPU profile of Seawall for each scenario into this directory, from an extra round 0 that the table does not count")
-	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines,pair,global); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pass,cache1k,cache64k,down,tls,fixed,fixed-own,async,async-both,async-pg,async-deliver,syscalls,engines,pair,global; global adds the Seawalls with a redis block, and with cache1k a replica reading the shared cache level); default all")
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
@@ -236,8 +236,8 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	listening := []int{upPort, tlsPort, swPort, ngPort, hpPort, cdPort}
 	// Seawall with its limits global, through a redis-server of its own on
 	// the first core beside the upstream: the cost of sharing the pace.
-	var swGlobal *exec.Cmd
-	globalPort, redisPort := ports[12], ports[14]
+	var swGlobal, swL2 *exec.Cmd
+	globalPort, redisPort, l2Port := ports[12], ports[14], 0
 	if want("global") {
 		if _, err := start("0", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
 			return err
@@ -253,6 +253,19 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			return err
 		}
 		listening = append(listening, globalPort)
+		// A second replica sharing the cache, whose memory holds no
+		// cached answer (cache.max_bytes under one): each of its hits is
+		// read from the level in Redis the first replica filled.
+		ps := freePorts(2)
+		l2Port = ps[0]
+		cfg = filepath.Join(dir, "seawall-l2.yaml")
+		if err := writeFile(cfg, seawallL2Config(dir, l2Port, upPort, tlsPort, ps[1], redisPort)); err != nil {
+			return err
+		}
+		if swL2, err = start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", cfg); err != nil {
+			return err
+		}
+		listening = append(listening, l2Port)
 	}
 	// asyncRow measures one (e) row on a Seawall of its own, started for
 	// it and killed after (its store is thrown away), so that neither its
@@ -347,7 +360,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	}
 	if swGlobal != nil {
 		targets = append(targets, &target{name: "seawall-global", base: fmt.Sprintf("http://127.0.0.1:%d", globalPort), proc: swGlobal,
-			paths: map[string]string{"pass": "/api/small"}, redisPort: redisPort})
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k"}, redisPort: redisPort},
+			&target{name: "seawall-l2", base: fmt.Sprintf("http://127.0.0.1:%d", l2Port), proc: swL2,
+				paths: map[string]string{"cache1k": "/cache/1k"}, redisPort: redisPort})
 	}
 	targets = append(targets, protos...)
 	for _, t := range targets {
