@@ -134,4 +134,12 @@ func TestSharedBreakerWithoutRedisIsLocal(t *testing.T) {
 	if !ok || took > bound {
 		t.Errorf("with Redis gone, replica c was still held open after %s (%v), want its own again within %s", took, ok, bound)
 	}
+	// Redis back, empty: a's and b's breakers, still open on their own
+	// failures, open the cluster's again, and c is held again.
+	srv.Restart(t)
+	back, ok := testwait.Within(10*time.Second, func() bool { return c.Rejecting() != nil })
+	if !ok || back > 2*time.Second {
+		t.Errorf("Redis back: replica c held open again after %s (%v), want within 2 s", back, ok)
+	}
+	t.Logf("Redis killed: replica c its own again %s after; Redis back: held again %s after", took.Round(time.Millisecond), back.Round(time.Millisecond))
 }
