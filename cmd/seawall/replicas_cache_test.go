@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seawall/seawall/internal/testcallers"
 	"github.com/seawall/seawall/internal/testredis"
 )
 
@@ -137,4 +138,58 @@ func TestReplicasShareOneCache(t *testing.T) {
 		t.Errorf("with Redis gone the replicas made %d calls for one key (want 3, each its own); with it back, %d (want 1)", alone, again)
 	}
 	t.Logf("1 vendor call for 150 GETs; after five writes, %d old answers read on replicas 2 and 3 (the last arrived %v after each write's answer); restarted replica warm; Redis gone: 3 calls, back: 1", old, windows)
+}
+
+// countingVendor answers each call with a body of its own, cacheable.
+type countingVendor struct{ n atomic.Int64 }
+
+func (v *countingVendor) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=600")
+	_, _ = io.WriteString(w, "answer "+strconv.FormatInt(v.n.Add(1), 10))
+}
+
+// Several replicas, one view, acceptance 3, the callers: every caller
+// form of TestCacheNeverCrossesCallers (internal/testcallers), asked of
+// one of three seawall processes sharing the cache and then of the other
+// two: each caller gets its own answer from each, the vendor answers once
+// per caller, and no caller gets another's.
+func TestReplicasKeepCallersApart(t *testing.T) {
+	alone(t, "three replicas")
+	redis := testredis.Start(t)
+	vendor := &countingVendor{}
+	vsrv := httptest.NewServer(vendor)
+	defer vsrv.Close()
+	replicas := startReplicas(t, 3, redis.URL(), "", vsrv.URL, testcallers.Policy)
+	waitForReplicas(t, replicas, 3)
+	get := func(r *replica, w testcallers.Way) string {
+		req, _ := http.NewRequest(http.MethodGet, r.base+"/v/profile"+w.Query, nil)
+		if w.Header != nil {
+			req.Header.Set(w.Header[0], w.Header[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	ways := testcallers.CacheWays()
+	seen := map[string]string{}
+	for i, w := range ways {
+		first := get(replicas[i%3], w)
+		if who, ok := seen[first]; ok {
+			t.Errorf("%s got %q, the answer fetched for %s", w.Name, first, who)
+		}
+		seen[first] = w.Name
+		for k := 1; k <= 2; k++ {
+			if again := get(replicas[(i+k)%3], w); again != first {
+				t.Errorf("%s through replica %d: %q, want its own %q", w.Name, (i+k)%3+1, again, first)
+			}
+		}
+	}
+	if n := vendor.n.Load(); n != int64(len(ways)) {
+		t.Errorf("the vendor answered %d calls for %d callers, want one each", n, len(ways))
+	}
+	t.Logf("%d callers, each asked of the three replicas: %d vendor calls, each caller its own answer", len(ways), vendor.n.Load())
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/seawall/seawall/internal/admin"
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/testcallers"
 	"github.com/seawall/seawall/internal/testdb"
 	"github.com/seawall/seawall/internal/vendortest"
 	"github.com/seawall/seawall/internal/webhook"
@@ -452,43 +453,43 @@ func TestIdempotencyKeyIsTheCallersOwn(t *testing.T) {
 		s := newAsyncStack(t, store, "deferred", "base_delay: 20ms, max_delay: 100ms",
 			"    rate_limit: {key_header: X-Tenant}\n    cache: {identity_headers: [X-Api-Key]}\n")
 		jobOf := map[string]string{}
-		for _, c := range callerForms {
+		for _, c := range testcallers.Forms {
 			h := map[string]string{"Idempotency-Key": "charge-1"}
-			if c.h != nil {
-				h[c.h[0]] = c.h[1]
+			if c.Header != nil {
+				h[c.Header[0]] = c.Header[1]
 			}
 			r := s.post("/api/v1/charges", `{"amount":100}`, h)
 			id := r.header.Get("Seawall-Job-Id")
 			if r.status != 202 || strings.Contains(r.body, `"existing":true`) {
-				t.Fatalf("%s: %d %s, want 202 and a new job", c.name, r.status, r.body)
+				t.Fatalf("%s: %d %s, want 202 and a new job", c.Name, r.status, r.body)
 			}
 			for other, otherID := range jobOf {
 				if otherID == id {
-					t.Errorf("%s got job %s, the job of %s", c.name, id, other)
+					t.Errorf("%s got job %s, the job of %s", c.Name, id, other)
 				}
 			}
-			jobOf[c.name] = id
+			jobOf[c.Name] = id
 			// The same caller again is its own job again.
 			if again := s.post("/api/v1/charges", `{"amount":100}`, h); again.header.Get("Seawall-Job-Id") != id {
-				t.Errorf("%s again: job %s, want its own %s", c.name, again.header.Get("Seawall-Job-Id"), id)
+				t.Errorf("%s again: job %s, want its own %s", c.Name, again.header.Get("Seawall-Job-Id"), id)
 			}
 		}
-		eventually(t, 20*time.Second, "every caller's request delivered", func() bool { return s.fake.Count() >= len(callerForms) })
+		eventually(t, 20*time.Second, "every caller's request delivered", func() bool { return s.fake.Count() >= len(testcallers.Forms) })
 		time.Sleep(200 * time.Millisecond) // room for a wrong extra delivery to show
 		calls := s.fake.Calls()
-		if len(calls) != len(callerForms) {
-			t.Fatalf("the vendor got %d requests, want %d: one per caller", len(calls), len(callerForms))
+		if len(calls) != len(testcallers.Forms) {
+			t.Fatalf("the vendor got %d requests, want %d: one per caller", len(calls), len(testcallers.Forms))
 		}
-		for _, c := range callerForms {
+		for _, c := range testcallers.Forms {
 			n := 0
 			for _, call := range calls {
-				if c.h == nil && call.Header.Get("Authorization")+call.Header.Get("Cookie")+call.Header.Get("X-Api-Key")+call.Header.Get("X-Tenant") == "" ||
-					c.h != nil && call.Header.Get(c.h[0]) == c.h[1] {
+				if c.Header == nil && call.Header.Get("Authorization")+call.Header.Get("Cookie")+call.Header.Get("X-Api-Key")+call.Header.Get("X-Tenant") == "" ||
+					c.Header != nil && call.Header.Get(c.Header[0]) == c.Header[1] {
 					n++
 				}
 			}
 			if n != 1 {
-				t.Errorf("%s: the vendor received %d requests with its credentials, want 1", c.name, n)
+				t.Errorf("%s: the vendor received %d requests with its credentials, want 1", c.Name, n)
 			}
 		}
 	})

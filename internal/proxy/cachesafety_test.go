@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/fakeapi"
+	"github.com/seawall/seawall/internal/testcallers"
 )
 
 // Cache correctness, item 1: Cookie is part of the caller's identity, so
@@ -214,69 +215,22 @@ func TestCacheVaryNormalisesEquivalentValues(t *testing.T) {
 // Cache correctness, acceptance 2: callers told apart in any of these
 // ways never get one another's answer, even one marked public; callers
 // alike do share.
-// callerForms are the ways a request names its caller under the policy
-// `rate_limit: {key_header: X-Tenant}` and `cache: {identity_headers:
-// [X-Api-Key]}`: each is another caller to the cache and to idempotency
-// keys.
-var callerForms = []struct {
-	name string
-	h    []string
-}{
-	{"nothing", nil},
-	{"bearer alice", []string{"Authorization", "Bearer alice"}},
-	{"bearer bob", []string{"Authorization", "Bearer bob"}},
-	{"basic", []string{"Authorization", "Basic YWxpY2U6cHc="}},
-	{"token scheme", []string{"Authorization", "Token alice"}},
-	{"cookie alice", []string{"Cookie", "session=alice"}},
-	{"cookie bob", []string{"Cookie", "session=bob"}},
-	{"api key", []string{"X-Api-Key", "k1"}},
-	{"other api key", []string{"X-Api-Key", "k2"}},
-	{"tenant", []string{"X-Tenant", "acme"}},
-	{"other tenant", []string{"X-Tenant", "globex"}},
-}
-
-// callerWay is one caller to the cache: a form of callerForms, or a
-// key header or key query value.
-type callerWay struct {
-	name  string
-	query string
-	h     []string
-}
-
-// callerWays are the callers TestCacheNeverCrossesCallers tells apart
-// under the policy it configures (cacheCallersPolicy).
-func callerWays() []callerWay {
-	var ways []callerWay
-	for _, c := range callerForms {
-		ways = append(ways, callerWay{c.name, "", c.h})
-	}
-	return append(ways, callerWay{"region", "", []string{"X-Region", "eu"}},
-		callerWay{"account query", "?account=1", nil}, callerWay{"other account", "?account=2", nil})
-}
-
-// cacheCallersPolicy is the upstream of TestCacheNeverCrossesCallers.
-const cacheCallersPolicy = `    mode: cached
-    retry: {max_attempts: 1}
-    rate_limit: {key_header: X-Tenant}
-    cache: {identity_headers: [X-Api-Key], key_headers: [X-Region], key_query: [account]}
-`
-
 func TestCacheNeverCrossesCallers(t *testing.T) {
-	s := newStack(t, "", cacheCallersPolicy)
+	s := newStack(t, "", testcallers.Policy)
 	s.fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
 	seen := map[string]string{}
-	for _, w := range callerWays() {
-		r := s.getWith("/api/v1/profile"+w.query, w.h...)
+	for _, w := range testcallers.CacheWays() {
+		r := s.getWith("/api/v1/profile"+w.Query, w.Header...)
 		if r.status != 200 {
-			t.Fatalf("%s: %d", w.name, r.status)
+			t.Fatalf("%s: %d", w.Name, r.status)
 		}
 		if who, ok := seen[r.body]; ok {
-			t.Errorf("%s got %q, the answer fetched for %s", w.name, r.body, who)
+			t.Errorf("%s got %q, the answer fetched for %s", w.Name, r.body, who)
 		}
-		seen[r.body] = w.name
+		seen[r.body] = w.Name
 		// The same caller again is served its own answer from the cache.
-		if again := s.getWith("/api/v1/profile"+w.query, w.h...); again.body != r.body {
-			t.Errorf("%s again: %q, want its own %q", w.name, again.body, r.body)
+		if again := s.getWith("/api/v1/profile"+w.Query, w.Header...); again.body != r.body {
+			t.Errorf("%s again: %q, want its own %q", w.Name, again.body, r.body)
 		}
 	}
 	// A query parameter outside key_query does not tell callers apart.
