@@ -17,6 +17,7 @@ import (
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/proxy"
 	"github.com/seawall/seawall/internal/routine"
+	"github.com/seawall/seawall/internal/testcallers"
 	"github.com/seawall/seawall/internal/testlog"
 	"github.com/seawall/seawall/internal/testredis"
 	"github.com/seawall/seawall/internal/upstream"
@@ -25,7 +26,9 @@ import (
 // newSharedStacks runs n Seawalls in this process, each with its own link
 // to one test-owned Redis (replicas, as far as the cache can tell: each
 // has its own memory), in front of one fake vendor, with upstream "api"
-// configured by extra.
+// configured by extra. Redis's timeout is a second: beside the race
+// detector's load a 50 ms one is missed, and each replica then fills for
+// itself, as documented for a Redis that does not answer.
 func newSharedStacks(t testing.TB, n int, extra string, top ...string) ([]*stack, *fakeapi.Server, *testredis.Server) {
 	t.Helper()
 	srv := testredis.Start(t)
@@ -34,7 +37,7 @@ func newSharedStacks(t testing.TB, n int, extra string, top ...string) ([]*stack
 	t.Cleanup(up.Close)
 	out := make([]*stack, n)
 	for i := range out {
-		doc := fmt.Sprintf("admin: {listen: \"off\"}\n%sredis: {url: %q, key_prefix: shared-cache}\nupstreams:\n  api:\n    url: %s\n%s", strings.Join(top, ""), srv.URL(), up.URL, extra)
+		doc := fmt.Sprintf("admin: {listen: \"off\"}\n%sredis: {url: %q, key_prefix: shared-cache, timeout: 1s}\nupstreams:\n  api:\n    url: %s\n%s", strings.Join(top, ""), srv.URL(), up.URL, extra)
 		cfg, err := config.Parse("test.yaml", []byte(doc), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatalf("config:\n%s\n%v", doc, err)
@@ -70,24 +73,24 @@ func newSharedStacks(t testing.TB, n int, extra string, top ...string) ([]*stack
 // that caller by the others from the shared level (one vendor call per
 // caller), and never to another caller.
 func TestSharedCacheNeverCrossesCallers(t *testing.T) {
-	stacks, fake, _ := newSharedStacks(t, 3, cacheCallersPolicy)
+	stacks, fake, _ := newSharedStacks(t, 3, testcallers.Policy)
 	fake.Set(fakeapi.Behavior{Body: "answer {n}", Headers: map[string]string{"Cache-Control": "public, max-age=600"}})
-	ways := callerWays()
+	ways := testcallers.CacheWays()
 	seen := map[string]string{}
 	for i, w := range ways {
 		first := stacks[i%3]
-		r := first.getWith("/api/v1/profile"+w.query, w.h...)
+		r := first.getWith("/api/v1/profile"+w.Query, w.Header...)
 		if r.status != 200 {
-			t.Fatalf("%s: %d", w.name, r.status)
+			t.Fatalf("%s: %d", w.Name, r.status)
 		}
 		if who, ok := seen[r.body]; ok {
-			t.Errorf("%s got %q, the answer fetched for %s", w.name, r.body, who)
+			t.Errorf("%s got %q, the answer fetched for %s", w.Name, r.body, who)
 		}
-		seen[r.body] = w.name
+		seen[r.body] = w.Name
 		for k := 1; k <= 2; k++ {
 			other := stacks[(i+k)%3]
-			if again := other.getWith("/api/v1/profile"+w.query, w.h...); again.body != r.body || again.header.Get("Cache-Status") == "" {
-				t.Errorf("%s through replica %d: %q (%s), want its own %q from the shared cache", w.name, (i+k)%3+1, again.body, again.header.Get("Cache-Status"), r.body)
+			if again := other.getWith("/api/v1/profile"+w.Query, w.Header...); again.body != r.body || again.header.Get("Cache-Status") == "" {
+				t.Errorf("%s through replica %d: %q (%s), want its own %q from the shared cache", w.Name, (i+k)%3+1, again.body, again.header.Get("Cache-Status"), r.body)
 			}
 		}
 	}
