@@ -178,13 +178,14 @@ func (s *sharedBreaker) reportZone(ctx context.Context, e breaker.Evidence) {
 		state = cluster.ZoneHealthy
 	}
 	v, err := s.shared.ReportZone(ctx, state)
-	if err != nil {
-		v = cluster.ZoneVerdict{} // Redis away: ready, as alone
-	}
 	now := time.Now()
 	s.mu.Lock()
 	was := s.zone
 	switch {
+	case err != nil:
+		// Redis away: ready, as alone. The verdict's age is kept: a zone
+		// found sick before and after is unready again at once.
+		v = cluster.ZoneVerdict{}
 	case !v.Sick || v.Overridden:
 		s.sickSince = time.Time{}
 	case s.sickSince.IsZero():
