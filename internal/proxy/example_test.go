@@ -84,8 +84,11 @@ func TestHalfFailingVendorServesTheApp(t *testing.T) {
 // still opens the breaker within its window; the app is then failed fast,
 // and the vendor sees only probes, one after another.
 func TestFullOutageFailsFastWithProbesInSequence(t *testing.T) {
-	if testing.Short() {
-		t.Skip("20s; go test without -short runs it")
+	if os.Getenv("SEAWALL_VENDOR_TIMING") != "1" {
+		// Beside the race detector and the other packages' tests the host
+		// stalls requests for most of a second now and then (a p99 of
+		// 837 ms seen in CI), which says nothing of the breaker.
+		t.Skip("judges fail-fast latency by the clock: CI's timing step runs it alone (SEAWALL_VENDOR_TIMING=1 go test -run 'TestNginx|TestAdaptiveVendor|TestFullOutage' ./internal/proxy)")
 	}
 	t.Parallel()
 	// Each answer takes 100ms: probes sent together would arrive closer,
