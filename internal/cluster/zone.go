@@ -108,6 +108,11 @@ func (v ZoneVerdict) Evidence(upstream string) string {
 // second a replica, it is what finds Redis back for the zone verdict,
 // sooner than the heartbeat.
 func (u *Upstream) ReportZone(ctx context.Context, state string) (ZoneVerdict, error) {
+	if u.c.self.Zone == "" {
+		// No zone: never sick, and its word counts in no zone's verdict,
+		// so it is not sent.
+		return ZoneVerdict{}, nil
+	}
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
 	res, err := zoneReport.Run(cctx, u.c.rdb, []string{u.breakerKeys()[4], u.c.key("zone-ready", "")},
