@@ -188,7 +188,7 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 	f, leader := p.flights.join(key)
 	if leader {
 		// A flight for this key may have landed since the caller looked.
-		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.Route.Cache.Over).Fresh {
+		if e := p.landed(primary, r, c, stale); e != nil {
 			f.res = fillResult{entry: e, stored: true, status: e.Status}
 			p.flights.land(key, f)
 			return f.res, true
@@ -249,10 +249,19 @@ func (p *Proxy) fillTurn(ctx context.Context, t *cache.Tiered, r *http.Request, 
 			return func() {}, nil
 		case <-time.After(sharedFillPoll):
 		}
-		if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.Route.Cache.Over).Fresh {
+		if e := p.landed(primary, r, c, stale); e != nil {
 			return nil, e
 		}
 	}
+}
+
+// landed is the fresh entry another fill stored for the request since
+// the caller found stale (nil or expired); nil when there is none.
+func (p *Proxy) landed(primary string, r *http.Request, c *call, stale *cache.Entry) *cache.Entry {
+	if e, _ := p.lookup(primary, r); e != nil && e != stale && e.Judge(cache.ParseCacheControl(nil), p.now(), c.Route.Cache.Over).Fresh {
+		return e
+	}
+	return nil
 }
 
 // sharedFillPoll is how often a replica waiting for another's fill looks
