@@ -161,9 +161,9 @@ func (s *sharedBreaker) tick() {
 }
 
 // reportZone tells the replicas what this replica's own calls say of the
-// upstream, from its zone, and keeps their verdict on its zone. A breaker
-// the replicas hold open says nothing of this replica's calls: its state
-// is what its window says.
+// upstream, from its zone, and keeps their verdict on its zone. While the
+// replicas hold its breaker open its calls say nothing: its word is
+// unknown.
 func (s *sharedBreaker) reportZone(ctx context.Context, e breaker.Evidence) {
 	s.mu.Lock()
 	held := s.held
