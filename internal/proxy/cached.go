@@ -186,8 +186,10 @@ var errTooLargeToShare = errors.New("response not shareable")
 // caller made the call.
 func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key string, stale *cache.Entry) (fillResult, bool) {
 	f, leader := p.flights.join(key)
-	if leader {
+	t, shared := p.cache.(*cache.Tiered)
+	if leader && !shared {
 		// A flight for this key may have landed since the caller looked.
+		// (With a shared cache fillTurn asks once it holds the turn.)
 		if e := p.landed(primary, r, c, stale); e != nil {
 			f.res = fillResult{entry: e, stored: true, status: e.Status}
 			p.flights.land(key, f)
@@ -195,17 +197,17 @@ func (p *Proxy) fill(ctx context.Context, r *http.Request, c *call, primary, key
 		}
 	}
 	if !leader {
-		t := time.NewTimer(c.Route.Cache.Wait)
-		defer t.Stop()
+		wait := time.NewTimer(c.Route.Cache.Wait)
+		defer wait.Stop()
 		select {
 		case <-f.done:
 			return f.res, false
-		case <-t.C:
+		case <-wait.C:
 		case <-ctx.Done():
 		}
 		return fillResult{err: errTooLargeToShare}, false
 	}
-	if t, ok := p.cache.(*cache.Tiered); ok {
+	if shared {
 		// Replicas share the cache: one of them fills the key.
 		release, e := p.fillTurn(ctx, t, r, c, primary, key, stale)
 		if e != nil {
@@ -239,6 +241,13 @@ func (p *Proxy) fillTurn(ctx context.Context, t *cache.Tiered, r *http.Request, 
 	for {
 		release, mine := t.Fill(key, c.Route.Overall)
 		if mine {
+			// The turn is free once the last fill stored its entry and
+			// let go, which may be after this replica last looked: look
+			// once more, holding the turn, so that no replica refills it.
+			if e := p.landed(primary, r, c, stale); e != nil {
+				release()
+				return nil, e
+			}
 			return release, nil
 		}
 		if !time.Now().Before(deadline) {

@@ -143,6 +143,33 @@ func TestSharedCacheFillsOnceAndInvalidatesEverywhere(t *testing.T) {
 	}
 }
 
+// A quick fill: the replica that stored the entry lets go of the turn
+// within a Redis round trip or two, often between another replica's last
+// look for the entry and its next try for the turn. That replica takes
+// the turn and must look again before calling: 40 cold keys, each asked
+// by 3 replicas at once, make 40 vendor calls.
+func TestSharedCacheQuickFillIsNotRepeated(t *testing.T) {
+	stacks, fake, _ := newSharedStacks(t, 3, "    mode: cached\n    retry: {max_attempts: 1}\n    cache: {}\n")
+	fake.Set(fakeapi.Behavior{Body: "v{n}", LatencyMin: fakeapi.Duration(2 * time.Millisecond), LatencyMax: fakeapi.Duration(8 * time.Millisecond), Headers: map[string]string{"Cache-Control": "max-age=600"}})
+	const keys = 40
+	for k := range keys {
+		var wg sync.WaitGroup
+		for _, s := range stacks {
+			for range 4 {
+				wg.Go(func() {
+					if r := s.get(fmt.Sprintf("/api/v1/item-%d", k)); r.status != 200 {
+						t.Errorf("key %d: %d %s", k, r.status, r.body)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	if calls := len(fake.Calls()); calls != keys {
+		t.Errorf("%d cold keys, each asked by 3 replicas at once, made %d vendor calls, want %d: a replica took the turn after the entry landed and filled it again", keys, calls, keys)
+	}
+}
+
 // The shared cache level's cost, through the handler over loopback HTTP,
 // beside a hit in memory (docs/benchmarks.md, "The shared cache"): a hit
 // in the shared level (this replica's memory emptied before each), and a
