@@ -77,7 +77,9 @@ const (
 	// adaptiveCostlyStep: while the vendor's 429s pause every call (they
 	// carry Retry-After), a probe above the proven rate rises at most this
 	// much a round: a 429 then costs a second or more of the whole quota,
-	// a round a tenth too slow a fortieth of one.
+	// a round a tenth too slow a fortieth of one. The same holds once the
+	// rate that drew the last such 429 is no longer believed: a jump to
+	// the demand would likely cost another pause.
 	adaptiveCostlyStep = 1.1
 	// adaptiveSame: rates within this factor are the same rate, as the
 	// pace's intervals round them.
@@ -280,6 +282,8 @@ func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float6
 	case a.bad > 0: // settled, calming down, or not proven yet
 	case a.reprobe && answered:
 		next = a.rate * adaptiveCreep
+	case a.costly && answered: // nothing known above, but a 429 pauses every call
+		next = max(a.rate, min(a.rate*adaptiveCostlyStep, adaptiveDemand*demand))
 	default: // nothing known above: up to the demand at once, past it gently
 		next = max(a.rate, min(max(a.rate*adaptiveProbe, demand), adaptiveDemand*demand))
 	}

@@ -359,15 +359,21 @@ func TestPacingSurvivesVendorStalls(t *testing.T) {
 // minute. Every 429 pauses the upstream for a second, so each one the
 // rate's search costs is a second of quota: 90% of the vendor's quota
 // served on average (never under 89%), at most 1% of calls refused, and
-// 60% in the first 10 s in nine runs of ten (never under 45%): where the
-// app's pace puts the first cut decides whether the search costs three
-// 429s or four. (The rule before the capped step and the wider
-// convergence reached 60% in the first 10 s in 13 of these 30 runs.)
-// TestNginxAdaptiveRetryAfter checks the same against nginx.
+// 60% in the first 10 s in every run: where the app's pace puts the
+// first cut decides whether the search costs three 429s or four. (The
+// rule that jumped to the demand once the app's own 429 was no longer
+// believed served under 60% in 3 of these 95 runs, 1 of the 30 the race
+// detector leaves time for; the one before the capped step, in about
+// half.) TestNginxAdaptiveRetryAfter checks the
+// same against nginx.
 func TestAdaptiveAgainstRetryAfter(t *testing.T) {
 	short, runs, sum := 0, 0, 0
-	for offered := 60.0; offered <= 150; offered += 10 {
-		for seed := uint64(1); seed <= 3; seed++ {
+	step, seeds := 5.0, uint64(5)
+	if raceEnabled {
+		step, seeds = 10, 3
+	}
+	for offered := 60.0; offered <= 150; offered += step {
+		for seed := uint64(1); seed <= seeds; seed++ {
 			v := retryAfter{&leakyBucket{milliRate: 20_000}, "1"}
 			r := simulate(Config{Burst: 1, Adaptive: true, Headroom: DefaultHeadroom}, v, offered, time.Minute, 500*time.Microsecond, seed)
 			first, all := r.served(0, 10*time.Second), r.served(0, time.Minute)
@@ -385,8 +391,8 @@ func TestAdaptiveAgainstRetryAfter(t *testing.T) {
 	if sum < 1080*runs {
 		t.Errorf("%.1f served on average, want at least 1,080", float64(sum)/float64(runs))
 	}
-	if short > runs/10 {
-		t.Errorf("%d of %d runs served under 120 in the first 10 s, want at most one in ten", short, runs)
+	if short > 0 {
+		t.Errorf("%d of %d runs served under 120 in the first 10 s, want none", short, runs)
 	}
 }
 
