@@ -109,7 +109,7 @@ func (u *Upstream) ReportBreaker(ctx context.Context, open, trips bool, openFor 
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
 	flag := map[bool]string{false: "0", true: "1"}
-	res, err := breakerReport.Run(cctx, u.c.rdb, u.breakerKeys(), u.c.self.ID, flag[open], flag[trips],
+	res, err := breakerReport.Run(cctx, u.c.db(), u.breakerKeys(), u.c.self.ID, flag[open], flag[trips],
 		openFor.Milliseconds(), breakerStale.Milliseconds(), u.c.key("pauses"), u.breakerMessage(), epoch, zoneStale.Milliseconds()).Slice()
 	answered := time.Now()
 	if err = u.c.result(err); err != nil {
@@ -138,7 +138,7 @@ func (u *Upstream) ReportBreaker(ctx context.Context, open, trips bool, openFor 
 func (u *Upstream) ClaimProbe(ctx context.Context, ttl time.Duration) (bool, error) {
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
-	ok, err := u.c.rdb.SetNX(cctx, u.breakerKeys()[2], u.c.self.ID, ttl).Result()
+	ok, err := u.c.db().SetNX(cctx, u.breakerKeys()[2], u.c.self.ID, ttl).Result()
 	return ok, u.c.result(err)
 }
 
@@ -148,7 +148,7 @@ func (u *Upstream) ProbeAnswered(ctx context.Context, closed bool, openFor time.
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
 	keys := u.breakerKeys()
-	pipe := u.c.rdb.TxPipeline()
+	pipe := u.c.db().TxPipeline()
 	if closed {
 		// A new epoch: only what the replicas see from now on opens it
 		// again.
@@ -160,11 +160,11 @@ func (u *Upstream) ProbeAnswered(ctx context.Context, closed bool, openFor time.
 		return u.c.result(err)
 	}
 	if !closed {
-		if err := reopenScript.Run(cctx, u.c.rdb, keys[1:2], openFor.Milliseconds()).Err(); err != nil {
+		if err := reopenScript.Run(cctx, u.c.db(), keys[1:2], openFor.Milliseconds()).Err(); err != nil {
 			return u.c.result(err)
 		}
 	}
-	return u.c.result(u.c.rdb.Publish(cctx, u.c.key("pauses"), u.breakerMessage()).Err())
+	return u.c.result(u.c.db().Publish(cctx, u.c.key("pauses"), u.breakerMessage()).Err())
 }
 
 // reopenScript opens the cluster's breaker again, for ARGV[1] ms from

@@ -102,7 +102,7 @@ func (s sharedCache) keys() []string {
 func (s sharedCache) Get(key string) ([]byte, error) {
 	ctx, cancel := s.c.call(context.Background())
 	defer cancel()
-	b, err := s.c.rdb.Get(ctx, s.c.key("cache", "e", key)).Bytes()
+	b, err := s.c.db().Get(ctx, s.c.key("cache", "e", key)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, s.c.result(nil)
 	}
@@ -113,18 +113,18 @@ func (s sharedCache) Get(key string) ([]byte, error) {
 func (s sharedCache) Set(key string, b []byte, ttl time.Duration) error {
 	ctx, cancel := s.c.call(context.Background())
 	defer cancel()
-	return s.c.result(cacheSetScript.Run(ctx, s.c.rdb, s.keys(), key, b, max(1, ttl.Milliseconds()), s.maxBytes).Err())
+	return s.c.result(cacheSetScript.Run(ctx, s.c.db(), s.keys(), key, b, max(1, ttl.Milliseconds()), s.maxBytes).Err())
 }
 
 // Purge implements cache.Shared.
 func (s sharedCache) Purge(prefix string) (int, error) {
 	ctx, cancel := s.c.call(context.Background())
 	defer cancel()
-	n, err := cachePurgeScript.Run(ctx, s.c.rdb, s.keys(), prefix).Int()
+	n, err := cachePurgeScript.Run(ctx, s.c.db(), s.keys(), prefix).Int()
 	if err = s.c.result(err); err != nil {
 		return 0, err
 	}
-	return n, s.c.result(s.c.rdb.Publish(ctx, s.c.key("pauses"), purgeMessage+prefix).Err())
+	return n, s.c.result(s.c.db().Publish(ctx, s.c.key("pauses"), purgeMessage+prefix).Err())
 }
 
 // Fill implements cache.Shared.
@@ -132,7 +132,7 @@ func (s sharedCache) Fill(key string, d time.Duration) (func(), bool, error) {
 	ctx, cancel := s.c.call(context.Background())
 	defer cancel()
 	lock := s.c.key("cache", "fill", key)
-	ok, err := s.c.rdb.SetNX(ctx, lock, s.c.self.ID, max(d, time.Millisecond)).Result()
+	ok, err := s.c.db().SetNX(ctx, lock, s.c.self.ID, max(d, time.Millisecond)).Result()
 	if err = s.c.result(err); err != nil {
 		return nil, false, err
 	}
@@ -142,7 +142,7 @@ func (s sharedCache) Fill(key string, d time.Duration) (func(), bool, error) {
 	return func() {
 		ctx, cancel := s.c.call(context.Background())
 		defer cancel()
-		_ = s.c.result(fillReleaseScript.Run(ctx, s.c.rdb, []string{lock}, s.c.self.ID).Err())
+		_ = s.c.result(fillReleaseScript.Run(ctx, s.c.db(), []string{lock}, s.c.self.ID).Err())
 	}, true, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,8 @@ const (
 
 // Cluster is this replica's link to the others.
 type Cluster struct {
-	rdb     *redis.Client
+	rdb     atomic.Pointer[redis.Client] // swapped by revive
+	opts    *redis.Options
 	prefix  string
 	timeout time.Duration
 	log     *slog.Logger
@@ -100,7 +102,8 @@ func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluste
 	if self.ID == "" {
 		self.ID = newID()
 	}
-	cl := &Cluster{rdb: redis.NewClient(opts), prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, wake: map[string]func(){}, state: hooks.State, disagree: hooks.Disagree}
+	cl := &Cluster{opts: opts, prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, wake: map[string]func(){}, state: hooks.State, disagree: hooks.Disagree}
+	cl.rdb.Store(redis.NewClient(opts))
 	cl.share.Store(1) // rank 0 of 1 until the first heartbeat
 	cl.up.Store(true)
 	return cl, nil
@@ -126,6 +129,9 @@ func (c *Cluster) Share() (rank, n int) {
 	return int(v >> 32), int(v & 0xffffffff)
 }
 
+// db is the client Redis calls go through now.
+func (c *Cluster) db() *redis.Client { return c.rdb.Load() }
+
 // result records whether a Redis call was answered, telling of a change.
 func (c *Cluster) result(err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
@@ -139,10 +145,54 @@ func (c *Cluster) result(err error) error {
 		}
 		return nil
 	}
-	if c.up.Swap(false) && c.state != nil {
-		c.state(false)
+	if c.up.Swap(false) {
+		if c.state != nil {
+			c.state(false)
+		}
+		go c.revive()
 	}
 	return fmt.Errorf("redis: %w", err)
+}
+
+// reviveEvery is how often, while Redis does not answer, a replica looks
+// whether its server listens again.
+const reviveEvery = 100 * time.Millisecond
+
+// revive watches Redis's address while calls fail, until they are
+// answered again. The client's pool, once as many dials as it holds
+// connections have failed, fails every call at once and tries one dial a
+// second; a replica would come back to the cluster up to a second after
+// Redis did. So once the server accepts a connection again and a call
+// through the client still fails at once (not a server that hangs: that
+// call takes its timeout), the client is replaced by a new one.
+func (c *Cluster) revive() {
+	t := time.NewTicker(reviveEvery)
+	defer t.Stop()
+	for range t.C {
+		if c.up.Load() {
+			return
+		}
+		conn, err := net.DialTimeout(c.opts.Network, c.opts.Addr, c.timeout)
+		if err != nil {
+			continue // not listening yet
+		}
+		_ = conn.Close()
+		old := c.db()
+		ctx, cancel := c.call(context.Background())
+		start := time.Now()
+		err = old.Ping(ctx).Err()
+		cancel()
+		if c.result(err) == nil {
+			return
+		}
+		if errors.Is(err, redis.ErrClosed) {
+			return // the cluster is closing
+		}
+		if time.Since(start) < c.timeout/2 && c.rdb.CompareAndSwap(old, redis.NewClient(c.opts)) {
+			// Calls still on the old client end within the timeout.
+			time.AfterFunc(2*c.timeout+time.Second, func() { _ = old.Close() })
+		}
+	}
 }
 
 // key is a key of this deployment's.
@@ -176,9 +226,9 @@ func (c *Cluster) Run(ctx context.Context, g *routine.Group) {
 		select {
 		case <-ctx.Done():
 			lctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-			_ = c.rdb.ZRem(lctx, c.key("replicas"), c.self.ID).Err()
+			_ = c.db().ZRem(lctx, c.key("replicas"), c.self.ID).Err()
 			cancel()
-			_ = c.rdb.Close()
+			_ = c.db().Close()
 			return
 		case <-t.C:
 		}
@@ -208,7 +258,7 @@ func (c *Cluster) beat(ctx context.Context) {
 	desc, _ := marshalReplica(self)
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	ids, err := beatScript.Run(cctx, c.rdb, []string{c.key("replicas"), c.key("replica", self.ID)},
+	ids, err := beatScript.Run(cctx, c.db(), []string{c.key("replicas"), c.key("replica", self.ID)},
 		self.ID, int64(missedBeats*heartbeat/time.Millisecond), desc).StringSlice()
 	if c.result(err) != nil {
 		return

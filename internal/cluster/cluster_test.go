@@ -66,6 +66,47 @@ func TestGlobalContract(t *testing.T) {
 	}, jitter)
 }
 
+// Back soon after Redis: a Redis killed long enough that the client's
+// pool gave up dialing (it then fails every call at once and dials once
+// a second) is answering through the replica again within a few
+// probes of its return, not up to a second later. Three times, so that
+// the pool's second does not fall right by chance; the bound is judged
+// only alone (CI's timing step), and logged otherwise.
+func TestBackSoonAfterRedisReturns(t *testing.T) {
+	srv := testredis.Start(t)
+	cl := open(t, srv.URL(), 50*time.Millisecond)
+	ctx := context.Background()
+	for round := 1; round <= 3; round++ {
+		srv.Kill()
+		for range 200 { // every one a failed dial: the pool gives up
+			if _, err := cl.List(ctx); err == nil {
+				t.Fatal("Redis answered while killed")
+			}
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if cl.Up() {
+			t.Fatal("the replica takes a killed Redis for up")
+		}
+		srv.Restart(t)
+		back := time.Now()
+		var took time.Duration
+		for {
+			if _, err := cl.List(ctx); err == nil {
+				took = time.Since(back)
+				break
+			}
+			if time.Since(back) > 5*time.Second {
+				t.Fatalf("round %d: Redis listens again, and the replica's calls still fail 5 s later", round)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("round %d: answered %s after Redis listened again", round, took.Round(time.Millisecond))
+		if os.Getenv("SEAWALL_VENDOR_TIMING") == "1" && took > 400*time.Millisecond {
+			t.Errorf("round %d: the replica's calls were answered %s after Redis listened again, want within 400 ms", round, took.Round(time.Millisecond))
+		}
+	}
+}
+
 // Several replicas, item 6: while Redis does not answer (killed, or
 // frozen: a hang, not a refusal), a global upstream follows on_failure:
 // local paces at this replica's share, closed refuses as unavailable;

@@ -88,7 +88,7 @@ func (u *Upstream) Count(ctx context.Context, q usage.Count) (usage.Counted, err
 		}
 		return 0
 	}
-	res, err := countScript.Run(cctx, u.c.rdb,
+	res, err := countScript.Run(cctx, u.c.db(),
 		[]string{u.c.key("usage", u.name, "day", q.Day.Key), u.c.key("usage", u.name, "month", q.Month.Key)},
 		"r:"+u.c.self.ID, flag(q.Take), flag(q.Detail),
 		q.Day.Add, q.DayLim, q.Day.Seed, expiry(q.Day),

@@ -103,7 +103,7 @@ func (s incidents) of(id int64, what string) string {
 func (s incidents) Join(ctx context.Context, upstream string, floor int64) (int64, error) {
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
-	id, err := joinScript.Run(cctx, s.c.rdb, []string{s.open(upstream), s.c.key("incident", "next"), s.holders(upstream)},
+	id, err := joinScript.Run(cctx, s.c.db(), []string{s.open(upstream), s.c.key("incident", "next"), s.holders(upstream)},
 		s.c.self.ID, floor, incidentHolder.Milliseconds()).Int64()
 	return id, s.c.result(err)
 }
@@ -112,14 +112,14 @@ func (s incidents) Join(ctx context.Context, upstream string, floor int64) (int6
 func (s incidents) Beat(ctx context.Context, upstream string, id int64) error {
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
-	return s.c.result(holdScript.Run(cctx, s.c.rdb, []string{s.open(upstream), s.holders(upstream)}, s.c.self.ID, id).Err())
+	return s.c.result(holdScript.Run(cctx, s.c.db(), []string{s.open(upstream), s.holders(upstream)}, s.c.self.ID, id).Err())
 }
 
 // Leave implements incident.Shared.
 func (s incidents) Leave(ctx context.Context, upstream string, id int64) (bool, error) {
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
-	n, err := leaveScript.Run(cctx, s.c.rdb, []string{s.open(upstream), s.holders(upstream)}, s.c.self.ID, id, incidentHolder.Milliseconds()).Int()
+	n, err := leaveScript.Run(cctx, s.c.db(), []string{s.open(upstream), s.holders(upstream)}, s.c.self.ID, id, incidentHolder.Milliseconds()).Int()
 	return n == 1, s.c.result(err)
 }
 
@@ -127,7 +127,7 @@ func (s incidents) Leave(ctx context.Context, upstream string, id int64) (bool, 
 func (s incidents) Claim(ctx context.Context, id int64, sev incident.Severity) (bool, error) {
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
-	n, err := claimScript.Run(cctx, s.c.rdb, []string{s.of(id, "severity")}, int(sev), int(incidentKeep.Seconds())).Int()
+	n, err := claimScript.Run(cctx, s.c.db(), []string{s.of(id, "severity")}, int(sev), int(incidentKeep.Seconds())).Int()
 	return n == 1, s.c.result(err)
 }
 
@@ -147,7 +147,7 @@ func (s incidents) Add(ctx context.Context, id int64, events []incident.Event) e
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
 	key := s.of(id, "events")
-	pipe := s.c.rdb.TxPipeline()
+	pipe := s.c.db().TxPipeline()
 	pipe.RPush(cctx, key, vals...)
 	pipe.LTrim(cctx, key, -incidentEvents, -1)
 	pipe.Expire(cctx, key, incidentKeep)
@@ -160,7 +160,7 @@ func (s incidents) Add(ctx context.Context, id int64, events []incident.Event) e
 func (s incidents) Events(ctx context.Context, id int64) ([]incident.Event, error) {
 	cctx, cancel := s.c.call(ctx)
 	defer cancel()
-	vals, err := s.c.rdb.LRange(cctx, s.of(id, "events"), 0, -1).Result()
+	vals, err := s.c.db().LRange(cctx, s.of(id, "events"), 0, -1).Result()
 	if err = s.c.result(err); err != nil {
 		return nil, err
 	}

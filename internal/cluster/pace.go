@@ -82,7 +82,7 @@ func (u *Upstream) Reserve(ctx context.Context, key string, iv time.Duration, bu
 	if !notBefore.IsZero() {
 		floor = u.c.clock.redis(notBefore).UnixMicro()
 	}
-	res, err := reserveScript.Run(cctx, u.c.rdb, []string{u.c.key("pace", u.name, tenant(key)), u.c.key("pause", u.name)},
+	res, err := reserveScript.Run(cctx, u.c.db(), []string{u.c.key("pace", u.name, tenant(key)), u.c.key("pause", u.name)},
 		iv.Microseconds(), max(burst, 1), maxWait.Microseconds(), floor).Int64Slice()
 	answered := time.Now()
 	if err = u.c.result(err); err != nil {
@@ -104,12 +104,12 @@ func (u *Upstream) Reserve(ctx context.Context, key string, iv time.Duration, bu
 func (u *Upstream) Pause(ctx context.Context, d time.Duration) error {
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
-	left, err := pauseScript.Run(cctx, u.c.rdb, []string{u.c.key("pause", u.name)}, d.Microseconds()).Int64()
+	left, err := pauseScript.Run(cctx, u.c.db(), []string{u.c.key("pause", u.name)}, d.Microseconds()).Int64()
 	if err = u.c.result(err); err != nil {
 		return err
 	}
 	msg := u.name + " " + strconv.FormatInt(left, 10)
-	return u.c.result(u.c.rdb.Publish(cctx, u.c.key("pauses"), msg).Err())
+	return u.c.result(u.c.db().Publish(cctx, u.c.key("pauses"), msg).Err())
 }
 
 // PausedUntil implements ratelimit.Shared: the end of the last pause
@@ -127,7 +127,7 @@ func (u *Upstream) Share() (rank, n int) { return u.c.Share() }
 // resubscribing when Redis comes back.
 func (c *Cluster) listen(ctx context.Context) {
 	for ctx.Err() == nil {
-		sub := c.rdb.Subscribe(ctx, c.key("pauses"))
+		sub := c.db().Subscribe(ctx, c.key("pauses"))
 		ch := sub.Channel()
 		for open := true; open; {
 			select {
@@ -213,14 +213,14 @@ func marshalReplica(r Replica) (string, error) {
 func (c *Cluster) List(ctx context.Context) ([]Replica, error) {
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	members, err := c.rdb.ZRangeWithScores(cctx, c.key("replicas"), 0, -1).Result()
+	members, err := c.db().ZRangeWithScores(cctx, c.key("replicas"), 0, -1).Result()
 	if err = c.result(err); err != nil {
 		return nil, err
 	}
 	out := make([]Replica, 0, len(members))
 	for _, m := range members {
 		id, _ := m.Member.(string)
-		desc, err := c.rdb.Get(cctx, c.key("replica", id)).Result()
+		desc, err := c.db().Get(cctx, c.key("replica", id)).Result()
 		var r Replica
 		if err != nil || json.Unmarshal([]byte(desc), &r) != nil {
 			r = Replica{ID: id} // gone between the two reads, or not ours: listed by id

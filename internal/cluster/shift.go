@@ -56,7 +56,7 @@ func (c *Cluster) PutShift(ctx context.Context, s Shifted) error {
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	pipe := c.rdb.TxPipeline()
+	pipe := c.db().TxPipeline()
 	pipe.Set(cctx, c.key("shift", s.ID), b, left)
 	pipe.ZAdd(cctx, c.key("shifts"), redis.Z{Score: float64(s.Until.UnixMilli()), Member: s.ID})
 	pipe.Publish(cctx, c.key("pauses"), shiftsMessage)
@@ -68,7 +68,7 @@ func (c *Cluster) PutShift(ctx context.Context, s Shifted) error {
 func (c *Cluster) DeleteShift(ctx context.Context, id string) error {
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	pipe := c.rdb.TxPipeline()
+	pipe := c.db().TxPipeline()
 	pipe.Del(cctx, c.key("shift", id))
 	pipe.ZRem(cctx, c.key("shifts"), id)
 	// Remembered as removed for as long as a shift can last, so that a
@@ -100,7 +100,7 @@ func (c *Cluster) readShifts(ctx context.Context) {
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	res, err := shiftsScript.Run(cctx, c.rdb, []string{c.key("shifts"), c.key("shift", ""), c.key("shifts-removed")}).Slice()
+	res, err := shiftsScript.Run(cctx, c.db(), []string{c.key("shifts"), c.key("shift", ""), c.key("shifts-removed")}).Slice()
 	if c.result(err) != nil {
 		return
 	}

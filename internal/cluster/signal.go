@@ -34,7 +34,7 @@ func (u *Upstream) Tell(ctx context.Context, s ratelimit.Signal) error {
 	default:
 		return nil
 	}
-	pipe := u.c.rdb.Pipeline()
+	pipe := u.c.db().Pipeline()
 	pipe.Set(cctx, key, value, expiry)
 	pipe.Publish(cctx, u.c.key("pauses"), msg)
 	_, err := pipe.Exec(cctx)
@@ -59,7 +59,7 @@ func (u *Upstream) recall(f func(ratelimit.Signal)) {
 	}
 	ctx, cancel := u.c.call(context.Background())
 	defer cancel()
-	pipe := u.c.rdb.Pipeline()
+	pipe := u.c.db().Pipeline()
 	rate := pipe.Get(ctx, u.c.key("learned", u.name))
 	left := pipe.Get(ctx, u.c.key("stated", u.name))
 	ttl := pipe.PTTL(ctx, u.c.key("stated", u.name))

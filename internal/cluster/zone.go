@@ -115,7 +115,7 @@ func (u *Upstream) ReportZone(ctx context.Context, state string) (ZoneVerdict, e
 	}
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
-	res, err := zoneReport.Run(cctx, u.c.rdb, []string{u.breakerKeys()[4], u.c.key("zone-ready", "")},
+	res, err := zoneReport.Run(cctx, u.c.db(), []string{u.breakerKeys()[4], u.c.key("zone-ready", "")},
 		u.c.self.ID, u.c.self.Zone, state[:1], zoneStale.Milliseconds()).Slice()
 	if err = u.c.result(err); err != nil {
 		return ZoneVerdict{}, err
@@ -145,5 +145,5 @@ func (u *Upstream) ReportZone(ctx context.Context, state string) (ZoneVerdict, e
 func (c *Cluster) ZoneReady(ctx context.Context, zone string, d time.Duration) error {
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	return c.result(c.rdb.Set(cctx, c.key("zone-ready", zone), "1", d).Err())
+	return c.result(c.db().Set(cctx, c.key("zone-ready", zone), "1", d).Err())
 }
