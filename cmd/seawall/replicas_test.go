@@ -451,7 +451,8 @@ func TestReplicasWhenRedisGoesAway(t *testing.T) {
 		n := map[int]int{}
 		perSecond := make([]int, 43)
 		var refusedAt []string
-		for _, h := range vendor.Hits(t) {
+		hits := vendor.Hits(t)
+		for _, h := range hits {
 			if !h.At.Before(start) {
 				n[h.Status]++
 				if sec := int(h.At.Sub(start) / time.Second); sec < len(perSecond) && h.Status == 200 {
@@ -466,7 +467,7 @@ func TestReplicasWhenRedisGoesAway(t *testing.T) {
 		t.Logf("nginx: %v over 42 s (%.1f/s served); longest request %s; while Redis was frozen, then killed: %v; shared again after %v; the apps saw %v",
 			n, float64(n[200])/42, longest, states, back, seen)
 		if n[429] != 0 {
-			t.Errorf("nginx refused %d calls", n[429])
+			t.Errorf("nginx refused %d calls: %s", n[429], vendortest.Gaps(hits))
 		}
 		if longest > bound {
 			t.Errorf("a request took %s, past max_wait + redis.timeout", longest)

@@ -102,11 +102,22 @@ func Open(c *config.Redis, self Replica, log *slog.Logger, hooks Hooks) (*Cluste
 	if self.ID == "" {
 		self.ID = newID()
 	}
+	// The client's own lines (a failed dial, each time) would go to
+	// stderr unstructured, many a second while Redis is away: they are
+	// debug lines of the log, whose one line per change says the rest.
+	redis.SetLogger(clientLog{log})
 	cl := &Cluster{opts: opts, prefix: c.KeyPrefix, timeout: t, log: log, self: self, paused: map[string]time.Time{}, hear: map[string]func(ratelimit.Signal){}, wake: map[string]func(){}, state: hooks.State, disagree: hooks.Disagree}
 	cl.rdb.Store(redis.NewClient(opts))
 	cl.share.Store(1) // rank 0 of 1 until the first heartbeat
 	cl.up.Store(true)
 	return cl, nil
+}
+
+// clientLog hands the Redis client's lines to the log at debug level.
+type clientLog struct{ log *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 // newID is a replica id: random, so that restarts and hosts never collide.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,6 +170,74 @@ func TestGlobalWhenRedisGoesAway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// While Redis is away, two replicas take turns on one grid, each turn an
+// interval and 5% apart: a turn that leaves a few milliseconds late must
+// not land within the vendor's interval of the other replica's next one.
+// The turns are computed times (each call's slot), so this is exact.
+func TestTurnsWhileRedisIsAway(t *testing.T) {
+	srv := testredis.Start(t)
+	var gs []*ratelimit.Global
+	var cls []*cluster.Cluster
+	for range 2 {
+		cl := open(t, srv.URL(), 50*time.Millisecond)
+		cls = append(cls, cl)
+		gs = append(gs, ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 20, Burst: 1}}, cl.Upstream("api")))
+	}
+	if _, ok := testwait.Within(5*time.Second, func() bool {
+		_, a := cls[0].Share()
+		_, b := cls[1].Share()
+		return a == 2 && b == 2
+	}); !ok {
+		t.Fatal("the replicas did not list each other within 5 s")
+	}
+	for i, g := range gs {
+		if _, err := g.Wait(context.Background(), "", time.Second); err != nil || g.Status().Degraded != "" {
+			t.Fatalf("replica %d with Redis up: %v, %+v", i+1, err, g.Status())
+		}
+	}
+	srv.Kill()
+	const calls = 4
+	slots := make([][]time.Time, 2)
+	var wg sync.WaitGroup
+	for i, g := range gs {
+		wg.Go(func() {
+			// The first turns come the longest wait after Redis was
+			// lost (the slots it gave out may still be used): calls
+			// until then are refused, and try again when told.
+			for try := 0; len(slots[i]) < calls && try < 20; try++ {
+				s, err := g.Wait(context.Background(), "", time.Second)
+				var ex *ratelimit.ExceededError
+				if errors.As(err, &ex) {
+					time.Sleep(min(ex.RetryAfter, time.Second))
+					continue
+				}
+				if err != nil {
+					t.Errorf("replica %d, Redis killed: %v", i+1, err)
+					return
+				}
+				slots[i] = append(slots[i], s.At)
+			}
+		})
+	}
+	wg.Wait()
+	for i, g := range gs {
+		if d := g.Status().Degraded; !strings.HasPrefix(d, "local turn ") || !strings.HasSuffix(d, " of 2") {
+			t.Errorf("replica %d: degraded %q, want a local turn of 2", i+1, d)
+		}
+	}
+	turn := time.Second / 20 * 21 / 20 // the interval and 5%
+	all := append(slices.Clone(slots[0]), slots[1]...)
+	slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(all); i++ {
+		if gap := all[i].Sub(all[i-1]); gap < turn {
+			t.Errorf("turns %s apart (%s then %s), want at least %s", gap, all[i-1].Format("05.000000"), all[i].Format("05.000000"), turn)
+		}
+	}
+	if len(all) != 2*calls {
+		t.Errorf("%d turns, want %d", len(all), 2*calls)
 	}
 }
 

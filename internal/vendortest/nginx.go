@@ -35,6 +35,9 @@ type Nginx struct {
 type Hit struct {
 	At     time.Time
 	Status int
+	// Replica is the caller's X-Replica header ("-" when none): which
+	// Seawall sent the call, when a test runs several.
+	Replica string
 }
 
 // StartNginx starts nginx on a free loopback port, limited to rate
@@ -92,7 +95,7 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
-    log_format vendor '$msec $status';
+    log_format vendor '$msec $status $http_x_replica';
     access_log %[1]s/access.log vendor;
     limit_req_zone $server_port zone=vendor:1m rate=%[3]dr/s;
     limit_req_status 429;
@@ -180,16 +183,20 @@ func (n *Nginx) Hits(t testing.TB) []Hit {
 	var hits []Hit
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		msec, status, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
 			continue
 		}
-		secs, err1 := strconv.ParseFloat(msec, 64)
-		code, err2 := strconv.Atoi(status)
+		secs, err1 := strconv.ParseFloat(f[0], 64)
+		code, err2 := strconv.Atoi(f[1])
 		if err1 != nil || err2 != nil {
 			t.Fatalf("access log line %q", sc.Text())
 		}
-		hits = append(hits, Hit{At: time.UnixMilli(int64(secs*1000 + 0.5)), Status: code})
+		h := Hit{At: time.UnixMilli(int64(secs*1000 + 0.5)), Status: code, Replica: "-"}
+		if len(f) > 2 {
+			h.Replica = f[2]
+		}
+		hits = append(hits, h)
 	}
 	return hits
 }
@@ -220,15 +227,16 @@ func Gaps(hits []Hit) string {
 	var last time.Time
 	smallest := time.Duration(-1)
 	var refused []string
+	lastBy := "-"
 	for _, h := range hits {
 		switch {
 		case h.Status == 429 && !last.IsZero():
-			refused = append(refused, h.At.Sub(last).String())
+			refused = append(refused, fmt.Sprintf("%s (replica %s after %s)", h.At.Sub(last), h.Replica, lastBy))
 		case h.Status != 429:
 			if !last.IsZero() && (smallest < 0 || h.At.Sub(last) < smallest) {
 				smallest = h.At.Sub(last)
 			}
-			last = h.At
+			last, lastBy = h.At, h.Replica
 		}
 	}
 	return fmt.Sprintf("smallest gap between accepted calls %s; refused after %v", smallest, refused)
