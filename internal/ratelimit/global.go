@@ -214,6 +214,7 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 		return s, err
 	}
 	iv := g.pace()
+	late := 0 // slots given up for waking too late
 	for {
 		now := g.now()
 		left := budget(ctx, now, max(maxWait-now.Sub(start), iv/graceShare))
@@ -248,9 +249,31 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 		if g.shared.PausedUntil().After(g.now()) {
 			continue
 		}
+		if g.tooLate(at, iv, iv) && late < lateTries {
+			late++
+			continue // the next slot is another replica's: take a later one
+		}
 		s.At = at
 		return s, nil
 	}
+}
+
+// lateTries is how many slots (or turns) a call gives up for waking too
+// late before it goes late all the same.
+const lateTries = 2
+
+// tooLate says a call that slept until its slot at woke too late to go:
+// the next slot, an interval iv after at, may be another replica's, and
+// the vendor counts calls closer than vendorIv apart against it (the
+// pace's interval less the headroom, or a turn less the margin). A call
+// one pacer holds up delays the calls after it alike; one replica's late
+// call lands closer to another's, which was on time. Past three quarters
+// of the room between the two, the slot is given up. Without headroom
+// there is no room to keep, and no slot is given up.
+func (g *Global) tooLate(at time.Time, iv, turn time.Duration) bool {
+	vendorIv := time.Duration(float64(iv) * (1 - g.cfg.Headroom))
+	room := turn - vendorIv
+	return room > 0 && g.now().Sub(at) > room*3/4
 }
 
 // refused is the error for a call the shared pace has no slot for in time.
@@ -392,13 +415,34 @@ func (g *Global) degraded(ctx context.Context, key string, s Slot, left time.Dur
 		}
 		left -= d
 	}
-	iv := g.pace()
-	if iv == 0 {
+	pace := g.pace()
+	if pace == 0 {
 		return s, nil // unlimited: only this replica's own pause binds
 	}
-	iv += iv / turnMargin
+	iv := pace + pace/turnMargin
+	deadline := g.now().Add(left)
+	for late := 0; ; late++ {
+		at, err := g.turn(key, iv, deadline.Sub(g.now()), background)
+		if err != nil {
+			return Slot{}, err
+		}
+		if err := sleepOrWake(ctx, at.Sub(g.now()), nil); err != nil {
+			return Slot{}, err
+		}
+		if late < lateTries && g.tooLate(at, pace, iv) {
+			continue // the next turn is another replica's: take a later one
+		}
+		s.At = at
+		return s, nil
+	}
+}
+
+// turn reserves this replica's next turn for key on the grid of turns iv
+// apart, within left (background: only the next one).
+func (g *Global) turn(key string, iv, left time.Duration, background bool) (time.Time, error) {
 	now := g.now()
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	rank, n := g.turnRank, max(g.turnN, 1)
 	rank = min(max(rank, 0), n-1)
 	period := time.Duration(n) * iv
@@ -416,16 +460,10 @@ func (g *Global) degraded(ctx context.Context, key string, s Slot, left time.Dur
 	k := (from.UnixNano() - int64(offset) + int64(period) - 1) / int64(period)
 	at := time.Unix(0, k*int64(period)+int64(offset))
 	if at.Sub(now) > left || (background && at.Sub(now) > period) {
-		g.mu.Unlock()
-		return Slot{}, &ExceededError{RetryAfter: at.Sub(now)}
+		return time.Time{}, &ExceededError{RetryAfter: at.Sub(now)}
 	}
 	g.grid[key] = at.Add(period)
-	g.mu.Unlock()
-	if err := sleepOrWake(ctx, at.Sub(now), nil); err != nil {
-		return Slot{}, err
-	}
-	s.At = at
-	return s, nil
+	return at, nil
 }
 
 // Status implements Limiter: the Local's, and whether the store answers.

@@ -1,0 +1,61 @@
+package ratelimit
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// lateStore is a shared store whose first slots are already past by
+// late when they are given, as when the call that asked slept past them
+// (a busy host): each later one is on time.
+type lateStore struct {
+	late    time.Duration
+	lateFor int // how many slots are given late
+	given   []time.Time
+}
+
+func (s *lateStore) Reserve(_ context.Context, _ string, _ time.Duration, _ int, _ time.Duration, _ time.Time) (time.Time, time.Duration, bool, bool, error) {
+	at := time.Now()
+	if len(s.given) < s.lateFor {
+		at = at.Add(-s.late)
+	}
+	s.given = append(s.given, at)
+	return at, 0, true, false, nil
+}
+func (s *lateStore) Pause(context.Context, time.Duration) error { return nil }
+func (s *lateStore) PausedUntil() time.Time                     { return time.Time{} }
+func (s *lateStore) Share() (int, int)                          { return 0, 1 }
+func (s *lateStore) Tell(context.Context, Signal) error         { return nil }
+func (s *lateStore) Hear(func(Signal))                          {}
+
+// A call that wakes too late for its shared slot (past three quarters of
+// the headroom's room before the next slot, which may be another
+// replica's) gives it up and takes a later one; a little late, it goes.
+// It gives up at most lateTries slots, then goes late all the same.
+func TestGlobalGivesUpASlotWokenTooLate(t *testing.T) {
+	cfg := Config{Rate: 20, Burst: 1, Headroom: DefaultHeadroom}
+	const iv = 52631578 * time.Nanosecond // 1 s / (20 × 0.95); the room 2.6 ms
+	for _, tc := range []struct {
+		late    time.Duration
+		lateFor int
+		want    int // slots asked for
+	}{
+		{late: time.Millisecond, lateFor: 1, want: 1},
+		{late: 3 * time.Millisecond, lateFor: 1, want: 2},
+		{late: 3 * time.Millisecond, lateFor: 10, want: 1 + lateTries},
+	} {
+		store := &lateStore{late: tc.late, lateFor: tc.lateFor}
+		g := NewGlobal(GlobalConfig{Config: cfg}, store)
+		s, err := g.Wait(context.Background(), "", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(store.given) != tc.want {
+			t.Errorf("slots %s late (interval %s): %d asked for, want %d", tc.late, iv.Round(time.Microsecond), len(store.given), tc.want)
+		}
+		if last := store.given[len(store.given)-1]; !s.At.Equal(last) {
+			t.Errorf("slots %s late: the call went at %s, want the last slot given, %s", tc.late, s.At, last)
+		}
+	}
+}
