@@ -110,7 +110,7 @@ func (u *Upstream) ReportBreaker(ctx context.Context, open, trips bool, openFor 
 	defer cancel()
 	flag := map[bool]string{false: "0", true: "1"}
 	res, err := breakerReport.Run(cctx, u.c.db(), u.breakerKeys(), u.c.self.ID, flag[open], flag[trips],
-		openFor.Milliseconds(), breakerStale.Milliseconds(), u.c.key("pauses"), u.breakerMessage(), epoch, zoneStale.Milliseconds()).Slice()
+		openFor.Milliseconds(), breakerStale.Milliseconds(), u.c.key("pauses"), u.breakerMessage(), epoch, ZoneStale.Milliseconds()).Slice()
 	answered := time.Now()
 	if err = u.c.result(err); err != nil {
 		return Verdict{}, err

@@ -24,8 +24,8 @@ const (
 	ZoneUnknown = "unknown"
 )
 
-// zoneStale is how long a replica's zone report counts.
-const zoneStale = 2 * time.Second
+// ZoneStale is how long a replica's zone report counts.
+const ZoneStale = 2 * time.Second
 
 // zoneReport records a replica's word on an upstream, as its zone sees
 // it, and judges the caller's zone: sick (1) when its replicas see the
@@ -116,7 +116,7 @@ func (u *Upstream) ReportZone(ctx context.Context, state string) (ZoneVerdict, e
 	cctx, cancel := u.c.call(ctx)
 	defer cancel()
 	res, err := zoneReport.Run(cctx, u.c.db(), []string{u.breakerKeys()[4], u.c.key("zone-ready", "")},
-		u.c.self.ID, u.c.self.Zone, state[:1], zoneStale.Milliseconds()).Slice()
+		u.c.self.ID, u.c.self.Zone, state[:1], ZoneStale.Milliseconds()).Slice()
 	if err = u.c.result(err); err != nil {
 		return ZoneVerdict{}, err
 	}

@@ -268,13 +268,18 @@ const lateTries = 2
 // pace's interval less the headroom, or a turn less the margin). A call
 // one pacer holds up delays the calls after it alike; one replica's late
 // call lands closer to another's, which was on time. Past three quarters
-// of the room between the two, the slot is given up. Without headroom
-// there is no room to keep, and no slot is given up.
+// of the room between the two, the slot is given up. Without headroom,
+// or with less room than minRoom, no slot is given up.
 func (g *Global) tooLate(at time.Time, iv, turn time.Duration) bool {
 	vendorIv := time.Duration(float64(iv) * (1 - g.cfg.Headroom))
 	room := turn - vendorIv
-	return room > 0 && g.now().Sub(at) > room*3/4
+	return room >= minRoom && g.now().Sub(at) > room*3/4
 }
+
+// minRoom: under it (fast paces) a host's timers are not that precise,
+// nor a vendor's clock: most calls would wake "too late", and giving
+// their slots up would only slow the pace.
+const minRoom = time.Millisecond
 
 // refused is the error for a call the shared pace has no slot for in time.
 func (g *Global) refused(wait time.Duration, paused bool) error {

@@ -43,7 +43,7 @@ type sharedBreaker struct {
 
 	mu        sync.Mutex
 	zone      cluster.ZoneVerdict  // the last verdict on this replica's zone; zero while Redis does not answer
-	sickSince time.Time            // since when the verdicts have said sick
+	zoneAge   zoneAge              // how long the verdicts have said sick
 	probing   bool                 // this replica has the turn to probe
 	answers   []breaker.Transition // its probes' verdicts, to tell
 	held      bool                 // held open by the replicas' verdict
@@ -178,24 +178,9 @@ func (s *sharedBreaker) reportZone(ctx context.Context, e breaker.Evidence) {
 		state = cluster.ZoneHealthy
 	}
 	v, err := s.shared.ReportZone(ctx, state)
-	now := time.Now()
 	s.mu.Lock()
 	was := s.zone
-	switch {
-	case err != nil:
-		// Redis away: ready, as alone. The verdict's age is kept: a zone
-		// found sick before and after is unready again at once.
-		v = cluster.ZoneVerdict{}
-	case !v.Sick || v.Overridden:
-		s.sickSince = time.Time{}
-	case s.sickSince.IsZero():
-		s.sickSince = now
-	}
-	if v.Sick && !v.Overridden && now.Sub(s.sickSince) < zoneSickFor {
-		// Not yet: at the start of the vendor's own outage one zone's
-		// windows trip a moment before the others'.
-		v.Sick = false
-	}
+	v = s.zoneAge.judge(v, err, time.Now())
 	s.zone = v
 	s.mu.Unlock()
 	if (was.Sick && !was.Overridden) != (v.Sick && !v.Overridden) && s.zoneChanged != nil {
@@ -206,6 +191,46 @@ func (s *sharedBreaker) reportZone(ctx context.Context, e breaker.Evidence) {
 // zoneSickFor is how long the verdict on a replica's zone must say sick
 // before the replica reports unready.
 const zoneSickFor = 2 * time.Second
+
+// zoneAge is how long the verdicts on a replica's zone have said sick.
+type zoneAge struct {
+	sickSince time.Time // zero: the last verdict did not
+	away      bool      // the last report found Redis away
+	backAt    time.Time // when Redis last answered again
+}
+
+// judge is the verdict a replica acts on, given the one Redis gave (err:
+// none, Redis away) at now. Sick counts only once the verdicts have said
+// so for zoneSickFor: at the start of the vendor's own outage one zone's
+// windows trip a moment before the others'. While Redis is away the
+// replica is ready, as alone, and the verdicts' age is kept; for a
+// report's lifetime after Redis answers again (restarted empty, it has
+// only the reports made since) a verdict of not sick does not end it, so
+// that a zone sick before and after is unready again as soon as the
+// other zones have reported, not 2 s later.
+func (z *zoneAge) judge(v cluster.ZoneVerdict, err error, now time.Time) cluster.ZoneVerdict {
+	if err != nil {
+		z.away = true
+		return cluster.ZoneVerdict{}
+	}
+	if z.away {
+		z.away, z.backAt = false, now
+	}
+	switch {
+	case v.Overridden:
+		z.sickSince = time.Time{}
+	case !v.Sick:
+		if now.Sub(z.backAt) >= cluster.ZoneStale {
+			z.sickSince = time.Time{}
+		}
+	case z.sickSince.IsZero():
+		z.sickSince = now
+	}
+	if v.Sick && !v.Overridden && now.Sub(z.sickSince) < zoneSickFor {
+		v.Sick = false
+	}
+	return v
+}
 
 // zoneVerdict is the last verdict on this replica's zone.
 func (s *sharedBreaker) zoneVerdict() cluster.ZoneVerdict {
