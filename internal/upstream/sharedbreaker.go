@@ -41,13 +41,13 @@ type sharedBreaker struct {
 	// replica's zone (docs/distributed.md, "The sick zone").
 	zoneChanged func(v cluster.ZoneVerdict)
 
-	mu        sync.Mutex
-	zone      cluster.ZoneVerdict  // the last verdict on this replica's zone; zero while Redis does not answer
-	zoneAge   zoneAge              // how long the verdicts have said sick
-	probing   bool                 // this replica has the turn to probe
-	answers   []breaker.Transition // its probes' verdicts, to tell
-	held      bool                 // held open by the replicas' verdict
-	epoch     int64                // the cluster's closings heard of
+	mu      sync.Mutex
+	zone    cluster.ZoneVerdict  // the last verdict on this replica's zone; zero while Redis does not answer
+	zoneAge zoneAge              // how long the verdicts have said sick
+	probing bool                 // this replica has the turn to probe
+	answers []breaker.Transition // its probes' verdicts, to tell
+	held    bool                 // held open by the replicas' verdict
+	epoch   int64                // the cluster's closings heard of
 }
 
 // newSharedBreaker links b to the other replicas' breakers of the same
