@@ -205,9 +205,9 @@ type zoneAge struct {
 // windows trip a moment before the others'. While Redis is away the
 // replica is ready, as alone, and the verdicts' age is kept; for a
 // report's lifetime after Redis answers again (restarted empty, it has
-// only the reports made since) a verdict of not sick does not end it, so
-// that a zone sick before and after is unready again as soon as the
-// other zones have reported, not 2 s later.
+// only the reports made since), until a verdict says sick, a verdict of
+// not sick does not end it, so that a zone sick before and after is
+// unready again as soon as the other zones have reported, not 2 s later.
 func (z *zoneAge) judge(v cluster.ZoneVerdict, err error, now time.Time) cluster.ZoneVerdict {
 	if err != nil {
 		z.away = true
@@ -215,6 +215,9 @@ func (z *zoneAge) judge(v cluster.ZoneVerdict, err error, now time.Time) cluster
 	}
 	if z.away {
 		z.away, z.backAt = false, now
+	}
+	if v.Sick {
+		z.backAt = time.Time{} // the zones have reported: the grace is over
 	}
 	switch {
 	case v.Overridden:

@@ -32,7 +32,9 @@ func TestZoneAge(t *testing.T) {
 		{3 * time.Second, sick, away, false, "Redis away: ready, as alone"},
 		{8 * time.Second, well, nil, false, "Redis back, the other zones not yet heard"},
 		{8250 * time.Millisecond, sick, nil, true, "the other zones heard: sick before, sick again"},
-		{9 * time.Second, well, nil, false, "healed"},
+		{9 * time.Second, well, nil, false, "healed, within 2 s of Redis's return but after a sick verdict"},
+		{9250 * time.Millisecond, sick, nil, false, "sick anew (the vendor's own outage, this zone first): 2 s again"},
+		{9500 * time.Millisecond, well, nil, false, "the other zones trip too"},
 		{12 * time.Second, well, nil, false, "healed, past the grace"},
 		{12250 * time.Millisecond, sick, nil, false, "sick anew: 2 s again"},
 	} {
