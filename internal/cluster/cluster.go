@@ -45,6 +45,11 @@ type Cluster struct {
 	clock offset       // Redis's clock on this one
 	share atomic.Int64 // at the last heartbeat: this replica's rank << 32 | live replicas
 	up    atomic.Bool  // whether Redis answered the last call
+	// group runs revive until done ends (both set by Run); reviving
+	// says one runs.
+	group    atomic.Pointer[routine.Group]
+	done     atomic.Pointer[<-chan struct{}]
+	reviving atomic.Bool
 	// forget is told the prefixes of the cache purged (cache.go).
 	forget atomic.Pointer[func(prefix string)]
 	// isolated reads the endpoints this replica has isolated, announced
@@ -160,7 +165,7 @@ func (c *Cluster) result(err error) error {
 		if c.state != nil {
 			c.state(false)
 		}
-		go c.revive()
+		c.group.Load().Go("redis revive", c.revive) // a nil group (before Run) starts it alone
 	}
 	return fmt.Errorf("redis: %w", err)
 }
@@ -177,9 +182,22 @@ const reviveEvery = 100 * time.Millisecond
 // through the client still fails at once (not a server that hangs: that
 // call takes its timeout), the client is replaced by a new one.
 func (c *Cluster) revive() {
+	if !c.reviving.CompareAndSwap(false, true) {
+		return
+	}
+	defer c.reviving.Store(false)
+	var done <-chan struct{} // nil before Run: never
+	if d := c.done.Load(); d != nil {
+		done = *d
+	}
 	t := time.NewTicker(reviveEvery)
 	defer t.Stop()
-	for range t.C {
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
 		if c.up.Load() {
 			return
 		}
@@ -229,6 +247,9 @@ func (c *Cluster) call(ctx context.Context) (context.Context, context.CancelFunc
 // Run announces this replica every heartbeat and hears the pauses others
 // publish, until ctx ends; then it leaves the list.
 func (c *Cluster) Run(ctx context.Context, g *routine.Group) {
+	done := ctx.Done()
+	c.group.Store(g)
+	c.done.Store(&done)
 	g.Go("cluster pauses", func() { c.listen(ctx) })
 	t := time.NewTicker(heartbeat)
 	defer t.Stop()
