@@ -258,6 +258,32 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 	}
 }
 
+// Sent implements Limiter. A call that went out later than its shared
+// slot by more than tooLate allows (held up between its slot and the
+// wire: after the check in wait) may land within the vendor's interval
+// of the next slot, another replica's: this replica then holds every
+// replica's calls until the vendor's interval after it, through the
+// shared pause (one script and one publish, for such a call only). The
+// next call, waking inside the hold, takes a later slot.
+func (g *Global) Sent(key string, s Slot, at time.Time) {
+	g.Local.Sent(key, s, at)
+	if s.iv == 0 || s.At.IsZero() {
+		return
+	}
+	g.mu.Lock()
+	down := g.down
+	g.mu.Unlock()
+	if down || !g.lateBy(s.At, at, s.iv, s.iv) {
+		return
+	}
+	vendorIv := time.Duration(float64(s.iv) * (1 - g.cfg.Headroom))
+	if hold := at.Add(vendorIv).Sub(g.now()); hold > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = g.shared.Pause(ctx, hold) // unreachable: the next call goes at its slot
+		cancel()
+	}
+}
+
 // lateTries is how many slots (or turns) a call gives up for waking too
 // late before it goes late all the same.
 const lateTries = 2
@@ -271,9 +297,15 @@ const lateTries = 2
 // of the room between the two, the slot is given up. Without headroom,
 // or with less room than minRoom, no slot is given up.
 func (g *Global) tooLate(at time.Time, iv, turn time.Duration) bool {
+	return g.lateBy(at, g.now(), iv, turn)
+}
+
+// lateBy says a call for the slot (or turn) at that left at left went too
+// late, as tooLate.
+func (g *Global) lateBy(at, left time.Time, iv, turn time.Duration) bool {
 	vendorIv := time.Duration(float64(iv) * (1 - g.cfg.Headroom))
 	room := turn - vendorIv
-	return room >= minRoom && g.now().Sub(at) > room*3/4
+	return room >= minRoom && left.Sub(at) > room*3/4
 }
 
 // minRoom: under it (fast paces) a host's timers are not that precise,
