@@ -28,10 +28,10 @@ func (s *lateStore) Pause(_ context.Context, d time.Duration) error {
 	s.paused = append(s.paused, d)
 	return nil
 }
-func (s *lateStore) PausedUntil() time.Time                     { return time.Time{} }
-func (s *lateStore) Share() (int, int)                          { return 0, 1 }
-func (s *lateStore) Tell(context.Context, Signal) error         { return nil }
-func (s *lateStore) Hear(func(Signal))                          {}
+func (s *lateStore) PausedUntil() time.Time             { return time.Time{} }
+func (s *lateStore) Share() (int, int)                  { return 0, 1 }
+func (s *lateStore) Tell(context.Context, Signal) error { return nil }
+func (s *lateStore) Hear(func(Signal))                  {}
 
 // A call that wakes too late for its shared slot (past three quarters of
 // the headroom's room before the next slot, which may be another
