@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -70,12 +71,15 @@ func TestGlobalContract(t *testing.T) {
 // Back soon after Redis: a Redis killed long enough that the client's
 // pool gave up dialing (it then fails every call at once and dials once
 // a second) is answering through the replica again within a few
-// probes of its return, not up to a second later. Three times, so that
-// the pool's second does not fall right by chance; the bound is judged
-// only alone (CI's timing step), and logged otherwise.
+// probes of its return, not up to a second later; and the replica hears
+// the pauses another replica publishes again within 1.5 s (its
+// subscription moves to the new client as the old one closes). Three
+// times, so that the pool's second does not fall right by chance; the
+// bounds are judged only alone (CI's timing step), and logged otherwise.
 func TestBackSoonAfterRedisReturns(t *testing.T) {
 	srv := testredis.Start(t)
 	cl := open(t, srv.URL(), 50*time.Millisecond)
+	other := open(t, srv.URL(), 50*time.Millisecond)
 	ctx := context.Background()
 	for round := 1; round <= 3; round++ {
 		srv.Kill()
@@ -101,9 +105,21 @@ func TestBackSoonAfterRedisReturns(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		t.Logf("round %d: answered %s after Redis listened again", round, took.Round(time.Millisecond))
+		api := fmt.Sprintf("api%d", round)
+		for cl.Upstream(api).PausedUntil().IsZero() {
+			if time.Since(back) > 5*time.Second {
+				t.Fatalf("round %d: the replica heard none of the other's pauses within 5 s of Redis listening again", round)
+			}
+			_ = other.Upstream(api).Pause(ctx, time.Second)
+			time.Sleep(20 * time.Millisecond)
+		}
+		heard := time.Since(back)
+		t.Logf("round %d: answered %s after Redis listened again; another replica's pause heard %s after", round, took.Round(time.Millisecond), heard.Round(time.Millisecond))
 		if os.Getenv("SEAWALL_VENDOR_TIMING") == "1" && took > 400*time.Millisecond {
 			t.Errorf("round %d: the replica's calls were answered %s after Redis listened again, want within 400 ms", round, took.Round(time.Millisecond))
+		}
+		if os.Getenv("SEAWALL_VENDOR_TIMING") == "1" && heard > 1500*time.Millisecond {
+			t.Errorf("round %d: the replica heard another replica's pause %s after Redis listened again, want within 1.5 s", round, heard.Round(time.Millisecond))
 		}
 	}
 }

@@ -276,8 +276,7 @@ func (g *Global) Sent(key string, s Slot, at time.Time) {
 	if down || !g.lateBy(s.At, at, s.iv, s.iv) {
 		return
 	}
-	vendorIv := time.Duration(float64(s.iv) * (1 - g.cfg.Headroom))
-	if hold := at.Add(vendorIv).Sub(g.now()); hold > 0 {
+	if hold := at.Add(g.vendorInterval(s.iv)).Sub(g.now()); hold > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = g.shared.Pause(ctx, hold) // unreachable: the next call goes at its slot
 		cancel()
@@ -303,9 +302,14 @@ func (g *Global) tooLate(at time.Time, iv, turn time.Duration) bool {
 // lateBy says a call for the slot (or turn) at that left at left went too
 // late, as tooLate.
 func (g *Global) lateBy(at, left time.Time, iv, turn time.Duration) bool {
-	vendorIv := time.Duration(float64(iv) * (1 - g.cfg.Headroom))
-	room := turn - vendorIv
+	room := turn - g.vendorInterval(iv)
 	return room >= minRoom && left.Sub(at) > room*3/4
+}
+
+// vendorInterval is the vendor's own interval for the pace's iv: iv less
+// the headroom.
+func (g *Global) vendorInterval(iv time.Duration) time.Duration {
+	return time.Duration(float64(iv) * (1 - g.cfg.Headroom))
 }
 
 // minRoom: under it (fast paces) a host's timers are not that precise,
