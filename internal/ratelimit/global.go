@@ -267,13 +267,13 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 // next call, waking inside the hold, takes a later slot.
 func (g *Global) Sent(key string, s Slot, at time.Time) {
 	g.Local.Sent(key, s, at)
-	if s.iv == 0 || s.At.IsZero() {
-		return
+	if s.iv == 0 || s.At.IsZero() || !g.lateBy(s.At, at, s.iv, s.iv) {
+		return // the common case: no lock taken on the write path
 	}
 	g.mu.Lock()
 	down := g.down
 	g.mu.Unlock()
-	if down || !g.lateBy(s.At, at, s.iv, s.iv) {
+	if down {
 		return
 	}
 	if hold := at.Add(g.vendorInterval(s.iv)).Sub(g.now()); hold > 0 {
