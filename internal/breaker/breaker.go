@@ -91,6 +91,7 @@ type Breaker struct {
 	window   window.Window // guarded by mu
 	openedAt time.Time     // guarded by mu
 	openFor  time.Duration // guarded by mu
+	since    time.Time     // guarded by mu; when state was entered (zero: since New)
 	probing  bool          // guarded by mu; a half-open probe is out
 	probes   int           // guarded by mu; probes answered in this half-open
 	failed   int           // guarded by mu; of them, failures
@@ -235,7 +236,7 @@ func (b *Breaker) tripped(n [window.Counters]int) bool {
 // transition moves to state to, with the evidence in ev. Caller holds mu.
 func (b *Breaker) transition(to State, now time.Time, ev Transition) {
 	from := b.state
-	b.state, b.gen = to, b.gen+1
+	b.state, b.gen, b.since = to, b.gen+1, now
 	b.probing, b.probes, b.failed, b.slowed = false, 0, 0, 0
 	switch to {
 	case Open:
@@ -254,10 +255,19 @@ func (b *Breaker) transition(to State, now time.Time, ev Transition) {
 
 // State reports the current state, moving open to half-open when due.
 func (b *Breaker) State() State {
+	s, _ := b.StateSince()
+	return s
+}
+
+// StateSince reports the current state and when the breaker entered it;
+// the time is zero for a breaker closed since it was made.
+func (b *Breaker) StateSince() (State, time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.state == Open && !b.cfg.Now().Before(b.openedAt.Add(b.openFor)) {
-		return HalfOpen
+	if b.state == Open {
+		if due := b.openedAt.Add(b.openFor); !b.cfg.Now().Before(due) {
+			return HalfOpen, due
+		}
 	}
-	return b.state
+	return b.state, b.since
 }

@@ -247,3 +247,26 @@ func TestHalfOpenClosesOnProbeFailureRate(t *testing.T) {
 		}
 	}
 }
+
+// StateSince tells the dashboard how long the breaker has been in its
+// state: zero while closed since made, the opening time when open, and
+// the end of the open time once it is due for a probe.
+func TestStateSince(t *testing.T) {
+	c, b := setup(nil)
+	if s, at := b.StateSince(); s != Closed || !at.IsZero() {
+		t.Fatalf("new breaker: %v since %v, want closed since zero", s, at)
+	}
+	c.advance(3 * time.Second)
+	opened := c.now()
+	for range 10 {
+		call(t, b, Failure, 0)
+	}
+	c.advance(time.Second)
+	if s, at := b.StateSince(); s != Open || !at.Equal(opened) {
+		t.Fatalf("after 10 failures: %v since %v, want open since %v", s, at, opened)
+	}
+	c.advance(4 * time.Second)
+	if s, at := b.StateSince(); s != HalfOpen || !at.Equal(opened.Add(5*time.Second)) {
+		t.Fatalf("open time over: %v since %v, want half-open since %v", s, at, opened.Add(5*time.Second))
+	}
+}

@@ -213,9 +213,12 @@ func (s *Set) Close() {
 
 // Status is an upstream's live state, for the admin API.
 type Status struct {
-	Name         string           `json:"name"`
-	URL          string           `json:"url"`
-	Breaker      string           `json:"breaker"`
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	Breaker string `json:"breaker"`
+	// BreakerSince is when the breaker entered its state; absent while
+	// closed since Seawall started.
+	BreakerSince *time.Time       `json:"breaker_since,omitempty"`
 	PausedFor    float64          `json:"paused_for_seconds"`
 	RateLimitMax int              `json:"rate_limit_quota,omitempty"`
 	RateLimit    ratelimit.Status `json:"rate_limit"`
@@ -232,7 +235,11 @@ func (s *Set) Status() []Status {
 	for _, u := range ups {
 		st := Status{Name: u.Name, URL: u.Base.Redacted(), Breaker: "disabled", RateLimitMax: u.Policy.Quota}
 		if u.Breaker != nil {
-			st.Breaker = u.Breaker.State().String()
+			state, since := u.Breaker.StateSince()
+			st.Breaker = state.String()
+			if !since.IsZero() {
+				st.BreakerSince = &since
+			}
 		}
 		st.RateLimit = u.Limiter.Status()
 		st.PausedFor = st.RateLimit.PausedFor.Seconds()
