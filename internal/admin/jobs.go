@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/problem"
 )
@@ -60,6 +61,7 @@ const maxReplay = 100_000
 type jobsAPI struct {
 	s          jobs.Store
 	credential func(name string) bool
+	events     incident.Publisher
 }
 
 func (a jobsAPI) register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
@@ -112,7 +114,21 @@ func (a jobsAPI) register(mux *http.ServeMux, auth func(http.Handler) http.Handl
 		j, err = a.s.Cancel(r.Context(), j.ID)
 		return j.View(), err
 	})
-	handle("POST /admin/dead/replay", a.replay)
+	handle("POST /admin/dead/replay", func(w http.ResponseWriter, r *http.Request) (any, error) {
+		out, err := a.replay(w, r)
+		if out.Replayed > 0 {
+			summary := fmt.Sprintf("%d dead letters replayed by an operator", out.Replayed)
+			if up := r.URL.Query().Get("upstream"); up != "" {
+				summary += " (" + up + ")"
+			}
+			a.events.Publish(incident.Event{Type: incident.JobsReplayed, Upstream: r.URL.Query().Get("upstream"), Severity: incident.Info,
+				Summary: summary, Evidence: map[string]any{"replayed": out.Replayed}})
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
 }
 
 // list answers one page of jobs filtered by upstream and state.
@@ -152,23 +168,23 @@ func (a jobsAPI) list(r *http.Request, state jobs.State) (Page, error) {
 
 // replay runs dead jobs again: the one named by id=, or every dead job
 // (of upstream=, if given).
-func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (Replayed, error) {
 	q := r.URL.Query()
 	out := Replayed{IDs: []int64{}}
 	if v := q.Get("id"); v != "" {
 		id, ok := jobs.ParseID(v)
 		if !ok {
-			return nil, badRequest(fmt.Errorf("id=%q: want a job id", v))
+			return out, badRequest(fmt.Errorf("id=%q: want a job id", v))
 		}
 		j, err := a.s.Get(r.Context(), id)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if j.State != jobs.Dead {
-			return nil, conflict(fmt.Errorf("job %d is %s, not dead", id, j.State))
+			return out, conflict(fmt.Errorf("job %d is %s, not dead", id, j.State))
 		}
 		if _, err := a.s.Retry(r.Context(), id); err != nil {
-			return nil, err
+			return out, err
 		}
 		out.Replayed, out.IDs = 1, append(out.IDs, id)
 		return out, nil
@@ -177,11 +193,11 @@ func (a jobsAPI) replay(_ http.ResponseWriter, r *http.Request) (any, error) {
 	for out.Replayed < maxReplay {
 		page, err := a.s.List(r.Context(), f)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		for _, j := range page {
 			if _, err := a.s.Retry(r.Context(), j.ID); err != nil {
-				return nil, fmt.Errorf("replayed %d, then job %d: %w", out.Replayed, j.ID, err)
+				return out, fmt.Errorf("replayed %d, then job %d: %w", out.Replayed, j.ID, err)
 			}
 			out.Replayed++
 			out.IDs = append(out.IDs, j.ID)

@@ -84,6 +84,8 @@ const (
 	ReplicasDisagree = "replicas.disagree"
 	ZoneUnready      = "zone.unready"
 	ZoneReady        = "zone.ready"
+	CachePurged      = "cache.purged"
+	JobsReplayed     = "jobs.replayed"
 )
 
 // Event is one thing that happened, with its evidence.
