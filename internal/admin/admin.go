@@ -4,7 +4,6 @@
 package admin
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/seawall/seawall/internal/cluster"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
-	"github.com/seawall/seawall/internal/problem"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -38,6 +36,9 @@ type Parts struct {
 	// Cluster, when set, lists the live replicas that share the global
 	// upstreams' limits.
 	Cluster *cluster.Cluster
+	// Board, when set, serves the dashboard at / (NewBoard; its Run keeps
+	// it current). Without it, the listener serves the API alone.
+	Board *Board
 }
 
 // Handler returns the admin API.
@@ -46,7 +47,15 @@ func Handler(parts Parts) http.Handler {
 	if token == "" {
 		panic("admin: the admin API needs a token")
 	}
+	g := newGuard(token)
+	if parts.Board != nil {
+		g = parts.Board.guard
+	}
+	authorized := func(next http.Handler) http.Handler { return g.wrap(next) }
 	mux := http.NewServeMux()
+	if parts.Board != nil {
+		registerDashboard(mux, g, parts.Board)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -79,17 +88,17 @@ func Handler(parts Parts) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", authorized(token, promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{})))
-	mux.Handle("GET /admin/upstreams", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", authorized(promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /admin/upstreams", authorized(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ups.Status())
 	})))
-	mux.Handle("GET /admin/usage", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /admin/usage", authorized(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ups.UsageReports())
 	})))
-	mux.Handle("GET /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /admin/shifts", authorized(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ups.Shifts())
 	})))
-	mux.Handle("POST /admin/shifts", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /admin/shifts", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var d time.Duration
 		if f := q.Get("for"); f != "" {
@@ -106,7 +115,7 @@ func Handler(parts Parts) http.Handler {
 		}
 		writeJSON(w, s)
 	})))
-	mux.Handle("DELETE /admin/shifts/{id}", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("DELETE /admin/shifts/{id}", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := ups.RemoveShift(r.PathValue("id")); err != nil {
 			status := http.StatusServiceUnavailable // removed here, not on the other replicas
 			if errors.Is(err, upstream.ErrUnknownShift) {
@@ -117,27 +126,30 @@ func Handler(parts Parts) http.Handler {
 		}
 		writeJSON(w, map[string]string{"removed": r.PathValue("id")})
 	})))
-	mux.Handle("POST /admin/cache/purge", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := ups.PurgeCache(r.URL.Query().Get("upstream"), r.URL.Query().Get("path"))
+	mux.Handle("POST /admin/cache/purge", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, prefix := r.URL.Query().Get("upstream"), r.URL.Query().Get("path")
+		n, err := ups.PurgeCache(name, prefix)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
+		ups.Events().Publish(incident.Event{Type: incident.CachePurged, Upstream: name, Severity: incident.Info,
+			Summary: fmt.Sprintf("cache purged by an operator: %d entries under %q", n, prefix), Evidence: map[string]any{"purged": n, "path": prefix}})
 		writeJSON(w, map[string]int{"purged": n})
 	})))
 	if reload != nil {
-		mux.Handle("POST /admin/reload", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mux.Handle("POST /admin/reload", authorized(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, reload())
 		})))
 	}
-	jobsAPI{parts.Jobs, ups.CredentialHeader}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+	jobsAPI{parts.Jobs, ups.CredentialHeader, ups.Events()}.register(mux, authorized)
 	if inc != nil {
-		incidentsAPI{inc}.register(mux, func(h http.Handler) http.Handler { return authorized(token, h) })
+		incidentsAPI{inc}.register(mux, authorized)
 	}
-	mux.Handle("GET /admin/cluster", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /admin/cluster", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, clusterView(r.Context(), parts.Cluster))
 	})))
-	mux.Handle("POST /admin/cluster/zone-ready", authorized(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /admin/cluster/zone-ready", authorized(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		zone, d, err := zoneReadyArgs(r)
 		switch {
 		case err != nil:
@@ -154,22 +166,10 @@ func Handler(parts Parts) http.Handler {
 	})))
 	// Go's profiles (CPU, heap, allocations, goroutines), for finding where
 	// a busy Seawall spends its time: docs/operations.md.
-	mux.Handle("GET /debug/pprof/", authorized(token, http.HandlerFunc(pprof.Index)))
-	mux.Handle("GET /debug/pprof/profile", authorized(token, http.HandlerFunc(pprof.Profile)))
-	mux.Handle("GET /debug/pprof/trace", authorized(token, http.HandlerFunc(pprof.Trace)))
+	mux.Handle("GET /debug/pprof/", authorized(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", authorized(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", authorized(http.HandlerFunc(pprof.Trace)))
 	return mux
-}
-
-func authorized(token string, next http.Handler) http.Handler {
-	want := []byte(token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare(bearer(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="seawall-admin"`)
-			problem.Write(w, kindAdminToken, problem.Body{Detail: "admin token required"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // bearer is the credential of an "Authorization: Bearer <token>" header;

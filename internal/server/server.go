@@ -50,6 +50,8 @@ type Server struct {
 	addrs    []net.Addr
 
 	adminToken string
+	// Board is the dashboard's (nil with the admin listener off).
+	Board *admin.Board
 
 	// ConfigPath is the file Reload reads; set by whoever loaded it.
 	ConfigPath string
@@ -195,9 +197,10 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 			return nil, nil, err
 		}
 		s.adminToken = token
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(admin.Parts{
-			Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() }, Cluster: cl,
-		})})
+		parts := admin.Parts{Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() }, Cluster: cl}
+		s.Board = admin.NewBoard(parts)
+		parts.Board = s.Board
+		order = append(order, listener{cfg.Admin.Listen, admin.Handler(parts)})
 	}
 	var lns []net.Listener
 	for _, l := range order {
@@ -260,11 +263,18 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 		s.routines.Go("queue age watch", func() { jobs.WatchQueueAge(watchCtx, s.jobs, 10*time.Second, s.queueAge, s.Incidents) })
 	}
+	// The dashboard's streams end with the board, before the listeners
+	// are shut down: a page never holds the shutdown for its grace period.
+	boardCtx, stopBoard := context.WithCancel(ctx)
+	if s.Board != nil {
+		s.routines.Go("dashboard board", func() { s.Board.Run(boardCtx) })
+	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	stopBoard()
 	s.log.Info("shutting down", "grace", s.grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), s.grace)
 	defer cancel()
