@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
@@ -58,6 +59,29 @@ func TestNoSecretOnAnySurface(t *testing.T) {
 		}
 		seen.Write(b)
 	}
+	// The dashboard: its page, its session answer, and the stream's first
+	// event (the full view: every upstream's card, incidents, events).
+	for _, p := range []string{"/", "/assets/app.js", "/dashboard/session"} {
+		resp, err := ops.Get(r.admin + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		seen.Write(b)
+	}
+	sresp, err := ops.Get(r.admin + "/dashboard/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(sresp.Body)
+	first, _ := br.ReadString('\n')
+	second, _ := br.ReadString('\n')
+	_ = sresp.Body.Close()
+	if !strings.HasPrefix(first, "event: snapshot") || !strings.Contains(second, `"upstreams"`) {
+		t.Errorf("the dashboard's stream began %q %.80q", first, second)
+	}
+	seen.WriteString(first + second)
 	// The CLI reads the config as the server does, secrets and all.
 	t.Setenv("PD_ROUTING_KEY", routingCanary)
 	t.Setenv("HOOK_SECRET", hookSecret)
