@@ -28,6 +28,7 @@ import (
 	"github.com/seawall/seawall/internal/fakeapi"
 	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/server"
+	"github.com/seawall/seawall/internal/tracing"
 )
 
 const usage = `usage: seawall <command> [flags]
@@ -233,6 +234,16 @@ func serve(args []string, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "file", w.File, "line", w.Line, "path", w.Path, "warning", w.Msg)
 	}
+	stopTracing, err := tracing.Setup(context.Background(), version(), log)
+	if err != nil {
+		fmt.Fprintf(stderr, "seawall: %v\n", err)
+		return 1
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx) // the last spans, flushed
+	}()
 	s, lns, err := server.Listen(cfg, log, version())
 	if err != nil {
 		fmt.Fprintf(stderr, "seawall: %v\n", err)

@@ -88,7 +88,7 @@ func Handler(parts Parts) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", authorized(promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", authorized(promhttp.HandlerFor(ups.Metrics().Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})))
 	mux.Handle("GET /admin/upstreams", authorized(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, ups.Status())
 	})))

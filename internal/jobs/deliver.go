@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/seawall/seawall/internal/clock"
+	"github.com/seawall/seawall/internal/tracing"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -57,7 +60,18 @@ func (ud *UpstreamDeliverer) Deliver(ctx context.Context, id int64, attempt int,
 }
 
 // deliver is one delivery attempt of job id, carrying request id rid.
-func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, d Delivery) (*Result, error) {
+func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, d Delivery) (res *Result, err error) {
+	if tracing.On() {
+		var span trace.Span
+		ctx, span = tracing.StartDelivery(ctx, d.Header, d.Upstream, id)
+		defer func() {
+			status := 0
+			if res != nil {
+				status = res.Status
+			}
+			tracing.EndDelivery(span, status, err)
+		}()
+	}
 	u := ud.Upstreams.Get(d.Upstream)
 	if u == nil {
 		// Removed by a reload: the job waits, spending no attempt, until
@@ -98,7 +112,7 @@ func (ud *UpstreamDeliverer) deliver(ctx context.Context, id int64, rid string, 
 	defer func() { _ = resp.Body.Close() }()
 	lim := ud.Upstreams.Limits()
 	maxResult := lim.MaxResult
-	res := &Result{Status: resp.StatusCode}
+	res = &Result{Status: resp.StatusCode}
 	if d.Deferred {
 		res.Header = make(http.Header, len(resp.Header))
 		upstream.CopyHeader(res.Header, resp.Header, upstream.NotRelayed)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/problem"
+	"github.com/seawall/seawall/internal/tracing"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/usage"
 )
@@ -59,6 +60,7 @@ func (p *Proxy) serveAsync(w http.ResponseWriter, r *http.Request, c *call, path
 	h := filtered(r.Header, upstream.NotForwarded)
 	c.Upstream.ForwardedHeaders(h, r) // as the app's request was when accepted
 	delete(h, "Prefer")
+	tracing.Inject(r.Context(), h) // the job keeps the trace it was accepted in: its deliveries join it
 	d := jobs.Delivery{Upstream: c.Upstream.Name, Method: r.Method, Path: path, Header: h, Body: body,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Callback: callback, Deferred: deferred, RequestID: c.RequestID,
 		Token: jobs.NewToken()}

@@ -294,6 +294,10 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, c *call, primary str
 			out.Header.Set("If-Modified-Since", lm)
 		}
 	}
+	c.Cache = "miss"
+	if stale != nil {
+		c.Cache = "revalidate"
+	}
 	sent := p.now()
 	resp, err := u.Do(out, c.Call)
 	if err != nil {

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seawall/seawall/internal/cache"
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/incident"
 	"github.com/seawall/seawall/internal/jobs"
 	"github.com/seawall/seawall/internal/routine"
+	"github.com/seawall/seawall/internal/tracing"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
@@ -107,6 +109,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// runtime's, the deadlines, and the request id's field value.
 	x := &exchange{rid: [1]string{rid}}
 	w.Header()[requestIDHeader] = x.rid[:]
+	if tracing.On() {
+		var span trace.Span
+		r, span = tracing.StartServer(r)
+		defer span.End() // ended with its answer in logRequest; this is for the paths that log none
+	}
 	dl := &x.dl
 	dl.start(w, p.settings().WriteTimeout, start)
 	defer dl.end()
@@ -231,7 +238,7 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status i
 	if c.deadlines != nil {
 		c.deadlines.finished = now // the handler is done: the last flush's time runs from here
 	}
-	c.Route.M.Done(status, source, now.Sub(c.start))
+	c.Route.M.Done(status, source, now.Sub(c.start), tracing.TraceID(r.Context()))
 	p.logRequest(r, c.RequestID, c.Upstream.Name, c.Route.Name, status, source, c.Attempts, c.start, c.err)
 	if status == StatusClientClosed && source == "seawall" {
 		// Nothing was written: returning would let net/http send an empty
@@ -242,6 +249,7 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, c *call, status i
 }
 
 func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status int, source string, attempts int, start time.Time, err error) {
+	tracing.EndServer(r.Context(), r.Method, upstream, route, status, source, attempts, err)
 	level := slog.LevelInfo
 	if status >= 500 && status != StatusClientClosed {
 		level = slog.LevelWarn
@@ -262,6 +270,9 @@ func (p *Proxy) logRequest(r *http.Request, rid, upstream, route string, status 
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	if id := tracing.TraceID(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	p.log.LogAttrs(context.Background(), level, "request", attrs...)
 }

@@ -12,10 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/seawall/seawall/internal/breaker"
 	"github.com/seawall/seawall/internal/clock"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/ratelimit"
+	"github.com/seawall/seawall/internal/tracing"
 	"github.com/seawall/seawall/internal/usage"
 )
 
@@ -120,8 +123,15 @@ func (u *Upstream) giveUp(c *Call, last *http.Response, lastErr error) (*http.Re
 
 // Attempt passes the limiter and breaker gates and makes call n, with
 // body (nil: req's own) as its body. A refusal by a gate is a GateError.
-func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*http.Response, error) {
+func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (resp *http.Response, err error) {
 	ctx := req.Context()
+	var tr tracing.Attempt // what the attempt's span records, when tracing is on
+	if tracing.On() {
+		var span trace.Span
+		ctx, span = tracing.StartAttempt(ctx, u.Name, c.Route.Name, c.Route.Mode, n, c.Background)
+		req = req.WithContext(ctx)
+		defer func() { u.endSpan(span, &tr, c, resp, err) }()
+	}
 	maxWait := u.maxWait
 	if n > 1 {
 		maxWait = time.Hour // a retry waits as long as the overall deadline allows
@@ -143,13 +153,13 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	}()
 	waitStart := time.Now()
 	var slot ratelimit.Slot
-	var err error
 	if c.Background {
 		slot, err = u.Limiter.WaitBackground(ctx, c.Tenant, maxWait)
 	} else {
 		slot, err = u.Limiter.Wait(ctx, c.Tenant, maxWait)
 	}
-	u.M.limiterWait.Observe(time.Since(waitStart).Seconds())
+	tr.LimiterWait = time.Since(waitStart)
+	u.M.limiterWait.Observe(tr.LimiterWait.Seconds())
 	if err != nil {
 		if c.ClientGone() {
 			return nil, ErrClientGone
@@ -177,6 +187,10 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 		out.URL, out.Host = endpointTarget(e.URL, c.Path, c.Query), ""
 	}
 	c.endpoint = e
+	if tracing.On() {
+		tr.Endpoint, tr.Zone = e.URL.Redacted(), e.Zone
+		tracing.Inject(ctx, out.Header) // this attempt's span is the vendor's parent
+	}
 	start := time.Now()
 	resp, wrote, err := u.send(out, c, slot)
 	elapsed := time.Since(start)
@@ -184,11 +198,33 @@ func (u *Upstream) Attempt(req *http.Request, c *Call, body []byte, n int) (*htt
 	outcome := u.outcome(resp, err)
 	u.eps.done(e, elapsed, outcome != breaker.Ignored, healthFailure(resp, err))
 	permit.Done(outcome, elapsed)
-	u.M.attempt(resp, err, elapsed)
+	u.M.attempt(resp, err, elapsed, tracing.TraceID(ctx))
 	if resp != nil {
 		u.Limiter.Observe(c.Tenant, slot, ratelimit.Answer{Status: resp.StatusCode, Header: resp.Header, Sent: wrote})
 	}
 	return resp, err
+}
+
+// endSpan records an attempt's endpoint, breaker, wait, answer and any
+// pause it started on its span, and ends it.
+func (u *Upstream) endSpan(span trace.Span, tr *tracing.Attempt, c *Call, resp *http.Response, err error) {
+	tr.Breaker, tr.Cache = "disabled", c.Cache
+	if u.Breaker != nil {
+		tr.Breaker = u.Breaker.State().String()
+	}
+	var gate GateError
+	switch {
+	case errors.As(err, &gate):
+		tr.Refused = gate.Unwrap()
+	case err != nil:
+		tr.Err = err
+	case resp != nil:
+		tr.Status = resp.StatusCode
+		if st := u.Limiter.Status(); st.PausedFor > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+			tr.Pause, tr.PauseReason = st.PausedFor, st.PauseReason
+		}
+	}
+	tracing.EndAttempt(span, *tr)
 }
 
 // send makes the call, bounded by the route's per-try timeout up to the

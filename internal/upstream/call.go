@@ -27,6 +27,9 @@ type Call struct {
 	// Background marks a job delivery, which yields rate-limit slots to
 	// interactive calls.
 	Background bool
+	// Cache, when the call fills the cache, says why it is made ("miss",
+	// "revalidate"), for its trace.
+	Cache string
 	// Interim, when set, is given the vendor's 1xx answers as they come.
 	Interim InterimRelay
 	// endpoint is the one the last attempt went to: a retry avoids it.

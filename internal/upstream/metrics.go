@@ -195,7 +195,7 @@ func (um *UpstreamMetrics) limited(err error) {
 	}
 }
 
-func (um *UpstreamMetrics) attempt(resp *http.Response, err error, elapsed time.Duration) {
+func (um *UpstreamMetrics) attempt(resp *http.Response, err error, elapsed time.Duration, traceID string) {
 	result := "error"
 	switch {
 	case errors.Is(err, ErrClientGone):
@@ -208,7 +208,7 @@ func (um *UpstreamMetrics) attempt(resp *http.Response, err error, elapsed time.
 		result = statusClasses[resp.StatusCode/100]
 	}
 	um.attempts.get(result).Inc()
-	um.attemptDuration.Observe(elapsed.Seconds())
+	observe(um.attemptDuration, elapsed, traceID)
 }
 
 // RouteMetrics are the metrics of one route, with labels bound.
@@ -241,10 +241,21 @@ var (
 	}()
 )
 
-// Done counts a request answered on the route.
-func (rm *RouteMetrics) Done(code int, source string, elapsed time.Duration) {
+// Done counts a request answered on the route; a sampled trace's id,
+// when given, is the latency's exemplar.
+func (rm *RouteMetrics) Done(code int, source string, elapsed time.Duration, traceID string) {
 	rm.requests.get(answered{code, source}).Inc()
-	rm.duration.Observe(elapsed.Seconds())
+	observe(rm.duration, elapsed, traceID)
+}
+
+// observe adds elapsed to a latency histogram, with traceID as its
+// exemplar when there is one (served with /metrics in OpenMetrics).
+func observe(h prometheus.Observer, elapsed time.Duration, traceID string) {
+	if eo, ok := h.(prometheus.ExemplarObserver); ok && traceID != "" {
+		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	h.Observe(elapsed.Seconds())
 }
 
 // codeLabel is a status code's label value.
