@@ -34,6 +34,8 @@ import (
 const usage = `usage: seawall <command> [flags]
 
 commands:
+  demo                see it all in one command: Seawall before a scripted vendor
+                      in trouble, with a live dashboard (see seawall demo -h)
   serve -c FILE       run the proxy with the config in FILE
   validate -c FILE    check a config; print every problem and exit 1 if any
   fake [flags]        run a controllable fake third-party API (see -h)
@@ -49,7 +51,7 @@ commands:
 `
 
 // commands are the verbs run knows, for "did you mean".
-var commands = []string{"serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "usage", "cluster", "version", "help"}
+var commands = []string{"demo", "serve", "validate", "fake", "reload", "jobs", "dead", "shift", "incidents", "usage", "cluster", "version", "help"}
 
 const serveHelp = `usage: seawall serve -c FILE
 
@@ -88,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
 	case "serve":
 		return serve(args[1:], stderr)
 	case "validate":
