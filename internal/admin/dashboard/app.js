@@ -5,6 +5,9 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
+// put replaces an element's content only when it changed, so that a
+// button being clicked, focus and selection survive the ticks.
+const put = (el, html) => { if (el._html !== html) { el._html = html; el.innerHTML = html; } };
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const rank = { down: 0, degraded: 1, ok: 2 };
 const shapes = { down: '■', degraded: '▲', ok: '●' };
@@ -150,7 +153,7 @@ function render() {
   const list = sorted();
   $('#live').textContent = 'live · ' + new Date(now()).toLocaleTimeString();
   $('#ups-count').textContent = '(' + list.length + ')';
-  $('#ups tbody').innerHTML = list.map((c) => {
+  put($('#ups tbody'), list.map((c) => {
     const tr = c.traffic || {};
     const q = c.usage?.quota;
     const jobs = c.jobs ? Object.entries(c.jobs.by_state).filter(([s]) => s === 'queued' || s === 'running' || s === 'retrying').reduce((n, [, v]) => n + v, 0) : null;
@@ -167,7 +170,7 @@ function render() {
       <td class="num hide-narrow">${jobs === null ? '–' : jobs + (c.jobs.dead ? ' · ' + c.jobs.dead + ' dead' : '')}</td>
       <td class="num hide-narrow">${esc(c.usage?.today?.billable ?? 0)}${q && q.daily ? ' of ' + esc(q.daily) : ''}</td>
     </tr>`;
-  }).join('');
+  }).join(''));
   renderDetail();
   renderIncidents();
   renderEvents();
@@ -187,7 +190,7 @@ function renderDetail() {
   const c = view.byName.get(selected);
   $('#detail').hidden = !c;
   const d = $('#detail-body');
-  if (!c) { d.innerHTML = ''; return; }
+  if (!c) { put(d, ''); return; }
   const h = view.history[c.name] || { rps: [], p50_ms: [], p99_ms: [], failing: [] };
   const tr = c.traffic || {};
   const l = c.rate_limit || {};
@@ -199,18 +202,18 @@ function renderDetail() {
   for (const e of c.endpoints || []) (zones[e.zone || '(no zone)'] ||= []).push(e);
   const eps = Object.entries(zones).map(([z, list]) => `
     <h3>Zone ${esc(z)} ${z !== '(no zone)' ? `<button type="button" data-action="shift-zone" data-zone="${esc(z)}">Shift traffic away from zone ${esc(z)}</button>` : ''}</h3>
-    <table><thead><tr><th>Endpoint</th><th>State</th><th>Why</th><th class="num">calls</th><th class="num">failing</th><th class="num">p90 ms</th><th></th></tr></thead><tbody>
-    ${list.map((e) => `<tr data-endpoint="${esc(e.url)}"><td>${esc(e.url)}</td>
+    <div class="scroll"><table><thead><tr><th>Endpoint</th><th>State</th><th>Why</th><th class="num hide-narrow">calls</th><th class="num hide-narrow">failing</th><th class="num hide-narrow">p90 ms</th><th></th></tr></thead><tbody>
+    ${list.map((e) => `<tr data-endpoint="${esc(e.url)}"><td class="url">${esc(e.url)}</td>
       <td class="state ${esc(e.state)}" data-field="endpoint-state">${e.state === 'healthy' ? '●' : '■'} ${esc(e.state)}${e.shifted ? ' (shifted)' : ''}</td>
-      <td data-field="endpoint-reason">${esc(e.reason || '')}</td><td class="num">${esc(e.calls)}</td><td class="num">${pct(e.failure_rate)}</td>
-      <td class="num">${fmt(e.p90_ms)}</td>
+      <td data-field="endpoint-reason">${esc(e.reason || '')}</td><td class="num hide-narrow">${esc(e.calls)}</td><td class="num hide-narrow">${pct(e.failure_rate)}</td>
+      <td class="num hide-narrow">${fmt(e.p90_ms)}</td>
       <td><button type="button" data-action="shift-endpoint" data-endpoint="${esc(e.url)}">Shift away</button></td></tr>`).join('')}
-    </tbody></table>`).join('');
+    </tbody></table></div>`).join('');
   const shifts = (c.shifts || []).map((s) => `<li>${esc(s.zone ? 'zone ' + s.zone : s.endpoint)} until ${esc(new Date(s.until).toLocaleTimeString())}
     <button type="button" data-action="end-shift" data-id="${esc(s.id)}">End shift ${esc(s.id)}</button></li>`).join('');
   const jobs = c.jobs ? Object.entries(c.jobs.by_state).map(([s, n]) => `${esc(s)}: ${esc(n)}`).join(', ') : '';
   const q = u.quota;
-  d.innerHTML = `<h2>${esc(c.name)} <span class="health ${esc(c.health)}">${shapes[c.health]} ${esc(c.health)}</span>
+  put(d, `<h2>${esc(c.name)} <span class="health ${esc(c.health)}">${shapes[c.health]} ${esc(c.health)}</span>
       <button type="button" data-action="select" data-name="">Close</button></h2>
     <p>${esc(c.url)}${c.zone ? ' · this Seawall is in zone ' + esc(c.zone) : ''}</p>
     <p>${esc((c.why || []).join('; '))}</p>
@@ -242,31 +245,31 @@ function renderDetail() {
       </dl></div>
     </div>
     ${eps ? '<h3>Endpoints by zone</h3>' + eps : ''}
-    ${shifts ? '<h3>Shifts in force</h3><ul>' + shifts + '</ul>' : ''}`;
+    ${shifts ? '<h3>Shifts in force</h3><ul>' + shifts + '</ul>' : ''}`);
 }
 
 function renderIncidents() {
   const list = view.incidents || [];
-  $('#incidents').innerHTML = list.length ? list.map((i) => `<div class="box" data-incident="${esc(i.id)}">
+  put($('#incidents'), list.length ? list.map((i) => `<div class="box" data-incident="${esc(i.id)}">
     <h3><span class="sev-${esc(i.severity)}">${esc(i.severity)}</span> · ${esc(i.upstream)} · open for ${ago(i.opened)}</h3>
     <p>${esc(i.summary)}</p><p class="muted">held open by: ${esc((i.conditions || []).join(', ') || 'nothing (quiet period)')}</p>
     <ol class="events">${view.events.filter((e) => e.incident === i.id).slice(-20).map((e) => `<li>${esc(new Date(e.time).toLocaleTimeString())} <span class="sev-${esc(e.severity)}">${esc(e.type)}</span> ${esc(e.summary)}</li>`).join('')}</ol>
-  </div>`).join('') : '<p class="muted">None.</p>';
+  </div>`).join('') : '<p class="muted">None.</p>');
 }
 
 function renderEvents() {
-  $('#events').innerHTML = view.events.slice(-50).reverse().map((e) => `<li data-type="${esc(e.type)}">${esc(new Date(e.time).toLocaleTimeString())}
-    <span class="sev-${esc(e.severity)}">${esc(e.severity)}</span> <strong>${esc(e.type)}</strong> ${esc(e.upstream || '')} ${esc(e.summary)}</li>`).join('');
+  put($('#events'), view.events.slice(-50).reverse().map((e) => `<li data-type="${esc(e.type)}">${esc(new Date(e.time).toLocaleTimeString())}
+    <span class="sev-${esc(e.severity)}">${esc(e.severity)}</span> <strong>${esc(e.type)}</strong> ${esc(e.upstream || '')} ${esc(e.summary)}</li>`).join(''));
 }
 
 function renderCluster() {
   const c = view.cluster;
   $('#cluster-s').hidden = !c || !c.shared;
   if (!c || !c.shared) return;
-  $('#cluster').innerHTML = `<p>Redis ${c.redis_up ? '● up' : '■ DOWN'}${c.error ? ': ' + esc(c.error) : ''}${(c.disagree || []).length ? ' · ▲ replicas disagree on ' + esc(c.disagree.join(', ')) : ''}</p>
+  put($('#cluster'), `<p>Redis ${c.redis_up ? '● up' : '■ DOWN'}${c.error ? ': ' + esc(c.error) : ''}${(c.disagree || []).length ? ' · ▲ replicas disagree on ' + esc(c.disagree.join(', ')) : ''}</p>
     <table><thead><tr><th>Replica</th><th>Zone</th><th>Version</th></tr></thead><tbody>
     ${(c.replicas || []).map((r) => `<tr><td>${esc(r.id)}${r.id === c.self ? ' (this one)' : ''}</td><td>${esc(r.zone)}</td><td>${esc(r.version)}</td></tr>`).join('')}
-    </tbody></table>`;
+    </tbody></table>`);
 }
 
 // Every action is confirmed on the page first, then sent with the CSRF
