@@ -131,6 +131,21 @@ func TestDemo(t *testing.T) {
 		t.Errorf("console errors, exceptions or failed loads: %q", p)
 	}
 
+	// The dead letters, replayed from the page, confirmed there, and shown
+	// in the timeline.
+	if err := b.Click(`button[data-action="select"][data-name="shop"]`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Click(`button[data-action="replay"]`); err != nil {
+		t.Fatalf("no replay button for the dead letters: %v", err)
+	}
+	if err := b.Click("#confirm-yes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(5*time.Second, `[...document.querySelectorAll('#events li')].some(li => li.dataset.type === 'jobs.replayed')`); err != nil {
+		t.Errorf("the replay is not in the timeline: %v (notice: %s)", err, b.Text("#notice"))
+	}
+
 	// The script runs on to its last phase.
 	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		outMu.Lock()

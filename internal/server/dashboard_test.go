@@ -149,7 +149,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	d.load(t)
 	time.Sleep(6 * time.Second) // a history step or two: the sparklines have points
-	if err := b.Do(5*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="select"][data-name="maps"]`))); err != nil {
+	if err := b.Click(`button[data-action="select"][data-name="maps"]`); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.WaitFor(5*time.Second, `document.querySelectorAll('#detail tr[data-endpoint]').length === 3`); err != nil {
@@ -193,13 +193,13 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.Screenshot(t, "dashboard-endpoint-isolated")
 
 	// A shift of zone c, made from the page, confirmed on it.
-	if err := b.Do(5*time.Second, chromedp.Click(chromedp.CSS(`button[data-action="shift-zone"][data-zone="c"]`))); err != nil {
+	if err := b.Click(`button[data-action="shift-zone"][data-zone="c"]`); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.WaitFor(2*time.Second, `!document.querySelector('#confirm').hidden`); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Do(5*time.Second, chromedp.Click(chromedp.ID("confirm-yes"))); err != nil {
+	if err := b.Click("#confirm-yes"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.WaitFor(5*time.Second, `document.querySelector('#notice').innerText.includes('zone c')`); err != nil {
@@ -214,6 +214,40 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("the shift is not in the timeline: %v", err)
 	}
 	b.Screenshot(t, "dashboard-shift")
+
+	// Ending the shift and purging the cache, each confirmed on the page
+	// and shown in the timeline.
+	confirm := func(click, done string) {
+		t.Helper()
+		if err := b.Click(click); err != nil {
+			t.Fatalf("clicking %s: %v", click, err)
+		}
+		if err := b.WaitFor(2*time.Second, `!document.querySelector('#confirm').hidden`); err != nil {
+			t.Fatalf("%s asked for no confirmation: %v", click, err)
+		}
+		if err := b.Click("#confirm-yes"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WaitFor(5*time.Second, fmt.Sprintf(`[...document.querySelectorAll('#events li')].some(li => li.dataset.type === %q)`, done)); err != nil {
+			t.Fatalf("%s is not in the timeline after %s: %v", done, click, err)
+		}
+	}
+	confirm(`button[data-action="end-shift"]`, "shift.removed")
+	d.adminGet(t, "/admin/shifts", &shifts)
+	if len(shifts) != 0 {
+		t.Fatalf("/admin/shifts after ending it on the page = %+v, want none", shifts)
+	}
+	confirm(`form[data-action="purge"] button[type="submit"]`, "cache.purged")
+
+	// A narrow window: the table fits, with the state, name and figures.
+	if err := b.Do(5*time.Second, chromedp.EmulateViewport(400, 900)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(3*time.Second, `document.documentElement.scrollWidth <= window.innerWidth + 1`); err != nil {
+		w, _ := testbrowser.Eval[int](b, `document.documentElement.scrollWidth`)
+		t.Errorf("at 400 px the page is %d px wide: %v", w, err)
+	}
+	b.Screenshot(t, "dashboard-narrow")
 
 	// The browser logs the refused login (a 401, asked for above) as a
 	// failed load; anything else is a fault of the page.

@@ -214,3 +214,17 @@ func (b *Browser) Count(sel string) int {
 	n, _ := Eval[int](b, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel))
 	return n
 }
+
+// Click clicks the first element the CSS selector matches, as a mouse
+// does. A page that redraws the element between the lookup and the click
+// is asked again, up to five times.
+func (b *Browser) Click(sel string) error {
+	var err error
+	for range 5 {
+		if err = b.Do(5*time.Second, chromedp.Click(chromedp.CSS(sel))); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("clicking %s: %w", sel, err)
+}
