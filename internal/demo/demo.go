@@ -31,7 +31,7 @@ type Phase struct {
 var Phases = []Phase{
 	{"healthy", "every endpoint answers in 5–20 ms"},
 	{"errors", "orders whose number ends in 0–2 fail with 500: their jobs retry and are dead-lettered"},
-	{"brownout", "endpoint b-1 fails most calls and slows down: Seawall isolates it, its peers carry on"},
+	{"brownout", "endpoint a-2 fails most calls and slows down: Seawall isolates it, its peers carry on"},
 	{"outage", "every endpoint answers 503: the breaker opens, cached answers are served stale, jobs wait"},
 	{"squeeze", "the vendor allows 4 calls a second and answers the rest 429 with Retry-After and quota headers: Seawall pauses"},
 	{"healthy again", "every endpoint answers; the breaker closes, the isolated endpoint is probed back, jobs drain"},
@@ -97,7 +97,7 @@ func (v *Vendor) endpoint(name string) http.Handler {
 				status = http.StatusInternalServerError
 			}
 		case "brownout":
-			if name == "b-1" {
+			if name == "a-2" {
 				delay += 300 * time.Millisecond
 				if rand.IntN(10) < 8 { //nolint:gosec // a demo's chance
 					status = http.StatusServiceUnavailable
