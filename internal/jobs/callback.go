@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/tracing"
 )
 
 // callbackQueue is the queue callbacks wait in, apart from every upstream's.
@@ -70,6 +72,11 @@ func (w *callbackWorker[TTx]) Work(ctx context.Context, cb *river.Job[callbackAr
 	if !j.Finished() {
 		// Queued just before the job's final state is written: wait for it.
 		return river.JobSnooze(100 * time.Millisecond)
+	}
+	if tracing.On() {
+		var span trace.Span
+		ctx, span = tracing.StartCallback(ctx, j.Delivery.Header, j.Delivery.Upstream, j.ID)
+		defer span.End()
 	}
 	if err := w.s.cfg.Notifier.Notify(ctx, j); err != nil {
 		outcome := "failed"

@@ -15,6 +15,7 @@ import (
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/seawall/seawall/internal/jobs"
+	"github.com/seawall/seawall/internal/tracing"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/seawall/seawall/internal/webhook"
 )
@@ -108,6 +109,7 @@ func (cb *Callbacks) Notify(ctx context.Context, j jobs.Job) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Seawall")
 	req.Header.Set("Seawall-Job-Id", publicID(j))
+	tracing.Inject(ctx, req.Header) // the callback joins the trace the job was accepted in
 	// One id per job and outcome: a receiver folds repeats of it into one.
 	webhook.SetHeaders(req.Header, cb.key, fmt.Sprintf("job_%d_%s", j.ID, j.State), now, body)
 	resp, err := cb.client.Do(req)

@@ -101,7 +101,7 @@ func TestTracesJoinTheAppsTrace(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "jobs.db")
 	doc := fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0, token: %s}
-jobs: {store: %q}
+jobs: {store: %q, callbacks: {allowed_hosts: [%q], secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}}
 upstreams:
   api:
     url: %s
@@ -109,7 +109,7 @@ upstreams:
     breaker: {disabled: true}
     routes:
       - {match: "POST /v1/events", mode: async}
-`, dashToken, store, vendor.URL)
+`, dashToken, store, strings.TrimPrefix(vendor.URL, "http://"), vendor.URL)
 	var logBuf testlog.Buffer
 	srv, _, _ := startDocLog(t, doc, &logBuf)
 	app, adminURL := "http://"+srv.Addrs()[0].String(), "http://"+srv.Addrs()[1].String()
@@ -118,6 +118,9 @@ upstreams:
 	send := func(method, path, trace string) *http.Response {
 		req, _ := http.NewRequest(method, app+path, strings.NewReader(`{"e":1}`))
 		req.Header.Set("Traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+		if method == "POST" {
+			req.Header.Set("Seawall-Callback", vendor.URL+"/callback")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +141,7 @@ upstreams:
 	var got, job map[tracepb.Span_SpanKind][]*tracepb.Span
 	for ; time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		got, job = recv.of(syncTrace), recv.of(jobTrace)
-		if len(got[tracepb.Span_SPAN_KIND_CLIENT]) >= 3 && len(job[tracepb.Span_SPAN_KIND_CLIENT]) >= 1 && len(job[tracepb.Span_SPAN_KIND_CONSUMER]) >= 1 {
+		if len(got[tracepb.Span_SPAN_KIND_CLIENT]) >= 3 && len(job[tracepb.Span_SPAN_KIND_CLIENT]) >= 2 && len(job[tracepb.Span_SPAN_KIND_CONSUMER]) >= 1 {
 			break
 		}
 	}
@@ -167,7 +170,7 @@ upstreams:
 		t.Errorf("attempt numbers %v, want 1, 2 and 3", attempts)
 	}
 	seenMu.Lock()
-	flakyParents, jobParents := seen["/v1/flaky"], seen["/v1/events"]
+	flakyParents, jobParents, callbackParents := seen["/v1/flaky"], seen["/v1/events"], seen["/callback"]
 	seenMu.Unlock()
 	if len(flakyParents) != 3 {
 		t.Fatalf("the vendor got %d calls, want 3", len(flakyParents))
@@ -186,8 +189,19 @@ upstreams:
 	if len(deliveries) == 0 || len(jobClients) == 0 {
 		t.Fatalf("the job's trace has %d delivery and %d client spans, want them in trace %s", len(deliveries), len(jobClients), jobTrace)
 	}
-	if !bytes.Equal(jobClients[0].GetParentSpanId(), deliveries[0].GetSpanId()) {
+	var attemptSpan, callbackSpan *tracepb.Span
+	for _, c := range jobClients {
+		if strings.HasPrefix(c.GetName(), "callback") {
+			callbackSpan = c
+		} else {
+			attemptSpan = c
+		}
+	}
+	if attemptSpan == nil || !bytes.Equal(attemptSpan.GetParentSpanId(), deliveries[0].GetSpanId()) {
 		t.Errorf("the delivery's attempt is not the delivery span's child")
+	}
+	if callbackSpan == nil || len(callbackParents) == 0 || !strings.HasPrefix(callbackParents[0], "00-"+jobTrace+"-"+hex.EncodeToString(callbackSpan.GetSpanId())) {
+		t.Errorf("the callback: span %v, traceparent %q; want a callback span in trace %s, named by the callback's traceparent", callbackSpan, callbackParents, jobTrace)
 	}
 	if len(jobParents) == 0 || !strings.HasPrefix(jobParents[0], "00-"+jobTrace+"-") {
 		t.Errorf("the vendor got the job's delivery with traceparent %q, want trace %s", jobParents, jobTrace)

@@ -179,11 +179,21 @@ func Inject(ctx context.Context, h http.Header) {
 // StartDelivery starts the span of one delivery of a job, a child of the
 // trace the job was accepted in, whose context its kept headers carry.
 func StartDelivery(ctx context.Context, h http.Header, upstream string, job int64) (context.Context, trace.Span) {
+	return startJob(ctx, h, "deliver "+upstream, trace.SpanKindConsumer, upstream, job)
+}
+
+// StartCallback starts the span of a job's callback to the app, in the
+// trace the job was accepted in.
+func StartCallback(ctx context.Context, h http.Header, upstream string, job int64) (context.Context, trace.Span) {
+	return startJob(ctx, h, "callback "+upstream, trace.SpanKindClient, upstream, job)
+}
+
+func startJob(ctx context.Context, h http.Header, name string, kind trace.SpanKind, upstream string, job int64) (context.Context, trace.Span) {
 	if !on.Load() {
 		return ctx, trace.SpanFromContext(context.Background())
 	}
 	ctx = propagator.Extract(ctx, propagation.HeaderCarrier(h))
-	return tracer.Start(ctx, "deliver "+upstream, trace.WithSpanKind(trace.SpanKindConsumer),
+	return tracer.Start(ctx, name, trace.WithSpanKind(kind),
 		trace.WithAttributes(attribute.String("seawall.upstream", upstream), attribute.Int64("seawall.job", job)))
 }
 
