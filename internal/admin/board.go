@@ -93,14 +93,9 @@ func (b *Board) Run(ctx context.Context) {
 // step reads the metrics, the job counts and the cluster, and adds a
 // history point to each upstream.
 func (b *Board) step(ctx context.Context, now time.Time) {
-	cur := tallies(b.parts.Upstreams.Metrics().Registry)
-	jobsCards, jobsErr := b.readJobs(ctx)
-	var clu *ClusterView
-	if b.parts.Cluster != nil {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		v := clusterView(cctx, b.parts.Cluster)
-		cancel()
-		clu = &v
+	cur := tallies(b.parts.Upstreams.Metrics().Traffic)
+	if b.watched() {
+		b.readLive(ctx)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -121,6 +116,29 @@ func (b *Board) step(ctx context.Context, now time.Time) {
 		}
 	}
 	b.prev, b.prevAt, b.stepped = cur, now, true
+}
+
+// watched says whether a page is open.
+func (b *Board) watched() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs) > 0
+}
+
+// readLive reads the job counts and the cluster's replicas, which only an
+// open page needs: a replica nobody watches asks its store and Redis
+// nothing for the board.
+func (b *Board) readLive(ctx context.Context) {
+	jobsCards, jobsErr := b.readJobs(ctx)
+	var clu *ClusterView
+	if b.parts.Cluster != nil {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		v := clusterView(cctx, b.parts.Cluster)
+		cancel()
+		clu = &v
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.jobs, b.jobsErr, b.cluster = jobsCards, jobsErr, clu
 }
 

@@ -221,6 +221,9 @@ func stream(w http.ResponseWriter, r *http.Request, b *Board) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	if !b.watched() {
+		b.readLive(r.Context()) // the first page: its jobs and replicas now, not at the next step
+	}
 	first, ticks, cancel := b.subscribe()
 	defer cancel()
 	if _, err := w.Write(first); err != nil || rc.Flush() != nil {

@@ -12,6 +12,7 @@ import (
 // totals since the process started, read off the hot path by a Gather.
 type tally struct {
 	requests float64
+	calls    float64            // attempts at the vendor, Seawall's own trouble aside
 	answers  map[string]float64 // the vendor's answers by class: "2xx", "429", "5xx"…
 	seawall  map[string]float64 // Seawall's own answers by status code
 	refused  map[string]float64 // calls refused: "breaker", "limiter <reason>"
@@ -65,6 +66,10 @@ func (t *tally) add(name string, l map[string]string, m *dto.Metric) {
 			t.answers[codeClass(l["code"])] += v
 		} else {
 			t.seawall[l["code"]] += v
+		}
+	case "seawall_upstream_attempts_total":
+		if l["result"] != "local" {
+			t.calls += v
 		}
 	case "seawall_breaker_rejections_total":
 		t.refused["breaker"] += v
@@ -132,6 +137,7 @@ func (t *tally) since(prev *tally, seconds float64) Traffic {
 	}
 	tr := Traffic{
 		Rate:    round(d(t.requests, prev.requests) / seconds),
+		Calls:   round(d(t.calls, prev.calls) / seconds),
 		Answers: perSecond(t.answers, prev.answers), Seawall: perSecond(t.seawall, prev.seawall), Refused: perSecond(t.refused, prev.refused),
 		Lookups: d(t.lookups, prev.lookups), Hits: d(t.hits, prev.hits), Stale: d(t.stale, prev.stale),
 	}
@@ -187,6 +193,9 @@ func round(v float64) float64 {
 type Traffic struct {
 	// Rate is the requests answered a second.
 	Rate float64 `json:"rps"`
+	// Calls are the attempts at the vendor a second, retries included:
+	// what its rate limit counts.
+	Calls float64 `json:"calls_ps"`
 	// P50 and P99 are the requests' latency percentiles, in milliseconds.
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`

@@ -452,6 +452,7 @@ func TestDashboardFiftyUpstreams(t *testing.T) {
 			Name    string
 			Traffic struct {
 				Rate    float64            `json:"rps"`
+				Calls   float64            `json:"calls_ps"`
 				P50     float64            `json:"p50_ms"`
 				Answers map[string]float64 `json:"answers"`
 			}
@@ -482,8 +483,8 @@ func TestDashboardFiftyUpstreams(t *testing.T) {
 	}
 	// Every upstream's card carries its traffic, read off the metrics.
 	for _, c := range first.Upstreams {
-		if tr := c.Traffic; tr.Rate <= 0 || tr.P50 <= 0 || tr.Answers["2xx"] <= 0 {
-			t.Errorf("%s's card: traffic %+v, want its requests, latency and 2xx answers", c.Name, tr)
+		if tr := c.Traffic; tr.Rate <= 0 || tr.Calls <= 0 || tr.P50 <= 0 || tr.Answers["2xx"] <= 0 {
+			t.Errorf("%s's card: traffic %+v, want its requests, calls, latency and 2xx answers", c.Name, tr)
 		}
 	}
 	if len(first.Upstreams) != n {

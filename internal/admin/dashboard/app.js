@@ -138,6 +138,10 @@ function failing(tr) {
   return all ? bad / all : 0;
 }
 
+// vendorRate is the calls a second made to the vendor in the last step,
+// retries included: what its rate limit counts.
+const vendorRate = (tr) => tr.calls_ps || 0;
+
 function limiterText(c) {
   const l = c.rate_limit || {};
   const parts = [];
@@ -228,6 +232,7 @@ function renderDetail() {
       </dl></div>
       <div class="box"><dl>
         <dt>Rate</dt><dd>${l.configured_per_second ? fmt(l.configured_per_second) + '/s configured, ' : ''}${l.effective_per_second ? fmt(l.effective_per_second) + '/s now' : 'no limit now'}${l.adaptive ? ' (learned from the vendor\'s 429s)' : ''}</dd>
+        <dt>Use</dt><dd>${vendorRate(tr) ? fmt(vendorRate(tr)) + ' calls/s to the vendor' + (l.effective_per_second ? ', ' + pct(vendorRate(tr) / l.effective_per_second) + ' of the rate' : '') : 'no calls to the vendor'}</dd>
         <dt>Scope</dt><dd>${esc(l.scope || 'local')}${l.degraded ? ' — ' + esc(l.degraded) : ''}</dd>
         <dt>Pause</dt><dd>${c.paused_for_seconds > 0 ? Math.ceil(c.paused_for_seconds) + 's left: ' + esc(l.pause_reason) : 'none'}</dd>
         <dt>Vendor quota</dt><dd>${l.quota_remaining >= 0 ? esc(l.quota_remaining) + ' left' : 'not stated'}</dd>
