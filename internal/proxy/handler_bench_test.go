@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/tracing"
 )
 
 // benchWriter is the least a handler can write to: it keeps the header
@@ -200,5 +201,31 @@ func TestPassThroughAllocations(t *testing.T) {
 	t.Logf("%.0f allocations", allocs)
 	if allocs > 53 {
 		t.Errorf("a relayed call made %.0f allocations, want at most 53", allocs)
+	}
+}
+
+// BenchmarkHandlerPassThroughTracing is BenchmarkHandlerPassThrough with
+// tracing off, and on with 1% and 100% of requests sampled, the spans
+// exported over OTLP/HTTP to a receiver in this process that drops them.
+func BenchmarkHandlerPassThroughTracing(b *testing.B) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	p := passSeawall(b)
+	for _, tc := range []struct{ name, ratio string }{{"off", ""}, {"sampled-1pct", "0.01"}, {"sampled-100pct", "1"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			if tc.ratio != "" {
+				b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+				b.Setenv("OTEL_TRACES_SAMPLER_ARG", tc.ratio)
+				stop, err := tracing.Setup(context.Background(), "bench", slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				if err != nil || !tracing.On() {
+					b.Fatalf("tracing did not start: %v", err)
+				}
+				defer func() { _ = stop(context.Background()) }()
+			}
+			benchHandler(b, p, "/api/x", http.StatusOK)
+		})
 	}
 }

@@ -125,8 +125,10 @@ func StartServer(r *http.Request) (*http.Request, trace.Span) {
 		return r, trace.SpanFromContext(context.Background())
 	}
 	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", truncate(r.URL.Path, 256))))
+	ctx, span := tracer.Start(ctx, r.Method, serverKind...)
+	if span.IsRecording() { // an unsampled request builds no attributes
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", truncate(r.URL.Path, 256)))
+	}
 	return r.WithContext(ctx), span
 }
 
@@ -215,10 +217,22 @@ func StartAttempt(ctx context.Context, upstream, route, mode string, n int, back
 	if !on.Load() {
 		return ctx, trace.SpanFromContext(context.Background())
 	}
-	return tracer.Start(ctx, "attempt "+upstream, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("seawall.upstream", upstream), attribute.String("seawall.route", route),
-			attribute.String("seawall.mode", mode), attribute.Int("seawall.attempt", n), attribute.Bool("seawall.background", background)))
+	if !trace.SpanContextFromContext(ctx).IsSampled() && trace.SpanContextFromContext(ctx).IsValid() {
+		return tracer.Start(ctx, "attempt", clientKind...) // a child of an unsampled span: not recorded, no name to build
+	}
+	ctx, span := tracer.Start(ctx, "attempt "+upstream, clientKind...)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("seawall.upstream", upstream), attribute.String("seawall.route", route),
+			attribute.String("seawall.mode", mode), attribute.Int("seawall.attempt", n), attribute.Bool("seawall.background", background))
+	}
+	return ctx, span
 }
+
+// The span kinds' start options, made once.
+var (
+	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+)
 
 // Attempt is what an attempt's span records when it ends.
 type Attempt struct {
