@@ -379,7 +379,9 @@ func (b *Board) tick(now time.Time) {
 	if stepped {
 		t.Points = map[string][]float64{}
 		for name, h := range b.history {
-			t.Points[name] = h.point(len(h.Rate) - 1)
+			if p := h.point(len(h.Rate) - 1); p != nil { // an upstream with no point yet sends none
+				t.Points[name] = p
+			}
 		}
 	}
 	if rec := b.parts.Incidents; rec != nil {
