@@ -1,0 +1,338 @@
+package vendortest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tap records, with the kernel's own timestamps, every call that reaches
+// a vendor's port on loopback and the status of the answer it got: a
+// witness independent of both the caller and the vendor.
+//
+// nginx's limit_req stamps a call when its event loop gets to it, not
+// when the call arrived. On a shared host a vendor descheduled for a few
+// milliseconds (another process, or the hypervisor taking the CPU)
+// stamps a call late and then refuses the next one as too early, though
+// the two arrived further apart than its interval. Only the wire tells
+// such a refusal from one the caller earned.
+type Tap struct {
+	port int
+	path string
+	cmd  *exec.Cmd
+}
+
+// WireCall is one request seen on the wire, and the status its answer
+// carried (0 when no answer was seen).
+type WireCall struct {
+	At     time.Time
+	Status int
+}
+
+// Tap starts recording the calls to nginx's port with tcpdump. Under
+// CI=true a missing tcpdump (or one not allowed to capture) fails the
+// test; elsewhere Tap returns nil and refusals go unexplained.
+func (n *Nginx) Tap(t testing.TB) *Tap {
+	t.Helper()
+	port, err := strconv.Atoi(n.URL[strings.LastIndexByte(n.URL, ':')+1:])
+	if err != nil {
+		t.Fatalf("nginx URL %q: %v", n.URL, err)
+	}
+	tp, err := startTap(t.TempDir(), port)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the wire witness for nginx's refusals: %v (apt-get install tcpdump; run as root)", err)
+		}
+		t.Logf("no wire witness for nginx's refusals (%v): every refusal counts against the caller", err)
+		return nil
+	}
+	t.Cleanup(tp.stop)
+	return tp
+}
+
+// startTap runs tcpdump on loopback for TCP segments with a payload to
+// or from port, and waits until it captures.
+func startTap(dir string, port int) (*Tap, error) {
+	bin, err := exec.LookPath("tcpdump")
+	if err != nil {
+		return nil, err
+	}
+	tp := &Tap{port: port, path: filepath.Join(dir, "vendor.pcap")}
+	// Packets with a TCP payload only: the IP length less both headers.
+	filter := fmt.Sprintf("tcp port %d and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)", port)
+	tp.cmd = exec.Command(bin, "-i", "lo", "-nn", "-U", "--immediate-mode", "-Z", "root", "-s", "256", "-w", tp.path, filter) //nolint:gosec // tcpdump found on PATH, the test's own filter
+	stderr, err := tp.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := tp.cmd.Start(); err != nil {
+		return nil, err
+	}
+	listening := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		var said []string
+		for sc.Scan() {
+			said = append(said, sc.Text())
+			if strings.Contains(sc.Text(), "listening on") {
+				listening <- nil
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+		}
+		listening <- fmt.Errorf("tcpdump: %s", strings.Join(said, "; "))
+	}()
+	select {
+	case err = <-listening:
+	case <-time.After(10 * time.Second):
+		err = errors.New("tcpdump did not start capturing within 10 s")
+	}
+	if err != nil {
+		tp.stop()
+		return nil, err
+	}
+	return tp, nil
+}
+
+// stop ends tcpdump, which writes out what it holds.
+func (tp *Tap) stop() {
+	if tp.cmd == nil {
+		return
+	}
+	_ = tp.cmd.Process.Signal(syscall.SIGINT)
+	_ = tp.cmd.Wait()
+	tp.cmd = nil
+}
+
+// Calls stops the capture and returns the calls it saw, in the order
+// they reached the vendor.
+func (tp *Tap) Calls(t testing.TB) []WireCall {
+	t.Helper()
+	tp.stop()
+	b, err := os.ReadFile(tp.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := readPcap(b)
+	if err != nil {
+		t.Fatalf("reading the capture: %v", err)
+	}
+	return pairCalls(segs, tp.port)
+}
+
+// pairCalls matches each request to the vendor's port with the answer
+// that followed it on the same connection (callers here do not
+// pipeline).
+func pairCalls(segs []segment, port int) []WireCall {
+	type flow struct{ client uint16 }
+	var calls []WireCall
+	waiting := map[flow][]int{} // indexes into calls, oldest first
+	for _, s := range segs {
+		switch {
+		case int(s.dst) == port && startsRequest(s.payload):
+			f := flow{s.src}
+			waiting[f] = append(waiting[f], len(calls))
+			calls = append(calls, WireCall{At: s.at})
+		case int(s.src) == port && bytes.HasPrefix(s.payload, []byte("HTTP/1.")) && len(s.payload) >= 12:
+			f := flow{s.dst}
+			if q := waiting[f]; len(q) > 0 {
+				code, _ := strconv.Atoi(string(s.payload[9:12]))
+				calls[q[0]].Status = code
+				waiting[f] = q[1:]
+			}
+		}
+	}
+	return calls
+}
+
+// startsRequest says a payload begins an HTTP/1.1 request: a method
+// token, a space, then a path.
+func startsRequest(p []byte) bool {
+	method, _, ok := bytes.Cut(p, []byte(" /"))
+	if !ok || len(method) == 0 || len(method) > 10 {
+		return false
+	}
+	for _, c := range method {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Refusals judges each refusal (429) on the wire by the gap between its
+// arrival and that of the call the vendor served before it: under
+// interval, the caller sent it too soon; at interval or more, the
+// vendor's clock stamped one of the two late. It returns both lists as
+// text, and how many refusals it judged.
+func Refusals(calls []WireCall, interval time.Duration) (tooSoon, stampedLate []string, n int) {
+	var last time.Time
+	for _, c := range calls {
+		switch {
+		case c.Status == 429:
+			n++
+			if last.IsZero() {
+				stampedLate = append(stampedLate, "the first call")
+				continue
+			}
+			gap := c.At.Sub(last).Round(10 * time.Microsecond).String()
+			if c.At.Sub(last) < interval {
+				tooSoon = append(tooSoon, gap)
+			} else {
+				stampedLate = append(stampedLate, gap)
+			}
+		case c.Status/100 == 2:
+			last = c.At
+		}
+	}
+	return tooSoon, stampedLate, n
+}
+
+// SmallestGap is the smallest gap on the wire between two calls the
+// vendor served; 0 with fewer than two.
+func SmallestGap(calls []WireCall) time.Duration {
+	var gaps []time.Duration
+	var last time.Time
+	for _, c := range calls {
+		if c.Status/100 != 2 {
+			continue
+		}
+		if !last.IsZero() {
+			gaps = append(gaps, c.At.Sub(last))
+		}
+		last = c.At
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	return slices.Min(gaps)
+}
+
+// CheckRefusals fails t unless each of the refused calls nginx's log
+// counted reached nginx, by the wire (tap), at least nginx's interval
+// after the call it served before: a refusal the caller could not have
+// avoided by spacing its calls. Without a tap every refusal fails t.
+// what describes the refusals from nginx's log, for the failure.
+func (n *Nginx) CheckRefusals(t testing.TB, tap *Tap, refused int, what string) {
+	t.Helper()
+	if refused == 0 {
+		return
+	}
+	if tap == nil {
+		t.Errorf("nginx refused %d calls: %s", refused, what)
+		return
+	}
+	calls := tap.Calls(t)
+	interval := time.Second / time.Duration(n.Rate)
+	tooSoon, late, judged := Refusals(calls, interval)
+	switch {
+	case judged < refused:
+		t.Errorf("nginx refused %d calls (%s); the wire saw %d refusals, too few to judge them", refused, what, judged)
+	case len(tooSoon) > 0:
+		t.Errorf("nginx refused %d calls (%s); on the wire, %d came sooner than its %s interval after the call it served before: %v",
+			refused, what, len(tooSoon), interval, tooSoon)
+	default:
+		t.Logf("nginx refused %d calls (%s), each of which reached it, by the wire, at least its %s interval after the call it served before (%v): nginx stamped one of the two late. On the wire, no two served calls came closer than %s",
+			refused, what, interval, late, SmallestGap(calls).Round(10*time.Microsecond))
+	}
+}
+
+// segment is one captured TCP segment with a payload.
+type segment struct {
+	at       time.Time
+	src, dst uint16
+	payload  []byte
+}
+
+// Link types readPcap knows: Ethernet (Linux's loopback) and raw IP.
+const (
+	linkEthernet = 1
+	linkRaw      = 101
+)
+
+// readPcap reads a classic pcap file of IPv4 TCP segments, as tcpdump
+// writes it. Anything else in it (another protocol, a short frame) is
+// skipped; a malformed file is an error.
+func readPcap(b []byte) ([]segment, error) {
+	if len(b) < 24 {
+		return nil, errors.New("no pcap header")
+	}
+	var order binary.ByteOrder
+	nano := false
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4:
+		order = binary.LittleEndian
+	case 0xa1b23c4d:
+		order, nano = binary.LittleEndian, true
+	default:
+		switch binary.BigEndian.Uint32(b) {
+		case 0xa1b2c3d4:
+			order = binary.BigEndian
+		case 0xa1b23c4d:
+			order, nano = binary.BigEndian, true
+		default:
+			return nil, errors.New("not a pcap file")
+		}
+	}
+	link := order.Uint32(b[20:])
+	if link != linkEthernet && link != linkRaw {
+		return nil, fmt.Errorf("link type %d", link)
+	}
+	var segs []segment
+	for b = b[24:]; len(b) > 0; {
+		if len(b) < 16 {
+			return nil, errors.New("truncated record header")
+		}
+		secs, frac, incl := order.Uint32(b), order.Uint32(b[4:]), order.Uint32(b[8:])
+		if uint64(incl) > uint64(len(b)-16) {
+			return nil, errors.New("truncated record")
+		}
+		frame := b[16 : 16+incl]
+		b = b[16+incl:]
+		nsec := int64(frac) * 1000
+		if nano {
+			nsec = int64(frac)
+		}
+		if link == linkEthernet {
+			if len(frame) < 14 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
+				continue
+			}
+			frame = frame[14:]
+		}
+		if s, ok := tcpSegment(frame); ok {
+			s.at = time.Unix(int64(secs), nsec)
+			segs = append(segs, s)
+		}
+	}
+	return segs, nil
+}
+
+// tcpSegment reads an IPv4 packet's TCP ports and payload (as far as
+// captured).
+func tcpSegment(ip []byte) (segment, bool) {
+	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != syscall.IPPROTO_TCP {
+		return segment{}, false
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	if ihl < 20 || len(ip) < ihl+20 {
+		return segment{}, false
+	}
+	tcp := ip[ihl:]
+	off := int(tcp[12]>>4) * 4
+	if off < 20 || len(tcp) < off {
+		return segment{}, false
+	}
+	return segment{src: binary.BigEndian.Uint16(tcp), dst: binary.BigEndian.Uint16(tcp[2:]), payload: tcp[off:]}, true
+}
