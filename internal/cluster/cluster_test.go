@@ -22,6 +22,7 @@ import (
 	"github.com/seawall/seawall/internal/routine"
 	"github.com/seawall/seawall/internal/testredis"
 	"github.com/seawall/seawall/internal/testwait"
+	"github.com/seawall/seawall/internal/vendortest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -254,6 +255,84 @@ func TestTurnsWhileRedisIsAway(t *testing.T) {
 	}
 	if len(all) != 2*calls {
 		t.Errorf("%d turns, want %d", len(all), 2*calls)
+	}
+}
+
+// Two replicas coming back to Redis a try apart keep their calls apart.
+// Redis stops (SIGSTOP) under load and the replicas take turns; it comes
+// back 0.3 s after a whole second, but replica B's path to it stays
+// stopped a second longer, so that A is back at the next try and B at
+// the one after. Every slot and turn either gives out, from before the
+// stop until 3 s after B is back, is at least the vendor's interval from
+// the next. Before the replicas agreed on when the turns end, A took
+// shared slots from 1.06 s after its try while B still took turns.
+func TestReplicasBackATryApartKeepApart(t *testing.T) {
+	srv := testredis.Start(t)
+	path := vendortest.NewFreezer(t, strings.TrimPrefix(srv.URL(), "redis://"))
+	cls := []*cluster.Cluster{open(t, srv.URL(), 50*time.Millisecond), open(t, "redis://"+path.Addr, 50*time.Millisecond)}
+	var gs []*ratelimit.Global
+	for _, cl := range cls {
+		gs = append(gs, ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 20, Burst: 1, Headroom: ratelimit.DefaultHeadroom}}, cl.Upstream("api")))
+	}
+	if _, ok := testwait.Within(5*time.Second, func() bool {
+		_, a := cls[0].Share()
+		_, b := cls[1].Share()
+		return a == 2 && b == 2
+	}); !ok {
+		t.Fatal("the replicas did not list each other within 5 s")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var slots []time.Time
+	var wg sync.WaitGroup
+	for _, g := range gs {
+		for range 3 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					s, err := g.Wait(ctx, "", time.Second)
+					var ex *ratelimit.ExceededError
+					switch {
+					case errors.As(err, &ex):
+						time.Sleep(min(ex.RetryAfter, 100*time.Millisecond))
+					case err == nil:
+						mu.Lock()
+						slots = append(slots, s.At)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	time.Sleep(time.Second)
+	srv.Freeze()
+	time.Sleep(2 * time.Second)
+	// Back 0.3 s past a whole second for A; a second later for B.
+	back := time.Now().Truncate(time.Second).Add(time.Second + 300*time.Millisecond)
+	time.Sleep(time.Until(back) - 100*time.Millisecond)
+	path.Freeze()
+	time.Sleep(time.Until(back))
+	srv.Thaw()
+	time.Sleep(time.Second)
+	path.Thaw()
+	time.Sleep(4 * time.Second)
+	stop()
+	wg.Wait()
+	for i, g := range gs {
+		if d := g.Status().Degraded; d != "" {
+			t.Errorf("replica %d still degraded: %q", i+1, d)
+		}
+	}
+	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
+	const interval = 50 * time.Millisecond
+	var close []string
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < interval {
+			close = append(close, fmt.Sprintf("%s at %s", gap.Round(100*time.Microsecond), slots[i].Sub(back).Round(time.Millisecond)))
+		}
+	}
+	t.Logf("%d slots and turns over %s", len(slots), slots[len(slots)-1].Sub(slots[0]).Round(time.Millisecond))
+	if len(close) > 0 {
+		t.Errorf("%d slots or turns closer than the vendor's %s interval (gap at time after Redis came back): %v", len(close), interval, close)
 	}
 }
 

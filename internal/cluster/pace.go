@@ -63,6 +63,20 @@ redis.call('SET', KEYS[1], untl, 'PX', math.floor((untl - now) / 1000) + 1000)
 return untl - now
 `)
 
+// backScript keeps the first time a replica coming back to Redis sets
+// (microseconds on the replicas' wall clock, which the turns are laid
+// on), for ttl milliseconds, and answers the time kept. A value that is
+// not a time is replaced.
+//
+// KEYS: the upstream's return. ARGV: the time, the ttl.
+var backScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+local n = v and tonumber(v)
+if n and n > 0 then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
 // Upstream is one global upstream's share of the cluster: its pace and
 // pause. It implements ratelimit.Shared.
 type Upstream struct {
@@ -118,6 +132,24 @@ func (u *Upstream) PausedUntil() time.Time {
 	u.c.mu.Lock()
 	defer u.c.mu.Unlock()
 	return u.c.paused[u.name]
+}
+
+// Back implements ratelimit.Shared: the first replica back from Redis
+// being unreachable sets when the turns end, and the others are told it.
+func (u *Upstream) Back(ctx context.Context, until time.Time, ttl time.Duration) (time.Time, error) {
+	cctx, cancel := u.c.call(ctx)
+	defer cancel()
+	v, err := backScript.Run(cctx, u.c.db(), []string{u.c.key("back", u.name)}, until.UnixMicro(), max(ttl.Milliseconds(), 1)).Text()
+	if err = u.c.result(err); err != nil {
+		return time.Time{}, err
+	}
+	us, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || us <= 0 {
+		// Not the script's answer: a proxy or another server in Redis's
+		// place. This replica's own time, never a panic.
+		return until, nil
+	}
+	return time.UnixMicro(us), nil
 }
 
 // Share implements ratelimit.Shared.

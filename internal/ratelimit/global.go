@@ -31,6 +31,10 @@ type Shared interface {
 	// what the others learned (and, once, what the store still holds).
 	Tell(ctx context.Context, s Signal) error
 	Hear(f func(Signal))
+	// Back agrees, among the replicas coming back to the store after it
+	// was unreachable, on when they stop taking turns: the first to ask
+	// sets until (kept for ttl), and every replica is told the time set.
+	Back(ctx context.Context, until time.Time, ttl time.Duration) (time.Time, error)
 }
 
 // GlobalConfig sets up a Global limiter.
@@ -70,6 +74,7 @@ type Global struct {
 	turnRank   int       // this replica's place among turnN, as the store was lost
 	turnN      int
 	sharedFrom time.Time     // no shared slot before it
+	turnsUntil time.Time     // back from being unreachable: turns are taken until it
 	longest    time.Duration // the longest wait a call has asked for
 
 	pending   time.Duration // a pause this replica heard, not yet shared
@@ -229,12 +234,19 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 			}
 			continue
 		}
+		if g.inTurns(now) {
+			// Back from the store being unreachable, before every replica
+			// may be: turns still, not shared slots among theirs.
+			return g.degraded(ctx, key, s, left, background)
+		}
 		at, wait, taken, paused, err := g.shared.Reserve(ctx, key, iv, g.burst, left, g.sharedSince(now, iv))
 		if err != nil {
 			g.failed(now, iv)
 			return g.degraded(ctx, key, s, max(left-g.now().Sub(now), 0), background)
 		}
-		g.answered(now, iv)
+		if g.answered(ctx, now, iv) && !taken {
+			continue // back: turns or a shared slot, by when the others are back
+		}
 		if !taken {
 			return Slot{}, g.refused(wait, paused)
 		}
@@ -388,35 +400,89 @@ func (g *Global) failed(now time.Time, iv time.Duration) {
 	g.mu.Unlock()
 }
 
-// answered marks the store up. Shared slots start once the turns given
-// out may have been used.
-func (g *Global) answered(now time.Time, iv time.Duration) {
+// answered marks the store up, and says whether it was down. Back from
+// being unreachable (with on_failure local), this replica takes turns
+// until the instant the replicas agree on through the store, and shared
+// slots start once every turn given out until then may have been used.
+//
+// The replicas try the store at the same instants (nextTry), but one
+// whose try came just before the store answered again comes back a
+// Retry after the others: until then it takes turns, which shared slots
+// the others took in the meantime would fall among. So the first replica
+// back sets the end of the turns a Retry after its try, and a replica
+// back by then keeps taking turns until it; one back at it or later
+// takes none. With on_failure closed no turn was given out: shared slots
+// start once the slots given before the store was lost may have been used.
+func (g *Global) answered(ctx context.Context, now time.Time, iv time.Duration) bool {
 	g.mu.Lock()
-	if g.down {
-		g.sharedFrom = g.turnsEnd(now, iv)
-	}
+	was := g.down
 	g.down = false
+	tried := g.tried(now)
 	g.mu.Unlock()
+	if !was {
+		return false
+	}
+	until := tried
+	if !g.cfg.Closed {
+		until = tried.Add(g.cfg.Retry)
+		agreed, err := g.shared.Back(ctx, until, g.cfg.Retry+g.longestWait()+time.Second)
+		if err == nil {
+			until = agreed // the first replica's, or this one's if it is the first
+		}
+		// A time agreed in an earlier outage (its key not yet expired) is
+		// in the past: this replica's own turns still bound it.
+		until = later(until, tried)
+	}
+	g.mu.Lock()
+	g.turnsUntil = until
+	g.sharedFrom = until.Add(g.longest + iv/graceShare + iv)
+	g.mu.Unlock()
+	return true
 }
 
-// turnsEnd is when the turns given out by every replica have been used,
-// for a return to the store at now: every replica tries it at the same
-// instant (nextTry), so from that instant, the longest wait later, and an
-// interval more for the replicas that came back a little later. Caller
-// holds mu.
-func (g *Global) turnsEnd(now time.Time, iv time.Duration) time.Time {
+// inTurns says this replica, back from the store being unreachable, takes
+// turns still.
+func (g *Global) inTurns(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return now.Before(g.turnsUntil)
+}
+
+// longestWait is the longest wait a call has asked for.
+func (g *Global) longestWait() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.longest
+}
+
+// tried is the instant of the try at now: the multiple of Retry on the
+// wall clock at or before it.
+func (g *Global) tried(now time.Time) time.Time {
 	r := int64(g.cfg.Retry)
-	tried := time.Unix(0, now.UnixNano()/r*r)
-	return tried.Add(g.longest + iv/graceShare + iv)
+	return time.Unix(0, now.UnixNano()/r*r)
 }
 
-// sharedSince is the time no shared slot may come before: for the call
-// that tries the store while it is down, the end of the turns given out.
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// sharedSince is the time no shared slot may come before. For the call
+// that tries the store while it is down, the latest the turns may end
+// (answered): a slot before it is not taken, and the call, finding the
+// store back, asks again.
 func (g *Global) sharedSince(now time.Time, iv time.Duration) time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.down {
-		return g.turnsEnd(now, iv)
+		until := g.tried(now)
+		if !g.cfg.Closed {
+			until = until.Add(g.cfg.Retry)
+		}
+		return until.Add(g.longest + iv/graceShare + iv)
 	}
 	return g.sharedFrom
 }

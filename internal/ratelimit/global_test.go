@@ -32,6 +32,9 @@ func (s *lateStore) PausedUntil() time.Time             { return time.Time{} }
 func (s *lateStore) Share() (int, int)                  { return 0, 1 }
 func (s *lateStore) Tell(context.Context, Signal) error { return nil }
 func (s *lateStore) Hear(func(Signal))                  {}
+func (s *lateStore) Back(_ context.Context, until time.Time, _ time.Duration) (time.Time, error) {
+	return until, nil
+}
 
 // A call that wakes too late for its shared slot (past three quarters of
 // the headroom's room before the next slot, which may be another
