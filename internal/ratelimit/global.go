@@ -210,7 +210,8 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 	g.mu.Lock()
 	g.longest = max(g.longest, maxWait)
 	g.mu.Unlock()
-	if g.skipStore(start) {
+	if g.skipStore(start) || g.inTurns(start) {
+		// Turns, not this replica's own queue first: a turn is its queue.
 		return g.degraded(ctx, key, Slot{At: start}, budget(ctx, start, maxWait), background)
 	}
 	s, err := local(ctx, key, maxWait)
