@@ -124,8 +124,8 @@ func pcapOf(frames ...[]byte) []byte {
 	for i, fr := range frames {
 		r := make([]byte, 16)
 		binary.LittleEndian.PutUint32(r, 1700000000)
-		binary.LittleEndian.PutUint32(r[4:], uint32(i*1000)) //nolint:gosec // a handful of frames
-		binary.LittleEndian.PutUint32(r[8:], uint32(len(fr))) //nolint:gosec // small frames
+		binary.LittleEndian.PutUint32(r[4:], uint32(i*1000))   //nolint:gosec // a handful of frames
+		binary.LittleEndian.PutUint32(r[8:], uint32(len(fr)))  //nolint:gosec // small frames
 		binary.LittleEndian.PutUint32(r[12:], uint32(len(fr))) //nolint:gosec // small frames
 		b.Write(r)
 		b.Write(fr)
@@ -148,4 +148,3 @@ func segmentFrame(src, dst uint16, payload []byte) []byte {
 	tcp[12] = 5 << 4
 	return append(fr, payload...)
 }
-
