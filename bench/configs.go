@@ -220,3 +220,57 @@ backend tls
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// nginxUpstreamConfig is the upstream every pass-through, cache and HTTPS
+// row calls: nginx on the generator's core, answering from memory over
+// HTTP at listen and HTTPS at tlsListen (HTTP/1.1; the certificate in
+// dir). Written in C like wrk, it takes a small share of its core at the
+// rates the proxies reach, so that neither it nor the generator sets the
+// pace. The 64 KiB body is a file under dir, served by sendfile from the
+// page cache: a config token cannot hold it.
+func nginxUpstreamConfig(dir string, listen, tlsListen int) string {
+	return fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/upstream-nginx.pid;
+error_log %[1]s/upstream-nginx-error.log error;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/up-body;
+    proxy_temp_path %[1]s/up-proxy;
+    fastcgi_temp_path %[1]s/up-fastcgi;
+    uwsgi_temp_path %[1]s/up-uwsgi;
+    scgi_temp_path %[1]s/up-scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server_tokens off;
+    sendfile on;
+    open_file_cache max=16;
+    default_type application/json;
+    server {
+        listen 127.0.0.1:%[2]d;
+        listen 127.0.0.1:%[3]d ssl;
+        ssl_certificate %[1]s/upstream.crt;
+        ssl_certificate_key %[1]s/upstream.key;
+        location = /1k {
+            add_header Cache-Control "public, max-age=3600";
+            return 200 "%[4]s";
+        }
+        location = /64k {
+            add_header Cache-Control "public, max-age=3600";
+            root %[1]s/www;
+        }
+        location / { return 200 '{"ok":true,"id":"item-42","price":1999}'; }
+    }
+}
+`, dir, listen, tlsListen, strings.Repeat("a", 1024))
+}
+
+// writeUpstreamFiles writes what nginxUpstreamConfig serves from files.
+func writeUpstreamFiles(dir string) error {
+	www := filepath.Join(dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil { //nolint:gosec // read by nginx's workers, another user
+		return err
+	}
+	return os.WriteFile(filepath.Join(www, "64k"), []byte(strings.Repeat("b", 64<<10)), 0o644) //nolint:gosec // as above
+}

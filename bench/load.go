@@ -26,6 +26,7 @@ type measurement struct {
 	proxyCPU       float64     // percent of one core
 	proxyRSS       int64       // peak, KiB
 	genCPU         float64     // the load generator's, percent of one core
+	upCPU          float64     // the upstream's, percent of one core
 	allocs         float64     // heap allocations per request (Seawall's), 0 if not read
 	commit         groupCommit // the (e) rows: the job store's group commit, zero if not read
 	redisPerReq    float64     // Redis scripts run per request (seawall-global), 0 if not read
@@ -36,8 +37,8 @@ func (m measurement) String() string {
 	if m.err != nil {
 		return "failed: " + m.err.Error()
 	}
-	return fmt.Sprintf("%8.0f req/s  p50 %-9v p99 %-9v p99.9 %-9v non-2xx %d  proxy cpu %3.0f%% rss %d KiB  gen cpu %3.0f%%",
-		m.rps, m.p50, m.p99, m.p999, m.non2xx, m.proxyCPU, m.proxyRSS, m.genCPU)
+	return fmt.Sprintf("%8.0f req/s  p50 %-9v p99 %-9v p99.9 %-9v non-2xx %d  proxy cpu %3.0f%% rss %d KiB  gen cpu %3.0f%% upstream cpu %3.0f%%",
+		m.rps, m.p50, m.p99, m.p999, m.non2xx, m.proxyCPU, m.proxyRSS, m.genCPU, m.upCPU)
 }
 
 // measure loads url for d: closed-loop with wrk and conns connections
@@ -78,7 +79,7 @@ func measureClosed(t *target, method, url string, conns int, d time.Duration) me
 	if err := writeFile(script, wrkScript(method)); err != nil {
 		return measurement{err: err}
 	}
-	cpu0, gen0 := treeCPU(t), childrenCPU()
+	cpu0, gen0, up0 := treeCPU(t), childrenCPU(), upCPU(t)
 	start := time.Now()
 	cmd := exec.Command("taskset", "-c", "0", "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+d.String(),
 		"--timeout", "10s", "-s", script, url)
@@ -87,6 +88,7 @@ func measureClosed(t *target, method, url string, conns int, d time.Duration) me
 	m := measurement{
 		proxyCPU: (treeCPU(t) - cpu0) / elapsed.Seconds() * 100,
 		genCPU:   (childrenCPU() - gen0) / elapsed.Seconds() * 100,
+		upCPU:    (upCPU(t) - up0) / elapsed.Seconds() * 100,
 		proxyRSS: treeRSS(t),
 	}
 	if err != nil {
@@ -151,7 +153,7 @@ func measureOpen(t *target, url string, conns int, rate float64, d time.Duration
 	start := begin.Add(openWarmup)
 	end := start.Add(d)
 	due := make(chan time.Time, int(rate*(d+openWarmup).Seconds())+1)
-	var cpu0, gen0 float64
+	var cpu0, gen0, up0 float64
 	var warm sync.Once
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
@@ -200,7 +202,7 @@ func measureOpen(t *target, url string, conns int, rate float64, d time.Duration
 	for next := begin; next.Before(end); {
 		for now := time.Now(); !next.After(now) && next.Before(end); next = next.Add(interval) {
 			if !next.Before(start) {
-				warm.Do(func() { cpu0, gen0 = treeCPU(t), selfCPU() })
+				warm.Do(func() { cpu0, gen0, up0 = treeCPU(t), selfCPU(), upCPU(t) })
 			}
 			due <- next
 		}
@@ -209,10 +211,11 @@ func measureOpen(t *target, url string, conns int, rate float64, d time.Duration
 	close(due)
 	wg.Wait()
 	elapsed := time.Since(start)
-	warm.Do(func() { cpu0, gen0 = treeCPU(t), selfCPU() })
+	warm.Do(func() { cpu0, gen0, up0 = treeCPU(t), selfCPU(), upCPU(t) })
 	m := measurement{non2xx: non2xx}
 	m.proxyCPU = (treeCPU(t) - cpu0) / elapsed.Seconds() * 100
 	m.genCPU = (selfCPU() - gen0) / elapsed.Seconds() * 100
+	m.upCPU = (upCPU(t) - up0) / elapsed.Seconds() * 100
 	m.proxyRSS = treeRSS(t)
 	if len(lat) == 0 {
 		return m
@@ -317,12 +320,19 @@ func readAnswer(r *bufio.Reader) (int, error) {
 
 // treeCPU is the CPU seconds used by the target's process and its children
 // (nginx's workers); 0 for direct.
-func treeCPU(t *target) float64 {
-	if t.proc == nil {
+func treeCPU(t *target) float64 { return procTreeCPU(t.proc) }
+
+// upCPU is the CPU seconds used by the target's upstream (nginx's master
+// and worker); 0 when unknown.
+func upCPU(t *target) float64 { return procTreeCPU(t.up) }
+
+// procTreeCPU is the CPU seconds used by p and its children; 0 for nil.
+func procTreeCPU(p *exec.Cmd) float64 {
+	if p == nil {
 		return 0
 	}
 	var sum float64
-	for _, pid := range tree(t.proc.Process.Pid) {
+	for _, pid := range tree(p.Process.Pid) {
 		sum += procCPU(strconv.Itoa(pid))
 	}
 	return sum

@@ -44,6 +44,7 @@ func main() {
 	flag.BoolVar(&traceRuns, "trace", false, "with -profile, fetch runtime traces instead of CPU profiles (go tool trace)")
 	flag.Float64Var(&fixedRate, "rate", 0, "offer the fixed-rate rows (d) and (d') this many requests/s instead of half of nginx's and Seawall's (a): the same load for runs compared with each other")
 	flag.BoolVar(&seawallNetHTTP, "nethttp", false, "Seawall's upstreams use Go's net/http client (http2: true) instead of its own")
+	flag.BoolVar(&goUpstream, "go-upstream", false, "every row calls the harness's Go upstream instead of nginx answering from memory (the harness before 2026-12: it saturates its core first)")
 	flag.Parse()
 	if os.Getenv("BENCH_PINNED") == "" {
 		pinSelf() // re-exec on CPU 0
@@ -120,6 +121,8 @@ type target struct {
 	dir   string // the run's scratch directory
 	// redisPort is the Redis its limits go through; 0 for none.
 	redisPort int
+	// up is the upstream it calls, whose CPU share each row shows.
+	up *exec.Cmd
 }
 
 // redisScripts is how many scripts the Redis at port has run; 0 for no
@@ -150,10 +153,14 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // the run's own temp dir
 		return err
 	}
-	ports := freePorts(15)
+	ports := freePorts(17)
 	upPort, swPort, ngPort, hpPort, adminPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	tlsPort, cdPort := ports[5], ports[6]
+	goUpPort, goTLSPort := ports[15], ports[16]
 	if err := writeUpstreamCert(dir); err != nil {
+		return err
+	}
+	if err := writeUpstreamFiles(dir); err != nil {
 		return err
 	}
 	// The schema is dropped after the processes stop (defers run last
@@ -198,8 +205,24 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		procs = append(procs, cmd)
 		return cmd, nil
 	}
-	if _, err := start("0", nil, exe, "upstream", fmt.Sprintf("127.0.0.1:%d", upPort), fmt.Sprintf("127.0.0.1:%d", tlsPort), dir); err != nil {
+	// Two upstreams on the generator's core: nginx answering from memory
+	// for every row it can serve, and the harness's own Go server for
+	// what only it does (holding the (e) rows' deliveries), or for every
+	// row with -go-upstream.
+	goUp, err := start("0", nil, exe, "upstream", fmt.Sprintf("127.0.0.1:%d", goUpPort), fmt.Sprintf("127.0.0.1:%d", goTLSPort), dir)
+	if err != nil {
 		return err
+	}
+	upstream := goUp
+	if goUpstream {
+		upPort, tlsPort = goUpPort, goTLSPort
+	} else {
+		if err := writeFile(filepath.Join(dir, "upstream-nginx.conf"), nginxUpstreamConfig(dir, upPort, tlsPort)); err != nil {
+			return err
+		}
+		if upstream, err = start("0", nil, "nginx", "-c", filepath.Join(dir, "upstream-nginx.conf"), "-e", filepath.Join(dir, "upstream-nginx-error.log")); err != nil {
+			return err
+		}
 	}
 	swBin := filepath.Join(dir, "seawall")
 	if out, err := exec.Command("go", "build", "-o", swBin, "./cmd/seawall").CombinedOutput(); err != nil {
@@ -233,7 +256,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
-	listening := []int{upPort, tlsPort, swPort, ngPort, hpPort, cdPort}
+	listening := []int{upPort, tlsPort, goUpPort, goTLSPort, swPort, ngPort, hpPort, cdPort}
 	// Seawall with its limits global, through a redis-server of its own on
 	// the first core beside the upstream: the cost of sharing the pace.
 	var swGlobal, swL2 *exec.Cmd
@@ -283,7 +306,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		}
 		ps := freePorts(2)
 		cfg := filepath.Join(dir, fmt.Sprintf("seawall-%s.yaml", key))
-		if err := writeFile(cfg, seawallAsyncConfig(ps[0], ps[1], store, upPort, hold)); err != nil {
+		if err := writeFile(cfg, seawallAsyncConfig(ps[0], ps[1], store, goUpPort, hold)); err != nil {
 			return measurement{}, err
 		}
 		p, err := start(cpu, env, swBin, "serve", "-c", cfg)
@@ -298,7 +321,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if r == 0 {
 			profiled = startProfile(ps[1], duration, filepath.Join(profileDir, key+".pprof"))
 		}
-		t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", ps[0]), proc: p, dir: dir}
+		t := &target{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", ps[0]), proc: p, dir: dir, up: goUp}
 		before := scrape(ps[1], groupCommitMetrics...)
 		m := measure(t, "POST", t.base+"/jobs/events", asyncClients, 0, duration)
 		m.commit = groupCommitOver(before, scrape(ps[1], groupCommitMetrics...), duration)
@@ -318,8 +341,8 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
-		for i, engine := range []string{"nethttp", "h1", "fasthttp", "static", "fasthttp-static"} {
-			port := ports[7+i]
+		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "static", "fasthttp-static", "nbio-static"} {
+			port := freePorts(1)[0]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort),
 				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"))
@@ -366,7 +389,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	}
 	targets = append(targets, protos...)
 	for _, t := range targets {
-		t.dir = dir
+		t.dir, t.up = dir, upstream
 	}
 	// Warm caches and open Seawall's breaker for /down/.
 	for _, t := range targets {
@@ -552,6 +575,9 @@ func runPairs(results *results, targets []*target, conns int, duration time.Dura
 	}
 	return nil
 }
+
+// goUpstream puts the Go upstream behind every row.
+var goUpstream bool
 
 // fixedRate, when set, is the rate of the fixed-rate rows.
 var fixedRate float64

@@ -126,9 +126,9 @@ var scenarioNames = []struct{ key, title string }{
 	{"cache64k", "(b) cache hit, 64 KiB"},
 	{"down", "(c) fail-fast, upstream known down"},
 	{"tls", "(f) pass-through to an HTTPS upstream, keep-alive"},
-	{"fixed", "(d) fixed rate, half of nginx's (a)"},
-	{"fixed-own", "(d') fixed rate, half of Seawall's (a)"},
-	{"async", "(e) async enqueue, SQLite, 64 clients, 202 once on disk, deliveries held by a slow vendor"},
+	{"fixed", "(d) fixed rate, half of nginx's (a); the harness's Go open-model generator"},
+	{"fixed-own", "(d') fixed rate, half of Seawall's (a); the Go generator"},
+	{"async", "(e) async enqueue, SQLite, 64 clients, 202 once on disk, deliveries held by a slow vendor (the Go upstream)"},
 	{"async-both", "(e) the same, Seawall on both cores"},
 	{"async-pg", "(e) the same on PostgreSQL, Seawall on both cores"},
 	{"async-deliver", "(e) the same as the first, deliveries running (8 workers)"},
@@ -138,12 +138,13 @@ var scenarioNames = []struct{ key, title string }{
 // proxy's ratios to direct and to nginx.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | CPU µs/req | peak RSS | allocs/req | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | target | req/s | p50 | p99 | p99.9 | proxy CPU | CPU µs/req | peak RSS | allocs/req | vs direct (req/s, or added latency at a fixed rate) | vs nginx (req/s, p99) | non-2xx | generator CPU | upstream CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var pace []string // rows whose generator's core, not the target, may have set the pace
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
-		for _, t := range []string{"direct", "seawall", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-static", "proto-fasthttp-static"} {
+		for _, t := range []string{"direct", "seawall", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-nbio", "proto-static", "proto-fasthttp-static", "proto-nbio-static"} {
 			m, ok := r.median(s.key, t)
 			if !ok {
 				continue
@@ -167,9 +168,15 @@ func (r *results) table() string {
 			if m.allocs > 0 {
 				allocs = fmt.Sprintf("%.0f", m.allocs)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% |\n", s.title, t, m.rps,
-				round(m.p50), round(m.p99), round(m.p999), cpu, perReq, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU)
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f%% | %.0f%% |\n", s.title, t, m.rps,
+				round(m.p50), round(m.p99), round(m.p999), cpu, perReq, rss, allocs, vsDirect, vsNginx, m.non2xx, m.genCPU, m.upCPU)
+			if m.genCPU+m.upCPU >= genCoreBusy {
+				pace = append(pace, fmt.Sprintf("%s, %s (generator %.0f%% + upstream %.0f%%)", s.title, t, m.genCPU, m.upCPU))
+			}
 		}
+	}
+	if len(pace) > 0 {
+		fmt.Fprintf(&b, "\nThe generator and the upstream share a core; in these rows they used %.0f%% of it or more, so it may have set the pace, not the target:\n- %s\n", genCoreBusy, strings.Join(pace, "\n- "))
 	}
 	b.WriteString(r.byRound())
 	b.WriteString(r.groupCommits())
@@ -180,6 +187,10 @@ func (r *results) table() string {
 	b.WriteString(r.pairsTable())
 	return b.String()
 }
+
+// genCoreBusy is the share of the generator's core (wrk and the upstream
+// together, percent) past which a row's pace may be theirs.
+const genCoreBusy = 90.0
 
 // cpuPerRequest is the proxy's CPU time a request served, in µs: its cost
 // whatever set the rate, the proxy's core or the generator and upstream.

@@ -24,7 +24,7 @@ func TestByRoundComparesWithinEachRound(t *testing.T) {
 	got := r.byRound()
 	for _, want := range []string{
 		"| (a) pass-through, limiter+breaker+retry on | proto-h1 | 0.50×, 0.80×, 0.50× | 0.60×, 0.60×, 0.47× | 2 of 3 rounds |",
-		"| (d') fixed rate, half of Seawall's (a) | proto-h1 | +6.00 ms, +1.00 ms | +1.00 ms, +3.00 ms | 1 of 2 rounds |",
+		"| (d') fixed rate, half of Seawall's (a); the Go generator | proto-h1 | +6.00 ms, +1.00 ms | +1.00 ms, +3.00 ms | 1 of 2 rounds |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
@@ -93,6 +93,28 @@ func TestTheTableGivesCPUPerRequest(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
 		}
+	}
+}
+
+// Each row shows the generator's and the upstream's CPU share, and a row
+// in which the two together kept their shared core busy is named: its
+// pace may be theirs, not the target's.
+func TestTheTableNamesRowsTheGeneratorsCorePaced(t *testing.T) {
+	r := newResults()
+	r.add("pass", "seawall", measurement{rps: 20000, proxyCPU: 99, genCPU: 40, upCPU: 30})
+	r.add("pass", "nginx", measurement{rps: 60000, proxyCPU: 70, genCPU: 55, upCPU: 40})
+	got := r.table()
+	for _, want := range []string{
+		"| 0 | 40% | 30% |\n",
+		"| 0 | 55% | 40% |\n",
+		"- (a) pass-through, limiter+breaker+retry on, nginx (generator 55% + upstream 40%)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, ", seawall (generator") {
+		t.Errorf("Seawall's row named although its generator's core was 70%% busy:\n%s", got)
 	}
 }
 

@@ -3,8 +3,8 @@
 // measures what each engine costs by itself beside nginx. It is its own
 // module, so that fasthttp is not a dependency of Seawall.
 //
-//	proto -engine nethttp|h1|fasthttp -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
-//	proto -engine static|fasthttp-static -listen ADDR
+//	proto -engine nethttp|h1|fasthttp|nbio -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
+//	proto -engine static|fasthttp-static|nbio-static -listen ADDR
 //
 // The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
 // upstream's /X over kept-alive connections, trusting the certificate in
@@ -24,12 +24,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lesismal/nbio/nbhttp"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/valyala/fasthttp"
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; static, fasthttp-static: a fixed 1 KiB answer from memory")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
@@ -43,13 +44,17 @@ func main() {
 	up := upstreams{plain: *upstream, tls: *tlsUpstream}
 	switch *engine {
 	case "nethttp":
-		err = serveNetHTTP(*listen, up, &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true, TLSClientConfig: tlsConfig})
+		err = serveNetHTTP(*listen, forward(up, &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true, TLSClientConfig: tlsConfig}))
 	case "h1":
-		err = serveNetHTTP(*listen, up, h1.New(h1.Options{TLS: tlsConfig}))
+		err = serveNetHTTP(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
+	case "nbio":
+		err = serveNbio(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
 	case "fasthttp":
 		err = serveFastHTTP(*listen, up, tlsConfig)
 	case "static":
-		err = serveStatic(*listen)
+		err = serveNetHTTP(*listen, static)
+	case "nbio-static":
+		err = serveNbio(*listen, static)
 	case "fasthttp-static":
 		err = serveFastStatic(*listen)
 	default:
@@ -86,11 +91,28 @@ func trust(file string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-// serveNetHTTP forwards to the upstreams, copying the header once and
+// serveNetHTTP serves h on net/http's server.
+func serveNetHTTP(listen string, h http.Handler) error {
+	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// serveNbio serves h on nbio's HTTP server: one event loop reads every
+// connection and parses with nbio's own parser, and handlers run on its
+// goroutine pool, behind net/http's Handler interface.
+func serveNbio(listen string, h http.Handler) error {
+	engine := nbhttp.NewEngine(nbhttp.Config{Network: "tcp", Addrs: []string{listen}, Handler: h, NPoller: 1, ReleaseWebsocketPayload: true})
+	if err := engine.Start(); err != nil {
+		return err
+	}
+	select {}
+}
+
+// forward forwards to the upstreams, copying the header once and
 // streaming the answer: the shape of Seawall's forwarder without its
 // policies.
-func serveNetHTTP(listen string, up upstreams, rt http.RoundTripper) error {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func forward(up upstreams, rt http.RoundTripper) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, host, path := up.target(r.URL.Path)
 		out, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+"://"+host+path, r.Body)
 		if err != nil {
@@ -115,8 +137,6 @@ func serveNetHTTP(listen string, up upstreams, rt http.RoundTripper) error {
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)
 	})
-	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
 }
 
 // serveFastHTTP does the same on fasthttp's server and HostClients.
@@ -155,27 +175,22 @@ func answer(path string) []byte {
 	return kib
 }
 
-// serveStatic answers every request from memory on net/http's
-// server, with the headers a cache hit carries: the most any handler on
-// this server can do for (b) and (c).
-func serveStatic(listen string) error {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		h := w.Header()
-		h["Content-Type"] = []string{"application/octet-stream"}
-		h["Cache-Control"] = []string{"public, max-age=3600"}
-		h["Age"] = []string{"1"}
-		body := answer(r.URL.Path)
-		// As a cache hit's answer has: without it, net/http would send an
-		// answer larger than its buffer chunked.
-		h["Content-Length"] = []string{strconv.Itoa(len(body))}
-		_, _ = w.Write(body)
-	})
-	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
-}
+// static answers every request from memory, with the headers a cache
+// hit carries: the most any handler on a server can do for (b) and (c).
+var static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/octet-stream"}
+	h["Cache-Control"] = []string{"public, max-age=3600"}
+	h["Age"] = []string{"1"}
+	body := answer(r.URL.Path)
+	// As a cache hit's answer has: without it, net/http would send an
+	// answer larger than its buffer chunked.
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	_, _ = w.Write(body)
+})
 
-// serveFastStatic is serveStatic on fasthttp.
+// serveFastStatic is static on fasthttp.
 func serveFastStatic(listen string) error {
 	h := func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Content-Type", "application/octet-stream")
