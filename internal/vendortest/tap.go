@@ -296,7 +296,7 @@ func readPcap(b []byte) ([]segment, error) {
 			return nil, errors.New("truncated record header")
 		}
 		secs, frac, incl := order.Uint32(b), order.Uint32(b[4:]), order.Uint32(b[8:])
-		if uint64(incl) > uint64(len(b)-16) {
+		if int64(incl) > int64(len(b)-16) {
 			return nil, errors.New("truncated record")
 		}
 		frame := b[16 : 16+incl]
