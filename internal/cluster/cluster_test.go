@@ -203,13 +203,7 @@ func TestTurnsWhileRedisIsAway(t *testing.T) {
 		cls = append(cls, cl)
 		gs = append(gs, ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 20, Burst: 1}}, cl.Upstream("api")))
 	}
-	if _, ok := testwait.Within(5*time.Second, func() bool {
-		_, a := cls[0].Share()
-		_, b := cls[1].Share()
-		return a == 2 && b == 2
-	}); !ok {
-		t.Fatal("the replicas did not list each other within 5 s")
-	}
+	listEachOther(t, cls)
 	for i, g := range gs {
 		if _, err := g.Wait(context.Background(), "", time.Second); err != nil || g.Status().Degraded != "" {
 			t.Fatalf("replica %d with Redis up: %v, %+v", i+1, err, g.Status())
@@ -258,6 +252,18 @@ func TestTurnsWhileRedisIsAway(t *testing.T) {
 	}
 }
 
+// listEachOther waits until both replicas list two live replicas.
+func listEachOther(t *testing.T, cls []*cluster.Cluster) {
+	t.Helper()
+	if _, ok := testwait.Within(5*time.Second, func() bool {
+		_, a := cls[0].Share()
+		_, b := cls[1].Share()
+		return a == 2 && b == 2
+	}); !ok {
+		t.Fatal("the replicas did not list each other within 5 s")
+	}
+}
+
 // Two replicas coming back to Redis a try apart keep their calls apart.
 // Redis stops (SIGSTOP) under load and the replicas take turns; it comes
 // back 0.3 s after a whole second, but replica B's path to it stays
@@ -274,13 +280,7 @@ func TestReplicasBackATryApartKeepApart(t *testing.T) {
 	for _, cl := range cls {
 		gs = append(gs, ratelimit.NewGlobal(ratelimit.GlobalConfig{Config: ratelimit.Config{Rate: 20, Burst: 1, Headroom: ratelimit.DefaultHeadroom}}, cl.Upstream("api")))
 	}
-	if _, ok := testwait.Within(5*time.Second, func() bool {
-		_, a := cls[0].Share()
-		_, b := cls[1].Share()
-		return a == 2 && b == 2
-	}); !ok {
-		t.Fatal("the replicas did not list each other within 5 s")
-	}
+	listEachOther(t, cls)
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var slots []time.Time

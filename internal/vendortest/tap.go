@@ -271,20 +271,19 @@ func readPcap(b []byte) ([]segment, error) {
 	}
 	var order binary.ByteOrder
 	nano := false
-	switch binary.LittleEndian.Uint32(b) {
-	case 0xa1b2c3d4:
-		order = binary.LittleEndian
-	case 0xa1b23c4d:
-		order, nano = binary.LittleEndian, true
-	default:
-		switch binary.BigEndian.Uint32(b) {
+	for _, o := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		switch o.Uint32(b) {
 		case 0xa1b2c3d4:
-			order = binary.BigEndian
+			order = o
 		case 0xa1b23c4d:
-			order, nano = binary.BigEndian, true
-		default:
-			return nil, errors.New("not a pcap file")
+			order, nano = o, true
 		}
+		if order != nil {
+			break
+		}
+	}
+	if order == nil {
+		return nil, errors.New("not a pcap file")
 	}
 	link := order.Uint32(b[20:])
 	if link != linkEthernet && link != linkRaw {
