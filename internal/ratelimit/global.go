@@ -209,8 +209,9 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 	start := g.now()
 	g.mu.Lock()
 	g.longest = max(g.longest, maxWait)
+	turns := start.Before(g.turnsUntil)
 	g.mu.Unlock()
-	if g.skipStore(start) || g.inTurns(start) {
+	if turns || g.skipStore(start) {
 		// Turns, not this replica's own queue first: a turn is its queue.
 		return g.degraded(ctx, key, Slot{At: start}, budget(ctx, start, maxWait), background)
 	}
@@ -235,18 +236,18 @@ func (g *Global) wait(ctx context.Context, key string, maxWait time.Duration, lo
 			}
 			continue
 		}
-		if g.inTurns(now) {
-			// Back from the store being unreachable, before every replica
-			// may be: turns still, not shared slots among theirs.
-			return g.degraded(ctx, key, s, left, background)
-		}
 		at, wait, taken, paused, err := g.shared.Reserve(ctx, key, iv, g.burst, left, g.sharedSince(now, iv))
 		if err != nil {
 			g.failed(now, iv)
 			return g.degraded(ctx, key, s, max(left-g.now().Sub(now), 0), background)
 		}
 		if g.answered(ctx, now, iv) && !taken {
-			continue // back: turns or a shared slot, by when the others are back
+			if g.inTurns(g.now()) {
+				// Back before every replica may be: turns still, not
+				// shared slots among theirs.
+				return g.degraded(ctx, key, s, max(left-g.now().Sub(now), 0), background)
+			}
+			continue // back after the others: a shared slot
 		}
 		if !taken {
 			return Slot{}, g.refused(wait, paused)
