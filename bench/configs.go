@@ -224,10 +224,11 @@ func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o60
 // nginxUpstreamConfig is the upstream every pass-through, cache and HTTPS
 // row calls: nginx on the generator's core, answering from memory over
 // HTTP at listen and HTTPS at tlsListen (HTTP/1.1; the certificate in
-// dir). Written in C like wrk, it takes a small share of its core at the
-// rates the proxies reach, so that neither it nor the generator sets the
-// pace. The 64 KiB body is a file under dir, served by sendfile from the
-// page cache: a config token cannot hold it.
+// dir). Written in C like wrk, it costs its core far less a request than
+// the harness's Go server did; when a target is as fast as nginx the two
+// together still near that core's limit, and the table names such rows.
+// The 64 KiB body is a file under dir, served by sendfile from the page
+// cache: a config token cannot hold it.
 func nginxUpstreamConfig(dir string, listen, tlsListen int) string {
 	return fmt.Sprintf(`daemon off;
 worker_processes 1;
