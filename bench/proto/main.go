@@ -3,7 +3,7 @@
 // measures what each engine costs by itself beside nginx. It is its own
 // module, so that fasthttp is not a dependency of Seawall.
 //
-//	proto -engine nethttp|h1|fasthttp|nbio -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
+//	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-h1|nethttp-fastclient -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
 //	proto -engine static|fasthttp-static|nbio-static -listen ADDR
 //
 // The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	_ "net/http/pprof" //nolint:gosec // served only with -pprof
 	"os"
 	"strconv"
 	"strings"
@@ -27,15 +28,20 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/seawall/seawall/internal/h1"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-h1: fasthttp's server running h1's net/http handler through an adaptor (the server half alone); nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
 	ca := flag.String("ca", "", "PEM file of the certificate the HTTPS upstream's is trusted by")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (for profiling an engine by hand)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() //nolint:gosec // a prototype's profile, by hand, on loopback
+	}
 	tlsConfig, err := trust(*ca)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "proto:", err)
@@ -51,6 +57,10 @@ func main() {
 		err = serveNbio(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
 	case "fasthttp":
 		err = serveFastHTTP(*listen, up, tlsConfig)
+	case "fasthttp-h1":
+		err = serveFastHTTPNetHandler(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
+	case "nethttp-fastclient":
+		err = serveNetHTTP(*listen, forwardFast(up, tlsConfig))
 	case "static":
 		err = serveNetHTTP(*listen, static)
 	case "nbio-static":
@@ -200,4 +210,53 @@ func serveFastStatic(listen string) error {
 	}
 	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
 	return srv.ListenAndServe(listen)
+}
+
+// serveFastHTTPNetHandler serves a net/http handler on fasthttp's server
+// through fasthttpadaptor, which builds an *http.Request from each
+// request and buffers the handler's answer: what moving only the server
+// would give a handler written for net/http.
+func serveFastHTTPNetHandler(listen string, h http.Handler) error {
+	srv := &fasthttp.Server{Handler: fasthttpadaptor.NewFastHTTPHandler(h), ReadTimeout: 10 * time.Second}
+	return srv.ListenAndServe(listen)
+}
+
+// forwardFast is forward on fasthttp's HostClients: net/http's server
+// reading the app, fasthttp's client to the upstream, the header copied
+// each way as strings.
+func forwardFast(up upstreams, tlsConfig *tls.Config) http.Handler {
+	plain := &fasthttp.HostClient{Addr: up.plain, MaxConns: 1024}
+	secure := &fasthttp.HostClient{Addr: up.tls, MaxConns: 1024, IsTLS: true, TLSConfig: tlsConfig}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, host, path := up.target(r.URL.Path)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(scheme + "://" + host + path)
+		req.Header.SetMethod(r.Method)
+		for k, vs := range r.Header {
+			if k != "Connection" {
+				for _, v := range vs {
+					req.Header.Add(k, v)
+				}
+			}
+		}
+		if r.ContentLength != 0 {
+			req.SetBodyStream(r.Body, int(r.ContentLength))
+		}
+		client := plain
+		if scheme == "https" {
+			client = secure
+		}
+		if err := client.Do(req, resp); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		h := w.Header()
+		for k, v := range resp.Header.All() {
+			h.Add(string(k), string(v))
+		}
+		w.WriteHeader(resp.StatusCode())
+		_, _ = w.Write(resp.Body())
+	})
 }
