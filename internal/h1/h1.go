@@ -31,6 +31,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -57,6 +58,7 @@ type Transport struct {
 	maxHeaderBytes int64
 	mu             sync.Mutex
 	idle           map[poolKey][]*conn // most recent last
+	peeks          atomic.Int64        // system calls made by alive, for the tests
 }
 
 // poolKey names an upstream server: its scheme and host:port.
@@ -194,7 +196,11 @@ func (t *Transport) Call(req *http.Request, headerTimeout time.Duration, o Obser
 		end = time.Now().Add(headerTimeout)
 	}
 	for try := 0; ; try++ {
-		c, err := t.get(ctx, req, end)
+		// A pooled connection is peeked at before a call that could not be
+		// sent again; a replayable one goes at once, and if the server had
+		// closed that connection, the call is sent again below, on one
+		// that is peeked at. One system call saved a call on the hot path.
+		c, err := t.get(ctx, req, end, try > 0 || !replayable(req))
 		if err != nil {
 			closeBody(req)
 			return nil, timedOut(ctx, end, err)
@@ -204,9 +210,10 @@ func (t *Transport) Call(req *http.Request, headerTimeout time.Duration, o Obser
 			return resp, nil
 		}
 		// A kept-alive connection the server closed while it idled fails
-		// before any answer (checked before use, but it can close just
-		// after). The request is sent again, on a new connection, only
-		// when nothing of it reached the connection or it is replayable.
+		// before any answer (not checked before a replayable call, and a
+		// checked one can close just after). The request is sent again,
+		// on another connection, only when nothing of it reached the
+		// connection or it is replayable.
 		hasBody := req.Body != nil && req.Body != http.NoBody
 		if try == 0 && c.reused && ctx.Err() == nil && !errors.Is(err, errHeaderTooLarge) && !errors.Is(err, ErrHeaderTimeout) &&
 			(replayable(req) || (!sent && (!hasBody || req.GetBody != nil))) {
@@ -447,9 +454,9 @@ func key(req *http.Request) poolKey {
 	return poolKey{req.URL.Scheme, host}
 }
 
-// get takes an idle connection to req's server, or dials one by end (zero:
-// the context's deadline alone).
-func (t *Transport) get(ctx context.Context, req *http.Request, end time.Time) (*conn, error) {
+// get takes an idle connection to req's server, peeked at first when
+// check is set, or dials one by end (zero: the context's deadline alone).
+func (t *Transport) get(ctx context.Context, req *http.Request, end time.Time, check bool) (*conn, error) {
 	k := key(req)
 	now := time.Now()
 	for {
@@ -462,7 +469,7 @@ func (t *Transport) get(ctx context.Context, req *http.Request, end time.Time) (
 		c := list[len(list)-1]
 		t.idle[k] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) > t.idleTimeout || !c.alive() {
+		if now.Sub(c.idleAt) > t.idleTimeout || (check && !t.alive(c)) {
 			_ = c.c.Close()
 			continue
 		}
@@ -550,13 +557,14 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 // alive says whether an idle connection is still open: a peek that finds
-// neither data nor the end of the stream. One system call per reuse; it
-// keeps a request that cannot be replayed off a connection the server has
-// closed, which net/http learns from its reader goroutine.
-func (c *conn) alive() bool {
+// neither data nor the end of the stream. One system call; it keeps a
+// request that cannot be replayed off a connection the server has closed,
+// which net/http learns from its reader goroutine.
+func (t *Transport) alive(c *conn) bool {
 	if c.rc == nil {
 		return true
 	}
+	t.peeks.Add(1)
 	c.peeked = false
 	_ = c.rc.Read(c.peek)
 	return c.peeked

@@ -148,6 +148,75 @@ func TestAClosedIdleConnectionIsNotUsed(t *testing.T) {
 	}
 }
 
+// A call that can be sent again takes a pooled connection without the
+// system call that peeks at it; one that cannot is peeked at.
+func TestOnlyCallsThatCannotBeSentAgainPeek(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return ok, false })
+	tr := New(Options{})
+	call := func(method string, body io.Reader, header string) {
+		t.Helper()
+		req, err := http.NewRequest(method, s.url("/a"), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if header != "" {
+			req.Header.Set(header, "k-1")
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	for range 4 {
+		call("GET", nil, "")
+	}
+	call("POST", strings.NewReader("x"), "Idempotency-Key") // replayable: its body can be had again, and it has a key
+	if n := tr.peeks.Load(); n != 0 {
+		t.Fatalf("four reuses by replayable calls peeked %d times, want 0", n)
+	}
+	call("POST", strings.NewReader("once"), "")
+	if n := tr.peeks.Load(); n != 1 {
+		t.Fatalf("a POST on a pooled connection peeked %d times, want 1", n)
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Fatalf("the calls opened %d connections, want 1", n)
+	}
+}
+
+// Every pooled connection was closed by the server: a GET, not peeked at,
+// fails on the first, and is sent again on a connection that is checked,
+// so the other closed ones are passed over, not tried in turn.
+func TestAReplayableCallPassesOverClosedConnections(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return ok, true })
+	tr := New(Options{})
+	// Three connections in the pool: three calls whose answers are all
+	// in before any body is read.
+	var resps []*http.Response
+	for i := range 3 {
+		resp, err := get(t, tr, "GET", s.url("/warm"), nil)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		resps = append(resps, resp)
+	}
+	for _, resp := range resps {
+		readAll(t, resp)
+	}
+	time.Sleep(50 * time.Millisecond) // the server's closes arrive
+	resp, err := get(t, tr, "GET", s.url("/again"), nil)
+	if err != nil {
+		t.Fatalf("a GET with only closed connections in the pool: %v", err)
+	}
+	readAll(t, resp)
+	if n := s.accepted.Load(); n != 4 {
+		t.Fatalf("%d connections accepted, want the three closed ones and one new", n)
+	}
+	if got := strings.Count(strings.Join(s.seen(), ","), "GET /again"); got != 1 {
+		t.Fatalf("the server saw the GET %d times, want once", got)
+	}
+}
+
 // An answer that announces keep-alive but the server drops the connection
 // anyway: a GET is sent again on a new connection; a POST is not.
 func TestReplayOnlyWhatIsReplayable(t *testing.T) {
