@@ -91,6 +91,10 @@ type Config struct {
 	// Listen is the address of the application-facing listener.
 	// Default DefaultListen (loopback only).
 	Listen string `yaml:"listen"`
+	// H2C also serves HTTP/2 without TLS on Listen, to apps that speak it
+	// with prior knowledge (RFC 9113 §3.3), beside HTTP/1.1 on the same
+	// port. Default false: only HTTP/1.x.
+	H2C bool `yaml:"h2c"`
 	// Admin configures the operator listener (metrics, health).
 	Admin Admin `yaml:"admin"`
 	// Log configures structured logging.

@@ -158,6 +158,7 @@ func needRestart(was, now *config.Config) []string {
 		"cache":          was.Cache == now.Cache,
 		"redis":          reflect.DeepEqual(was.Redis, now.Redis),
 		"shutdown_grace": was.ShutdownGrace == now.ShutdownGrace,
+		"h2c":            was.H2C == now.H2C,
 	} {
 		if !same {
 			keys = append(keys, key)

@@ -189,8 +189,9 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 	type listener struct {
 		addr    string
 		handler http.Handler
+		h2c     bool
 	}
-	order := []listener{{cfg.Listen, p}}
+	order := []listener{{cfg.Listen, p, cfg.H2C}}
 	if cfg.Admin.Listen != "off" {
 		token, err := adminToken(cfg, log)
 		if err != nil {
@@ -200,7 +201,7 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 		parts := admin.Parts{Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() }, Cluster: cl}
 		s.Board = admin.NewBoard(parts)
 		parts.Board = s.Board
-		order = append(order, listener{cfg.Admin.Listen, admin.Handler(parts)})
+		order = append(order, listener{addr: cfg.Admin.Listen, handler: admin.Handler(parts)})
 	}
 	var lns []net.Listener
 	for _, l := range order {
@@ -214,14 +215,22 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 		}
 		lns = append(lns, proxy.Listener(ln))
 		s.addrs = append(s.addrs, ln.Addr())
-		s.servers = append(s.servers, &http.Server{
+		srv := &http.Server{
 			Handler:           l.handler,
 			ConnContext:       proxy.ConnContext,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		})
+		}
+		if l.h2c {
+			// A connection that opens with HTTP/2's preface is served as
+			// HTTP/2 (net/http's own server), any other as HTTP/1.1.
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
+			srv.Protocols.SetUnencryptedHTTP2(true)
+		}
+		s.servers = append(s.servers, srv)
 	}
 	return s, lns, nil
 }
