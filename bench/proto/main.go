@@ -3,7 +3,7 @@
 // measures what each engine costs by itself beside nginx. It is its own
 // module, so that fasthttp is not a dependency of Seawall.
 //
-//	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-h1|nethttp-fastclient -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
+//	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-adaptor|fasthttp-h1|nethttp-fastclient -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
 //	proto -engine static|fasthttp-static|nbio-static -listen ADDR
 //
 // The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	_ "net/http/pprof" //nolint:gosec // served only with -pprof
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -32,7 +34,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-h1: fasthttp's server running h1's net/http handler through an adaptor (the server half alone); nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-adaptor: fasthttp's server running the h1 engine's net/http handler through fasthttpadaptor; fasthttp-h1: fasthttp's server, the request and answer copied to and from Seawall's h1 client by hand (the server half alone); nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
@@ -57,8 +59,10 @@ func main() {
 		err = serveNbio(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
 	case "fasthttp":
 		err = serveFastHTTP(*listen, up, tlsConfig)
-	case "fasthttp-h1":
+	case "fasthttp-adaptor":
 		err = serveFastHTTPNetHandler(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
+	case "fasthttp-h1":
+		err = serveFastHTTPH1(*listen, up, h1.New(h1.Options{TLS: tlsConfig}))
 	case "nethttp-fastclient":
 		err = serveNetHTTP(*listen, forwardFast(up, tlsConfig))
 	case "static":
@@ -259,4 +263,44 @@ func forwardFast(up upstreams, tlsConfig *tls.Config) http.Handler {
 		w.WriteHeader(resp.StatusCode())
 		_, _ = w.Write(resp.Body())
 	})
+}
+
+// serveFastHTTPH1 is fasthttp's server with Seawall's h1 client behind it,
+// the request copied into an *http.Request and the answer out of an
+// *http.Response by hand: what moving the server alone would cost a
+// handler whose client and policies stay on net/http's types.
+func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport) error {
+	h := func(ctx *fasthttp.RequestCtx) {
+		scheme, host, path := up.target(string(ctx.Path()))
+		out := &http.Request{
+			Method: string(ctx.Method()), URL: &url.URL{Scheme: scheme, Host: host, Path: path},
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header), Host: host,
+		}
+		for k, v := range ctx.Request.Header.All() {
+			if name := string(k); name != "Connection" && name != "Host" {
+				out.Header.Add(name, string(v))
+			}
+		}
+		if body := ctx.PostBody(); len(body) > 0 {
+			out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		}
+		resp, err := rt.RoundTrip(out)
+		if err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			if k == "Connection" {
+				continue
+			}
+			for _, v := range vs {
+				ctx.Response.Header.Add(k, v)
+			}
+		}
+		ctx.SetStatusCode(resp.StatusCode)
+		_, _ = io.Copy(ctx.Response.BodyWriter(), resp.Body)
+	}
+	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
+	return srv.ListenAndServe(listen)
 }
