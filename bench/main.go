@@ -410,6 +410,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if profileDir != "" {
 		first = 0
 	}
+	rates := offered{}
 	for r := first; r <= rounds; r++ {
 		res := results.of(r)
 		for _, s := range scenarios {
@@ -444,14 +445,10 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-8s %s\n", r, s, t.name, m)
 			}
 		}
-		// (d) open-model load at half of nginx's best pass-through rate so
-		// far, and (d') at half of Seawall's own, where it is not near its
-		// limit.
+		// (d) open-model load at half of nginx's pass-through rate, and
+		// (d') at half of Seawall's own, where it is not near its limit.
 		for _, fixed := range []struct{ key, of string }{{"fixed", "nginx"}, {"fixed-own", "seawall"}} {
-			rate := res.best("pass", fixed.of) / 2
-			if fixedRate > 0 {
-				rate = fixedRate
-			}
+			rate := rates.rate(r, fixed.key, res.best("pass", fixed.of))
 			for i := range targets {
 				if !want(fixed.key) || rate == 0 {
 					break
@@ -581,6 +578,29 @@ var goUpstream bool
 
 // fixedRate, when set, is the rate of the fixed-rate rows.
 var fixedRate float64
+
+// offered holds the rate of each fixed-rate row: half of the (a) result
+// it follows in the first round counted, kept for every round after it,
+// so that the rounds of a row, whose median is taken by p99, all carry
+// one load. A profile's round 0 offers half of its own (a), kept for no
+// other. fixedRate, when set, is every round's.
+type offered map[string]float64
+
+func (o offered) rate(round int, key string, pass float64) float64 {
+	if fixedRate > 0 {
+		return fixedRate
+	}
+	if round == 0 {
+		return pass / 2
+	}
+	if v, ok := o[key]; ok {
+		return v
+	}
+	if pass > 0 {
+		o[key] = pass / 2
+	}
+	return pass / 2
+}
 
 // traceRuns makes startProfile fetch runtime traces.
 var traceRuns bool

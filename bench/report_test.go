@@ -163,3 +163,24 @@ func TestRedisCostBesideTheLocalLimits(t *testing.T) {
 		t.Errorf("without a global row: %q", got)
 	}
 }
+
+// Every counted round of a fixed-rate row offers the load the first one
+// did, whatever the (a) result of the rounds after it; a profile's round
+// 0 offers its own and sets nothing.
+func TestFixedRateRowsOfferOneLoadInEveryRound(t *testing.T) {
+	o := offered{}
+	if got := o.rate(0, "fixed-own", 8000); got != 4000 {
+		t.Fatalf("round 0: %v, want half of its own (a), 4000", got)
+	}
+	if got := o.rate(1, "fixed-own", 20000); got != 10000 {
+		t.Fatalf("round 1: %v, want 10000", got)
+	}
+	for _, pass := range []float64{13000, 30000} {
+		if got := o.rate(2, "fixed-own", pass); got != 10000 {
+			t.Errorf("a later round whose (a) was %v offered %v, want the first round's 10000", pass, got)
+		}
+	}
+	if got := o.rate(2, "fixed", 50000); got != 25000 {
+		t.Errorf("another row: %v, want its own first rate, 25000", got)
+	}
+}
