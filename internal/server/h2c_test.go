@@ -29,7 +29,8 @@ func h2Client() *http.Client {
 // application listener, beside HTTP/1.1 on the same port, and what the
 // HTTP/1.1 path does holds for it: the vendor is called over HTTP/1.1
 // with the app's method, body and fields; the answer, its 103 and its
-// trailer are relayed; a body over the limit is refused; Seawall's own
+// trailer are relayed; a body over the limit, a body that stops
+// arriving and a vendor too slow get their 413, 408 and 504; Seawall's own
 // answers are problems with the request id.
 func TestH2CServesHTTP2FromApps(t *testing.T) {
 	type seen struct{ proto, method, body, key string }
@@ -46,6 +47,8 @@ func TestH2CServesHTTP2FromApps(t *testing.T) {
 			w.WriteHeader(http.StatusEarlyHints)
 			w.Header().Del("Link")
 			_, _ = io.WriteString(w, "after hints")
+		case "/slow":
+			time.Sleep(time.Second)
 		case "/trailer":
 			w.Header().Set("Trailer", "X-Checksum")
 			_, _ = io.WriteString(w, "streamed")
@@ -60,9 +63,9 @@ func TestH2CServesHTTP2FromApps(t *testing.T) {
 	s, _, _ := startDoc(t, `listen: 127.0.0.1:0
 h2c: true
 admin: {listen: off}
-limits: {max_request_body: 1KiB}
+limits: {max_request_body: 1KiB, body_read_timeout: 300ms}
 upstreams:
-  api: {url: `+vendor.URL+`, retry: {max_attempts: 1}}
+  api: {url: `+vendor.URL+`, retry: {max_attempts: 1}, timeouts: {per_try: 100ms, overall: 2s}, breaker: {disabled: true}}
 `)
 	app := "http://" + s.Addrs()[0].String()
 	c := h2Client()
@@ -99,6 +102,20 @@ upstreams:
 	req, _ = http.NewRequest(http.MethodPost, app+"/api/v1/orders", strings.NewReader(strings.Repeat("x", 4096)))
 	if resp, body := do(req); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("POST of 4 KiB over a 1 KiB limit: %d %q, want 413", resp.StatusCode, body)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, app+"/api/slow", nil)
+	if resp, body := do(req); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("a vendor slower than the per-try timeout: %d %q, want 504", resp.StatusCode, body)
+	}
+
+	// A body that stops arriving: 408 once body_read_timeout has passed.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = io.WriteString(pw, `{"qty":`) }() // and nothing more
+	req, _ = http.NewRequest(http.MethodPost, app+"/api/v1/orders", pr)
+	if resp, body := do(req); resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("a body that stops arriving: %d %q, want 408", resp.StatusCode, body)
 	}
 
 	var hints []string
@@ -139,9 +156,10 @@ upstreams:
 	want := []seen{
 		{"HTTP/1.1", "GET", "", "k-7"},
 		{"HTTP/1.1", "POST", `{"qty":2}`, ""},
-		{"HTTP/1.1", "GET", "", ""},
-		{"HTTP/1.1", "GET", "", ""},
-		{"HTTP/1.1", "GET", "", ""},
+		{"HTTP/1.1", "GET", "", ""}, // slow
+		{"HTTP/1.1", "GET", "", ""}, // hints
+		{"HTTP/1.1", "GET", "", ""}, // trailer
+		{"HTTP/1.1", "GET", "", ""}, // HTTP/1.1
 	}
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Errorf("the vendor saw %v, want %v", calls, want)
