@@ -73,7 +73,6 @@ func netHTTPEdge(t *testing.T) *edge {
 	srv := &http.Server{
 		ReadHeaderTimeout: headTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, err := io.ReadAll(r.Body)
 			if err != nil {
@@ -114,7 +113,7 @@ type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
 
-// outcome is what a raw request got: the status of each answer read, in
+// send writes a raw request and returns the status of each answer read, in
 // order, until the connection closed.
 func send(t *testing.T, addr, raw string) []int {
 	t.Helper()

@@ -199,7 +199,7 @@ func (t *Transport) Call(req *http.Request, headerTimeout time.Duration, o Obser
 		// A pooled connection is peeked at before a call that could not be
 		// sent again; a replayable one goes at once, and if the server had
 		// closed that connection, the call is sent again below, on one
-		// that is peeked at. One system call saved a call on the hot path.
+		// that is peeked at: one system call less a call on the hot path.
 		c, err := t.get(ctx, req, end, try > 0 || !replayable(req))
 		if err != nil {
 			closeBody(req)
