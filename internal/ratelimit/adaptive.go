@@ -24,12 +24,14 @@ const (
 	// adaptiveConverged: once the rate that drew a 429 is within this
 	// factor of the rate proven, the bisection stops (its next probe, a
 	// tenth above the proven rate, would as likely draw a 429 as not); the
-	// rate then creeps up by adaptiveCreep a round, once adaptiveCalm has passed since that
-	// 429, until it is within adaptiveSettled of it: there it stays. The
-	// bisection lands anywhere in the last 20% below a rate that drew a
-	// 429; the creep, one 429 later, within 2% of the vendor's limit. It
-	// waits, so that the search's first seconds cost no more 429s, each
-	// of which may pause every call for a second or more.
+	// rate then creeps up by adaptiveCreep a round, once adaptiveCalm has
+	// passed since that 429, until it is within adaptiveSettled of it
+	// (twice that while 429s pause every call: settleUnder): there it
+	// stays. The bisection lands anywhere in the last 20% below a rate
+	// that drew a 429; the creep, one 429 later, within 2% under the
+	// vendor's limit (within 4% while 429s pause every call). It waits, so
+	// that the search's first seconds cost no more 429s, each of which may
+	// pause every call for a second or more.
 	adaptiveConverged = 1.2
 	adaptiveSettled   = 1.02
 	adaptiveCreep     = 1.02
@@ -177,6 +179,10 @@ func (a *adaptiveRate) throttled(now, sent time.Time, from float64, held, paused
 	}
 	prev := a.rate
 	switch {
+	case a.good > 0 && !proven && a.costly:
+		// Back to the rate proven, but never nearer the rate that drew
+		// this 429 than the search settles.
+		a.rate = min(a.good, a.settleUnder(from))
 	case a.good > 0 && !proven:
 		a.rate = a.good
 	case proven:
@@ -249,6 +255,18 @@ func (a *adaptiveRate) step(now time.Time) bool {
 	return a.rate != prev
 }
 
+// settleUnder is the rate the search settles at under bad, a rate that
+// drew a 429: adaptiveSettled under it, or that twice while the vendor's
+// 429s pause every call, since calls then arrive closer together than
+// they left by as much as the network or the vendor's machine delays one
+// of them, and each 429 costs a second of the whole quota.
+func (a *adaptiveRate) settleUnder(bad float64) float64 {
+	if a.costly {
+		return bad / (adaptiveSettled * adaptiveSettled)
+	}
+	return bad / adaptiveSettled
+}
+
 // near says the rate is within adaptiveConverged of one that drew a 429.
 func (a *adaptiveRate) near() bool { return a.bad > 0 && a.bad <= adaptiveConverged*a.rate }
 
@@ -277,8 +295,8 @@ func (a *adaptiveRate) grow(now time.Time, answered bool, demand float64) float6
 		next = min(math.Sqrt(a.rate*a.bad), a.rate*adaptiveCostlyStep)
 	case a.bad > adaptiveConverged*a.rate && answered:
 		next = math.Sqrt(a.rate * a.bad)
-	case a.bad/adaptiveSettled > a.rate*adaptiveSame && answered && now.Sub(a.badAt) >= adaptiveCalm:
-		next = min(a.rate*adaptiveCreep, a.bad/adaptiveSettled)
+	case a.settleUnder(a.bad) > a.rate*adaptiveSame && answered && now.Sub(a.badAt) >= adaptiveCalm:
+		next = min(a.rate*adaptiveCreep, a.settleUnder(a.bad))
 	case a.bad > 0: // settled, calming down, or not proven yet
 	case a.reprobe && answered:
 		next = a.rate * adaptiveCreep

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"testing"
 	"testing/synctest"
@@ -185,6 +186,41 @@ func TestHostileHeadersPauseAtMostAnHourAndChangeNoRateForGood(t *testing.T) {
 					t.Errorf("%d with %v: an hour and four seconds later, rate %v paused %s; want back near %v, not paused", status, h, got.Effective, got.PausedFor, before)
 				}
 			})
+		}
+	}
+}
+
+// A 429 that ends the creep leaves the rate at the last one proven when
+// a 429 costs one call; when it paused every call (Retry-After), two
+// creep steps under the rate that drew it, and the creep does not climb
+// back, so that a call the network or the vendor's machine delays by a
+// millisecond at 20/s does not cost another second of the whole quota.
+func TestAdaptiveSettlesFurtherUnderPausing429s(t *testing.T) {
+	for _, tc := range []struct {
+		paused bool
+		want   float64
+	}{
+		{false, 20},
+		{true, 20.4 / adaptiveSettled / adaptiveSettled},
+	} {
+		now := time.Unix(1_000_000, 0)
+		// Converged and creeping: 20/s proven, 20.4/s being tried, the
+		// bisection's 429 at 20.8/s long past.
+		a := newAdaptiveRate(0)
+		a.rate, a.good, a.bad, a.badAt, a.badFor, a.costly = 20.4, 20, 20.8, now.Add(-20*time.Second), adaptiveBelieve, tc.paused
+		a.round, a.cutAt = now, now.Add(-20*time.Second)
+		a.throttled(now, now.Add(-10*time.Millisecond), 20.4, true, tc.paused)
+		if math.Abs(a.rate-tc.want) > 1e-9 {
+			t.Errorf("paused %v: rate %.3f after the creep's 429, want %.3f", tc.paused, a.rate, tc.want)
+		}
+		// 40 s of proven rounds, the app asking for more: the rate stays.
+		for range 100 {
+			now = now.Add(400 * time.Millisecond)
+			a.pressed, a.oks, a.lastOK, a.asked = true, adaptiveProofCalls, true, 100
+			a.step(now)
+		}
+		if math.Abs(a.rate-tc.want) > 1e-9 {
+			t.Errorf("paused %v: rate %.3f after 40 s of proven rounds, want it left at %.3f", tc.paused, a.rate, tc.want)
 		}
 	}
 }
