@@ -178,26 +178,49 @@ func startsRequest(p []byte) bool {
 // vendor's clock stamped one of the two late. It returns both lists as
 // text, and how many refusals it judged.
 func Refusals(calls []WireCall, interval time.Duration) (tooSoon, stampedLate []string, n int) {
+	for _, r := range Judge(calls, interval) {
+		n++
+		switch {
+		case r.Gap == 0:
+			stampedLate = append(stampedLate, "the first call")
+		case r.TooSoon:
+			tooSoon = append(tooSoon, r.Gap.Round(10*time.Microsecond).String())
+		default:
+			stampedLate = append(stampedLate, r.Gap.Round(10*time.Microsecond).String())
+		}
+	}
+	return tooSoon, stampedLate, n
+}
+
+// Refusal is a refusal (429) seen on the wire, judged.
+type Refusal struct {
+	At time.Time
+	// Gap is the time since the arrival of the call the vendor served
+	// before it; 0 when it served none before.
+	Gap time.Duration
+	// TooSoon says the gap was under the vendor's interval: the caller
+	// sent it too soon. Otherwise the vendor's clock stamped one of the
+	// two calls late.
+	TooSoon bool
+}
+
+// Judge judges each refusal on the wire against the vendor's interval,
+// in the order they reached it.
+func Judge(calls []WireCall, interval time.Duration) []Refusal {
+	var out []Refusal
 	var last time.Time
 	for _, c := range calls {
 		switch {
+		case c.Status == 429 && last.IsZero():
+			out = append(out, Refusal{At: c.At})
 		case c.Status == 429:
-			n++
-			if last.IsZero() {
-				stampedLate = append(stampedLate, "the first call")
-				continue
-			}
-			gap := c.At.Sub(last).Round(10 * time.Microsecond).String()
-			if c.At.Sub(last) < interval {
-				tooSoon = append(tooSoon, gap)
-			} else {
-				stampedLate = append(stampedLate, gap)
-			}
+			gap := c.At.Sub(last)
+			out = append(out, Refusal{At: c.At, Gap: gap, TooSoon: gap < interval})
 		case c.Status/100 == 2:
 			last = c.At
 		}
 	}
-	return tooSoon, stampedLate, n
+	return out
 }
 
 // SmallestGap is the smallest gap on the wire between two calls the
