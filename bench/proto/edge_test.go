@@ -1,8 +1,9 @@
 package main
 
 // The app-facing edge's hostile-input corpus, sent to net/http's server
-// (Seawall's today) and to fasthttp's (ADR 0006's candidate), each with
-// Seawall's limits. Every case states what Seawall requires of the edge:
+// (Seawall's today), to fasthttp's (ADR 0006's candidate), and to
+// fasthttp's with Seawall's field checks in front (internal/edge), each
+// with Seawall's limits. Every case states what Seawall requires of the edge:
 // that the request be refused, or read one way only (its body decoded,
 // nothing that follows taken into it), or that the request target reach
 // the handler as sent, for Seawall to judge. The cases are the requests
@@ -27,6 +28,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	seawalledge "github.com/seawall/seawall/internal/edge"
 )
 
 // parsed is what a server's handler saw of one request.
@@ -99,6 +102,32 @@ func fastEdge(t *testing.T) *edge {
 		ReadTimeout:    headTimeout,
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			h := &ctx.Request.Header
+			e.record(parsed{string(h.Method()), string(h.RequestURI()), string(ctx.PostBody()), string(h.Protocol()), string(h.Peek("Transfer-Encoding")), string(h.Host())})
+			ctx.SetBodyString("ok")
+		},
+		Logger: quiet{},
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return e
+}
+
+// fastCheckedEdge is fastEdge with Seawall's field checks (internal/edge)
+// in front of its handler: a head they refuse is answered 400 and its
+// connection closed, so that nothing sent after it is read as a request.
+func fastCheckedEdge(t *testing.T) *edge {
+	ln := listenLoopback(t)
+	e := &edge{addr: ln.Addr().String()}
+	srv := &fasthttp.Server{
+		ReadBufferSize: 64 << 10,
+		ReadTimeout:    headTimeout,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			h := &ctx.Request.Header
+			if err := seawalledge.Fields(h.RawHeaders(), h.IsHTTP11()); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusBadRequest)
+				ctx.SetConnectionClose()
+				return
+			}
 			e.record(parsed{string(h.Method()), string(h.RequestURI()), string(ctx.PostBody()), string(h.Protocol()), string(h.Peek("Transfer-Encoding")), string(h.Host())})
 			ctx.SetBodyString("ok")
 		},
@@ -233,7 +262,8 @@ func edgeCases() []edgeCase {
 		{name: "space before the colon", raw: post + "Transfer-Encoding : chunked\r\n\r\n" + hello, want: refused,
 			gaps: map[string]string{"fasthttp": "a field named \"Transfer-Encoding \": no body, and the chunks read as the next request (RFC 9112 §5.1 says 400)"}},
 		{name: "a bad chunk size", raw: post + "Transfer-Encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\n", want: refused,
-			gaps: map[string]string{"fasthttp": "read as 5: whatever follows the hex digits up to CR is skipped as an extension, without the ';' (parseChunkSize)"}},
+			gaps: map[string]string{"fasthttp": "read as 5: whatever follows the hex digits up to CR is skipped as an extension, without the ';' (parseChunkSize)",
+				"fasthttp+checks": "read as 5, as above: the body is fasthttp's to decode"}},
 		{name: "length and chunked, then a request", raw: "POST /api/v1/first HTTP/1.1\r\nHost: s\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n" + hello +
 			"GET /api/v1/second HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n", want: oneWay("hello", "")},
 		{name: "a folded Transfer-Encoding", raw: "POST /api/v1/folded HTTP/1.1\r\nHost: s\r\nConnection: close\r\nTransfer-Encoding:\r\n chunked\r\n\r\n" + hello, want: readAs("hello")},
@@ -271,13 +301,13 @@ func TestEdgeHostileInput(t *testing.T) {
 	servers := []struct {
 		name  string
 		start func(*testing.T) *edge
-	}{{"net/http", netHTTPEdge}, {"fasthttp", fastEdge}}
+	}{{"net/http", netHTTPEdge}, {"fasthttp", fastEdge}, {"fasthttp+checks", fastCheckedEdge}}
 	edges := make([]*edge, len(servers))
 	for i, s := range servers {
 		edges[i] = s.start(t)
 	}
 	var table strings.Builder
-	table.WriteString("| case | net/http | fasthttp |\n|---|---|---|\n")
+	table.WriteString("| case | net/http | fasthttp | fasthttp with Seawall's field checks |\n|---|---|---|---|\n")
 	for _, tc := range edgeCases() {
 		row := "| " + tc.name
 		for i, s := range servers {
