@@ -134,6 +134,7 @@ func TestNginxAdaptiveRetryAfter(t *testing.T) {
 	// which the counts below give back; every other refusal costs the
 	// search its second.
 	credit, creditFirst := 0, 0
+	perPause := int(rate * pause.Seconds()) // the calls of quota one pause costs
 	if tap != nil {
 		var late []string
 		for _, r := range vendortest.Judge(tap.Calls(t), time.Second/rate) {
@@ -141,9 +142,9 @@ func TestNginxAdaptiveRetryAfter(t *testing.T) {
 				continue
 			}
 			late = append(late, fmt.Sprintf("%.3fs (%s after the call served before)", r.At.Sub(start).Seconds(), r.Gap.Round(10*time.Microsecond)))
-			credit += int(rate * pause.Seconds())
+			credit += perPause
 			if r.At.Before(start.Add(10 * time.Second)) {
-				creditFirst += int(rate * pause.Seconds())
+				creditFirst += perPause
 			}
 		}
 		t.Logf("on the wire, %d of the refusals reached nginx its interval or more after the call it served before (nginx stamped late; %d calls of quota given back): %v", len(late), credit, late)
