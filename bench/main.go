@@ -341,7 +341,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
-		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "nethttp-fastclient", "static", "fasthttp-static", "nbio-static"} {
+		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "fasthttp-h1-stream", "nethttp-fastclient", "fasthttp-adapted", "static", "fasthttp-static", "nbio-static"} {
 			port := freePorts(1)[0]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort),

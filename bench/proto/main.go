@@ -3,7 +3,7 @@
 // measures what each engine costs by itself beside nginx. It is its own
 // module, so that fasthttp is not a dependency of Seawall.
 //
-//	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-adaptor|fasthttp-h1|nethttp-fastclient -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
+//	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-adaptor|fasthttp-h1|fasthttp-h1-stream|nethttp-fastclient|fasthttp-adapted -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
 //	proto -engine static|fasthttp-static|nbio-static -listen ADDR
 //
 // The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
@@ -25,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
@@ -34,7 +35,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-adaptor: fasthttp's server running the h1 engine's net/http handler through fasthttpadaptor; fasthttp-h1: fasthttp's server, the request and answer copied to and from Seawall's h1 client by hand (the server half alone); nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-adaptor: fasthttp's server running the h1 engine's net/http handler through fasthttpadaptor; fasthttp-h1: fasthttp's server, the request and answer copied to and from Seawall's h1 client by hand (the server half alone); fasthttp-h1-stream: fasthttp-h1 with the answer's body copied by fasthttp after the handler returns (SetBodyStream), as a streamed answer would be; nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); fasthttp-adapted: fasthttp both ways under the h1 engine's net/http handler, an *http.Request and http.ResponseWriter made over fasthttp's server and an http.RoundTripper over its client (both halves moved, the policies' types kept); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
@@ -62,9 +63,13 @@ func main() {
 	case "fasthttp-adaptor":
 		err = serveFastHTTPNetHandler(*listen, forward(up, h1.New(h1.Options{TLS: tlsConfig})))
 	case "fasthttp-h1":
-		err = serveFastHTTPH1(*listen, up, h1.New(h1.Options{TLS: tlsConfig}))
+		err = serveFastHTTPH1(*listen, up, h1.New(h1.Options{TLS: tlsConfig}), false)
+	case "fasthttp-h1-stream":
+		err = serveFastHTTPH1(*listen, up, h1.New(h1.Options{TLS: tlsConfig}), true)
 	case "nethttp-fastclient":
 		err = serveNetHTTP(*listen, forwardFast(up, tlsConfig))
+	case "fasthttp-adapted":
+		err = serveFastHTTPAdapted(*listen, forward(up, newFastTransport(up, tlsConfig)))
 	case "static":
 		err = serveNetHTTP(*listen, static)
 	case "nbio-static":
@@ -265,11 +270,19 @@ func forwardFast(up upstreams, tlsConfig *tls.Config) http.Handler {
 	})
 }
 
+// copyBuffers are the buffers a body is copied through.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // serveFastHTTPH1 is fasthttp's server with Seawall's h1 client behind it,
 // the request copied into an *http.Request and the answer out of an
 // *http.Response by hand: what moving the server alone would cost a
 // handler whose client and policies stay on net/http's types.
-func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport) error {
+//
+// With stream set, the handler returns once the answer's header is in,
+// and fasthttp copies its body from h1 afterwards (SetBodyStream): the
+// way an answer that must not be held whole (a large download, events)
+// is sent on fasthttp, whose handler cannot flush as it writes.
+func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport, stream bool) error {
 	h := func(ctx *fasthttp.RequestCtx) {
 		scheme, host, path := up.target(string(ctx.Path()))
 		out := &http.Request{
@@ -289,7 +302,9 @@ func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport) error {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 			return
 		}
-		defer resp.Body.Close()
+		if !stream {
+			defer resp.Body.Close()
+		}
 		for k, vs := range resp.Header {
 			if k == "Connection" {
 				continue
@@ -299,8 +314,135 @@ func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport) error {
 			}
 		}
 		ctx.SetStatusCode(resp.StatusCode)
-		_, _ = io.Copy(ctx.Response.BodyWriter(), resp.Body)
+		if stream { // fasthttp closes the body at its end
+			ctx.Response.SetBodyStream(resp.Body, int(resp.ContentLength))
+			return
+		}
+		// fasthttp's body writer has no ReadFrom and h1's body no WriteTo:
+		// io.Copy would make a 32 KiB buffer a request.
+		buf := copyBuffers.Get().(*[]byte)
+		_, _ = io.CopyBuffer(ctx.Response.BodyWriter(), resp.Body, *buf)
+		copyBuffers.Put(buf)
 	}
 	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second}
 	return srv.ListenAndServe(listen)
 }
+
+// serveFastHTTPAdapted serves a net/http handler on fasthttp's server
+// through adapters written for it, not fasthttpadaptor's: the request is
+// copied into an *http.Request, and the handler writes fasthttp's answer
+// through an http.ResponseWriter that sets its fields as they come, on
+// the connection's goroutine. With newFastTransport behind the handler, it
+// is what moving both halves would give if the policies kept net/http's
+// types, against "fasthttp", where nothing is copied.
+func serveFastHTTPAdapted(listen string, h http.Handler) error {
+	serve := func(ctx *fasthttp.RequestCtx) {
+		r := &http.Request{
+			Method: string(ctx.Method()), URL: &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())},
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, ctx.Request.Header.Len()),
+			Host: string(ctx.Host()), RequestURI: string(ctx.RequestURI()), RemoteAddr: ctx.RemoteAddr().String(), Body: http.NoBody,
+		}
+		for k, v := range ctx.Request.Header.All() {
+			if name := string(k); name != "Host" {
+				r.Header[name] = append(r.Header[name], string(v))
+			}
+		}
+		if body := ctx.PostBody(); len(body) > 0 {
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		}
+		h.ServeHTTP(&fastWriter{ctx: ctx, h: make(http.Header)}, r)
+	}
+	srv := &fasthttp.Server{Handler: serve, ReadTimeout: 10 * time.Second}
+	return srv.ListenAndServe(listen)
+}
+
+// fastWriter is an http.ResponseWriter over a fasthttp answer.
+type fastWriter struct {
+	ctx   *fasthttp.RequestCtx
+	h     http.Header
+	wrote bool
+}
+
+func (w *fastWriter) Header() http.Header { return w.h }
+
+func (w *fastWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	for k, vs := range w.h {
+		for _, v := range vs {
+			w.ctx.Response.Header.Add(k, v)
+		}
+	}
+	w.ctx.SetStatusCode(code)
+}
+
+func (w *fastWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ctx.Write(p)
+}
+
+// fastTransport is an http.RoundTripper over fasthttp's HostClients, one
+// for each upstream; the answer's body is read whole, as forwardFast's.
+type fastTransport struct{ plain, secure *fasthttp.HostClient }
+
+func newFastTransport(up upstreams, tlsConfig *tls.Config) *fastTransport {
+	return &fastTransport{
+		plain:  &fasthttp.HostClient{Addr: up.plain, MaxConns: 1024},
+		secure: &fasthttp.HostClient{Addr: up.tls, MaxConns: 1024, IsTLS: true, TLSConfig: tlsConfig},
+	}
+}
+
+func (t *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(r.Method)
+	req.SetRequestURI(r.URL.Scheme + "://" + r.URL.Host + r.URL.RequestURI()) // as serveFastHTTP's: a HostClient refuses a scheme other than its own
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		req.SetBodyStream(r.Body, int(r.ContentLength))
+	}
+	client := t.plain
+	if r.URL.Scheme == "https" {
+		client = t.secure
+	}
+	if err := client.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
+	}
+	out := &http.Response{
+		StatusCode: resp.StatusCode(), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, resp.Header.Len()), ContentLength: int64(len(resp.Body())), Request: r,
+	}
+	for k, v := range resp.Header.All() {
+		name := string(k)
+		out.Header[name] = append(out.Header[name], string(v))
+	}
+	out.Body = &fastBody{resp: resp, r: bytes.NewReader(resp.Body())}
+	return out, nil
+}
+
+// fastBody is an answer's body held by fasthttp's response, which goes
+// back to its pool when the body is closed.
+type fastBody struct {
+	resp *fasthttp.Response
+	r    *bytes.Reader
+}
+
+func (b *fastBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *fastBody) Close() error {
+	if b.resp != nil {
+		fasthttp.ReleaseResponse(b.resp)
+		b.resp = nil
+	}
+	return nil
+}
+
+// WriteTo spares io.Copy its buffer.
+func (b *fastBody) WriteTo(w io.Writer) (int64, error) { return b.r.WriteTo(w) }
