@@ -341,18 +341,22 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
-		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "fasthttp-h1-stream", "nethttp-fastclient", "fasthttp-adapted", "static", "fasthttp-static", "nbio-static"} {
+		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "fasthttp-h1-stream", "nethttp-fastclient", "fasthttp-adapted", "fasthttp-seawall", "static", "fasthttp-static", "nbio-static"} {
 			port := freePorts(1)[0]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort),
-				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"))
+				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"),
+				"-config", filepath.Join(dir, "seawall.yaml"))
 			if err != nil {
 				return err
 			}
 			listening = append(listening, port)
 			paths := map[string]string{"pass": "/api/small", "tls": "/tls/small"}
-			if strings.HasSuffix(engine, "static") { // the most a handler can do for (b) and (c)
+			switch {
+			case strings.HasSuffix(engine, "static"): // the most a handler can do for (b) and (c)
 				paths = map[string]string{"cache1k": "/1k", "cache64k": "/64k", "down": "/down"}
+			case engine == "fasthttp-seawall": // Seawall's own handler and config
+				paths = map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}
 			}
 			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p, paths: paths})
 		}
@@ -527,10 +531,12 @@ type pairSpec struct {
 }
 
 // pairSpecs: Seawall beside its bare engine, for what Seawall adds to it,
-// and beside nginx for the cache hit, whose 64 KiB row can be set by the
+// beside its own handler on fasthttp's server (ADR 0006's step 3), and
+// beside nginx for the cache hit, whose 64 KiB row can be set by the
 // generator (when both serve what one wrk can take) rather than by them.
 var pairSpecs = []pairSpec{
 	{"pass", "proto-h1", 5000},
+	{"pass", "proto-fasthttp-seawall", 5000},
 	{"cache1k", "proto-static", 10000},
 	{"cache1k", "nginx", 10000},
 	{"cache64k", "nginx", 4000},

@@ -144,7 +144,7 @@ func (r *results) table() string {
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
-		for _, t := range []string{"direct", "seawall", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-nbio", "proto-fasthttp-adaptor", "proto-fasthttp-h1", "proto-fasthttp-h1-stream", "proto-nethttp-fastclient", "proto-fasthttp-adapted", "proto-static", "proto-fasthttp-static", "proto-nbio-static"} {
+		for _, t := range []string{"direct", "seawall", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-nbio", "proto-fasthttp-adaptor", "proto-fasthttp-h1", "proto-fasthttp-h1-stream", "proto-nethttp-fastclient", "proto-fasthttp-adapted", "proto-fasthttp-seawall", "proto-static", "proto-fasthttp-static", "proto-nbio-static"} {
 			m, ok := r.median(s.key, t)
 			if !ok {
 				continue
