@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/seawall/seawall/internal/config"
@@ -24,7 +26,15 @@ import (
 // anything else moves. The answer is sent when the handler returns, so a
 // body of unknown length is not flushed as it arrives (Flush does
 // nothing): a measurement, not a listener.
-func serveFastHTTPSeawall(listen, configFile string) error {
+//
+// watch says how the app's hanging up is noticed while the handler runs,
+// which net/http does with a read in the background and fasthttp does
+// not do: "sweep" a peek every 50 ms at the requests in flight for
+// longer (swept), "always" a watch for every request as net/http's
+// (watched), "context" a context that could end and never does, "" a
+// context that cannot end (which spares Seawall's handler the work of
+// hearing of an end).
+func serveFastHTTPSeawall(listen, configFile, watch string) error {
 	cfg, err := config.LoadFile(configFile)
 	if err != nil {
 		return err
@@ -35,9 +45,97 @@ func serveFastHTTPSeawall(listen, configFile string) error {
 	if err != nil {
 		return err
 	}
-	srv := &fasthttp.Server{Handler: adapt(p, proxy.ConnContext), ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true}
-	return srv.Serve(proxy.Listener(ln))
+	h := adapt(p, proxy.ConnContext)
+	var rl *rawListener
+	if watch != "" {
+		rl = &rawListener{Listener: ln}
+		switch watch {
+		case "sweep":
+			h = swept(h, rl, 50*time.Millisecond)
+		case "context":
+			h = cancelable(h)
+		default:
+			h = watched(h, rl)
+		}
+		ln = rl
+	}
+	inner := proxy.Listener(ln)
+	if rl != nil {
+		inner = &outerListener{Listener: inner, raw: rl}
+	}
+	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true}
+	return srv.Serve(inner)
 }
+
+// rawListener and outerListener pair each connection the framing
+// listener hands out with the socket under it, which the watch peeks at.
+type rawListener struct {
+	net.Listener
+	last  syscall.RawConn
+	conns sync.Map // the framing listener's net.Conn: its syscall.RawConn
+}
+
+func (l *rawListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.last, err = c.(*net.TCPConn).SyscallConn()
+	}
+	return c, err
+}
+
+type outerListener struct {
+	net.Listener
+	raw *rawListener
+}
+
+func (l *outerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept() // one goroutine accepts: raw.last is c's
+	if err == nil {
+		l.raw.conns.Store(c, l.raw.last)
+	}
+	return c, err
+}
+
+// watched runs h with the request's context ended when the app hangs up
+// while h runs: a goroutine waits, through the runtime's poller, for the
+// connection to turn readable, and peeks without reading. The end of the
+// stream ends the context; bytes (a pipelined request) end the watch. At
+// h's end the watch is stopped by a read deadline in the past, which
+// fasthttp's own read deadline replaces before it reads the next request.
+func watched(h fasthttp.RequestHandler, rl *rawListener) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		v, ok := rl.conns.Load(ctx.Conn())
+		if !ok {
+			h(ctx)
+			return
+		}
+		rc := v.(syscall.RawConn)
+		gone, cancel := context.WithCancel(context.Background())
+		ctx.SetUserValue(goneKey, gone)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var b [1]byte
+			_ = rc.Read(func(fd uintptr) bool {
+				n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+				if errors.Is(err, syscall.EAGAIN) {
+					return false // wait for readability
+				}
+				if n == 0 && err == nil {
+					cancel() // the app hung up
+				}
+				return true
+			})
+		}()
+		h(ctx)
+		_ = ctx.Conn().SetReadDeadline(time.Unix(1, 0))
+		<-done
+		cancel()
+	}
+}
+
+// goneKey holds the context the watch ends.
+const goneKey = "seawall-gone"
 
 // adapt serves a net/http handler on fasthttp: the request copied into an
 // *http.Request whose context connContext gives from the connection, the
@@ -65,7 +163,11 @@ func adapt(h http.Handler, connContext func(context.Context, net.Conn) context.C
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 		if connContext != nil {
-			r = r.WithContext(connContext(context.Background(), ctx.Conn()))
+			base := context.Background()
+			if gone, ok := ctx.UserValue(goneKey).(context.Context); ok {
+				base = gone
+			}
+			r = r.WithContext(connContext(base, ctx.Conn()))
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -88,3 +190,72 @@ func (w *fastWriter) Flush() {}
 // http.ResponseController does on net/http's.
 func (w *fastWriter) SetReadDeadline(t time.Time) error  { return w.ctx.Conn().SetReadDeadline(t) }
 func (w *fastWriter) SetWriteDeadline(t time.Time) error { return w.ctx.Conn().SetWriteDeadline(t) }
+
+// swept runs h with the request's context ended when the app hangs up
+// while h runs, found by one goroutine for all requests: every tick it
+// peeks, without reading or waiting, at the connection of each request
+// that was in flight at the tick before, and ends the context of those
+// whose app has hung up. A request pays a map's insert and delete; one
+// that runs longer pays a system call a tick. The sweep holds the lock
+// while it peeks, so a request's connection is not closed under it.
+func swept(h fasthttp.RequestHandler, rl *rawListener, tick time.Duration) fasthttp.RequestHandler {
+	type entry struct {
+		rc     syscall.RawConn
+		cancel context.CancelFunc
+		gen    uint64
+	}
+	var (
+		mu       sync.Mutex
+		inflight = map[*entry]struct{}{}
+		gen      uint64
+	)
+	go func() {
+		var b [1]byte
+		for range time.Tick(tick) {
+			mu.Lock()
+			for e := range inflight {
+				if e.gen == gen {
+					continue // younger than a tick
+				}
+				_ = e.rc.Control(func(fd uintptr) {
+					n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+					if n == 0 && err == nil {
+						e.cancel() // the app hung up
+					}
+				})
+			}
+			gen++
+			mu.Unlock()
+		}
+	}()
+	return func(ctx *fasthttp.RequestCtx) {
+		v, ok := rl.conns.Load(ctx.Conn())
+		if !ok {
+			h(ctx)
+			return
+		}
+		gone, cancel := context.WithCancel(context.Background())
+		ctx.SetUserValue(goneKey, gone)
+		e := &entry{rc: v.(syscall.RawConn), cancel: cancel}
+		mu.Lock()
+		e.gen = gen
+		inflight[e] = struct{}{}
+		mu.Unlock()
+		h(ctx)
+		mu.Lock()
+		delete(inflight, e)
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// cancelable gives h's request a context that can end, and never ends
+// it: what the watches cost beyond their watching.
+func cancelable(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		gone, cancel := context.WithCancel(context.Background())
+		ctx.SetUserValue(goneKey, gone)
+		h(ctx)
+		cancel()
+	}
+}
