@@ -68,19 +68,39 @@ func serveFastHTTPSeawall(listen, configFile, watch string) error {
 }
 
 // rawListener and outerListener pair each connection the framing
-// listener hands out with the socket under it, which the watch peeks at.
+// listener hands out with the socket under it, which the watch peeks at;
+// the pair is forgotten when the connection closes.
 type rawListener struct {
 	net.Listener
-	last  syscall.RawConn
-	conns sync.Map // the framing listener's net.Conn: its syscall.RawConn
+	last  *rawConn
+	conns sync.Map // the framing listener's net.Conn: its socket's syscall.RawConn
 }
 
 func (l *rawListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.last, err = c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	l.last = &rawConn{Conn: c, rc: rc, l: l}
+	return l.last, nil
+}
+
+// rawConn is an accepted connection, with its socket for the watch.
+type rawConn struct {
+	net.Conn
+	rc    syscall.RawConn
+	l     *rawListener
+	outer net.Conn // what the framing listener made of it
+}
+
+func (c *rawConn) Close() error {
+	c.l.conns.Delete(c.outer)
+	return c.Conn.Close()
 }
 
 type outerListener struct {
@@ -89,9 +109,10 @@ type outerListener struct {
 }
 
 func (l *outerListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept() // one goroutine accepts: raw.last is c's
+	c, err := l.Listener.Accept() // one goroutine accepts: raw.last is under c
 	if err == nil {
-		l.raw.conns.Store(c, l.raw.last)
+		l.raw.last.outer = c
+		l.raw.conns.Store(c, l.raw.last.rc)
 	}
 	return c, err
 }
