@@ -227,7 +227,5 @@ func benchSeawall(b *testing.B, doc string) string {
 
 func startSeawall(b *testing.B, doc string) (string, *proxy.Proxy) {
 	p, _, _ := build(b, mustParse(b, doc), slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), proxy.NewMetrics())
-	sw := httptest.NewServer(p)
-	b.Cleanup(sw.Close)
-	return sw.URL, p
+	return serveSeawall(b, p, false).URL, p
 }

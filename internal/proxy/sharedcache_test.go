@@ -58,8 +58,7 @@ func newSharedStacks(t testing.TB, n int, extra string, top ...string) ([]*stack
 		t.Cleanup(s.ups.Close)
 		s.proxy = proxy.New(cfg, s.ups)
 		t.Cleanup(s.proxy.Close)
-		s.sw = httptest.NewServer(s.proxy)
-		t.Cleanup(s.sw.Close)
+		s.sw = serveSeawall(t, s.proxy, cfg.H2C)
 		s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 		t.Cleanup(s.c.CloseIdleConnections)
 		out[i] = s

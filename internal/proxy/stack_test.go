@@ -75,15 +75,22 @@ func newStackDoc(t *testing.T, doc string) *stack {
 	s.cfg = cfg
 	s.m = proxy.NewMetrics()
 	s.proxy, s.ups, s.jobs = build(t, cfg, slog.New(slog.NewJSONHandler(s.logs, nil)), s.m, proxy.WithClock(s.clock.now))
-	// Served as seawall serve does: over proxy.Listener.
-	s.sw = httptest.NewUnstartedServer(s.proxy)
-	s.sw.Listener = proxy.Listener(s.sw.Listener)
-	s.sw.Config.ConnContext = proxy.ConnContext
-	s.sw.Start()
-	t.Cleanup(s.sw.Close)
+	s.sw = serveSeawall(t, s.proxy, cfg.H2C)
 	s.c = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	t.Cleanup(s.c.CloseIdleConnections)
 	return s
+}
+
+// serveSeawall serves a Seawall's handler as seawall serve does: on its
+// server (server.HTTPServer), over proxy.Listener. Cleanup closes it.
+func serveSeawall(tb testing.TB, h http.Handler, h2c bool) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = proxy.Listener(srv.Listener)
+	srv.Config = server.HTTPServer(h, slog.Default(), h2c)
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	return srv
 }
 
 // build makes a Seawall's parts in seawall serve's order: the upstream

@@ -215,24 +215,34 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 		}
 		lns = append(lns, proxy.Listener(ln))
 		s.addrs = append(s.addrs, ln.Addr())
-		srv := &http.Server{
-			Handler:           l.handler,
-			ConnContext:       proxy.ConnContext,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
-		if l.h2c {
-			// A connection that opens with HTTP/2's preface is served as
-			// HTTP/2 (net/http's own server), any other as HTTP/1.1.
-			srv.Protocols = new(http.Protocols)
-			srv.Protocols.SetHTTP1(true)
-			srv.Protocols.SetUnencryptedHTTP2(true)
-		}
-		s.servers = append(s.servers, srv)
+		s.servers = append(s.servers, HTTPServer(l.handler, log, l.h2c))
 	}
 	return s, lns, nil
+}
+
+// HTTPServer is the server of seawall serve's listeners, to be served on
+// a proxy.Listener: the limits on a request's head and on an idle
+// connection, the framing listener's mark in each request's context,
+// and, with h2c, HTTP/2 by prior knowledge beside HTTP/1.1. The proxy's
+// tests serve their Seawall with it, so that they run what seawall serve
+// runs.
+func HTTPServer(h http.Handler, log *slog.Logger, h2c bool) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ConnContext:       proxy.ConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if h2c {
+		// A connection that opens with HTTP/2's preface is served as
+		// HTTP/2 (net/http's own server), any other as HTTP/1.1.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
 }
 
 // Addrs are the bound addresses: the application listener, then admin.
