@@ -112,3 +112,25 @@ func TestHostileRequestFraming(t *testing.T) {
 		}
 	}
 }
+
+// The tests' Seawall is served as seawall serve serves it
+// (serveSeawall, server.HTTPServer): a head over its 64 KiB is refused
+// 431 and never reaches the vendor, where httptest's default server
+// would have taken up to 1 MiB; one under it goes through.
+func TestStackKeepsServesHeadLimit(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "", "")
+	addr := strings.TrimPrefix(s.sw.URL, "http://")
+	head := func(filler int) string {
+		return "GET /api/v1/x HTTP/1.1\r\nHost: s\r\nX-Filler: " + strings.Repeat("a", filler) + "\r\nConnection: close\r\n\r\n"
+	}
+	if resp := rawRequest(t, addr, head(80<<10), false); resp == nil || resp.StatusCode != 431 {
+		t.Fatalf("an 80 KiB head: %v, want 431", resp)
+	}
+	if n := s.fake.Count(); n != 0 {
+		t.Fatalf("the vendor got %d requests", n)
+	}
+	if resp := rawRequest(t, addr, head(60<<10), false); resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("a 60 KiB head: %v, want 200", resp)
+	}
+}
