@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +72,8 @@ func startTap(dir string, port int) (*Tap, error) {
 	}
 	tp := &Tap{port: port, path: filepath.Join(dir, "vendor.pcap")}
 	// Packets with a TCP payload only: the IP length less both headers.
-	filter := fmt.Sprintf("tcp port %d and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)", port)
+	// And the datagrams Calls sends to that port as its mark.
+	filter := fmt.Sprintf("(tcp port %d and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)) or (udp dst port %d)", port, port)
 	tp.cmd = exec.Command(bin, "-i", "lo", "-nn", "-U", "--immediate-mode", "-Z", "root", "-s", "256", "-w", tp.path, filter) //nolint:gosec // tcpdump found on PATH, the test's own filter
 	stderr, err := tp.cmd.StderrPipe()
 	if err != nil {
@@ -118,18 +120,61 @@ func (tp *Tap) stop() {
 
 // Calls stops the capture and returns the calls it saw, in the order
 // they reached the vendor.
+//
+// tcpdump stops reading at SIGINT and drops what the kernel still holds
+// for it, so an answer sent just before Calls (its caller already has
+// it) could be missing from the file though it crossed the wire. Calls
+// first sends a mark, a UDP datagram to the vendor's port, and waits (at
+// most markWait) until the file holds it: loopback captures in the order
+// packets are sent, so everything before the mark is in the file too.
 func (tp *Tap) Calls(t testing.TB) []WireCall {
 	t.Helper()
+	if err := tp.mark(); err != nil {
+		t.Fatalf("marking the capture: %v", err)
+	}
 	tp.stop()
-	b, err := os.ReadFile(tp.path)
+	segs, err := tp.read()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pairCalls(segs, tp.port)
+}
+
+// markWait bounds how long Calls waits for its mark to reach the file.
+const markWait = 5 * time.Second
+
+// mark sends the mark and waits until tcpdump has written it.
+func (tp *Tap) mark() error {
+	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(tp.port)))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.Write([]byte("seawall tap mark")); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(markWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		// tcpdump -U writes each packet whole as it takes it; a read
+		// between two writes may end mid-record, and is tried again.
+		segs, err := tp.read()
+		if err == nil && slices.ContainsFunc(segs, func(s segment) bool { return s.udp && int(s.dst) == tp.port }) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tcpdump had not written a datagram sent to port %d after %s", tp.port, markWait)
+}
+
+// read reads the capture file as it stands.
+func (tp *Tap) read() ([]segment, error) {
+	b, err := os.ReadFile(tp.path)
+	if err != nil {
+		return nil, err
+	}
 	segs, err := readPcap(b)
 	if err != nil {
-		t.Fatalf("reading the capture: %v", err)
+		return nil, fmt.Errorf("reading the capture: %w", err)
 	}
-	return pairCalls(segs, tp.port)
+	return segs, nil
 }
 
 // pairCalls matches each request to the vendor's port with the answer
@@ -141,6 +186,7 @@ func pairCalls(segs []segment, port int) []WireCall {
 	waiting := map[flow][]int{} // indexes into calls, oldest first
 	for _, s := range segs {
 		switch {
+		case s.udp:
 		case int(s.dst) == port && startsRequest(s.payload):
 			f := flow{s.src}
 			waiting[f] = append(waiting[f], len(calls))
@@ -277,6 +323,8 @@ type segment struct {
 	at       time.Time
 	src, dst uint16
 	payload  []byte
+	// udp says a UDP datagram (the tap's mark), not a TCP segment.
+	udp bool
 }
 
 // Link types readPcap knows: Ethernet (Linux's loopback) and raw IP.
@@ -333,7 +381,7 @@ func readPcap(b []byte) ([]segment, error) {
 			}
 			frame = frame[14:]
 		}
-		if s, ok := tcpSegment(frame); ok {
+		if s, ok := ipSegment(frame); ok {
 			s.at = time.Unix(int64(secs), nsec)
 			segs = append(segs, s)
 		}
@@ -341,13 +389,19 @@ func readPcap(b []byte) ([]segment, error) {
 	return segs, nil
 }
 
-// tcpSegment reads an IPv4 packet's TCP ports and payload (as far as
-// captured).
-func tcpSegment(ip []byte) (segment, bool) {
-	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != syscall.IPPROTO_TCP {
+// ipSegment reads an IPv4 packet's TCP ports and payload (as far as
+// captured), or a UDP datagram's ports.
+func ipSegment(ip []byte) (segment, bool) {
+	if len(ip) < 20 || ip[0]>>4 != 4 || (ip[9] != syscall.IPPROTO_TCP && ip[9] != syscall.IPPROTO_UDP) {
 		return segment{}, false
 	}
 	ihl := int(ip[0]&0x0f) * 4
+	if ip[9] == syscall.IPPROTO_UDP {
+		if ihl < 20 || len(ip) < ihl+8 {
+			return segment{}, false
+		}
+		return segment{src: binary.BigEndian.Uint16(ip[ihl:]), dst: binary.BigEndian.Uint16(ip[ihl+2:]), udp: true}, true
+	}
 	if ihl < 20 || len(ip) < ihl+20 {
 		return segment{}, false
 	}

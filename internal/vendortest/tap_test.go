@@ -71,6 +71,35 @@ func TestTapTellsALateStampFromACallSentTooSoon(t *testing.T) {
 	t.Logf("too soon: %v; stamped late: %v", tooSoon, late)
 }
 
+// The tap holds an answer its caller already has though tcpdump had not
+// taken it when the test asked for the calls: tcpdump is held stopped
+// (SIGSTOP, as a host that has not scheduled it yet) through a whole
+// call and let go only after Calls has begun.
+func TestTapHoldsAnAnswerTcpdumpHadNotTaken(t *testing.T) {
+	vendor := StartNginx(t, 20)
+	tap := vendor.Tap(t)
+	if tap == nil {
+		t.Skip("tcpdump cannot capture here (CI=true fails instead)")
+	}
+	if err := tap.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(vendor.URL + "/ok.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	p := tap.cmd.Process
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = p.Signal(syscall.SIGCONT)
+	}()
+	calls := tap.Calls(t)
+	if len(calls) != 1 || calls[0].Status != resp.StatusCode {
+		t.Fatalf("the tap saw %+v; want the one call, answered %d", calls, resp.StatusCode)
+	}
+}
+
 // A capture file is outside input to the tap's reader: whatever it holds,
 // reading it returns segments or an error, never a panic.
 func FuzzReadPcap(f *testing.F) {
@@ -90,12 +119,13 @@ func FuzzReadPcap(f *testing.F) {
 // wrote, and pairCalls matches a request with its answer.
 func TestReadPcap(t *testing.T) {
 	b := pcapOf(segmentFrame(40000, 8080, []byte("GET /ok.json HTTP/1.1\r\n\r\n")),
-		segmentFrame(8080, 40000, []byte("HTTP/1.1 429 Too Many Requests\r\n")))
+		segmentFrame(8080, 40000, []byte("HTTP/1.1 429 Too Many Requests\r\n")),
+		datagramFrame(40001, 8080))
 	segs, err := readPcap(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(segs) != 2 || segs[0].src != 40000 || segs[0].dst != 8080 || !bytes.HasPrefix(segs[0].payload, []byte("GET /ok")) {
+	if len(segs) != 3 || !segs[2].udp || segs[2].dst != 8080 || segs[0].udp || segs[0].src != 40000 || segs[0].dst != 8080 || !bytes.HasPrefix(segs[0].payload, []byte("GET /ok")) {
 		t.Fatalf("segments %+v", segs)
 	}
 	calls := pairCalls(segs, 8080)
@@ -147,4 +177,18 @@ func segmentFrame(src, dst uint16, payload []byte) []byte {
 	binary.BigEndian.PutUint16(tcp[2:], dst)
 	tcp[12] = 5 << 4
 	return append(fr, payload...)
+}
+
+// datagramFrame is an Ethernet frame of an IPv4 UDP datagram from port
+// src to dst, as the tap's mark.
+func datagramFrame(src, dst uint16) []byte {
+	fr := make([]byte, 14+20+8)
+	binary.BigEndian.PutUint16(fr[12:], 0x0800)
+	ip := fr[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], 28)
+	ip[9] = syscall.IPPROTO_UDP
+	binary.BigEndian.PutUint16(ip[20:], src)
+	binary.BigEndian.PutUint16(ip[22:], dst)
+	return fr
 }
