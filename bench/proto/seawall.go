@@ -21,11 +21,14 @@ import (
 )
 
 // serveFastHTTPSeawall serves Seawall's own handler, every policy on, on
-// fasthttp's server through the adapter of serveFastHTTPAdapted, behind
-// Seawall's framing listener: what ADR 0006's step 3 would give before
-// anything else moves. The answer is sent when the handler returns, so a
-// body of unknown length is not flushed as it arrives (Flush does
-// nothing): a measurement, not a listener.
+// fasthttp's server, behind Seawall's framing listener: the request made
+// as serveFastHTTPAdapted makes it, the answer written through
+// answerWriter (a streamed body flushed as it comes, 1xx, trailers, as
+// net/http's server gives them; TestAnswersAsNetHTTP holds the two
+// alike): what ADR 0006's step 3 would give before anything else moves.
+// A prototype still: a request's body is read whole before the handler
+// runs, and fasthttp's own answers to a request it cannot parse are not
+// Seawall's problems.
 //
 // watch says how the app's hanging up is noticed while the handler runs,
 // which net/http does with a read in the background and fasthttp does
@@ -39,41 +42,41 @@ func serveFastHTTPSeawall(listen, configFile, watch string) error {
 	if err != nil {
 		return err
 	}
-	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
-	p := proxy.New(cfg, ups)
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	h := adapt(p, proxy.ConnContext)
-	var rl *rawListener
-	if watch != "" {
-		rl = &rawListener{Listener: ln}
-		switch watch {
-		case "sweep":
-			h = swept(h, rl, 50*time.Millisecond)
-		case "context":
-			h = cancelable(h)
-		default:
-			h = watched(h, rl)
-		}
-		ln = rl
+	return serveSeawallOn(ln, cfg, watch)
+}
+
+// serveSeawallOn is serveFastHTTPSeawall on ln, with cfg.
+func serveSeawallOn(ln net.Listener, cfg *config.Config, watch string) error {
+	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	p := proxy.New(cfg, ups)
+	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true}
+	rl := &rawListener{Listener: ln}
+	h := adaptAnswers(p, proxy.ConnContext, rl)
+	switch watch {
+	case "sweep":
+		h = swept(h, rl, 50*time.Millisecond)
+	case "context":
+		h = cancelable(h)
+	case "always":
+		h = watched(h, rl)
 	}
-	inner := proxy.Listener(ln)
-	if rl != nil {
-		inner = &outerListener{Listener: inner, raw: rl}
-	}
-	srv := &fasthttp.Server{Handler: h, ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true}
-	return srv.Serve(inner)
+	srv.Handler = h
+	return srv.Serve(&outerListener{Listener: proxy.Listener(rl), raw: rl})
 }
 
 // rawListener and outerListener pair each connection the framing
-// listener hands out with the socket under it, which the watch peeks at;
-// the pair is forgotten when the connection closes.
+// listener hands out with the connection under it (its socket, which the
+// watch peeks at, and where the answer writer drops what fasthttp writes
+// after an answer the writer sent itself); the pair is forgotten when
+// the connection closes.
 type rawListener struct {
 	net.Listener
 	last  *rawConn
-	conns sync.Map // the framing listener's net.Conn: its socket's syscall.RawConn
+	conns sync.Map // the framing listener's net.Conn: the *rawConn under it
 }
 
 func (l *rawListener) Accept() (net.Conn, error) {
@@ -96,6 +99,22 @@ type rawConn struct {
 	rc    syscall.RawConn
 	l     *rawListener
 	outer net.Conn // what the framing listener made of it
+	// skip is how many bytes written next are dropped (only the
+	// goroutine serving the connection writes, and sets it).
+	skip int
+}
+
+func (c *rawConn) Write(p []byte) (int, error) {
+	if c.skip == 0 {
+		return c.Conn.Write(p)
+	}
+	d := min(c.skip, len(p))
+	c.skip -= d
+	if d == len(p) {
+		return d, nil
+	}
+	n, err := c.Conn.Write(p[d:])
+	return d + n, err
 }
 
 func (c *rawConn) Close() error {
@@ -112,7 +131,7 @@ func (l *outerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept() // one goroutine accepts: raw.last is under c
 	if err == nil {
 		l.raw.last.outer = c
-		l.raw.conns.Store(c, l.raw.last.rc)
+		l.raw.conns.Store(c, l.raw.last)
 	}
 	return c, err
 }
@@ -130,7 +149,7 @@ func watched(h fasthttp.RequestHandler, rl *rawListener) fasthttp.RequestHandler
 			h(ctx)
 			return
 		}
-		rc := v.(syscall.RawConn)
+		rc := v.(*rawConn).rc
 		gone, cancel := context.WithCancel(context.Background())
 		ctx.SetUserValue(goneKey, gone)
 		done := make(chan struct{})
@@ -160,48 +179,75 @@ const goneKey = "seawall-gone"
 
 // adapt serves a net/http handler on fasthttp: the request copied into an
 // *http.Request whose context connContext gives from the connection, the
-// answer set through fastWriter, and net/http's ErrAbortHandler taken as
-// net/http takes it, the connection closed with nothing sent.
+// answer set through fastWriter (kept, and sent when the handler
+// returns), and net/http's ErrAbortHandler taken as net/http takes it,
+// the connection closed with nothing sent.
 func adapt(h http.Handler, connContext func(context.Context, net.Conn) context.Context) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		r := &http.Request{
-			Method: string(ctx.Method()), URL: &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())},
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, ctx.Request.Header.Len()),
-			Host: string(ctx.Host()), RequestURI: string(ctx.RequestURI()), RemoteAddr: ctx.RemoteAddr().String(), Body: http.NoBody,
-		}
-		if !ctx.Request.Header.IsHTTP11() {
-			r.Proto, r.ProtoMinor = "HTTP/1.0", 0
-		}
-		if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
-			r.URL = u
-		}
-		for k, v := range ctx.Request.Header.All() {
-			if name := string(k); name != "Host" {
-				r.Header[name] = append(r.Header[name], string(v))
-			}
-		}
-		if body := ctx.PostBody(); len(body) > 0 {
-			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		}
-		if connContext != nil {
-			base := context.Background()
-			if gone, ok := ctx.UserValue(goneKey).(context.Context); ok {
-				base = gone
-			}
-			r = r.WithContext(connContext(base, ctx.Conn()))
-		}
-		defer func() {
-			if v := recover(); v != nil {
-				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-					ctx.HijackSetNoResponse(true)
-					ctx.Hijack(func(net.Conn) {})
-					return
-				}
-				panic(v)
-			}
-		}()
+		r := request(ctx, connContext)
+		defer abortAsNetHTTP(ctx)
 		h.ServeHTTP(&fastWriter{ctx: ctx, h: make(http.Header)}, r)
 	}
+}
+
+// adaptAnswers is adapt with the answer written through answerWriter:
+// 1xx, flushes and trailers as net/http gives them, over the connections
+// rl pairs.
+func adaptAnswers(h http.Handler, connContext func(context.Context, net.Conn) context.Context, rl *rawListener) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		r := request(ctx, connContext)
+		defer abortAsNetHTTP(ctx)
+		w := &answerWriter{ctx: ctx, h: make(http.Header)}
+		if v, ok := rl.conns.Load(ctx.Conn()); ok {
+			w.raw = v.(*rawConn)
+		}
+		h.ServeHTTP(w, r)
+		w.finish()
+	}
+}
+
+// abortAsNetHTTP takes a handler's panic with net/http's ErrAbortHandler
+// as net/http does: the connection is closed with nothing more sent.
+func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
+	if v := recover(); v != nil {
+		if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+			ctx.HijackSetNoResponse(true)
+			ctx.Hijack(func(net.Conn) {})
+			return
+		}
+		panic(v)
+	}
+}
+
+// request is the *http.Request of a fasthttp request.
+func request(ctx *fasthttp.RequestCtx, connContext func(context.Context, net.Conn) context.Context) *http.Request {
+	r := &http.Request{
+		Method: string(ctx.Method()), URL: &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, ctx.Request.Header.Len()),
+		Host: string(ctx.Host()), RequestURI: string(ctx.RequestURI()), RemoteAddr: ctx.RemoteAddr().String(), Body: http.NoBody,
+	}
+	if !ctx.Request.Header.IsHTTP11() {
+		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
+	}
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		r.URL = u
+	}
+	for k, v := range ctx.Request.Header.All() {
+		if name := string(k); name != "Host" {
+			r.Header[name] = append(r.Header[name], string(v))
+		}
+	}
+	if body := ctx.PostBody(); len(body) > 0 {
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	if connContext != nil {
+		base := context.Background()
+		if gone, ok := ctx.UserValue(goneKey).(context.Context); ok {
+			base = gone
+		}
+		r = r.WithContext(connContext(base, ctx.Conn()))
+	}
+	return r
 }
 
 // Flush does nothing: fasthttp sends the answer once the handler returns.
@@ -257,7 +303,7 @@ func swept(h fasthttp.RequestHandler, rl *rawListener, tick time.Duration) fasth
 		}
 		gone, cancel := context.WithCancel(context.Background())
 		ctx.SetUserValue(goneKey, gone)
-		e := &entry{rc: v.(syscall.RawConn), cancel: cancel}
+		e := &entry{rc: v.(*rawConn).rc, cancel: cancel}
 		mu.Lock()
 		e.gen = gen
 		inflight[e] = struct{}{}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/server"
+	"github.com/seawall/seawall/internal/upstream"
+)
+
+// Seawall's handler answers alike on net/http's server (seawall serve's,
+// server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
+// streamed body, its 1xx, its trailers, a HEAD, HTTP/1.0, and pipelined
+// requests mixing kept and streamed answers, each sent as raw bytes on
+// one connection and the answers compared field by field.
+func TestAnswersAsNetHTTP(t *testing.T) {
+	cfg := answerConfig(t, answerVendor(t, nil))
+	nethttp, fast := seawallOnNetHTTP(t, cfg), seawallOnFastHTTP(t, cfg)
+	for _, tc := range []struct{ name, raw string }{
+		{"kept", "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"streamed", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"1xx", "GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"trailers", "GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"HEAD streamed", "HEAD /api/stream HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"HTTP/1.0 streamed", "GET /api/stream HTTP/1.0\r\nHost: a\r\n\r\n"},
+		{"pipelined", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\n\r\n" +
+			"GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\nGET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n" +
+			"GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, got := exchange(t, nethttp, tc.raw), exchange(t, fast, tc.raw)
+			if len(got) != len(want) {
+				t.Fatalf("fasthttp answered %d times, net/http %d:\n%s\n---\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("answer %d:\nfasthttp: %s\nnet/http: %s", i+1, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// A streamed body reaches the app as the vendor sends it: the vendor
+// sends its second part only once the app has the first.
+func TestAnswerStreams(t *testing.T) {
+	first := make(chan struct{})
+	cfg := answerConfig(t, answerVendor(t, first))
+	c, err := net.DialTimeout("tcp", seawallOnFastHTTP(t, cfg), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /api/gated HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bufio.NewReader(resp.Body)
+	line, err := body.ReadString('\n')
+	if err != nil || line != "part 0\n" {
+		t.Fatalf("first part %q, %v", line, err)
+	}
+	close(first)
+	if line, err = body.ReadString('\n'); line != "part 1\n" {
+		t.Fatalf("then %q, %v; want part 1, which the vendor sends once the app has part 0", line, err)
+	}
+}
+
+// answerVendor is a vendor that streams, hints, sends trailers, or
+// answers whole; /gated sends its second part once first is closed, or
+// says after 3 s that it was not.
+func answerVendor(t *testing.T, first chan struct{}) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		for i := range 3 {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/gated", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "part 0\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-first:
+			fmt.Fprint(w, "part 1\n")
+		case <-time.After(3 * time.Second):
+			fmt.Fprint(w, "the app did not have part 0 within 3 s\n")
+		}
+	})
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Add("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	mux.HandleFunc("/trailers", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("body with a trailer\n"))
+		w.Header().Set("X-Checksum", "abc123")
+	})
+	mux.HandleFunc("/x", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("small\n"))
+	})
+	v := httptest.NewServer(mux)
+	t.Cleanup(v.Close)
+	return v.URL
+}
+
+func answerConfig(t *testing.T, vendor string) *config.Config {
+	cfg, err := config.Parse("answer.yaml", []byte(`admin: {listen: "off"}
+log: {level: error}
+upstreams:
+  api:
+    url: `+vendor+`
+    retry: {max_attempts: 1}
+`), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// seawallOnNetHTTP serves Seawall's handler as seawall serve does.
+func seawallOnNetHTTP(t *testing.T, cfg *config.Config) string {
+	ln := listenLoopback(t)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	p := proxy.New(cfg, upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: log}))
+	srv := server.HTTPServer(p, log, false)
+	go func() { _ = srv.Serve(proxy.Listener(ln)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// seawallOnFastHTTP serves it on fasthttp's server through the adapter.
+func seawallOnFastHTTP(t *testing.T, cfg *config.Config) string {
+	ln := listenLoopback(t)
+	go func() { _ = serveSeawallOn(ln, cfg, "sweep") }()
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln.Addr().String()
+}
+
+// exchange sends raw on a new connection to addr and reads every answer
+// (1xx included) until the connection closes or goes quiet, each as one
+// line: status, the fields but Date and the request id, the body, the
+// trailers, and whether the answer ends the connection (net/http answers
+// an HTTP/1.0 request as HTTP/1.0, fasthttp as HTTP/1.1: both close).
+func exchange(t *testing.T, addr, raw string) []string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var out []string
+	for req := range strings.Count(raw, "\r\n\r\n") {
+		method, _, _ := strings.Cut(raw, " ")
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(br, &http.Request{Method: method})
+			if err != nil {
+				out = append(out, fmt.Sprintf("answer to request %d: %v", req+1, err))
+				return out
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				out = append(out, fmt.Sprintf("answer to request %d: body: %v", req+1, err))
+				return out
+			}
+			out = append(out, fmt.Sprintf("%d %s body %q trailer %s close %t", resp.StatusCode, fields(resp.Header), body, fields(resp.Trailer), resp.Close))
+			if resp.StatusCode >= 200 {
+				break
+			}
+		}
+		raw = raw[strings.Index(raw, "\r\n\r\n")+4:]
+	}
+	return out
+}
+
+// fields is a header's fields, sorted, but for Date, the request id and
+// Connection (the answer's Close says it).
+func fields(h http.Header) string {
+	var kv []string
+	for k, vs := range h {
+		if k == "Date" || k == "Seawall-Request-Id" || k == "Connection" {
+			continue
+		}
+		kv = append(kv, k+"="+strings.Join(vs, ","))
+	}
+	slices.Sort(kv)
+	return "[" + strings.Join(kv, " ") + "]"
+}
