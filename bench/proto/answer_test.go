@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,25 +24,38 @@ import (
 
 // Seawall's handler answers alike on net/http's server (seawall serve's,
 // server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
-// streamed body, its 1xx, its trailers, a HEAD, HTTP/1.0, and pipelined
-// requests mixing kept and streamed answers, each sent as raw bytes on
-// one connection and the answers compared field by field.
+// streamed body, its 1xx, its trailers, a HEAD, HTTP/1.0, a request's
+// body (sized, chunked, over Seawall's limit), and pipelined requests
+// mixing kept and streamed answers, each sent as raw bytes on one
+// connection and the answers compared field by field.
 func TestAnswersAsNetHTTP(t *testing.T) {
 	cfg := answerConfig(t, answerVendor(t, nil))
 	nethttp, fast := seawallOnNetHTTP(t, cfg), seawallOnFastHTTP(t, cfg)
-	for _, tc := range []struct{ name, raw string }{
-		{"kept", "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"streamed", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"1xx", "GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"trailers", "GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"HEAD streamed", "HEAD /api/stream HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"HTTP/1.0 streamed", "GET /api/stream HTTP/1.0\r\nHost: a\r\n\r\n"},
+	for _, tc := range []struct {
+		name, raw string
+		methods   []string // of the requests in raw; nil: one, raw's first word
+	}{
+		{"kept", "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"streamed", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"1xx", "GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"trailers", "GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"HEAD streamed", "HEAD /api/stream HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"HTTP/1.0 streamed", "GET /api/stream HTTP/1.0\r\nHost: a\r\n\r\n", nil},
+		{"body", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", nil},
+		{"body chunked", "POST /api/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", nil},
+		{"body too large", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + strings.Repeat("x", 2000), nil},
 		{"pipelined", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\n\r\n" +
 			"GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\nGET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n" +
-			"GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+			"POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+			"GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+			[]string{"GET", "GET", "GET", "GET", "POST", "GET", "GET"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want, got := exchange(t, nethttp, tc.raw), exchange(t, fast, tc.raw)
+			methods := tc.methods
+			if methods == nil {
+				methods = strings.Fields(tc.raw)[:1]
+			}
+			want, got := exchange(t, nethttp, tc.raw, methods), exchange(t, fast, tc.raw, methods)
 			if len(got) != len(want) {
 				t.Fatalf("fasthttp answered %d times, net/http %d:\n%s\n---\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
@@ -50,6 +65,38 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A request body refused as too large is never read as requests: the
+// rest of a chunked body over Seawall's limit, which holds a request,
+// does not reach the vendor on fasthttp, which discards the rest and
+// keeps the connection (net/http closes it: TestAnswersAsNetHTTP leaves
+// this case out for that one difference).
+func TestAnswerRefusedBodyIsNotARequest(t *testing.T) {
+	var smuggled atomic.Int32
+	v := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/smuggled" {
+			smuggled.Add(1)
+		}
+	}))
+	t.Cleanup(v.Close)
+	addr := seawallOnFastHTTP(t, answerConfig(t, v.URL))
+	inner := "GET /api/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+	next := "GET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+	chunk := strings.Repeat("x", 1100) + inner
+	sized := inner + strings.Repeat("x", 2000-len(inner)) // refused by its length, before a byte is read
+	for name, raw := range map[string]string{
+		"chunked": fmt.Sprintf("POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(chunk), chunk) + next,
+		"sized":   "POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + sized + next,
+	} {
+		got := exchange(t, addr, raw, []string{"POST", "GET"})
+		if len(got) == 0 || !strings.HasPrefix(got[0], "413 ") {
+			t.Fatalf("%s: answers %q, want a 413 first", name, got)
+		}
+		if n := smuggled.Swap(0); n != 0 {
+			t.Fatalf("%s: the vendor was sent %d requests from inside a refused body", name, n)
+		}
 	}
 }
 
@@ -117,6 +164,11 @@ func answerVendor(t *testing.T, first chan struct{}) string {
 		_, _ = w.Write([]byte("body with a trailer\n"))
 		w.Header().Set("X-Checksum", "abc123")
 	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%d bytes, length %d, %v: %q", len(b), r.ContentLength, err, b)
+	})
 	mux.HandleFunc("/x", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("small\n"))
@@ -129,6 +181,7 @@ func answerVendor(t *testing.T, first chan struct{}) string {
 func answerConfig(t *testing.T, vendor string) *config.Config {
 	cfg, err := config.Parse("answer.yaml", []byte(`admin: {listen: "off"}
 log: {level: error}
+limits: {max_request_body: 1KiB}
 upstreams:
   api:
     url: `+vendor+`
@@ -159,12 +212,12 @@ func seawallOnFastHTTP(t *testing.T, cfg *config.Config) string {
 	return ln.Addr().String()
 }
 
-// exchange sends raw on a new connection to addr and reads every answer
-// (1xx included) until the connection closes or goes quiet, each as one
+// exchange sends raw on a new connection to addr and reads the answers to
+// its requests, of methods (1xx included), each as one
 // line: status, the fields but Date and the request id, the body, the
 // trailers, and whether the answer ends the connection (net/http answers
 // an HTTP/1.0 request as HTTP/1.0, fasthttp as HTTP/1.1: both close).
-func exchange(t *testing.T, addr, raw string) []string {
+func exchange(t *testing.T, addr, raw string, methods []string) []string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -176,8 +229,7 @@ func exchange(t *testing.T, addr, raw string) []string {
 	}
 	br := bufio.NewReader(c)
 	var out []string
-	for req := range strings.Count(raw, "\r\n\r\n") {
-		method, _, _ := strings.Cut(raw, " ")
+	for req, method := range methods {
 		for {
 			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			resp, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -190,15 +242,18 @@ func exchange(t *testing.T, addr, raw string) []string {
 				out = append(out, fmt.Sprintf("answer to request %d: body: %v", req+1, err))
 				return out
 			}
+			body = problemRequestID.ReplaceAll(body, []byte(`"request_id":"…"`))
 			out = append(out, fmt.Sprintf("%d %s body %q trailer %s close %t", resp.StatusCode, fields(resp.Header), body, fields(resp.Trailer), resp.Close))
 			if resp.StatusCode >= 200 {
 				break
 			}
 		}
-		raw = raw[strings.Index(raw, "\r\n\r\n")+4:]
 	}
 	return out
 }
+
+// problemRequestID is a problem's request id, one a request.
+var problemRequestID = regexp.MustCompile(`"request_id":"[^"]*"`)
 
 // fields is a header's fields, sorted, but for Date, the request id and
 // Connection (the answer's Close says it).

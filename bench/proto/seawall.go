@@ -25,10 +25,10 @@ import (
 // as serveFastHTTPAdapted makes it, the answer written through
 // answerWriter (a streamed body flushed as it comes, 1xx, trailers, as
 // net/http's server gives them; TestAnswersAsNetHTTP holds the two
-// alike): what ADR 0006's step 3 would give before anything else moves.
-// A prototype still: a request's body is read whole before the handler
-// runs, and fasthttp's own answers to a request it cannot parse are not
-// Seawall's problems.
+// alike), the request's body streamed to the handler: what ADR 0006's
+// step 3 would give before anything else moves. A prototype still:
+// fasthttp's own answers to a request it cannot parse are not Seawall's
+// problems, and there is no h2c.
 //
 // watch says how the app's hanging up is noticed while the handler runs,
 // which net/http does with a read in the background and fasthttp does
@@ -53,7 +53,10 @@ func serveFastHTTPSeawall(listen, configFile, watch string) error {
 func serveSeawallOn(ln net.Listener, cfg *config.Config, watch string) error {
 	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	p := proxy.New(cfg, ups)
-	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true}
+	// A request's body is streamed to the handler, which holds it to
+	// Seawall's limit (limits.max_request_body): fasthttp's own limit is
+	// only on what it reads with the head.
+	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, StreamRequestBody: true}
 	rl := &rawListener{Listener: ln}
 	h := adaptAnswers(p, proxy.ConnContext, rl)
 	switch watch {
@@ -237,8 +240,24 @@ func request(ctx *fasthttp.RequestCtx, connContext func(context.Context, net.Con
 			r.Header[name] = append(r.Header[name], string(v))
 		}
 	}
-	if body := ctx.PostBody(); len(body) > 0 {
+	switch cl := ctx.Request.Header.ContentLength(); {
+	case cl == 0, cl < -1: // none (-2: neither Content-Length nor chunked)
+	case connContext == nil: // fasthttp-adapted reads the body whole
+		body := ctx.PostBody()
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	default:
+		// Streamed to the handler as it arrives (the server's
+		// StreamRequestBody), or from memory when fasthttp read it with
+		// the head.
+		if st := ctx.RequestBodyStream(); st != nil {
+			r.Body = io.NopCloser(st)
+		} else {
+			r.Body = io.NopCloser(bytes.NewReader(ctx.PostBody()))
+		}
+		r.ContentLength = int64(cl)
+		if cl == -1 {
+			r.TransferEncoding = []string{"chunked"}
+		}
 	}
 	if connContext != nil {
 		base := context.Background()
