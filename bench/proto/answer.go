@@ -132,6 +132,7 @@ func (w *answerWriter) conn() *bufio.Writer {
 // handler wrote of its body before.
 func (w *answerWriter) sendHead() {
 	body := w.ctx.Response.Body()
+	w.sniff(body)
 	head := appendFields(appendStatusLine(nil, w.status), w.h, true)
 	head = appendField(head, "Date", time.Now().UTC().Format(http.TimeFormat))
 	switch {
@@ -167,6 +168,7 @@ func (w *answerWriter) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.sent && (w.raw == nil || !hasTrailers(w.h)) {
+		w.sniff(w.ctx.Response.Body())
 		for k, vs := range w.h {
 			for _, v := range vs {
 				w.ctx.Response.Header.Add(k, v)
@@ -192,6 +194,16 @@ func (w *answerWriter) finish() {
 		w.ctx.Response.SetConnectionClose()
 	}
 	w.raw.skip += len(w.ctx.Response.Header.Header())
+}
+
+// sniff sets the Content-Type net/http would: sniffed from the first of
+// the body (http.DetectContentType) when the handler set none, did not
+// say there is none (a nil value), and set no Content-Encoding.
+func (w *answerWriter) sniff(body []byte) {
+	if _, ok := w.h["Content-Type"]; ok || len(body) == 0 || w.h.Get("Content-Encoding") != "" || !bodyAllowed(w.status, false) {
+		return
+	}
+	w.h["Content-Type"] = []string{http.DetectContentType(body)}
 }
 
 func (w *answerWriter) fail(err error) {

@@ -24,7 +24,8 @@ import (
 
 // Seawall's handler answers alike on net/http's server (seawall serve's,
 // server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
-// streamed body, its 1xx, its trailers, a HEAD, HTTP/1.0, a request's
+// streamed body, its 1xx, its trailers, an answer without a Content-Type
+// (net/http sniffs one), a HEAD, HTTP/1.0, a request's
 // body (sized, chunked, over Seawall's limit), and pipelined requests
 // mixing kept and streamed answers, each sent as raw bytes on one
 // connection and the answers compared field by field.
@@ -41,6 +42,10 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 		{"trailers", "GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"HEAD streamed", "HEAD /api/stream HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"HTTP/1.0 streamed", "GET /api/stream HTTP/1.0\r\nHost: a\r\n\r\n", nil},
+		{"no type, text", "GET /api/untyped?b=text HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"no type, PNG", "GET /api/untyped?b=png HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"no type, streamed", "GET /api/untyped?b=png&flush=1 HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"no type, empty", "GET /api/untyped?b= HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"body", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", nil},
 		{"body chunked", "POST /api/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", nil},
 		{"body too large", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + strings.Repeat("x", 2000), nil},
@@ -163,6 +168,14 @@ func answerVendor(t *testing.T, first chan struct{}) string {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("body with a trailer\n"))
 		w.Header().Set("X-Checksum", "abc123")
+	})
+	mux.HandleFunc("/untyped", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // sent without one: the vendor sniffs none
+		body := map[string]string{"text": "plain words", "png": "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "": ""}[r.URL.Query().Get("b")]
+		_, _ = io.WriteString(w, body)
+		if r.URL.Query().Get("flush") != "" {
+			w.(http.Flusher).Flush()
+		}
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)

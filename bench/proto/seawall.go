@@ -56,7 +56,7 @@ func serveSeawallOn(ln net.Listener, cfg *config.Config, watch string) error {
 	// A request's body is streamed to the handler, which holds it to
 	// Seawall's limit (limits.max_request_body): fasthttp's own limit is
 	// only on what it reads with the head.
-	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, StreamRequestBody: true}
+	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, NoDefaultContentType: true, StreamRequestBody: true}
 	rl := &rawListener{Listener: ln}
 	h := adaptAnswers(p, proxy.ConnContext, rl)
 	switch watch {
