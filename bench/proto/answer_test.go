@@ -25,7 +25,8 @@ import (
 // Seawall's handler answers alike on net/http's server (seawall serve's,
 // server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
 // streamed body, its 1xx, its trailers, an answer without a Content-Type
-// (net/http sniffs one), a HEAD, HTTP/1.0, a request's
+// (net/http sniffs one), a HEAD, HTTP/1.0, requests net/http refuses
+// (400, the connection closed), a request's
 // body (sized, chunked, over Seawall's limit), and pipelined requests
 // mixing kept and streamed answers, each sent as raw bytes on one
 // connection and the answers compared field by field.
@@ -49,6 +50,10 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 		{"body", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", nil},
 		{"body chunked", "POST /api/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", nil},
 		{"body too large", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + strings.Repeat("x", 2000), nil},
+		{"refused: bad request line", "GET /api/x HTTP/1.1 extra\r\nHost: a\r\n\r\n", nil},
+		{"refused: a space in a field name", "GET /api/x HTTP/1.1\r\nHost: a\r\nBad Field: x\r\n\r\n", nil},
+		{"refused: a control character in a value", "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\n\r\n", nil},
+		{"refused: no host", "GET /api/x HTTP/1.1\r\n\r\n", nil},
 		{"pipelined", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\n\r\n" +
 			"GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\nGET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n" +
 			"POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
@@ -65,6 +70,10 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 				t.Fatalf("fasthttp answered %d times, net/http %d:\n%s\n---\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			for i := range want {
+				if strings.HasPrefix(tc.name, "refused") {
+					// The reason in the body is each server's own words.
+					got[i], want[i] = statusAndClose(got[i]), statusAndClose(want[i])
+				}
 				if got[i] != want[i] {
 					t.Errorf("answer %d:\nfasthttp: %s\nnet/http: %s", i+1, got[i], want[i])
 				}
@@ -263,6 +272,17 @@ func exchange(t *testing.T, addr, raw string, methods []string) []string {
 		}
 	}
 	return out
+}
+
+// statusAndClose is an answer's line from exchange without its fields
+// and body.
+func statusAndClose(line string) string {
+	i := strings.LastIndex(line, " close ")
+	if i < 0 {
+		return line // not an answer: an error reading one
+	}
+	status, _, _ := strings.Cut(line, " ")
+	return status + line[i:]
 }
 
 // problemRequestID is a problem's request id, one a request.

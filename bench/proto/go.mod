@@ -6,6 +6,7 @@ require (
 	github.com/lesismal/nbio v1.6.8
 	github.com/seawall/seawall v0.0.0
 	github.com/valyala/fasthttp v1.79.0
+	golang.org/x/net v0.62.0
 )
 
 require (
@@ -58,7 +59,6 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/seawall/seawall/internal/proxy"
 	"github.com/seawall/seawall/internal/upstream"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // serveFastHTTPSeawall serves Seawall's own handler, every policy on, on
@@ -56,7 +58,8 @@ func serveSeawallOn(ln net.Listener, cfg *config.Config, watch string) error {
 	// A request's body is streamed to the handler, which holds it to
 	// Seawall's limit (limits.max_request_body): fasthttp's own limit is
 	// only on what it reads with the head.
-	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, NoDefaultContentType: true, StreamRequestBody: true}
+	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, NoDefaultContentType: true, StreamRequestBody: true,
+		ErrorHandler: refuseAsNetHTTP}
 	rl := &rawListener{Listener: ln}
 	h := adaptAnswers(p, proxy.ConnContext, rl)
 	switch watch {
@@ -198,6 +201,12 @@ func adapt(h http.Handler, connContext func(context.Context, net.Conn) context.C
 // rl pairs.
 func adaptAnswers(h http.Handler, connContext func(context.Context, net.Conn) context.Context, rl *rawListener) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if reason := badFields(&ctx.Request.Header); reason != "" {
+			// net/http refuses these before its handler runs.
+			ctx.Error("400 Bad Request: "+reason, http.StatusBadRequest)
+			ctx.SetConnectionClose()
+			return
+		}
 		r := request(ctx, connContext)
 		defer abortAsNetHTTP(ctx)
 		w := &answerWriter{ctx: ctx, h: make(http.Header)}
@@ -207,6 +216,34 @@ func adaptAnswers(h http.Handler, connContext func(context.Context, net.Conn) co
 		h.ServeHTTP(w, r)
 		w.finish()
 	}
+}
+
+// refuseAsNetHTTP answers a request fasthttp could not read as net/http
+// answers one it could not: 431 for a head over the limit, 400 else, the
+// status's text as the body, the connection closed.
+func refuseAsNetHTTP(ctx *fasthttp.RequestCtx, err error) {
+	status := http.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		status = http.StatusRequestHeaderFieldsTooLarge
+	}
+	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status), status)
+	ctx.SetConnectionClose()
+}
+
+// badFields says what is wrong with a request's fields that net/http's
+// server refuses and fasthttp's serves: a name that is not a token (a
+// space inside it: "Bad Field"), a value with a control character.
+func badFields(h *fasthttp.RequestHeader) string {
+	for k, v := range h.All() {
+		if !httpguts.ValidHeaderFieldName(string(k)) {
+			return "invalid header name"
+		}
+		if !httpguts.ValidHeaderFieldValue(string(v)) {
+			return "invalid header value"
+		}
+	}
+	return ""
 }
 
 // abortAsNetHTTP takes a handler's panic with net/http's ErrAbortHandler
