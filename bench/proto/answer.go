@@ -134,7 +134,9 @@ func (w *answerWriter) sendHead() {
 	body := w.ctx.Response.Body()
 	w.sniff(body)
 	head := appendFields(appendStatusLine(nil, w.status), w.h, true)
-	head = appendField(head, "Date", time.Now().UTC().Format(http.TimeFormat))
+	if _, ok := w.h["Date"]; !ok { // net/http adds one unless the handler set it
+		head = appendField(head, "Date", time.Now().UTC().Format(http.TimeFormat))
+	}
 	switch {
 	case !bodyAllowed(w.status, w.ctx.IsHead()):
 	case w.h.Get("Content-Length") != "" && !hasTrailers(w.h):
@@ -170,6 +172,9 @@ func (w *answerWriter) finish() {
 	if !w.sent && (w.raw == nil || !hasTrailers(w.h)) {
 		w.sniff(w.ctx.Response.Body())
 		for k, vs := range w.h {
+			if strings.HasPrefix(k, http.TrailerPrefix) {
+				continue // trailers go only on a connection the writer has (raw)
+			}
 			for _, v := range vs {
 				w.ctx.Response.Header.Add(k, v)
 			}
@@ -240,7 +245,7 @@ func appendStatusLine(b []byte, code int) []byte {
 // (framing, the trailers) are left out of a final head.
 func appendFields(b []byte, h http.Header, final bool) []byte {
 	for k, vs := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || (final && (k == "Transfer-Encoding" || k == "Date" || k == "Connection")) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || (final && (k == "Transfer-Encoding" || k == "Connection")) {
 			continue
 		}
 		if final && k == "Content-Length" && hasTrailers(h) {
