@@ -13,8 +13,10 @@ import (
 // answerWriter is the http.ResponseWriter Seawall's handler writes to on
 // fasthttp's server. An answer is kept in fasthttp's Response, which
 // fasthttp sends once the handler returns, unless the handler asks for
-// what that cannot give: a 1xx before the answer, or a flush (a body of
-// unknown length relayed as it comes). Then the writer sends the answer
+// what that cannot give: a 1xx before the answer, a flush (a body of
+// unknown length relayed as it comes), or a body over keepLimit (held
+// whole, it would wait in memory, past the handler's write deadlines,
+// until the handler returned). Then the writer sends the answer
 // on the connection itself, from the handler, as net/http does; fasthttp
 // is left an empty answer to write, whose bytes the connection drops
 // (rawConn.skip), and goes on serving the connection as before. (Handing
@@ -39,6 +41,11 @@ type answerWriter struct {
 	chunked bool
 	err     error // the first failed write on the connection
 }
+
+// keepLimit is the most of an answer's body kept in fasthttp's Response
+// until the handler returns; a larger one is written on the connection
+// as it comes.
+const keepLimit = 64 << 10
 
 func (w *answerWriter) Header() http.Header { return w.h }
 
@@ -71,7 +78,13 @@ func (w *answerWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.sent {
-		return w.ctx.Write(p)
+		if w.raw == nil || len(w.ctx.Response.Body())+len(p) <= keepLimit {
+			return w.ctx.Write(p)
+		}
+		// Too large to keep: the head goes out, and the body as it is
+		// written, under the handler's write deadlines, not held whole
+		// in memory until the handler returns.
+		w.sendHead()
 	}
 	if w.err != nil {
 		return 0, w.err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,6 +42,8 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 	}{
 		{"kept", "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"streamed", "GET /api/stream HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"large", "GET /api/large HTTP/1.1\r\nHost: a\r\n\r\n", nil},
+		{"large, streamed", "GET /api/large?flush=1 HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"1xx", "GET /api/hints HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"trailers", "GET /api/trailers HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"HEAD streamed", "HEAD /api/stream HTTP/1.1\r\nHost: a\r\n\r\n", nil},
@@ -186,6 +191,15 @@ func answerVendor(t *testing.T, first chan struct{}) string {
 			w.(http.Flusher).Flush()
 		}
 	})
+	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.URL.Query().Get("flush") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(1<<20))
+		}
+		for range 16 {
+			_, _ = w.Write(bytes.Repeat([]byte{'l'}, 64<<10))
+		}
+	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "text/plain")
@@ -265,7 +279,11 @@ func exchange(t *testing.T, addr, raw string, methods []string) []string {
 				return out
 			}
 			body = problemRequestID.ReplaceAll(body, []byte(`"request_id":"…"`))
-			out = append(out, fmt.Sprintf("%d %s body %q trailer %s close %t", resp.StatusCode, fields(resp.Header), body, fields(resp.Trailer), resp.Close))
+			shown := fmt.Sprintf("%q", body)
+			if len(body) > 1<<10 {
+				shown = fmt.Sprintf("%d bytes, SHA-256 %x", len(body), sha256.Sum256(body))
+			}
+			out = append(out, fmt.Sprintf("%d %s body %s trailer %s close %t", resp.StatusCode, fields(resp.Header), shown, fields(resp.Trailer), resp.Close))
 			if resp.StatusCode >= 200 {
 				break
 			}

@@ -56,10 +56,12 @@ func serveSeawallOn(ln net.Listener, cfg *config.Config, watch string) error {
 	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	p := proxy.New(cfg, ups)
 	// A request's body is streamed to the handler, which holds it to
-	// Seawall's limit (limits.max_request_body): fasthttp's own limit is
-	// only on what it reads with the head.
-	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, NoDefaultContentType: true, StreamRequestBody: true,
-		ErrorHandler: refuseAsNetHTTP}
+	// Seawall's limit (limits.max_request_body) and its read deadline
+	// (limits.body_read_timeout): every body, since fasthttp reads one
+	// under MaxRequestBodySize whole before it calls the handler, under
+	// its own ReadTimeout only.
+	srv := &fasthttp.Server{ReadTimeout: 10 * time.Second, ReadBufferSize: 64 << 10, NoDefaultServerHeader: true, NoDefaultContentType: true,
+		StreamRequestBody: true, MaxRequestBodySize: 1, ErrorHandler: refuseAsNetHTTP}
 	rl := &rawListener{Listener: ln}
 	h := adaptAnswers(p, proxy.ConnContext, rl)
 	switch watch {
