@@ -27,12 +27,12 @@ import (
 
 // Seawall's handler answers alike on net/http's server (seawall serve's,
 // server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
-// streamed body, its 1xx, its trailers, an answer without a Content-Type
-// (net/http sniffs one), a HEAD, HTTP/1.0, requests net/http refuses
-// (400, the connection closed), a request's
-// body (sized, chunked, over Seawall's limit), and pipelined requests
-// mixing kept and streamed answers, each sent as raw bytes on one
-// connection and the answers compared field by field.
+// streamed body, a large one, its 1xx, its trailers, an answer without a
+// Content-Type (net/http sniffs one), a HEAD, HTTP/1.0, requests
+// net/http refuses (400, the connection closed), a request's body
+// (sized, chunked, over Seawall's limit), and pipelined requests mixing
+// kept and streamed answers, each sent as raw bytes on one connection
+// and the answers compared field by field.
 func TestAnswersAsNetHTTP(t *testing.T) {
 	cfg := answerConfig(t, answerVendor(t, nil))
 	nethttp, fast := seawallOnNetHTTP(t, cfg), seawallOnFastHTTP(t, cfg)
