@@ -16,6 +16,8 @@ import (
 // value, even zero. Each field's comment names the default it takes.
 const (
 	DefaultListen          = "127.0.0.1:8080"
+	EngineNetHTTP          = "net/http"
+	EngineFastHTTP         = "fasthttp"
 	DefaultAdminListen     = "127.0.0.1:9090"
 	DefaultMaxRequestBody  = 10 << 20
 	DefaultMaxResponseBody = 50 << 20
@@ -95,6 +97,11 @@ type Config struct {
 	// with prior knowledge (RFC 9113 §3.3), beside HTTP/1.1 on the same
 	// port. Default false: only HTTP/1.x.
 	H2C bool `yaml:"h2c"`
+	// Engine is the server that reads HTTP/1.x from apps on Listen:
+	// EngineNetHTTP (Go's net/http) or EngineFastHTTP (fasthttp, cheaper
+	// a request; ADR 0006). Default EngineNetHTTP. HTTP/2 (H2C) and the
+	// admin listener are served by net/http either way.
+	Engine string `yaml:"engine"`
 	// Admin configures the operator listener (metrics, health).
 	Admin Admin `yaml:"admin"`
 	// Log configures structured logging.

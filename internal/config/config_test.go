@@ -109,6 +109,7 @@ func TestParseProblems(t *testing.T) {
 		{"deferred typo", "upstreams:\n  a:\n    url: http://x\n    mode: defered\n", `upstreams.a.mode: "defered" is not one of sync, cached, async, deferred (did you mean "deferred"?)`},
 		{"enum far off", "upstreams:\n  a:\n    url: http://x\n    rate_limit: {on_limit: queue}\n", `upstreams.a.rate_limit.on_limit: "queue" is not one of wait, reject`},
 		{"log level typo", "log: {level: infoo}\nupstreams:\n  a:\n    url: http://x\n", `log.level: "infoo" is not one of debug, info, warn, error (did you mean "info"?)`},
+		{"engine unknown", "engine: fast\nupstreams:\n  a:\n    url: http://x\n", `engine: "fast" is not one of net/http, fasthttp`},
 		{"timeouts", "upstreams:\n  a:\n    url: http://x\n    timeouts: {per_try: 5s, overall: 1s}\n", "per_try: must not exceed overall"},
 		{"status", "upstreams:\n  a:\n    url: http://x\n    breaker:\n      failure_statuses: [\"6xx\"]\n", `failure_statuses[0]: invalid status "6xx"`},
 		{"admin token", "admin:\n  listen: 0.0.0.0:9090\n  token: short\nupstreams:\n  a:\n    url: http://x\n", "admin.token: is 5 bytes; at least 16"},

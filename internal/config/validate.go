@@ -40,6 +40,7 @@ func set[T any](d defaulter, path string, field *T, def T) {
 
 func (c *Config) applyDefaults(d defaulter) {
 	set(d, "listen", &c.Listen, DefaultListen)
+	set(d, "engine", &c.Engine, EngineNetHTTP)
 	set(d, "admin.listen", &c.Admin.Listen, DefaultAdminListen)
 	set(d, "log.level", &c.Log.Level, DefaultLogLevel)
 	set(d, "log.format", &c.Log.Format, DefaultLogFormat)
@@ -246,6 +247,7 @@ func (c *Config) validate(lookup func(string) (string, bool)) []Problem {
 			v.add("admin.token", "is %d bytes; at least %d are required (leave it unset to have Seawall generate one into %s)", n, MinAdminTokenBytes, c.AdminTokenFile())
 		}
 	}
+	v.checkChoice(c.Engine, "engine", EngineNetHTTP, EngineFastHTTP)
 	v.checkChoice(c.Log.Level, "log.level", "debug", "info", "warn", "error")
 	v.checkChoice(c.Log.Format, "log.format", "json", "text")
 	v.check(len(c.Upstreams) > 0, "upstreams", "at least one upstream is required")

@@ -67,9 +67,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// faultyFraming reports whether r's head was HTTP/1.0 with a
-// Transfer-Encoding, as read on its connection.
-func faultyFraming(ctx context.Context) bool {
+// FaultyFraming reports whether the first head read on the connection
+// of ctx (ConnContext's) was HTTP/1.0 with a Transfer-Encoding.
+func FaultyFraming(ctx context.Context) bool {
 	fc, ok := ctx.Value(framingKey{}).(*framingConn)
 	return ok && fc.faulty.Load()
 }

@@ -120,7 +120,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
 		w.Header().Set("Connection", "close") // nothing after it read as a request
-		if faultyFraming(r.Context()) {
+		if FaultyFraming(r.Context()) {
 			err := fmt.Errorf("%w: HTTP/1.0 with Transfer-Encoding, whose framing RFC 9112 §6.1 calls faulty", ErrBadFraming)
 			status := writeProblem(w, err, "", rid, 0)
 			p.logRequest(r, rid, "", "", status, "seawall", 0, start, err)

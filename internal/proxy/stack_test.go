@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +28,7 @@ type stack struct {
 	t     *testing.T
 	fake  *fakeapi.Server
 	up    *httptest.Server
-	sw    *httptest.Server
+	sw    *served
 	proxy *proxy.Proxy
 	ups   *upstream.Set
 	jobs  jobs.Store // nil unless a route is async or deferred
@@ -82,16 +84,25 @@ func newStackDoc(t *testing.T, doc string) *stack {
 }
 
 // serveSeawall serves a Seawall's handler as seawall serve does: on its
-// server (server.HTTPServer), over proxy.Listener. Cleanup closes it.
-func serveSeawall(tb testing.TB, h http.Handler, h2c bool) *httptest.Server {
+// app listener's server (server.AppServer), on the engine
+// SEAWALL_TEST_ENGINE names (net/http, the default, or fasthttp: CI runs
+// the package's tests on each). Cleanup closes it.
+func serveSeawall(tb testing.TB, h http.Handler, h2c bool) *served {
 	tb.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = proxy.Listener(srv.Listener)
-	srv.Config = server.HTTPServer(h, slog.Default(), h2c)
-	srv.Start()
-	tb.Cleanup(srv.Close)
-	return srv
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	engine := os.Getenv("SEAWALL_TEST_ENGINE")
+	srv := server.AppServer(h, slog.Default(), nil, h2c, engine)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Close(); <-done })
+	return &served{URL: "http://" + ln.Addr().String()}
 }
+
+// served is a Seawall serveSeawall serves.
+type served struct{ URL string }
 
 // build makes a Seawall's parts in seawall serve's order: the upstream
 // set, the job store (started) when a route is async or deferred, then

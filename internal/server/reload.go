@@ -159,6 +159,7 @@ func needRestart(was, now *config.Config) []string {
 		"redis":          reflect.DeepEqual(was.Redis, now.Redis),
 		"shutdown_grace": was.ShutdownGrace == now.ShutdownGrace,
 		"h2c":            was.H2C == now.H2C,
+		"engine":         was.Engine == now.Engine,
 	} {
 		if !same {
 			keys = append(keys, key)

@@ -30,7 +30,7 @@ type reloadStack struct {
 func startFile(t *testing.T, doc string) *reloadStack {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "seawall.yaml")
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(onTestEngine(doc)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.LoadFile(file)
@@ -51,7 +51,7 @@ func startFile(t *testing.T, doc string) *reloadStack {
 
 func (r *reloadStack) reload(doc string) Reloaded {
 	r.t.Helper()
-	if err := os.WriteFile(r.file, []byte(doc), 0o600); err != nil {
+	if err := os.WriteFile(r.file, []byte(onTestEngine(doc)), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 	return r.s.Reload()

@@ -45,7 +45,7 @@ type Server struct {
 	queueAge time.Duration
 	log      *slog.Logger
 	grace    time.Duration
-	servers  []*http.Server
+	servers  []appServer
 	jobs     jobs.Store // nil unless a route is async
 	addrs    []net.Addr
 
@@ -190,8 +190,9 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 		addr    string
 		handler http.Handler
 		h2c     bool
+		engine  string
 	}
-	order := []listener{{cfg.Listen, p, cfg.H2C}}
+	order := []listener{{cfg.Listen, p, cfg.H2C, cfg.Engine}}
 	if cfg.Admin.Listen != "off" {
 		token, err := adminToken(cfg, log)
 		if err != nil {
@@ -201,7 +202,7 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 		parts := admin.Parts{Upstreams: ups, Jobs: store, Incidents: rec, Token: token, Reload: func() any { return s.Reload() }, Cluster: cl}
 		s.Board = admin.NewBoard(parts)
 		parts.Board = s.Board
-		order = append(order, listener{addr: cfg.Admin.Listen, handler: admin.Handler(parts)})
+		order = append(order, listener{addr: cfg.Admin.Listen, handler: admin.Handler(parts), engine: config.EngineNetHTTP})
 	}
 	var lns []net.Listener
 	for _, l := range order {
@@ -213,26 +214,25 @@ func Listen(cfg *config.Config, log *slog.Logger, version ...string) (*Server, [
 			}
 			return nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		lns = append(lns, proxy.Listener(ln))
+		lns = append(lns, ln)
 		s.addrs = append(s.addrs, ln.Addr())
-		s.servers = append(s.servers, HTTPServer(l.handler, log, l.h2c))
+		s.servers = append(s.servers, AppServer(l.handler, log, g, l.h2c, l.engine))
 	}
 	return s, lns, nil
 }
 
-// HTTPServer is the server of seawall serve's listeners, to be served on
-// a proxy.Listener: the limits on a request's head and on an idle
-// connection, the framing listener's mark in each request's context,
-// and, with h2c, HTTP/2 by prior knowledge beside HTTP/1.1. The proxy's
-// tests serve their Seawall with it, so that they run what seawall serve
-// runs.
+// HTTPServer is net/http's server of seawall serve's listeners
+// (AppServer's with engine: net/http, and the admin listener's), to be
+// served on a proxy.Listener: the limits on a request's head and on an
+// idle connection, the framing listener's mark in each request's
+// context, and, with h2c, HTTP/2 by prior knowledge beside HTTP/1.1.
 func HTTPServer(h http.Handler, log *slog.Logger, h2c bool) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ConnContext:       proxy.ConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: headReadTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeadBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if h2c {

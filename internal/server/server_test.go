@@ -34,7 +34,7 @@ func startDoc(t *testing.T, doc string) (*Server, context.CancelFunc, chan error
 // startDocLog is startDoc with the log written to w.
 func startDocLog(t *testing.T, doc string, w io.Writer) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte(doc), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse("t.yaml", []byte(onTestEngine(doc)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,16 @@ func startDocLog(t *testing.T, doc string, w io.Writer) (*Server, context.Cancel
 	go func() { done <- s.Serve(ctx, lns) }()
 	t.Cleanup(cancel)
 	return s, cancel, done
+}
+
+// onTestEngine puts the app listener of a Seawall the test starts on
+// the engine SEAWALL_TEST_ENGINE names (net/http, the default, or
+// fasthttp): CI runs the package's tests on each.
+func onTestEngine(doc string) string {
+	if e := os.Getenv("SEAWALL_TEST_ENGINE"); e != "" {
+		return doc + "\nengine: " + e + "\n" // last, so that the doc's lines keep their numbers
+	}
+	return doc
 }
 
 func start(t *testing.T, upstream string) (*Server, context.CancelFunc, chan error) {

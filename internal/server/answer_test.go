@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -21,18 +21,19 @@ import (
 
 	"github.com/seawall/seawall/internal/config"
 	"github.com/seawall/seawall/internal/proxy"
-	"github.com/seawall/seawall/internal/server"
 	"github.com/seawall/seawall/internal/upstream"
 )
 
-// Seawall's handler answers alike on net/http's server (seawall serve's,
-// server.HTTPServer) and on fasthttp's through answerWriter: a vendor's
-// streamed body, a large one, its 1xx, its trailers, an answer without a
-// Content-Type (net/http sniffs one), a HEAD, HTTP/1.0, requests
-// net/http refuses (400, the connection closed), a request's body
-// (sized, chunked, over Seawall's limit), and pipelined requests mixing
-// kept and streamed answers, each sent as raw bytes on one connection
-// and the answers compared field by field.
+// Seawall's handler answers alike on its two engines, net/http's server
+// and fasthttp's (answerWriter): a vendor's streamed body, a large one,
+// its 1xx, its trailers, an answer without a Content-Type (net/http
+// sniffs one), a HEAD, HTTP/1.0, requests net/http refuses (400, the
+// connection closed), a request's body (sized, chunked, with trailers,
+// after 100-continue, over Seawall's limit), an Upgrade asked (Seawall
+// relays none: the request is served as any other), HTTP/1.0 with
+// Transfer-Encoding (Seawall's bad-request problem), and pipelined
+// requests mixing kept and streamed answers, each sent as raw bytes on
+// one connection and the answers compared field by field.
 func TestAnswersAsNetHTTP(t *testing.T) {
 	cfg := answerConfig(t, answerVendor(t, nil))
 	nethttp, fast := seawallOnNetHTTP(t, cfg), seawallOnFastHTTP(t, cfg)
@@ -54,6 +55,10 @@ func TestAnswersAsNetHTTP(t *testing.T) {
 		{"no type, empty", "GET /api/untyped?b= HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 		{"body", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", nil},
 		{"body chunked", "POST /api/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", nil},
+		{"body chunked, trailers", "POST /api/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n", nil},
+		{"expect 100-continue", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello", []string{"POST"}},
+		{"upgrade asked", "GET /api/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", nil},
+		{"Transfer-Encoding on HTTP 1.0", "POST /api/echo HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", nil},
 		{"body too large", "POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n" + strings.Repeat("x", 2000), nil},
 		{"refused: bad request line", "GET /api/x HTTP/1.1 extra\r\nHost: a\r\n\r\n", nil},
 		{"refused: a space in a field name", "GET /api/x HTTP/1.1\r\nHost: a\r\nBad Field: x\r\n\r\n", nil},
@@ -229,22 +234,30 @@ upstreams:
 	return cfg
 }
 
-// seawallOnNetHTTP serves Seawall's handler as seawall serve does.
+// seawallOnNetHTTP serves Seawall's handler as seawall serve does with
+// engine: net/http.
 func seawallOnNetHTTP(t *testing.T, cfg *config.Config) string {
-	ln := listenLoopback(t)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	p := proxy.New(cfg, upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: log}))
-	srv := server.HTTPServer(p, log, false)
-	go func() { _ = srv.Serve(proxy.Listener(ln)) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return seawallOn(t, cfg, config.EngineNetHTTP)
 }
 
-// seawallOnFastHTTP serves it on fasthttp's server through the adapter.
+// seawallOnFastHTTP serves it as seawall serve does with engine: fasthttp.
 func seawallOnFastHTTP(t *testing.T, cfg *config.Config) string {
-	ln := listenLoopback(t)
-	go func() { _ = serveSeawallOn(ln, cfg, "sweep") }()
-	t.Cleanup(func() { _ = ln.Close() })
+	return seawallOn(t, cfg, config.EngineFastHTTP)
+}
+
+func seawallOn(t *testing.T, cfg *config.Config, engine string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ups := upstream.NewSet(cfg, upstream.Parts{Metrics: proxy.NewMetrics(), Log: log})
+	t.Cleanup(ups.Close)
+	srv := AppServer(proxy.New(cfg, ups), log, nil, cfg.H2C, engine)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
 	return ln.Addr().String()
 }
 

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -133,10 +133,12 @@ func (w *answerWriter) Flush() {
 func (w *answerWriter) SetReadDeadline(t time.Time) error  { return w.ctx.SetReadDeadline(t) }
 func (w *answerWriter) SetWriteDeadline(t time.Time) error { return w.ctx.SetWriteDeadline(t) }
 
-// conn is the connection's writer, made at the first write on it.
+// conn is the connection's writer, taken at the first write on it and
+// given back when the answer ends.
 func (w *answerWriter) conn() *bufio.Writer {
 	if w.direct == nil {
-		w.direct = bufio.NewWriterSize(w.ctx.Conn(), 4<<10)
+		w.direct = directWriters.Get().(*bufio.Writer)
+		w.direct.Reset(w.ctx.Conn())
 	}
 	return w.direct
 }
@@ -182,6 +184,12 @@ func (w *answerWriter) finish() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.direct != nil && !w.sent {
+		// Only a 1xx went on the connection: the writer goes back.
+		w.direct.Reset(nil)
+		directWriters.Put(w.direct)
+		w.direct = nil
+	}
 	if !w.sent && (w.raw == nil || !hasTrailers(w.h)) {
 		w.sniff(w.ctx.Response.Body())
 		for k, vs := range w.h {
@@ -205,6 +213,9 @@ func (w *answerWriter) finish() {
 	if w.err == nil {
 		w.fail(w.direct.Flush())
 	}
+	w.direct.Reset(nil)
+	directWriters.Put(w.direct)
+	w.direct = nil
 	closing := w.err != nil || w.ctx.Response.ConnectionClose()
 	w.ctx.Response.Reset()
 	w.ctx.Response.SkipBody = true

@@ -1,0 +1,574 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/proxy"
+	"github.com/seawall/seawall/internal/routine"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
+)
+
+// appServer serves one listener until Shutdown or Close: net/http's
+// *http.Server, or fastServer (engine: fasthttp).
+type appServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// AppServer is the server of seawall serve's app listener for engine
+// (config.EngineNetHTTP or config.EngineFastHTTP), to be served on a
+// plain TCP listener: it puts Seawall's framing listener
+// (proxy.Listener) over it itself. The proxy's tests serve their Seawall
+// with it, so that they run what seawall serve runs.
+//
+// The fasthttp engine's goroutines start through g (nil in tests that
+// build one part without a server).
+func AppServer(h http.Handler, log *slog.Logger, g *routine.Group, h2c bool, engine string) appServer {
+	if engine == config.EngineFastHTTP {
+		return newFastServer(h, log, g, h2c)
+	}
+	return framed{HTTPServer(h, log, h2c)}
+}
+
+// framed serves net/http's server over Seawall's framing listener.
+type framed struct{ *http.Server }
+
+func (f framed) Serve(ln net.Listener) error { return f.Server.Serve(proxy.Listener(ln)) }
+
+// fastServer serves Seawall's handler over HTTP/1.x on fasthttp's server
+// (ADR 0006), as net/http's server serves it: the request made as an
+// *http.Request whose context ends when the app hangs up, its body
+// streamed to the handler; the answer written through answerWriter (kept
+// and sent when the handler returns, or streamed, 1xx and trailers as
+// net/http sends them); the requests net/http refuses before its handler
+// runs refused alike. With h2c, a connection that opens with HTTP/2's
+// preface is handed to net/http's HTTP/2 server.
+type fastServer struct {
+	h       http.Handler
+	log     *slog.Logger
+	srv     *fasthttp.Server
+	h2      *http.Server // nil without h2c
+	gone    *sweeper
+	g       *routine.Group
+	mu      sync.Mutex
+	ln      net.Listener // what Serve serves, closed by Shutdown
+	closing bool
+}
+
+// The limits net/http's server has in HTTPServer: a request's head (its
+// size and the time it may take), an idle connection.
+const (
+	maxHeadBytes    = 64 << 10
+	headReadTimeout = 10 * time.Second
+	idleTimeout     = 120 * time.Second
+)
+
+func newFastServer(h http.Handler, log *slog.Logger, g *routine.Group, h2c bool) *fastServer {
+	s := &fastServer{h: h, log: log, g: g, gone: newSweeper(g, 50*time.Millisecond)}
+	// A request's body is streamed to the handler, which holds it to
+	// Seawall's limit (limits.max_request_body) and read deadline
+	// (limits.body_read_timeout): every body, since fasthttp reads one
+	// under MaxRequestBodySize whole before it calls the handler, under
+	// its own ReadTimeout only.
+	s.srv = &fasthttp.Server{
+		ReadTimeout: headReadTimeout, IdleTimeout: idleTimeout, ReadBufferSize: maxHeadBytes,
+		NoDefaultServerHeader: true, NoDefaultContentType: true, CloseOnShutdown: true,
+		StreamRequestBody: true, MaxRequestBodySize: 1,
+		ErrorHandler: s.refuse, Logger: printfLogger{log},
+	}
+	if h2c {
+		s.h2 = HTTPServer(h, log, true)
+	}
+	return s
+}
+
+// Serve serves ln (a TCP listener) until Shutdown or Close.
+func (s *fastServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	under := ln
+	if s.h2 != nil {
+		pl := newPrefaceListener(ln, s.g)
+		under = pl
+		s.g.Go("h2c listener", func() { _ = s.h2.Serve(proxy.Listener(pl.h2)) })
+	}
+	rl := &rawListener{Listener: under}
+	s.srv.Handler = s.handler(rl)
+	err := s.srv.Serve(&outerListener{Listener: proxy.Listener(rl), raw: rl})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return http.ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their request (fasthttp closes each after its answer)
+// until ctx ends.
+func (s *fastServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	if s.ln != nil {
+		// Closed here too: fasthttp's Shutdown does nothing to a
+		// listener its Serve has not reached yet.
+		_ = s.ln.Close()
+	}
+	s.mu.Unlock()
+	defer s.gone.stop()
+	err := s.srv.ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listener, closed above
+	}
+	if s.h2 != nil {
+		err = errors.Join(err, s.h2.Shutdown(ctx))
+	}
+	return err
+}
+
+// Close stops accepting and closes idle connections, waiting for none.
+func (s *fastServer) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// handler runs Seawall's handler for each request fasthttp has read on
+// a connection rl accepted.
+func (s *fastServer) handler(rl *rawListener) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if reason := badFields(&ctx.Request.Header); reason != "" {
+			// net/http refuses these before its handler runs.
+			ctx.Error("400 Bad Request: "+reason, http.StatusBadRequest)
+			ctx.SetConnectionClose()
+			return
+		}
+		raw := rl.conn(ctx.Conn())
+		base, done := s.gone.watch(raw)
+		defer done()
+		s.serve(ctx, raw, request(ctx, base))
+	}
+}
+
+// serve runs Seawall's handler on r and ends the answer; net/http's
+// ErrAbortHandler closes the connection with nothing more sent, as on
+// net/http.
+func (s *fastServer) serve(ctx *fasthttp.RequestCtx, raw *rawConn, r *http.Request) {
+	defer abortAsNetHTTP(ctx)
+	w := &answerWriter{ctx: ctx, raw: raw, h: make(http.Header)}
+	s.h.ServeHTTP(w, r)
+	w.finish()
+}
+
+// refuse answers a request fasthttp could not read as net/http answers
+// one it could not: 431 for a head over the limit, 400 else, the
+// status's text as the body, the connection closed. An HTTP/1.0 request
+// with Transfer-Encoding, which net/http hands to the handler without
+// the field, gets Seawall's own answer to it (a bad-request problem):
+// the handler is run on what fasthttp read of it.
+func (s *fastServer) refuse(ctx *fasthttp.RequestCtx, err error) {
+	ctx.SetConnectionClose()
+	if proxy.FaultyFraming(proxy.ConnContext(context.Background(), ctx.Conn())) {
+		r := request(ctx, context.Background())
+		r.Proto, r.ProtoMinor, r.Body, r.ContentLength, r.TransferEncoding = "HTTP/1.0", 0, http.NoBody, 0, nil
+		s.serve(ctx, nil, r)
+		ctx.SetConnectionClose()
+		return
+	}
+	status := http.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		status = http.StatusRequestHeaderFieldsTooLarge
+	}
+	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status), status)
+}
+
+// badFields says what is wrong with a request's fields that net/http's
+// server refuses and fasthttp's (v1.79.0) serves: a name that is not a
+// token (a space inside it: "Bad Field"), a value with a control
+// character.
+func badFields(h *fasthttp.RequestHeader) string {
+	for k, v := range h.All() {
+		if !httpguts.ValidHeaderFieldName(string(k)) {
+			return "invalid header name"
+		}
+		if !httpguts.ValidHeaderFieldValue(string(v)) {
+			return "invalid header value"
+		}
+	}
+	return ""
+}
+
+// abortAsNetHTTP takes a handler's panic with net/http's ErrAbortHandler
+// as net/http does: the connection is closed with nothing more sent.
+func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
+	if v := recover(); v != nil {
+		if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+			ctx.HijackSetNoResponse(true)
+			ctx.Hijack(func(net.Conn) {})
+			return
+		}
+		panic(v)
+	}
+}
+
+// request is the *http.Request of a fasthttp request: its context base,
+// marked as proxy.ConnContext marks a request on net/http, its body
+// streamed from the connection as it arrives.
+func request(ctx *fasthttp.RequestCtx, base context.Context) *http.Request {
+	r := &http.Request{
+		Method: string(ctx.Method()), URL: &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, ctx.Request.Header.Len()),
+		Host: string(ctx.Host()), RequestURI: string(ctx.RequestURI()), RemoteAddr: ctx.RemoteAddr().String(), Body: http.NoBody,
+	}
+	if !ctx.Request.Header.IsHTTP11() {
+		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
+	}
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		r.URL = u
+	}
+	for k, v := range ctx.Request.Header.All() {
+		if name := string(k); name != "Host" {
+			r.Header[name] = append(r.Header[name], string(v))
+		}
+	}
+	switch cl := ctx.Request.Header.ContentLength(); {
+	case cl == 0, cl < -1: // none (-2: neither Content-Length nor chunked)
+	default:
+		if st := ctx.RequestBodyStream(); st != nil {
+			r.Body = io.NopCloser(st)
+		} else {
+			r.Body = io.NopCloser(bytes.NewReader(ctx.PostBody()))
+		}
+		r.ContentLength = int64(cl)
+		if cl == -1 {
+			r.TransferEncoding = []string{"chunked"}
+		}
+	}
+	return r.WithContext(proxy.ConnContext(base, ctx.Conn()))
+}
+
+// printfLogger is fasthttp's Logger over Seawall's log.
+type printfLogger struct{ log *slog.Logger }
+
+func (l printfLogger) Printf(format string, args ...any) {
+	l.log.Warn("http server: " + fmt.Sprintf(format, args...))
+}
+
+// rawListener and outerListener pair each connection the framing
+// listener hands out with the connection under it (its socket, which
+// the sweep peeks at, and where the answer writer drops what fasthttp
+// writes after an answer the writer sent itself); the pair is forgotten
+// when the connection closes. One goroutine accepts (fasthttp's), so the
+// connection rawListener accepted last is the one under what the
+// framing listener hands out next.
+type rawListener struct {
+	net.Listener
+	last  *rawConn
+	conns sync.Map // the framing listener's net.Conn: the *rawConn under it
+}
+
+func (l *rawListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		_ = c.Close()
+		return nil, fmt.Errorf("a %T has no socket to watch", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	l.last = &rawConn{Conn: c, rc: rc, l: l}
+	return l.last, nil
+}
+
+// conn is the connection under outer, nil if rl did not accept it.
+func (l *rawListener) conn(outer net.Conn) *rawConn {
+	if v, ok := l.conns.Load(outer); ok {
+		return v.(*rawConn)
+	}
+	return nil
+}
+
+// rawConn is an accepted connection, with its socket for the sweep.
+type rawConn struct {
+	net.Conn
+	rc    syscall.RawConn
+	l     *rawListener
+	outer net.Conn // what the framing listener made of it
+	// skip is how many bytes written next are dropped (only the
+	// goroutine serving the connection writes, and sets it).
+	skip int
+}
+
+func (c *rawConn) Write(p []byte) (int, error) {
+	if c.skip == 0 {
+		return c.Conn.Write(p)
+	}
+	d := min(c.skip, len(p))
+	c.skip -= d
+	if d == len(p) {
+		return d, nil
+	}
+	n, err := c.Conn.Write(p[d:])
+	return d + n, err
+}
+
+func (c *rawConn) Close() error {
+	c.l.conns.Delete(c.outer)
+	return c.Conn.Close()
+}
+
+type outerListener struct {
+	net.Listener
+	raw *rawListener
+}
+
+func (l *outerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.raw.last.outer = c
+		l.raw.conns.Store(c, l.raw.last)
+	}
+	return c, err
+}
+
+// sweeper ends a request's context when its app hangs up while the
+// handler runs, as net/http's server does with a read in the background
+// of every request (Seawall then ends the vendor call: its 499). One
+// goroutine does it for all requests: every tick it peeks, without
+// reading or waiting, at the connection of each request that was in
+// flight at the tick before. A request pays a map's insert and delete;
+// one that runs longer a system call a tick; a hang-up is noticed within
+// two ticks. (A goroutine a request waiting on the poller, as net/http,
+// noticed it at once and cost a pass-through about 1 µs more: ADR 0006.)
+type sweeper struct {
+	mu       sync.Mutex
+	inflight map[*sweepEntry]struct{}
+	gen      uint64
+	done     chan struct{}
+	once     sync.Once
+}
+
+type sweepEntry struct {
+	rc     syscall.RawConn
+	cancel context.CancelFunc
+	gen    uint64
+}
+
+func newSweeper(g *routine.Group, tick time.Duration) *sweeper {
+	s := &sweeper{inflight: map[*sweepEntry]struct{}{}, done: make(chan struct{})}
+	g.Go("hang-up sweep", func() { s.run(tick) })
+	return s
+}
+
+func (s *sweeper) run(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var b [1]byte
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		// The lock is held while peeking, so that no request's
+		// connection is closed under the peek.
+		s.mu.Lock()
+		for e := range s.inflight {
+			if e.gen == s.gen {
+				continue // younger than a tick
+			}
+			_ = e.rc.Control(func(fd uintptr) {
+				n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+				if n == 0 && err == nil {
+					e.cancel() // the app hung up
+				}
+			})
+		}
+		s.gen++
+		s.mu.Unlock()
+	}
+}
+
+// watch gives a request on c a context that ends when its app hangs up,
+// until done.
+func (s *sweeper) watch(c *rawConn) (context.Context, func()) {
+	gone, cancel := context.WithCancel(context.Background())
+	if c == nil {
+		return gone, cancel
+	}
+	e := &sweepEntry{rc: c.rc, cancel: cancel}
+	s.mu.Lock()
+	e.gen = s.gen
+	s.inflight[e] = struct{}{}
+	s.mu.Unlock()
+	return gone, func() {
+		s.mu.Lock()
+		delete(s.inflight, e)
+		s.mu.Unlock()
+		cancel()
+	}
+}
+
+func (s *sweeper) stop() { s.once.Do(func() { close(s.done) }) }
+
+// prefaceListener hands out the connections of a TCP listener that do
+// not open with HTTP/2's preface; those that do go to h2 (net/http's
+// HTTP/2 server, h2c by prior knowledge). Each connection's first bytes
+// are read on a goroutine of its own, within headReadTimeout, and given
+// again to whichever server reads it.
+type prefaceListener struct {
+	net.Listener
+	g    *routine.Group
+	h1   chan net.Conn
+	h2   *connQueue
+	errc chan error
+	done chan struct{}
+	once sync.Once
+}
+
+// http2Preface is what an HTTP/2 connection opens with (RFC 9113 §3.4).
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+func newPrefaceListener(ln net.Listener, g *routine.Group) *prefaceListener {
+	l := &prefaceListener{Listener: ln, g: g, h1: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+	l.h2 = &connQueue{addr: ln.Addr(), c: make(chan net.Conn), done: l.done}
+	g.Go("h2c preface accept", l.accept)
+	return l
+}
+
+func (l *prefaceListener) accept() {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case l.errc <- err:
+			case <-l.done:
+			}
+			return
+		}
+		l.g.Go("h2c preface read", func() { l.sort(c) })
+	}
+}
+
+// sort reads c's first bytes until they differ from HTTP/2's preface or
+// are the whole of it.
+func (l *prefaceListener) sort(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(headReadTimeout))
+	buf := make([]byte, 0, len(http2Preface))
+	for len(buf) < len(http2Preface) && string(buf) == http2Preface[:len(buf)] {
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	pc := &prefacedConn{Conn: c, first: buf}
+	to := l.h1
+	if string(buf) == http2Preface {
+		to = l.h2.c
+	} else if len(buf) == 0 {
+		_ = c.Close() // nothing sent within the time a head may take
+		return
+	}
+	select {
+	case to <- pc:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *prefaceListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.h1:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *prefaceListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// connQueue is a listener whose connections another hands it.
+type connQueue struct {
+	addr net.Addr
+	c    chan net.Conn
+	done chan struct{}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.c:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error   { return nil } // closed with the prefaceListener
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// prefacedConn is a connection whose first bytes were read already: they
+// are read again first.
+type prefacedConn struct {
+	net.Conn
+	first []byte
+}
+
+func (c *prefacedConn) Read(p []byte) (int, error) {
+	if len(c.first) > 0 {
+		n := copy(p, c.first)
+		c.first = c.first[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// SyscallConn is the socket's, for the sweep.
+func (c *prefacedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("a %T has no socket", c.Conn)
+	}
+	return sc.SyscallConn()
+}
+
+// bufio writers for answers written on the connection, kept between them.
+var directWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
