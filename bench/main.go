@@ -243,6 +243,15 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
+	// The same Seawall on its other engine (engine: fasthttp; ADR 0006).
+	fastPorts := freePorts(2)
+	if err := writeFile(filepath.Join(dir, "seawall-fasthttp.yaml"), seawallConfig(dir, fastPorts[0], upPort, tlsPort, fastPorts[1])+"engine: fasthttp\n"); err != nil {
+		return err
+	}
+	swFast, err := start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", filepath.Join(dir, "seawall-fasthttp.yaml"))
+	if err != nil {
+		return err
+	}
 	ng, err := start("1", nil, "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "nginx-error.log"))
 	if err != nil {
 		return err
@@ -256,7 +265,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
-	listening := []int{upPort, tlsPort, goUpPort, goTLSPort, swPort, ngPort, hpPort, cdPort}
+	listening := []int{upPort, tlsPort, goUpPort, goTLSPort, swPort, fastPorts[0], ngPort, hpPort, cdPort}
 	// Seawall with its limits global, through a redis-server of its own on
 	// the first core beside the upstream: the cost of sharing the pace.
 	var swGlobal, swL2 *exec.Cmd
@@ -341,12 +350,11 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		if out, err := exec.Command("go", "build", "-C", "bench/proto", "-o", protoBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("building the engine prototypes: %w\n%s", err, out)
 		}
-		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "fasthttp-h1-stream", "nethttp-fastclient", "fasthttp-adapted", "fasthttp-seawall", "static", "fasthttp-static", "nbio-static"} {
+		for _, engine := range []string{"nethttp", "h1", "fasthttp", "nbio", "fasthttp-adaptor", "fasthttp-h1", "fasthttp-h1-stream", "nethttp-fastclient", "fasthttp-adapted", "static", "fasthttp-static", "nbio-static"} {
 			port := freePorts(1)[0]
 			p, err := start("1", []string{"GOMAXPROCS=1"}, protoBin, "-engine", engine,
 				"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", fmt.Sprintf("127.0.0.1:%d", upPort),
-				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"),
-				"-config", filepath.Join(dir, "seawall.yaml"))
+				"-tls-upstream", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-ca", filepath.Join(dir, "upstream.crt"))
 			if err != nil {
 				return err
 			}
@@ -355,8 +363,6 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 			switch {
 			case strings.HasSuffix(engine, "static"): // the most a handler can do for (b) and (c)
 				paths = map[string]string{"cache1k": "/1k", "cache64k": "/64k", "down": "/down"}
-			case engine == "fasthttp-seawall": // Seawall's own handler and config
-				paths = map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}
 			}
 			protos = append(protos, &target{name: "proto-" + engine, base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p, paths: paths})
 		}
@@ -377,6 +383,8 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	targets := []*target{
 		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
 		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw,
+			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
+		{name: "seawall-fasthttp", base: fmt.Sprintf("http://127.0.0.1:%d", fastPorts[0]), proc: swFast,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
@@ -531,12 +539,12 @@ type pairSpec struct {
 }
 
 // pairSpecs: Seawall beside its bare engine, for what Seawall adds to it,
-// beside its own handler on fasthttp's server (ADR 0006's step 3), and
+// beside itself on its other engine (engine: fasthttp; ADR 0006), and
 // beside nginx for the cache hit, whose 64 KiB row can be set by the
 // generator (when both serve what one wrk can take) rather than by them.
 var pairSpecs = []pairSpec{
 	{"pass", "proto-h1", 5000},
-	{"pass", "proto-fasthttp-seawall", 5000},
+	{"pass", "seawall-fasthttp", 5000},
 	{"cache1k", "proto-static", 10000},
 	{"cache1k", "nginx", 10000},
 	{"cache64k", "nginx", 4000},

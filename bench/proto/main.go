@@ -4,7 +4,6 @@
 // module, so that fasthttp is not a dependency of Seawall.
 //
 //	proto -engine nethttp|h1|fasthttp|nbio|fasthttp-adaptor|fasthttp-h1|fasthttp-h1-stream|nethttp-fastclient|fasthttp-adapted -listen ADDR -upstream HOST:PORT [-tls-upstream HOST:PORT -ca FILE]
-//	proto -engine fasthttp-seawall|fasthttp-seawall-watch|fasthttp-seawall-context|fasthttp-seawall-nowatch -listen ADDR -config FILE
 //	proto -engine static|fasthttp-static|nbio-static -listen ADDR
 //
 // The proxies send /api/X to the upstream's /X and /tls/X to the HTTPS
@@ -36,12 +35,11 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-adaptor: fasthttp's server running the h1 engine's net/http handler through fasthttpadaptor; fasthttp-h1: fasthttp's server, the request and answer copied to and from Seawall's h1 client by hand (the server half alone); fasthttp-h1-stream: fasthttp-h1 with the answer's body copied by fasthttp after the handler returns (SetBodyStream), as a streamed answer would be; nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); fasthttp-adapted: fasthttp both ways under the h1 engine's net/http handler, an *http.Request and http.ResponseWriter made over fasthttp's server and an http.RoundTripper over its client (both halves moved, the policies' types kept); fasthttp-seawall: Seawall's own handler, every policy on, on fasthttp's server through that adapter with an answer writer that streams, relays 1xx and trailers as net/http's server does, configured by -config, the app's hanging up found by a sweep every 50 ms (fasthttp-seawall-watch: by a watch a request, as net/http's; -context: a context that could end and never does; -nowatch: one that cannot end); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
+	engine := flag.String("engine", "h1", "nethttp: net/http server and client; h1: net/http server, Seawall's h1 client; fasthttp: fasthttp server and client; fasthttp-adaptor: fasthttp's server running the h1 engine's net/http handler through fasthttpadaptor; fasthttp-h1: fasthttp's server, the request and answer copied to and from Seawall's h1 client by hand (the server half alone); fasthttp-h1-stream: fasthttp-h1 with the answer's body copied by fasthttp after the handler returns (SetBodyStream), as a streamed answer would be; nethttp-fastclient: net/http's server, fasthttp's client (the client half alone); fasthttp-adapted: fasthttp both ways under the h1 engine's net/http handler, an *http.Request and http.ResponseWriter made over fasthttp's server and an http.RoundTripper over its client (both halves moved, the policies' types kept); nbio: nbio's event-loop server (net/http's Handler API), Seawall's h1 client; static, fasthttp-static, nbio-static: a fixed 1 KiB answer from memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve")
 	upstream := flag.String("upstream", "", "upstream host:port")
 	tlsUpstream := flag.String("tls-upstream", "", "HTTPS upstream host:port, for /tls/")
 	ca := flag.String("ca", "", "PEM file of the certificate the HTTPS upstream's is trusted by")
-	configFile := flag.String("config", "", "fasthttp-seawall: Seawall's config file (its listen and admin are not used)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (for profiling an engine by hand)")
 	flag.Parse()
 	if *pprofAddr != "" {
@@ -70,14 +68,6 @@ func main() {
 		err = serveFastHTTPH1(*listen, up, h1.New(h1.Options{TLS: tlsConfig}), true)
 	case "nethttp-fastclient":
 		err = serveNetHTTP(*listen, forwardFast(up, tlsConfig))
-	case "fasthttp-seawall":
-		err = serveFastHTTPSeawall(*listen, *configFile, "sweep")
-	case "fasthttp-seawall-watch":
-		err = serveFastHTTPSeawall(*listen, *configFile, "always")
-	case "fasthttp-seawall-context":
-		err = serveFastHTTPSeawall(*listen, *configFile, "context")
-	case "fasthttp-seawall-nowatch":
-		err = serveFastHTTPSeawall(*listen, *configFile, "")
 	case "fasthttp-adapted":
 		err = serveFastHTTPAdapted(*listen, forward(up, newFastTransport(up, tlsConfig)))
 	case "static":
@@ -346,7 +336,7 @@ func serveFastHTTPH1(listen string, up upstreams, rt *h1.Transport, stream bool)
 // is what moving both halves would give if the policies kept net/http's
 // types, against "fasthttp", where nothing is copied.
 func serveFastHTTPAdapted(listen string, h http.Handler) error {
-	srv := &fasthttp.Server{Handler: adapt(h, nil), ReadTimeout: 10 * time.Second}
+	srv := &fasthttp.Server{Handler: adapt(h), ReadTimeout: 10 * time.Second}
 	return srv.ListenAndServe(listen)
 }
 
