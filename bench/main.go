@@ -123,6 +123,9 @@ type target struct {
 	redisPort int
 	// up is the upstream it calls, whose CPU share each row shows.
 	up *exec.Cmd
+	// admin is a Seawall's admin port, for its allocations a request and
+	// -profile; 0 for the other targets.
+	admin int
 }
 
 // redisScripts is how many scripts the Redis at port has run; 0 for no
@@ -382,9 +385,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	up := fmt.Sprintf("http://127.0.0.1:%d", upPort)
 	targets := []*target{
 		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
-		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw,
+		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw, admin: adminPort,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
-		{name: "seawall-fasthttp", base: fmt.Sprintf("http://127.0.0.1:%d", fastPorts[0]), proc: swFast,
+		{name: "seawall-fasthttp", base: fmt.Sprintf("http://127.0.0.1:%d", fastPorts[0]), proc: swFast, admin: fastPorts[1],
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
@@ -433,19 +436,19 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					continue
 				}
 				var profiled func() error
-				if r == 0 && t.name == "seawall" {
-					profiled = startProfile(adminPort, duration, filepath.Join(profileDir, s+".pprof"))
+				if r == 0 && (t.name == "seawall" || t.name == "seawall-fasthttp") {
+					profiled = startProfile(t.admin, duration, filepath.Join(profileDir, s+strings.TrimPrefix(t.name, "seawall")+".pprof"))
 				}
 				allocs0 := -1.0
-				if t.name == "seawall" {
-					allocs0 = mallocs(adminPort)
+				if t.admin != 0 {
+					allocs0 = mallocs(t.admin)
 				}
 				scripts := redisScripts(t.redisPort)
 				m := measure(t, "GET", t.base+p, conns, 0, duration)
 				if t.redisPort != 0 && m.rps > 0 {
 					m.redisPerReq = float64(redisScripts(t.redisPort)-scripts) / (m.rps * duration.Seconds())
 				}
-				if allocs1 := mallocs(adminPort); allocs0 >= 0 && allocs1 >= 0 && m.rps > 0 {
+				if allocs1 := mallocs(t.admin); allocs0 >= 0 && allocs1 >= 0 && m.rps > 0 {
 					m.allocs = (allocs1 - allocs0) / (m.rps * duration.Seconds())
 				}
 				if profiled != nil {
