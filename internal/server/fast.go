@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -171,7 +172,13 @@ func (s *fastServer) handler(rl *rawListener) fasthttp.RequestHandler {
 		raw := rl.conn(ctx.Conn())
 		base, done := s.gone.watch(raw)
 		defer done()
-		s.serve(ctx, raw, request(ctx, base))
+		remote := ""
+		if raw != nil {
+			remote = raw.remoteAddr()
+		} else {
+			remote = ctx.RemoteAddr().String()
+		}
+		s.serve(ctx, raw, request(ctx, base, remote))
 	}
 }
 
@@ -194,7 +201,7 @@ func (s *fastServer) serve(ctx *fasthttp.RequestCtx, raw *rawConn, r *http.Reque
 func (s *fastServer) refuse(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 	if proxy.FaultyFraming(proxy.ConnContext(context.Background(), ctx.Conn())) {
-		r := request(ctx, context.Background())
+		r := request(ctx, context.Background(), ctx.RemoteAddr().String())
 		r.Proto, r.ProtoMinor, r.Body, r.ContentLength, r.TransferEncoding = "HTTP/1.0", 0, http.NoBody, 0, nil
 		s.serve(ctx, nil, r)
 		ctx.SetConnectionClose()
@@ -239,24 +246,25 @@ func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
 
 // request is the *http.Request of a fasthttp request: its context base,
 // marked as proxy.ConnContext marks a request on net/http, its body
-// streamed from the connection as it arrives.
-func request(ctx *fasthttp.RequestCtx, base context.Context) *http.Request {
+// streamed from the connection as it arrives; remote is the app's
+// address. Made with few allocations (BenchmarkFastRequest): a common
+// method or field name is not copied, the fields' values are one string.
+func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *http.Request {
+	uri := string(ctx.RequestURI())
 	r := &http.Request{
-		Method: string(ctx.Method()), URL: &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, ctx.Request.Header.Len()),
-		Host: string(ctx.Host()), RequestURI: string(ctx.RequestURI()), RemoteAddr: ctx.RemoteAddr().String(), Body: http.NoBody,
+		Method: methodName(ctx.Method()), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, ctx.Request.Header.Len()),
+		Host:   string(ctx.Host()), RequestURI: uri, RemoteAddr: remote, Body: http.NoBody,
 	}
 	if !ctx.Request.Header.IsHTTP11() {
 		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
 	}
-	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
-		r.URL = u
+	if u, err := url.ParseRequestURI(uri); err == nil {
+		r.URL = u // the target as sent: fasthttp's Path has its dot segments removed
+	} else {
+		r.URL = &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())}
 	}
-	for k, v := range ctx.Request.Header.All() {
-		if name := string(k); name != "Host" {
-			r.Header[name] = append(r.Header[name], string(v))
-		}
-	}
+	copyFields(r.Header, &ctx.Request.Header)
 	switch cl := ctx.Request.Header.ContentLength(); {
 	case cl == 0, cl < -1: // none (-2: neither Content-Length nor chunked)
 	default:
@@ -271,6 +279,79 @@ func request(ctx *fasthttp.RequestCtx, base context.Context) *http.Request {
 		}
 	}
 	return r.WithContext(proxy.ConnContext(base, ctx.Conn()))
+}
+
+// copyFields sets a request's fields but Host in h, keyed as net/http
+// keys them (fasthttp has made each name canonical, as net/http does):
+// a common name without a copy, the values sliced from one string and
+// their slices from one array.
+func copyFields(h http.Header, from *fasthttp.RequestHeader) {
+	size, n := 0, 0
+	for _, v := range from.All() {
+		size, n = size+len(v), n+1
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, v := range from.All() {
+		b.Write(v)
+	}
+	all, off := b.String(), 0
+	vals := make([]string, 0, n)
+	for k, v := range from.All() {
+		val := all[off : off+len(v)]
+		off += len(v)
+		name, ok := commonFields[string(k)]
+		if !ok {
+			name = string(k)
+		}
+		if name == "Host" {
+			continue
+		}
+		if prev, ok := h[name]; ok {
+			h[name] = append(prev, val)
+			continue
+		}
+		vals = append(vals, val)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+}
+
+// commonFields are the field names most requests carry, each its own key.
+var commonFields = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Expect",
+		"Forwarded", "Host", "Idempotency-Key", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
+		"If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma", "Range", "Referer", "Seawall-Callback",
+		"Seawall-Mode", "Seawall-Request-Id", "Te", "Traceparent", "Tracestate", "Trailer",
+		"Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// methodName is a request's method, the common ones without a copy.
+func methodName(b []byte) string {
+	switch string(b) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(b)
 }
 
 // printfLogger is fasthttp's Logger over Seawall's log.
@@ -329,6 +410,16 @@ type rawConn struct {
 	// skip is how many bytes written next are dropped (only the
 	// goroutine serving the connection writes, and sets it).
 	skip int
+	// remote is the app's address as text, made at its first request
+	// (by the goroutine serving the connection).
+	remote string
+}
+
+func (c *rawConn) remoteAddr() string {
+	if c.remote == "" {
+		c.remote = c.Conn.RemoteAddr().String()
+	}
+	return c.remote
 }
 
 func (c *rawConn) Write(p []byte) (int, error) {
