@@ -166,3 +166,36 @@ func BenchmarkFastAnswer(b *testing.B) {
 		}
 	}
 }
+
+// The request the fasthttp engine makes from any head fasthttp reads:
+// no panic, every field fasthttp read (Host apart) under its name in the
+// order read, nothing else, and the target as sent.
+func FuzzFastRequest(f *testing.F) {
+	for _, raw := range []string{
+		"GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\nAccept: a\r\nAccept: b\r\n\r\n",
+		"POST /api/../v1/charges HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nX-Odd: 1\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+		"DELETE * HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"PROPFIND http://example.com/a%2Fb HTTP/1.1\r\nHost: example.com\r\nUser-Agent: x\r\nuser-agent: y\r\n\r\n",
+	} {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var ctx fasthttp.RequestCtx
+		if err := ctx.Request.Header.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+			return
+		}
+		got := request(&ctx, context.Background(), "127.0.0.1:1")
+		want := http.Header{}
+		for k, v := range ctx.Request.Header.All() {
+			if name := string(k); name != "Host" {
+				want[name] = append(want[name], string(v))
+			}
+		}
+		if fmt.Sprint(got.Header) != fmt.Sprint(want) {
+			t.Errorf("fields %v, fasthttp read %v", got.Header, want)
+		}
+		if got.RequestURI != string(ctx.RequestURI()) || got.Method != string(ctx.Method()) {
+			t.Errorf("%s %s, fasthttp read %s %s", got.Method, got.RequestURI, ctx.Method(), ctx.RequestURI())
+		}
+	})
+}
