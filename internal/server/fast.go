@@ -92,6 +92,9 @@ func newFastServer(h http.Handler, log *slog.Logger, g *routine.Group, h2c bool)
 		NoDefaultServerHeader: true, NoDefaultContentType: true, CloseOnShutdown: true,
 		StreamRequestBody: true, MaxRequestBodySize: 1,
 		ErrorHandler: s.refuse, Logger: printfLogger{log},
+		// fasthttp's message about a request it could not read quotes the
+		// request's bytes otherwise, credentials and all.
+		SecureErrorLogMessage: true,
 	}
 	if h2c {
 		s.h2 = HTTPServer(h, log, true)
@@ -354,11 +357,16 @@ func methodName(b []byte) string {
 	return string(b)
 }
 
-// printfLogger is fasthttp's Logger over Seawall's log.
+// printfLogger is fasthttp's Logger over Seawall's log, at debug: what
+// fasthttp logs is a connection it could not serve (a request it could
+// not read, which it answered 400), which net/http's server does not log
+// at all, and which any client could repeat to fill the log.
 type printfLogger struct{ log *slog.Logger }
 
 func (l printfLogger) Printf(format string, args ...any) {
-	l.log.Warn("http server: " + fmt.Sprintf(format, args...))
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("http server: " + fmt.Sprintf(format, args...))
+	}
 }
 
 // rawListener and outerListener pair each connection the framing

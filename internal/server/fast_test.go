@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,4 +199,40 @@ func FuzzFastRequest(f *testing.F) {
 			t.Errorf("%s %s, fasthttp read %s %s", got.Method, got.RequestURI, ctx.Method(), ctx.RequestURI())
 		}
 	})
+}
+
+// A request fasthttp cannot read is logged without its bytes: they may
+// hold an app's credentials (fasthttp's own message quotes the head unless
+// told not to).
+func TestFastServerLogsNoRequestBytes(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := AppServer(http.NotFoundHandler(), log, nil, false, config.EngineFastHTTP)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	for _, raw := range []string{
+		"GET /x HTTP/1.1 extra\r\nHost: a\r\nAuthorization: Bearer s3cret-app-token\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nAuthorization: Bearer s3cret-app-token\r\n\r\n",
+	} {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, raw)
+		answer, _ := io.ReadAll(c)
+		_ = c.Close()
+		if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") {
+			t.Errorf("%q answered %q, want a 400", raw, answer)
+		}
+	}
+	_ = srv.Close()
+	<-done
+	if strings.Contains(logged.String(), "s3cret") {
+		t.Errorf("the log holds a request's bytes:\n%s", logged.String())
+	}
 }
