@@ -255,7 +255,7 @@ func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
 func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *http.Request {
 	uri := string(ctx.RequestURI())
 	r := &http.Request{
-		Method: methodName(ctx.Method()), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Method: common(commonMethods, ctx.Method()), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, ctx.Request.Header.Len()),
 		Host:   string(ctx.Host()), RequestURI: uri, RemoteAddr: remote, Body: http.NoBody,
 	}
@@ -303,10 +303,7 @@ func copyFields(h http.Header, from *fasthttp.RequestHeader) {
 	for k, v := range from.All() {
 		val := all[off : off+len(v)]
 		off += len(v)
-		name, ok := commonFields[string(k)]
-		if !ok {
-			name = string(k)
-		}
+		name := common(commonFields, k)
 		if name == "Host" {
 			continue
 		}
@@ -319,40 +316,34 @@ func copyFields(h http.Header, from *fasthttp.RequestHeader) {
 	}
 }
 
-// commonFields are the field names most requests carry, each its own key.
-var commonFields = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
-		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Expect",
-		"Forwarded", "Host", "Idempotency-Key", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
-		"If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma", "Range", "Referer", "Seawall-Callback",
-		"Seawall-Mode", "Seawall-Request-Id", "Te", "Traceparent", "Tracestate", "Trailer",
-		"Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-	} {
+// commonFields are the field names most requests carry.
+var commonFields = interned(
+	"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+	"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Expect",
+	"Forwarded", "Host", "Idempotency-Key", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
+	"If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma", "Range", "Referer", "Seawall-Callback",
+	"Seawall-Mode", "Seawall-Request-Id", "Te", "Traceparent", "Tracestate", "Trailer",
+	"Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For",
+	"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+)
+
+// commonMethods are the methods most requests carry.
+var commonMethods = interned(http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodHead, http.MethodOptions)
+
+// interned maps each of names to itself.
+func interned(names ...string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, k := range names {
 		m[k] = k
 	}
 	return m
-}()
+}
 
-// methodName is a request's method, the common ones without a copy.
-func methodName(b []byte) string {
-	switch string(b) {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodPatch:
-		return http.MethodPatch
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodOptions:
-		return http.MethodOptions
+// common is b as a string: one of known's without a copy, else a copy.
+func common(known map[string]string, b []byte) string {
+	if s, ok := known[string(b)]; ok {
+		return s
 	}
 	return string(b)
 }
