@@ -94,6 +94,9 @@ func serveSeawall(tb testing.TB, h http.Handler, h2c bool) *served {
 		tb.Fatal(err)
 	}
 	engine := os.Getenv("SEAWALL_TEST_ENGINE")
+	if engine != "" && engine != config.EngineNetHTTP && engine != config.EngineFastHTTP {
+		tb.Fatalf("SEAWALL_TEST_ENGINE=%q names no engine (%s or %s)", engine, config.EngineNetHTTP, config.EngineFastHTTP)
+	}
 	srv := server.AppServer(h, slog.Default(), nil, h2c, engine)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
