@@ -246,12 +246,12 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
-	// The same Seawall on its other engine (engine: fasthttp; ADR 0006).
-	fastPorts := freePorts(2)
-	if err := writeFile(filepath.Join(dir, "seawall-fasthttp.yaml"), seawallConfig(dir, fastPorts[0], upPort, tlsPort, fastPorts[1])+"engine: fasthttp\n"); err != nil {
+	// The same Seawall on its other engine (engine: net/http; ADR 0006).
+	otherPorts := freePorts(2)
+	if err := writeFile(filepath.Join(dir, "seawall-nethttp.yaml"), seawallConfig(dir, otherPorts[0], upPort, tlsPort, otherPorts[1])+"engine: net/http\n"); err != nil {
 		return err
 	}
-	swFast, err := start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", filepath.Join(dir, "seawall-fasthttp.yaml"))
+	swOther, err := start("1", append([]string{"GOMAXPROCS=1"}, strings.Fields(*seawallEnv)...), swBin, "serve", "-c", filepath.Join(dir, "seawall-nethttp.yaml"))
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 	if err != nil {
 		return err
 	}
-	listening := []int{upPort, tlsPort, goUpPort, goTLSPort, swPort, fastPorts[0], ngPort, hpPort, cdPort}
+	listening := []int{upPort, tlsPort, goUpPort, goTLSPort, swPort, otherPorts[0], ngPort, hpPort, cdPort}
 	// Seawall with its limits global, through a redis-server of its own on
 	// the first core beside the upstream: the cost of sharing the pace.
 	var swGlobal, swL2 *exec.Cmd
@@ -387,7 +387,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		{name: "direct", base: up, paths: map[string]string{"pass": "/small", "cache1k": "/1k", "cache64k": "/64k"}},
 		{name: "seawall", base: fmt.Sprintf("http://127.0.0.1:%d", swPort), proc: sw, admin: adminPort,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
-		{name: "seawall-fasthttp", base: fmt.Sprintf("http://127.0.0.1:%d", fastPorts[0]), proc: swFast, admin: fastPorts[1],
+		{name: "seawall-nethttp", base: fmt.Sprintf("http://127.0.0.1:%d", otherPorts[0]), proc: swOther, admin: otherPorts[1],
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
 		{name: "nginx", base: fmt.Sprintf("http://127.0.0.1:%d", ngPort), proc: ng,
 			paths: map[string]string{"pass": "/api/small", "cache1k": "/cache/1k", "cache64k": "/cache/64k", "down": "/down/x", "tls": "/tls/small"}},
@@ -436,7 +436,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 					continue
 				}
 				var profiled func() error
-				if r == 0 && (t.name == "seawall" || t.name == "seawall-fasthttp") {
+				if r == 0 && (t.name == "seawall" || t.name == "seawall-nethttp") {
 					profiled = startProfile(t.admin, duration, filepath.Join(profileDir, s+strings.TrimPrefix(t.name, "seawall")+".pprof"))
 				}
 				allocs0 := -1.0
@@ -506,9 +506,9 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		// System calls per request in (a), with strace attached: Seawall
 		// beside nginx, the lean reference, and beside its bare engine when
 		// the engines run.
-		traced := []*target{targets[1], targets[2]}
-		for _, t := range protos {
-			if t.name == "proto-h1" {
+		var traced []*target
+		for _, t := range append(targets, protos...) {
+			if t.name == "seawall" || t.name == "nginx" || t.name == engineOf["pass"] {
 				traced = append(traced, t)
 			}
 		}
@@ -542,13 +542,13 @@ type pairSpec struct {
 }
 
 // pairSpecs: Seawall beside its bare engine, for what Seawall adds to it,
-// beside itself on its other engine (engine: fasthttp; ADR 0006), and
+// beside itself on its other engine (engine: net/http; ADR 0006), and
 // beside nginx for the cache hit, whose 64 KiB row can be set by the
 // generator (when both serve what one wrk can take) rather than by them.
 var pairSpecs = []pairSpec{
-	{"pass", "proto-h1", 5000},
-	{"pass", "seawall-fasthttp", 5000},
-	{"cache1k", "proto-static", 10000},
+	{"pass", "proto-fasthttp-h1", 5000},
+	{"pass", "seawall-nethttp", 5000},
+	{"cache1k", "proto-fasthttp-static", 10000},
 	{"cache1k", "nginx", 10000},
 	{"cache64k", "nginx", 4000},
 }

@@ -47,7 +47,7 @@ func (r *results) pairsTable() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\nSeawall beside its bare engine, itself on fasthttp (`seawall-fasthttp`), or nginx, on one core at once (`-only pair`), each offered the same rate by its own generator; Seawall's CPU a request over the other's, run by run:\n\n")
+	b.WriteString("\nSeawall beside its bare engine, itself on net/http (`seawall-nethttp`), or nginx, on one core at once (`-only pair`), each offered the same rate by its own generator; Seawall's CPU a request over the other's, run by run:\n\n")
 	b.WriteString("| scenario | beside | offered to each | Seawall / other, CPU a request | Seawall, other: CPU µs a request (req/s served) |\n|---|---|---|---|---|\n")
 	for _, s := range scenarioNames {
 		var besides []string
@@ -144,7 +144,7 @@ func (r *results) table() string {
 	for _, s := range scenarioNames {
 		direct, hasDirect := r.median(s.key, "direct")
 		ng, hasNginx := r.median(s.key, "nginx")
-		for _, t := range []string{"direct", "seawall", "seawall-fasthttp", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-nbio", "proto-fasthttp-adaptor", "proto-fasthttp-h1", "proto-fasthttp-h1-stream", "proto-nethttp-fastclient", "proto-fasthttp-adapted", "proto-static", "proto-fasthttp-static", "proto-nbio-static"} {
+		for _, t := range []string{"direct", "seawall", "seawall-nethttp", "seawall-global", "seawall-l2", "nginx", "haproxy", "caddy", "proto-nethttp", "proto-h1", "proto-fasthttp", "proto-nbio", "proto-fasthttp-adaptor", "proto-fasthttp-h1", "proto-fasthttp-h1-stream", "proto-nethttp-fastclient", "proto-fasthttp-adapted", "proto-static", "proto-fasthttp-static", "proto-nbio-static"} {
 			m, ok := r.median(s.key, t)
 			if !ok {
 				continue
@@ -260,10 +260,11 @@ func (r *results) groupCommits() string {
 }
 
 // engineOf is, per scenario, the bare engine that does the same job as
-// Seawall with no policies: what Seawall could reach on its engine.
+// Seawall with no policies: what Seawall could reach on its engine
+// (fasthttp's server; internal/h1 to the upstream).
 var engineOf = map[string]string{
-	"pass": "proto-h1", "tls": "proto-h1", "cache1k": "proto-static", "cache64k": "proto-static",
-	"down": "proto-static", "fixed": "proto-h1", "fixed-own": "proto-h1",
+	"pass": "proto-fasthttp-h1", "tls": "proto-fasthttp-h1", "cache1k": "proto-fasthttp-static", "cache64k": "proto-fasthttp-static",
+	"down": "proto-fasthttp-static", "fixed": "proto-fasthttp-h1", "fixed-own": "proto-fasthttp-h1",
 }
 
 // byRound sets Seawall beside its bare engine round by round, each

@@ -12,19 +12,19 @@ func TestByRoundComparesWithinEachRound(t *testing.T) {
 	r := newResults()
 	for _, row := range []struct{ seawall, engine, nginx float64 }{{10, 12, 20}, {8, 6, 10}, {15, 14, 30}} {
 		r.add("pass", "seawall", measurement{rps: row.seawall})
-		r.add("pass", "proto-h1", measurement{rps: row.engine})
+		r.add("pass", "proto-fasthttp-h1", measurement{rps: row.engine})
 		r.add("pass", "nginx", measurement{rps: row.nginx})
 	}
 	for _, p99 := range []struct{ seawall, engine, direct time.Duration }{{9, 4, 3}, {5, 7, 4}} {
 		r.add("fixed-own", "seawall", measurement{rps: 1, p99: p99.seawall * time.Millisecond})
-		r.add("fixed-own", "proto-h1", measurement{rps: 1, p99: p99.engine * time.Millisecond})
+		r.add("fixed-own", "proto-fasthttp-h1", measurement{rps: 1, p99: p99.engine * time.Millisecond})
 		r.add("fixed-own", "direct", measurement{rps: 1, p99: p99.direct * time.Millisecond})
 	}
 	r.add("cache1k", "seawall", measurement{rps: 5}) // no engine measured: no row
 	got := r.byRound()
 	for _, want := range []string{
-		"| (a) pass-through, limiter+breaker+retry on | proto-h1 | 0.50×, 0.80×, 0.50× | 0.60×, 0.60×, 0.47× | 2 of 3 rounds |",
-		"| (d') fixed rate, half of Seawall's (a); the Go generator | proto-h1 | +6.00 ms, +1.00 ms | +1.00 ms, +3.00 ms | 1 of 2 rounds |",
+		"| (a) pass-through, limiter+breaker+retry on | proto-fasthttp-h1 | 0.50×, 0.80×, 0.50× | 0.60×, 0.60×, 0.47× | 2 of 3 rounds |",
+		"| (d') fixed rate, half of Seawall's (a); the Go generator | proto-fasthttp-h1 | +6.00 ms, +1.00 ms | +1.00 ms, +3.00 ms | 1 of 2 rounds |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
@@ -124,18 +124,18 @@ func TestTheTableNamesRowsTheGeneratorsCorePaced(t *testing.T) {
 func TestThePairsGiveCPUPerRequestRatios(t *testing.T) {
 	r := newResults()
 	r.pairs = []pair{
-		{scenario: "pass", beside: "proto-h1", rate: 5000, seawall: measurement{rps: 10000, proxyCPU: 50}, other: measurement{rps: 12000, proxyCPU: 48}},
-		{scenario: "pass", beside: "proto-h1", rate: 5000, seawall: measurement{rps: 9000, proxyCPU: 50}, other: measurement{rps: 0, proxyCPU: 48}},
-		{scenario: "cache1k", beside: "proto-static", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, other: measurement{rps: 24000, proxyCPU: 48}},
+		{scenario: "pass", beside: "proto-fasthttp-h1", rate: 5000, seawall: measurement{rps: 10000, proxyCPU: 50}, other: measurement{rps: 12000, proxyCPU: 48}},
+		{scenario: "pass", beside: "proto-fasthttp-h1", rate: 5000, seawall: measurement{rps: 9000, proxyCPU: 50}, other: measurement{rps: 0, proxyCPU: 48}},
+		{scenario: "cache1k", beside: "proto-fasthttp-static", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, other: measurement{rps: 24000, proxyCPU: 48}},
 		{scenario: "cache1k", beside: "nginx", rate: 10000, seawall: measurement{rps: 20000, proxyCPU: 52}, other: measurement{rps: 25000, proxyCPU: 50}},
-		{scenario: "cache1k", beside: "proto-static", rate: 10000, seawall: measurement{rps: 10000, proxyCPU: 30}, other: measurement{rps: 10000, proxyCPU: 20}},
+		{scenario: "cache1k", beside: "proto-fasthttp-static", rate: 10000, seawall: measurement{rps: 10000, proxyCPU: 30}, other: measurement{rps: 10000, proxyCPU: 20}},
 	}
 	got := r.table()
 	for _, want := range []string{
 		// 50 µs against 40 µs a request.
-		"| (a) pass-through, limiter+breaker+retry on | proto-h1 | 5000/s | 1.25, ? | 50.0, 40.0 (10000, 12000); 55.6,  (9000, 0) |",
+		"| (a) pass-through, limiter+breaker+retry on | proto-fasthttp-h1 | 5000/s | 1.25, ? | 50.0, 40.0 (10000, 12000); 55.6,  (9000, 0) |",
 		// 26.0 µs against 20.0 µs.
-		"| (b) cache hit, 1 KiB | proto-static | 10000/s | 1.30, 1.50 | 26.0, 20.0 (20000, 24000); 30.0, 20.0 (10000, 10000) |",
+		"| (b) cache hit, 1 KiB | proto-fasthttp-static | 10000/s | 1.30, 1.50 | 26.0, 20.0 (20000, 24000); 30.0, 20.0 (10000, 10000) |",
 		// 26.0 µs against 20.0 µs, in a row of its own.
 		"| (b) cache hit, 1 KiB | nginx | 10000/s | 1.30 | 26.0, 20.0 (20000, 25000) |",
 	} {

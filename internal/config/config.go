@@ -18,6 +18,7 @@ const (
 	DefaultListen          = "127.0.0.1:8080"
 	EngineNetHTTP          = "net/http"
 	EngineFastHTTP         = "fasthttp"
+	DefaultEngine          = EngineFastHTTP
 	DefaultAdminListen     = "127.0.0.1:9090"
 	DefaultMaxRequestBody  = 10 << 20
 	DefaultMaxResponseBody = 50 << 20
@@ -99,7 +100,7 @@ type Config struct {
 	H2C bool `yaml:"h2c"`
 	// Engine is the server that reads HTTP/1.x from apps on Listen:
 	// EngineNetHTTP (Go's net/http) or EngineFastHTTP (fasthttp, cheaper
-	// a request; ADR 0006). Default EngineNetHTTP. HTTP/2 (H2C) and the
+	// a request; ADR 0006). Default DefaultEngine (fasthttp). HTTP/2 (H2C) and the
 	// admin listener are served by net/http either way.
 	Engine string `yaml:"engine"`
 	// Admin configures the operator listener (metrics, health).

@@ -54,6 +54,9 @@ func TestParseValid(t *testing.T) {
 	if got := u.Breaker.FailureStatuses; len(got) != 1 || got[0] != "5xx" {
 		t.Errorf("failure statuses = %v, want defaults", got)
 	}
+	if cfg.Engine != EngineFastHTTP {
+		t.Errorf("engine = %q, want the default, %s", cfg.Engine, EngineFastHTTP)
+	}
 }
 
 func TestParseReportsEveryProblemWithLine(t *testing.T) {

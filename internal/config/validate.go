@@ -40,7 +40,7 @@ func set[T any](d defaulter, path string, field *T, def T) {
 
 func (c *Config) applyDefaults(d defaulter) {
 	set(d, "listen", &c.Listen, DefaultListen)
-	set(d, "engine", &c.Engine, EngineNetHTTP)
+	set(d, "engine", &c.Engine, DefaultEngine)
 	set(d, "admin.listen", &c.Admin.Listen, DefaultAdminListen)
 	set(d, "log.level", &c.Log.Level, DefaultLogLevel)
 	set(d, "log.format", &c.Log.Format, DefaultLogFormat)

@@ -85,7 +85,7 @@ func newStackDoc(t *testing.T, doc string) *stack {
 
 // serveSeawall serves a Seawall's handler as seawall serve does: on its
 // app listener's server (server.AppServer), on the engine
-// SEAWALL_TEST_ENGINE names (net/http, the default, or fasthttp: CI runs
+// SEAWALL_TEST_ENGINE names (fasthttp, the default, or net/http: CI runs
 // the package's tests on each). Cleanup closes it.
 func serveSeawall(tb testing.TB, h http.Handler, h2c bool) *served {
 	tb.Helper()

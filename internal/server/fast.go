@@ -33,7 +33,8 @@ type appServer interface {
 }
 
 // AppServer is the server of seawall serve's app listener for engine
-// (config.EngineNetHTTP or config.EngineFastHTTP), to be served on a
+// (config.EngineNetHTTP, config.EngineFastHTTP, or "" for
+// config.DefaultEngine), to be served on a
 // plain TCP listener: it puts Seawall's framing listener
 // (proxy.Listener) over it itself. The proxy's tests serve their Seawall
 // with it, so that they run what seawall serve runs.
@@ -41,6 +42,9 @@ type appServer interface {
 // The fasthttp engine's goroutines start through g (nil in tests that
 // build one part without a server).
 func AppServer(h http.Handler, log *slog.Logger, g *routine.Group, h2c bool, engine string) appServer {
+	if engine == "" {
+		engine = config.DefaultEngine
+	}
 	if engine == config.EngineFastHTTP {
 		return newFastServer(h, log, g, h2c)
 	}

@@ -50,8 +50,8 @@ func startDocLog(t *testing.T, doc string, w io.Writer) (*Server, context.Cancel
 }
 
 // onTestEngine puts the app listener of a Seawall the test starts on
-// the engine SEAWALL_TEST_ENGINE names (net/http, the default, or
-// fasthttp): CI runs the package's tests on each.
+// the engine SEAWALL_TEST_ENGINE names (fasthttp, the default, or
+// net/http): CI runs the package's tests on each.
 func onTestEngine(doc string) string {
 	if e := os.Getenv("SEAWALL_TEST_ENGINE"); e != "" {
 		return doc + "\nengine: " + e + "\n" // last, so that the doc's lines keep their numbers
