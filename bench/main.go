@@ -507,7 +507,7 @@ func run(duration time.Duration, rounds, conns int, write bool, only, profileDir
 		// beside nginx, the lean reference, and beside its bare engine when
 		// the engines run.
 		var traced []*target
-		for _, t := range append(targets, protos...) {
+		for _, t := range targets { // the engines' prototypes among them when they run
 			if t.name == "seawall" || t.name == "nginx" || t.name == engineOf["pass"] {
 				traced = append(traced, t)
 			}
