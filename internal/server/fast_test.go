@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/seawall/seawall/internal/config"
+	"github.com/seawall/seawall/internal/testlog"
+	"github.com/seawall/seawall/internal/testwait"
 	"github.com/valyala/fasthttp"
 )
 
@@ -205,7 +206,7 @@ func FuzzFastRequest(f *testing.F) {
 // hold an app's credentials (fasthttp's own message quotes the head unless
 // told not to).
 func TestFastServerLogsNoRequestBytes(t *testing.T) {
-	var logged bytes.Buffer
+	var logged testlog.Buffer // fasthttp's workers log after Serve has returned
 	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := AppServer(http.NotFoundHandler(), log, nil, false, config.EngineFastHTTP)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -232,6 +233,11 @@ func TestFastServerLogsNoRequestBytes(t *testing.T) {
 	}
 	_ = srv.Close()
 	<-done
+	if _, ok := testwait.Within(5*time.Second, func() bool {
+		return strings.Count(logged.String(), "error when reading request headers") == 2
+	}); !ok {
+		t.Fatalf("fasthttp did not log both requests it could not read:\n%s", logged.String())
+	}
 	if strings.Contains(logged.String(), "s3cret") {
 		t.Errorf("the log holds a request's bytes:\n%s", logged.String())
 	}
