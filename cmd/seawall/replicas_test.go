@@ -21,6 +21,7 @@ import (
 
 	"github.com/seawall/seawall/internal/testdb"
 	"github.com/seawall/seawall/internal/testredis"
+	"github.com/seawall/seawall/internal/testwait"
 	u "github.com/seawall/seawall/internal/usage"
 	"github.com/seawall/seawall/internal/vendortest"
 )
@@ -826,12 +827,28 @@ func TestReplicasShareShifts(t *testing.T) {
 	// so that a replica started afterwards has it too.
 	redis.Kill()
 	redis.Restart(t)
-	time.Sleep(2500 * time.Millisecond) // the heartbeat finds Redis back, then reads the shifts
+	// The heartbeat finds Redis back and the replicas put the shift
+	// back: waited for in Redis itself, not for a fixed time, which a
+	// slow host outran once.
+	back := time.Now()
+	for len(redis.Keys("*:shift:"+sh.ID)) == 0 {
+		if time.Since(back) > 20*time.Second {
+			t.Fatalf("no replica put shift %s back in Redis within 20 s of its restart", sh.ID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the shift was back in Redis %v after its restart", time.Since(back).Round(time.Millisecond))
 	replicas[1].stop(t)
 	replicas[1].start(t)
-	listed = nil
-	if !replicas[1].adminGet("/admin/shifts", &listed) || len(listed) != 1 || listed[0].ID != sh.ID {
-		t.Errorf("a replica started after Redis restarted empty lists the shifts %+v, want %s: the others did not put it back", listed, sh.ID)
+	// The new replica reads the shifts at its first heartbeat, which
+	// follows its start (its clock sampled first): within a few seconds.
+	if took, ok := testwait.Within(5*time.Second, func() bool {
+		listed = nil
+		return replicas[1].adminGet("/admin/shifts", &listed) && len(listed) == 1 && listed[0].ID == sh.ID
+	}); !ok {
+		t.Errorf("a replica started after Redis restarted empty lists the shifts %+v after 5 s, want %s", listed, sh.ID)
+	} else {
+		t.Logf("the replica started after Redis restarted listed the shift %v after its start", took.Round(time.Millisecond))
 	}
 
 	if status, body := replicas[1].adminDo(t, http.MethodDelete, "/admin/shifts/"+sh.ID); status != http.StatusOK {

@@ -100,3 +100,13 @@ func ScriptCalls(port int) int64 {
 	}
 	return n
 }
+
+// Keys lists the keys of the Redis at s that match pattern (SCAN's
+// glob), read with redis-cli; nil when it cannot be read.
+func (s *Server) Keys(pattern string) []string {
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(s.Port), "--scan", "--pattern", pattern).Output() //nolint:gosec // fixed program, a loopback port
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(out))
+}
