@@ -177,8 +177,8 @@ func (s *fastServer) handler(rl *rawListener) fasthttp.RequestHandler {
 			return
 		}
 		raw := rl.conn(ctx.Conn())
-		base, done := s.gone.watch(raw)
-		defer done()
+		base, watched := s.gone.watch(raw)
+		defer s.gone.unwatch(watched)
 		remote := ""
 		if raw != nil {
 			remote = raw.remoteAddr()
@@ -416,6 +416,8 @@ type rawConn struct {
 	// remote is the app's address as text, made at its first request
 	// (by the goroutine serving the connection).
 	remote string
+	// watched is the hang-up sweep's entry for the request in flight.
+	watched sweepEntry
 }
 
 func (c *rawConn) remoteAddr() string {
@@ -516,23 +518,30 @@ func (s *sweeper) run(tick time.Duration) {
 }
 
 // watch gives a request on c a context that ends when its app hangs up,
-// until done.
-func (s *sweeper) watch(c *rawConn) (context.Context, func()) {
+// until unwatch(e). The entry is c's own, used again by its next
+// request (a connection serves one request at a time): no allocation
+// for it; nil c (no socket to peek at) gets one that is not watched.
+func (s *sweeper) watch(c *rawConn) (context.Context, *sweepEntry) {
 	gone, cancel := context.WithCancel(context.Background())
 	if c == nil {
-		return gone, cancel
+		return gone, &sweepEntry{cancel: cancel}
 	}
-	e := &sweepEntry{rc: c.rc, cancel: cancel}
+	e := &c.watched
 	s.mu.Lock()
-	e.gen = s.gen
+	e.rc, e.cancel, e.gen = c.rc, cancel, s.gen
 	s.inflight[e] = struct{}{}
 	s.mu.Unlock()
-	return gone, func() {
+	return gone, e
+}
+
+// unwatch ends the watch of a request's connection and its context.
+func (s *sweeper) unwatch(e *sweepEntry) {
+	if e.rc != nil {
 		s.mu.Lock()
 		delete(s.inflight, e)
 		s.mu.Unlock()
-		cancel()
 	}
+	e.cancel()
 }
 
 func (s *sweeper) stop() { s.once.Do(func() { close(s.done) }) }
