@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,6 +74,7 @@ type fastServer struct {
 	g       *routine.Group
 	mu      sync.Mutex
 	ln      net.Listener // what Serve serves, closed by Shutdown
+	rl      *rawListener // over ln, once Serve has begun
 	closing bool
 }
 
@@ -123,6 +125,9 @@ func (s *fastServer) Serve(ln net.Listener) error {
 		s.g.Go("h2c listener", func() { _ = s.h2.Serve(proxy.Listener(pl.h2)) })
 	}
 	rl := &rawListener{Listener: under}
+	s.mu.Lock()
+	s.rl = rl
+	s.mu.Unlock()
 	s.srv.Handler = s.handler(rl)
 	err := s.srv.Serve(&outerListener{Listener: proxy.Listener(rl), raw: rl})
 	s.mu.Lock()
@@ -375,6 +380,8 @@ type rawListener struct {
 	net.Listener
 	last  *rawConn
 	conns sync.Map // the framing listener's net.Conn: the *rawConn under it
+	// deadlines counts the deadlines put on sockets, for the tests.
+	deadlines atomic.Int64
 }
 
 func (l *rawListener) Accept() (net.Conn, error) {
@@ -418,6 +425,85 @@ type rawConn struct {
 	remote string
 	// watched is the hang-up sweep's entry for the request in flight.
 	watched sweepEntry
+	// rd and wd are the read and write deadlines, put on the socket by
+	// the next read or write (lazyDeadline).
+	rd, wd lazyDeadline
+}
+
+// lazyDeadline is one direction's deadline on a connection. fasthttp
+// sets four a request (an idle and a head deadline for reading, and the
+// write deadline Seawall's handler sets, cleared after the answer), each
+// a change to the runtime's timers; here a deadline is only noted when
+// set, and put on the socket by the next read or write, unless the
+// socket's own ends no later than it and no sooner than 63/64 of the
+// time left before it (the rule deadlines.moveWrite keeps too). A
+// keep-alive connection so keeps one deadline each way across the
+// requests of a fraction of its timeout, where it had four changes a
+// request, and a read or write that blocks is still bounded by what was
+// set last. A read or a write is made by one goroutine at a time; a
+// deadline may be set from any.
+type lazyDeadline struct {
+	asked   atomic.Int64 // Unix nanoseconds; 0: none
+	applied int64        // the socket's, by the reading (or writing) goroutine only
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time (no deadline).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixNano(), 1)
+}
+
+func (d *lazyDeadline) set(t time.Time) { d.asked.Store(unixNano(t)) }
+
+// due says whether the deadline asked must be put on the socket before
+// a read (or write), and which: the socket's would not do (see
+// lazyDeadline). applied(t) records that it was.
+func (d *lazyDeadline) due() (time.Time, bool) {
+	asked := d.asked.Load()
+	if asked == d.applied {
+		return time.Time{}, false
+	}
+	if asked != 0 && d.applied != 0 && d.applied < asked {
+		now := time.Now().UnixNano()
+		if d.applied > now && asked-d.applied <= (asked-now)/64 {
+			return time.Time{}, false
+		}
+	}
+	if asked == 0 {
+		return time.Time{}, true
+	}
+	return time.Unix(0, asked), true
+}
+
+func (d *lazyDeadline) put(t time.Time) { d.applied = unixNano(t) }
+
+func (c *rawConn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+func (c *rawConn) SetReadDeadline(t time.Time) error {
+	c.rd.set(t)
+	return nil
+}
+
+func (c *rawConn) SetWriteDeadline(t time.Time) error {
+	c.wd.set(t)
+	return nil
+}
+
+func (c *rawConn) Read(p []byte) (int, error) {
+	if t, ok := c.rd.due(); ok {
+		if err := c.Conn.SetReadDeadline(t); err != nil {
+			return 0, err
+		}
+		c.rd.put(t)
+		c.l.deadlines.Add(1)
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *rawConn) remoteAddr() string {
@@ -428,6 +514,13 @@ func (c *rawConn) remoteAddr() string {
 }
 
 func (c *rawConn) Write(p []byte) (int, error) {
+	if t, ok := c.wd.due(); ok {
+		if err := c.Conn.SetWriteDeadline(t); err != nil {
+			return 0, err
+		}
+		c.wd.put(t)
+		c.l.deadlines.Add(1)
+	}
 	if c.skip == 0 {
 		return c.Conn.Write(p)
 	}

@@ -286,3 +286,115 @@ func TestFastServerLogsNoRequestBytes(t *testing.T) {
 		t.Errorf("the log holds a request's bytes:\n%s", logged.String())
 	}
 }
+
+// serveFast serves h on the fasthttp engine on a loopback listener until
+// the test ends, and returns its address and its server.
+func serveFast(t *testing.T, h http.Handler) (string, *fastServer) {
+	t.Helper()
+	s := newFastServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		<-served
+	})
+	return ln.Addr().String(), s
+}
+
+// deadlined answers as Seawall's handler does: a write deadline set
+// first, the answer kept; ?big=1 writes 8 MiB instead.
+var deadlined = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if r.URL.Query().Get("big") == "" {
+		_, _ = io.WriteString(w, "ok")
+		return
+	}
+	chunk := make([]byte, 64<<10)
+	for range 128 {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+})
+
+// A keep-alive connection's requests keep one deadline each way on the
+// socket: fasthttp sets four a request (idle, head, and the handler's
+// write deadline set and cleared), which were four changes to the
+// runtime's timers a request; now a deadline is put on the socket only
+// when the one there would end later than asked, or sooner than 63/64 of
+// the time left.
+func TestFastDeadlinesPutLazily(t *testing.T) {
+	addr, s := serveFast(t, deadlined)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const n = 300
+	for i := range n {
+		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	s.mu.Lock()
+	put := s.rl.deadlines.Load()
+	s.mu.Unlock()
+	// The write deadline's 300 ms leaves 4.7 ms of slack, so a slow host
+	// puts it more often; never one a request.
+	t.Logf("%d deadlines put on the socket for %d requests", put, n)
+	if put >= n/2 {
+		t.Errorf("%d deadlines put on the socket for %d requests, want fewer than %d", put, n, n/2)
+	}
+}
+
+// A deadline put lazily still bounds a write that blocks: after many
+// requests on the connection, an 8 MiB answer to an app that does not
+// read fails at its handler's write deadline (300 ms) and the connection
+// is closed, rather than waiting for the app.
+func TestFastLazyWriteDeadlineBounds(t *testing.T) {
+	addr, _ := serveFast(t, deadlined)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 50 {
+		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	start := time.Now()
+	_, _ = io.WriteString(c, "GET /x?big=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * time.Second) // the app reads nothing meanwhile
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if n >= 8<<20 {
+		t.Fatalf("the whole 8 MiB answer arrived (%d bytes): no write deadline", n)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection was still open after %v with %d bytes read: the write deadline did not end it", time.Since(start).Round(time.Millisecond), n)
+	}
+}
