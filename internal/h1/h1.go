@@ -105,8 +105,13 @@ type conn struct {
 	key    poolKey
 	raw    net.Conn              // the TCP connection, under tls if any
 	rc     syscall.RawConn       // raw's, for alive; nil: not a socket
-	peeked bool                  // alive's last finding
-	peek   func(fd uintptr) bool // peekFD, as a value made once rather than at each reuse
+	peeked bool             // alive's last finding
+	peek   func(fd uintptr) // peekFD, as a value made once rather than at each reuse
+	// deadline is what was set on raw last (read and write alike, but
+	// for interrupt's): a pooled connection keeps its last call's, which
+	// the next call replaces, rather than have it cleared at each return
+	// to the pool, a change to the runtime's timers a call.
+	deadline time.Time
 	// interrupt fails the connection's pending and future reads and
 	// writes; a value made once, for the context's hook.
 	interrupt func()
@@ -303,9 +308,7 @@ func closeBody(req *http.Request) {
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, end time.Time, o Observer) (*http.Response, bool, error) {
 	watch, bound := watched(ctx)
 	headEnd := earliest(end, bound)
-	if !headEnd.IsZero() {
-		_ = c.raw.SetDeadline(headEnd) // before the context's hook, which must win
-	}
+	c.setDeadline(headEnd) // before the context's hook, which must win
 	// The context's end (the overall timeout, the app gone) interrupts any
 	// read or write on the connection, through the body's reads too.
 	stop := context.AfterFunc(watch, c.interrupt)
@@ -354,7 +357,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, en
 			// (and its deadline, when the connection keeps it). Moving the
 			// deadline could undo the context's hook, so the hook's work is
 			// done again if the context has ended.
-			_ = c.raw.SetDeadline(bound)
+			c.setDeadline(bound)
 			if ctx.Err() != nil {
 				c.interrupt()
 			}
@@ -531,7 +534,6 @@ func (t *Transport) put(c *conn) {
 		_ = c.c.Close()
 		return
 	}
-	_ = c.raw.SetDeadline(time.Time{})
 	c.idleAt = time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -566,14 +568,25 @@ func (t *Transport) alive(c *conn) bool {
 	}
 	t.peeks.Add(1)
 	c.peeked = false
-	_ = c.rc.Read(c.peek)
+	// Control, not Read: the deadline of the call before, kept on the
+	// connection, may have passed, which would fail a Read at once.
+	_ = c.rc.Control(c.peek)
 	return c.peeked
 }
 
+// setDeadline sets raw's read and write deadline to t, zero meaning
+// none, unless it is already.
+func (c *conn) setDeadline(t time.Time) {
+	if t.Equal(c.deadline) {
+		return
+	}
+	_ = c.raw.SetDeadline(t)
+	c.deadline = t
+}
+
 // peekFD is alive's look at the socket; it never waits.
-func (c *conn) peekFD(fd uintptr) bool {
+func (c *conn) peekFD(fd uintptr) {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	c.peeked = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-	return true
 }

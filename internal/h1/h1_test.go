@@ -555,3 +555,37 @@ func TestHTTPS(t *testing.T) {
 		t.Fatal("an untrusted certificate was accepted")
 	}
 }
+
+// A pooled connection keeps its last call's deadline rather than have it
+// cleared on its return to the pool; once that deadline has passed, the
+// connection still serves: the peek before a call that cannot be sent
+// again finds it open, and a call with no deadline of its own is not cut
+// by the old one.
+func TestAPooledConnectionOutlivesItsLastDeadline(t *testing.T) {
+	s := serve(t, func(_, _ int, _ *http.Request) (string, bool) { return ok, false })
+	tr := New(Options{})
+	bounded := clock.WithDeadline(context.Background(), time.Now().Add(150*time.Millisecond))
+	t.Cleanup(bounded.Stop)
+	req, _ := http.NewRequestWithContext(bounded, "GET", s.url("/a"), nil)
+	resp, err := tr.Call(req, 100*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	time.Sleep(300 * time.Millisecond) // past both deadlines
+	resp, err = get(t, tr, "POST", s.url("/b"), strings.NewReader("once"))
+	if err != nil {
+		t.Fatalf("a POST after the last call's deadline: %v", err)
+	}
+	if got := readAll(t, resp); got != "ok" {
+		t.Fatalf("body %q", got)
+	}
+	resp, err = get(t, tr, "GET", s.url("/c"), nil)
+	if err != nil {
+		t.Fatalf("a GET with no deadline after the last call's: %v", err)
+	}
+	readAll(t, resp)
+	if n := s.accepted.Load(); n != 1 {
+		t.Fatalf("the calls opened %d connections, want 1 (the peek took a passed deadline for a closed connection)", n)
+	}
+}
