@@ -271,7 +271,7 @@ func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *htt
 	if !ctx.Request.Header.IsHTTP11() {
 		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
 	}
-	if u, err := url.ParseRequestURI(uri); err == nil {
+	if u, err := requestURL(uri); err == nil {
 		r.URL = u // the target as sent: fasthttp's Path has its dot segments removed
 	} else {
 		r.URL = &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())}
@@ -292,6 +292,43 @@ func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *htt
 	}
 	return r.WithContext(proxy.ConnContext(base, ctx.Conn()))
 }
+
+// requestURL is url.ParseRequestURI(uri), the common case made without
+// it: a path of characters a URL's path never escapes, and a query
+// without control characters, parse to just those two (FuzzRequestURL
+// holds it to url.ParseRequestURI).
+func requestURL(uri string) (*url.URL, error) {
+	path, query, hasQuery := strings.Cut(uri, "?")
+	if len(path) == 0 || path[0] != '/' || strings.HasPrefix(path, "//") || (hasQuery && query == "") {
+		return url.ParseRequestURI(uri)
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathSafe[path[i]] {
+			return url.ParseRequestURI(uri)
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return url.ParseRequestURI(uri)
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query}, nil
+}
+
+// pathSafe marks the bytes a URL's path holds as they are (url's
+// escaping leaves them alone): unreserved, and the sub-delimiters and
+// separators RFC 3986 allows in a path segment that url does not escape.
+var pathSafe = func() (safe [256]bool) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			safe[c] = true
+		case strings.IndexByte("-_.~$&+,/:;=@", byte(c)) >= 0:
+			safe[c] = true
+		}
+	}
+	return safe
+}()
 
 // copyFields sets a request's fields but Host in h, keyed as net/http
 // keys them (fasthttp has made each name canonical, as net/http does):

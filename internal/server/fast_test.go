@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -397,4 +399,25 @@ func TestFastLazyWriteDeadlineBounds(t *testing.T) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("the connection was still open after %v with %d bytes read: the write deadline did not end it", time.Since(start).Round(time.Millisecond), n)
 	}
+}
+
+// requestURL is url.ParseRequestURI, faster for the common target: the
+// same URL, or an error where it errs, for any target.
+func FuzzRequestURL(f *testing.F) {
+	for _, uri := range []string{
+		"/api/v1/charges?expand=customer", "/a/b/../c", "/a%2Fb", "/a b", "/a?", "/a??", "/a?b?", "//host/x",
+		"/x?q=\x7f", "/x\x00", "*", "http://example.com/a", "/é", "/a!b", "/a#frag", "/a?b#c", "", "/:a@b;c=d",
+	} {
+		f.Add(uri)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		got, gotErr := requestURL(uri)
+		want, wantErr := url.ParseRequestURI(uri)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, url.ParseRequestURI's %v", uri, gotErr, wantErr)
+		}
+		if gotErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %#v, url.ParseRequestURI's %#v", uri, got, want)
+		}
+	})
 }
