@@ -103,8 +103,8 @@ func New(o Options) *Transport {
 // conn is one pooled connection.
 type conn struct {
 	key    poolKey
-	raw    net.Conn              // the TCP connection, under tls if any
-	rc     syscall.RawConn       // raw's, for alive; nil: not a socket
+	raw    net.Conn         // the TCP connection, under tls if any
+	rc     syscall.RawConn  // raw's, for alive; nil: not a socket
 	peeked bool             // alive's last finding
 	peek   func(fd uintptr) // peekFD, as a value made once rather than at each reuse
 	// deadline is what was set on raw last (read and write alike, but
