@@ -496,7 +496,7 @@ func (d *lazyDeadline) set(t time.Time) { d.asked.Store(unixNano(t)) }
 
 // due says whether the deadline asked must be put on the socket before
 // a read (or write), and which: the socket's would not do (see
-// lazyDeadline). applied(t) records that it was.
+// lazyDeadline). put(t) records that it was.
 func (d *lazyDeadline) due() (time.Time, bool) {
 	asked := d.asked.Load()
 	if asked == d.applied {

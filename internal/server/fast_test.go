@@ -308,7 +308,8 @@ func serveFast(t *testing.T, h http.Handler) (string, *fastServer) {
 }
 
 // deadlined answers as Seawall's handler does: a write deadline set
-// first, the answer kept; ?big=1 writes 8 MiB instead.
+// first, the answer kept; ?big=1 writes 32 MiB instead, more than
+// loopback's socket buffers hold.
 var deadlined = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -319,7 +320,7 @@ var deadlined = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chunk := make([]byte, 64<<10)
-	for range 128 {
+	for range 512 {
 		if _, err := w.Write(chunk); err != nil {
 			return
 		}
@@ -367,7 +368,7 @@ func TestFastDeadlinesPutLazily(t *testing.T) {
 }
 
 // A deadline put lazily still bounds a write that blocks: after many
-// requests on the connection, an 8 MiB answer to an app that does not
+// requests on the connection, a 32 MiB answer to an app that does not
 // read fails at its handler's write deadline (300 ms) and the connection
 // is closed, rather than waiting for the app.
 func TestFastLazyWriteDeadlineBounds(t *testing.T) {
@@ -392,8 +393,8 @@ func TestFastLazyWriteDeadlineBounds(t *testing.T) {
 	time.Sleep(2 * time.Second) // the app reads nothing meanwhile
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := io.Copy(io.Discard, c)
-	if n >= 8<<20 {
-		t.Fatalf("the whole 8 MiB answer arrived (%d bytes): no write deadline", n)
+	if n >= 32<<20 {
+		t.Fatalf("the whole 32 MiB answer arrived (%d bytes): no write deadline", n)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
