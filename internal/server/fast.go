@@ -533,14 +533,30 @@ func (c *rawConn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *rawConn) Read(p []byte) (int, error) {
-	if t, ok := c.rd.due(); ok {
-		if err := c.Conn.SetReadDeadline(t); err != nil {
-			return 0, err
-		}
-		c.rd.put(t)
-		c.l.deadlines.Add(1)
+	if err := c.putDeadline(&c.rd); err != nil {
+		return 0, err
 	}
 	return c.Conn.Read(p)
+}
+
+// putDeadline puts d (c.rd or c.wd) on the socket if it is due.
+func (c *rawConn) putDeadline(d *lazyDeadline) error {
+	t, ok := d.due()
+	if !ok {
+		return nil
+	}
+	var err error
+	if d == &c.wd {
+		err = c.Conn.SetWriteDeadline(t)
+	} else {
+		err = c.Conn.SetReadDeadline(t)
+	}
+	if err != nil {
+		return err
+	}
+	d.put(t)
+	c.l.deadlines.Add(1)
+	return nil
 }
 
 func (c *rawConn) remoteAddr() string {
@@ -551,12 +567,8 @@ func (c *rawConn) remoteAddr() string {
 }
 
 func (c *rawConn) Write(p []byte) (int, error) {
-	if t, ok := c.wd.due(); ok {
-		if err := c.Conn.SetWriteDeadline(t); err != nil {
-			return 0, err
-		}
-		c.wd.put(t)
-		c.l.deadlines.Add(1)
+	if err := c.putDeadline(&c.wd); err != nil {
+		return 0, err
 	}
 	if c.skip == 0 {
 		return c.Conn.Write(p)

@@ -327,21 +327,16 @@ var deadlined = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	}
 })
 
-// A keep-alive connection's requests keep one deadline each way on the
-// socket: fasthttp sets four a request (idle, head, and the handler's
-// write deadline set and cleared), which were four changes to the
-// runtime's timers a request; now a deadline is put on the socket only
-// when the one there would end later than asked, or sooner than 63/64 of
-// the time left.
-func TestFastDeadlinesPutLazily(t *testing.T) {
-	addr, s := serveFast(t, deadlined)
+// keptAlive opens a connection to addr and makes n requests on it, each
+// answered "ok", and returns it, open until the test ends.
+func keptAlive(t *testing.T, addr string, n int) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
 	br := bufio.NewReader(c)
-	const n = 300
 	for i := range n {
 		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 			t.Fatal(err)
@@ -356,6 +351,19 @@ func TestFastDeadlinesPutLazily(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 	}
+	return c
+}
+
+// A keep-alive connection's requests keep one deadline each way on the
+// socket: fasthttp sets four a request (idle, head, and the handler's
+// write deadline set and cleared), which were four changes to the
+// runtime's timers a request; now a deadline is put on the socket only
+// when the one there would end later than asked, or sooner than 63/64 of
+// the time left.
+func TestFastDeadlinesPutLazily(t *testing.T) {
+	addr, s := serveFast(t, deadlined)
+	const n = 300
+	keptAlive(t, addr, n)
 	s.mu.Lock()
 	put := s.rl.deadlines.Load()
 	s.mu.Unlock()
@@ -373,21 +381,7 @@ func TestFastDeadlinesPutLazily(t *testing.T) {
 // is closed, rather than waiting for the app.
 func TestFastLazyWriteDeadlineBounds(t *testing.T) {
 	addr, _ := serveFast(t, deadlined)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
-	for i := range 50 {
-		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-	}
+	c := keptAlive(t, addr, 50)
 	start := time.Now()
 	_, _ = io.WriteString(c, "GET /x?big=1 HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(2 * time.Second) // the app reads nothing meanwhile
