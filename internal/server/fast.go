@@ -124,7 +124,7 @@ func (s *fastServer) Serve(ln net.Listener) error {
 		under = pl
 		s.g.Go("h2c listener", func() { _ = s.h2.Serve(proxy.Listener(pl.h2)) })
 	}
-	rl := &rawListener{Listener: under}
+	rl := &rawListener{Listener: under, gone: s.gone}
 	s.mu.Lock()
 	s.rl = rl
 	s.mu.Unlock()
@@ -182,15 +182,16 @@ func (s *fastServer) handler(rl *rawListener) fasthttp.RequestHandler {
 			return
 		}
 		raw := rl.conn(ctx.Conn())
-		base, watched := s.gone.watch(raw)
-		defer s.gone.unwatch(watched)
+		var base context.Context
 		remote := ""
 		if raw != nil {
-			remote = raw.remoteAddr()
+			base, remote = raw.context(), raw.remoteAddr()
 		} else {
-			remote = ctx.RemoteAddr().String()
+			base, remote = proxy.ConnContext(context.Background(), ctx.Conn()), ctx.RemoteAddr().String()
 		}
-		s.serve(ctx, raw, request(ctx, base, remote))
+		h := s.gone.watch(raw, base)
+		defer s.gone.unwatch(raw, h)
+		s.serve(ctx, raw, request(ctx, h, remote, raw.fields()))
 	}
 }
 
@@ -199,7 +200,7 @@ func (s *fastServer) handler(rl *rawListener) fasthttp.RequestHandler {
 // net/http.
 func (s *fastServer) serve(ctx *fasthttp.RequestCtx, raw *rawConn, r *http.Request) {
 	defer abortAsNetHTTP(ctx)
-	w := &answerWriter{ctx: ctx, raw: raw, h: make(http.Header)}
+	w := raw.answerWriter(ctx)
 	s.h.ServeHTTP(w, r)
 	w.finish()
 }
@@ -213,7 +214,7 @@ func (s *fastServer) serve(ctx *fasthttp.RequestCtx, raw *rawConn, r *http.Reque
 func (s *fastServer) refuse(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 	if proxy.FaultyFraming(proxy.ConnContext(context.Background(), ctx.Conn())) {
-		r := request(ctx, context.Background(), ctx.RemoteAddr().String())
+		r := request(ctx, proxy.ConnContext(context.Background(), ctx.Conn()), ctx.RemoteAddr().String(), nil)
 		r.Proto, r.ProtoMinor, r.Body, r.ContentLength, r.TransferEncoding = "HTTP/1.0", 0, http.NoBody, 0, nil
 		s.serve(ctx, nil, r)
 		ctx.SetConnectionClose()
@@ -256,16 +257,20 @@ func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// request is the *http.Request of a fasthttp request: its context base,
-// marked as proxy.ConnContext marks a request on net/http, its body
+// request is the *http.Request of a fasthttp request: its context ctx
+// (marked as proxy.ConnContext marks a request on net/http), its body
 // streamed from the connection as it arrives; remote is the app's
-// address. Made with few allocations (BenchmarkFastRequest): a common
+// address; its fields are put in fields, which must be empty (nil: a
+// new map). Made with few allocations (BenchmarkFastRequest): a common
 // method or field name is not copied, the fields' values are one string.
-func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *http.Request {
+func request(ctx *fasthttp.RequestCtx, base context.Context, remote string, fields http.Header) *http.Request {
+	if fields == nil {
+		fields = make(http.Header, ctx.Request.Header.Len())
+	}
 	uri := string(ctx.RequestURI())
 	r := &http.Request{
 		Method: common(commonMethods, ctx.Method()), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, ctx.Request.Header.Len()),
+		Header: fields,
 		Host:   string(ctx.Host()), RequestURI: uri, RemoteAddr: remote, Body: http.NoBody,
 	}
 	if !ctx.Request.Header.IsHTTP11() {
@@ -290,7 +295,7 @@ func request(ctx *fasthttp.RequestCtx, base context.Context, remote string) *htt
 			r.TransferEncoding = []string{"chunked"}
 		}
 	}
-	return r.WithContext(proxy.ConnContext(base, ctx.Conn()))
+	return r.WithContext(base)
 }
 
 // requestURL is url.ParseRequestURI(uri), the common case made without
@@ -417,6 +422,7 @@ type rawListener struct {
 	net.Listener
 	last  *rawConn
 	conns sync.Map // the framing listener's net.Conn: the *rawConn under it
+	gone  *sweeper // watches its connections' requests; nil: none
 	// deadlines counts the deadlines put on sockets, for the tests.
 	deadlines atomic.Int64
 }
@@ -437,6 +443,9 @@ func (l *rawListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.last = &rawConn{Conn: c, rc: rc, l: l}
+	if l.gone != nil {
+		l.gone.add(l.last)
+	}
 	return l.last, nil
 }
 
@@ -460,8 +469,19 @@ type rawConn struct {
 	// remote is the app's address as text, made at its first request
 	// (by the goroutine serving the connection).
 	remote string
-	// watched is the hang-up sweep's entry for the request in flight.
-	watched sweepEntry
+	// req is the context of the request in flight, nil between
+	// requests, and since the sweep's tick when it began (sweeper).
+	req   atomic.Pointer[hangup]
+	since atomic.Uint64
+	// base is the context of the connection's requests: its values
+	// (the framing listener's), made at its first request.
+	base context.Context
+	// header and answer are the request's fields and the answer's writer
+	// (its fields with it), made at the first request and cleared for
+	// each next one: Seawall's handler keeps neither past its return (a
+	// background revalidation works on a clone of the request).
+	header http.Header
+	answer answerWriter
 	// rd and wd are the read and write deadlines, put on the socket by
 	// the next read or write (lazyDeadline).
 	rd, wd lazyDeadline
@@ -582,7 +602,48 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	return d + n, err
 }
 
+// fields is the map for the fields of c's next request, empty; nil c
+// has none (request makes one).
+func (c *rawConn) fields() http.Header {
+	if c == nil {
+		return nil
+	}
+	if c.header == nil {
+		c.header = make(http.Header)
+	} else {
+		clear(c.header)
+	}
+	return c.header
+}
+
+// answerWriter is the writer of c's next answer, its fields empty; nil
+// c gets a new one.
+func (c *rawConn) answerWriter(ctx *fasthttp.RequestCtx) *answerWriter {
+	if c == nil {
+		return &answerWriter{ctx: ctx, h: make(http.Header)}
+	}
+	h := c.answer.h
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
+	c.answer = answerWriter{ctx: ctx, raw: c, h: h}
+	return &c.answer
+}
+
+// context is the context of c's requests: its values, never done.
+func (c *rawConn) context() context.Context {
+	if c.base == nil {
+		c.base = proxy.ConnContext(context.Background(), c.outer)
+	}
+	return c.base
+}
+
 func (c *rawConn) Close() error {
+	if c.l.gone != nil {
+		c.l.gone.remove(c)
+	}
 	c.l.conns.Delete(c.outer)
 	return c.Conn.Close()
 }
@@ -600,93 +661,6 @@ func (l *outerListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
-
-// sweeper ends a request's context when its app hangs up while the
-// handler runs, as net/http's server does with a read in the background
-// of every request (Seawall then ends the vendor call: its 499). One
-// goroutine does it for all requests: every tick it peeks, without
-// reading or waiting, at the connection of each request that was in
-// flight at the tick before. A request pays a map's insert and delete;
-// one that runs longer a system call a tick; a hang-up is noticed within
-// two ticks. (A goroutine a request waiting on the poller, as net/http,
-// noticed it at once and cost a pass-through about 1 µs more: ADR 0006.)
-type sweeper struct {
-	mu       sync.Mutex
-	inflight map[*sweepEntry]struct{}
-	gen      uint64
-	done     chan struct{}
-	once     sync.Once
-}
-
-type sweepEntry struct {
-	rc     syscall.RawConn
-	cancel context.CancelFunc
-	gen    uint64
-}
-
-func newSweeper(g *routine.Group, tick time.Duration) *sweeper {
-	s := &sweeper{inflight: map[*sweepEntry]struct{}{}, done: make(chan struct{})}
-	g.Go("hang-up sweep", func() { s.run(tick) })
-	return s
-}
-
-func (s *sweeper) run(tick time.Duration) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var b [1]byte
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-		// The lock is held while peeking, so that no request's
-		// connection is closed under the peek.
-		s.mu.Lock()
-		for e := range s.inflight {
-			if e.gen == s.gen {
-				continue // younger than a tick
-			}
-			_ = e.rc.Control(func(fd uintptr) {
-				n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-				if n == 0 && err == nil {
-					e.cancel() // the app hung up
-				}
-			})
-		}
-		s.gen++
-		s.mu.Unlock()
-	}
-}
-
-// watch gives a request on c a context that ends when its app hangs up,
-// until unwatch(e). The entry is c's own, used again by its next
-// request (a connection serves one request at a time): no allocation
-// for it; nil c (no socket to peek at) gets one that is not watched.
-func (s *sweeper) watch(c *rawConn) (context.Context, *sweepEntry) {
-	gone, cancel := context.WithCancel(context.Background())
-	if c == nil {
-		return gone, &sweepEntry{cancel: cancel}
-	}
-	e := &c.watched
-	s.mu.Lock()
-	e.rc, e.cancel, e.gen = c.rc, cancel, s.gen
-	s.inflight[e] = struct{}{}
-	s.mu.Unlock()
-	return gone, e
-}
-
-// unwatch ends the watch of a request's connection and its context.
-func (s *sweeper) unwatch(e *sweepEntry) {
-	if e.rc != nil {
-		s.mu.Lock()
-		delete(s.inflight, e)
-		s.mu.Unlock()
-	}
-	e.cancel()
-}
-
-func (s *sweeper) stop() { s.once.Do(func() { close(s.done) }) }
 
 // prefaceListener hands out the connections of a TCP listener that do
 // not open with HTTP/2's preface; those that do go to h2 (net/http's
