@@ -267,11 +267,11 @@ func request(ctx *fasthttp.RequestCtx, base context.Context, remote string, fiel
 	if fields == nil {
 		fields = make(http.Header, ctx.Request.Header.Len())
 	}
-	uri := string(ctx.RequestURI())
+	uri, host := copyFields(fields, &ctx.Request.Header, ctx.RequestURI(), ctx.Host())
 	r := &http.Request{
 		Method: common(commonMethods, ctx.Method()), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: fields,
-		Host:   string(ctx.Host()), RequestURI: uri, RemoteAddr: remote, Body: http.NoBody,
+		Host:   host, RequestURI: uri, RemoteAddr: remote, Body: http.NoBody,
 	}
 	if !ctx.Request.Header.IsHTTP11() {
 		r.Proto, r.ProtoMinor = "HTTP/1.0", 0
@@ -281,7 +281,6 @@ func request(ctx *fasthttp.RequestCtx, base context.Context, remote string, fiel
 	} else {
 		r.URL = &url.URL{Path: string(ctx.Path()), RawQuery: string(ctx.URI().QueryString())}
 	}
-	copyFields(r.Header, &ctx.Request.Header)
 	switch cl := ctx.Request.Header.ContentLength(); {
 	case cl == 0, cl < -1: // none (-2: neither Content-Length nor chunked)
 	default:
@@ -338,18 +337,21 @@ var pathSafe = func() (safe [256]bool) {
 // copyFields sets a request's fields but Host in h, keyed as net/http
 // keys them (fasthttp has made each name canonical, as net/http does):
 // a common name without a copy, the values sliced from one string and
-// their slices from one array.
-func copyFields(h http.Header, from *fasthttp.RequestHeader) {
-	size, n := 0, 0
+// their slices from one array. It returns the request's target and host
+// as strings, sliced from that string too.
+func copyFields(h http.Header, from *fasthttp.RequestHeader, target, host []byte) (string, string) {
+	size, n := len(target)+len(host), 0
 	for _, v := range from.All() {
 		size, n = size+len(v), n+1
 	}
 	var b strings.Builder
 	b.Grow(size)
+	b.Write(target)
+	b.Write(host)
 	for _, v := range from.All() {
 		b.Write(v)
 	}
-	all, off := b.String(), 0
+	all, off := b.String(), len(target)+len(host)
 	vals := make([]string, 0, n)
 	for k, v := range from.All() {
 		val := all[off : off+len(v)]
@@ -365,6 +367,7 @@ func copyFields(h http.Header, from *fasthttp.RequestHeader) {
 		vals = append(vals, val)
 		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+	return all[:len(target)], all[len(target) : len(target)+len(host)]
 }
 
 // commonFields are the field names most requests carry.
