@@ -311,7 +311,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, en
 	c.setDeadline(headEnd) // before the context's hook, which must win
 	// The context's end (the overall timeout, the app gone) interrupts any
 	// read or write on the connection, through the body's reads too.
-	stop := context.AfterFunc(watch, c.interrupt)
+	stop := afterFunc(watch, c.interrupt)
 	o.GotConn(c.reused)
 	before := c.cw.n
 	fail := func(err error) (*http.Response, bool, error) {
@@ -367,6 +367,18 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, en
 		resp.Body = &body{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable, ctx: ctx}
 		return resp, true, nil
 	}
+}
+
+// afterFunc is context.AfterFunc(ctx, f), but a context with an
+// AfterFunc method of its own is asked directly, as the context package
+// asks one for a child: the fasthttp engine's request context then
+// calls f (a connection's interrupt: quick, safe from any goroutine) as
+// it ends, with no context of the package's and no goroutine made.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // boundedContext is a context that keeps its deadline without a timer

@@ -18,17 +18,23 @@ import (
 // context.WithCancel and a value on it were three and a map for the
 // contexts derived from it. Those register through AfterFunc, which the
 // context package calls instead of starting a goroutine to watch a
-// parent it does not know.
+// parent it does not know, and which the vendor client (internal/h1)
+// calls itself: one allocation a registration, its stop.
 type hangup struct {
 	context.Context // the connection's: its values; never done itself
 	g               *routine.Group
 	ended           atomic.Bool
 	mu              sync.Mutex
 	done            chan struct{}  // made by the first Done, or closedChan; guarded by mu
-	after           []*afterHangup // to call when it ends; guarded by mu
+	after           []afterHangup  // to call when it ends, in inline at first; guarded by mu
+	inline          [2]afterHangup // a call's interrupt and a child or two: no slice to make
+	last            uint64         // the id of the latest registration; guarded by mu
 }
 
-type afterHangup struct{ f func() }
+type afterHangup struct {
+	id uint64
+	f  func()
+}
 
 func (h *hangup) Deadline() (time.Time, bool) { return time.Time{}, false }
 
@@ -49,25 +55,33 @@ func (h *hangup) Err() error {
 }
 
 // AfterFunc calls f once h has ended, unless stop is called first, as
-// context.AfterFunc does; an f registered after the end runs at once,
-// in a goroutine of its own (the context package registers holding a
-// lock that f takes).
+// context.AfterFunc does, but in the goroutine that ends h (the
+// request's, or the sweep's), so f must be quick; an f registered after
+// the end runs at once, in a goroutine of its own (the context package
+// registers holding a lock that f takes).
 func (h *hangup) AfterFunc(f func()) (stop func() bool) {
-	a := &afterHangup{f: f}
 	h.mu.Lock()
 	if h.ended.Load() {
 		h.mu.Unlock()
 		h.g.Go("request context's after-func", f)
 		return func() bool { return false }
 	}
-	h.after = append(h.after, a)
+	if h.after == nil {
+		h.after = h.inline[:0]
+	}
+	h.last++
+	id := h.last
+	h.after = append(h.after, afterHangup{id: id, f: f})
 	h.mu.Unlock()
 	return func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		for i, b := range h.after {
-			if b == a {
-				h.after = append(h.after[:i], h.after[i+1:]...)
+		for i := range h.after {
+			if h.after[i].id == id {
+				last := len(h.after) - 1
+				copy(h.after[i:], h.after[i+1:])
+				h.after[last] = afterHangup{}
+				h.after = h.after[:last]
 				return true
 			}
 		}
@@ -91,7 +105,7 @@ func (h *hangup) end() {
 	after := h.after
 	h.after = nil
 	h.mu.Unlock()
-	for _, a := range after {
+	for _, a := range after { // nothing changes them now: h has ended
 		a.f()
 	}
 }
