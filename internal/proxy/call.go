@@ -22,6 +22,10 @@ type call struct {
 	// timeout (the exchange's own): the vendor's connection keeps the
 	// deadline, so the common call starts no timer for it.
 	overall *clock.Bounded
+	// relayed and left are the relay's writer and the vendor's body
+	// under the size limit, kept here so that the relay makes neither.
+	relayed deadlineWriter
+	left    limitedBody
 }
 
 // exchange is one request's call, upstream call, deadlines, 1xx relay,

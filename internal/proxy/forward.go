@@ -167,9 +167,11 @@ func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, first, buf []b
 	}
 	w.WriteHeader(resp.StatusCode)
 	if c.deadlines != nil {
-		w = deadlineWriter{w, c.deadlines}
+		c.relayed = deadlineWriter{w, c.deadlines}
+		w = &c.relayed
 	}
-	err := copyBody(w, first, &limitedBody{Reader: resp.Body, left: maxResp - int64(len(first))}, resp.ContentLength < 0, buf)
+	c.left = limitedBody{Reader: resp.Body, left: maxResp - int64(len(first))}
+	err := copyBody(w, first, &c.left, resp.ContentLength < 0, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -196,11 +196,12 @@ func TestPassThroughAllocations(t *testing.T) {
 	if w.status != http.StatusOK || w.h.Get("Seawall-Source") != "upstream" {
 		t.Fatalf("not relayed: %d %v", w.status, w.h)
 	}
-	// 52 with the map made here; 60 with a context.WithTimeout for the
-	// overall timeout and h1's AfterFunc on it.
+	// 48 with the map made here; 50 with the relay's writer and its
+	// limit on the vendor's body made a call, 60 with a
+	// context.WithTimeout for the overall timeout and h1's AfterFunc on it.
 	t.Logf("%.0f allocations", allocs)
-	if allocs > 53 {
-		t.Errorf("a relayed call made %.0f allocations, want at most 53", allocs)
+	if allocs > 48 {
+		t.Errorf("a relayed call made %.0f allocations, want at most 48", allocs)
 	}
 }
 
