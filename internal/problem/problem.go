@@ -23,6 +23,12 @@ type Kind struct {
 	Code   string
 	Title  string
 	Hint   string
+
+	// typeURI and codeField are the type and the Seawall-Error field
+	// value, made once by Define (a kind made otherwise makes them at
+	// each Write).
+	typeURI   string
+	codeField *[1]string
 }
 
 var (
@@ -33,7 +39,7 @@ var (
 // Define returns a new kind and adds it to the table. Call it from a
 // package-level var, once per kind.
 func Define(status int, code, title, hint string) *Kind {
-	k := &Kind{Status: status, Code: code, Title: title, Hint: hint}
+	k := &Kind{Status: status, Code: code, Title: title, Hint: hint, typeURI: TypePrefix + code, codeField: &[1]string{code}}
 	mu.Lock()
 	kinds = append(kinds, k)
 	mu.Unlock()
@@ -46,7 +52,7 @@ func Kinds() []Kind {
 	defer mu.Unlock()
 	out := make([]Kind, len(kinds))
 	for i, k := range kinds {
-		out[i] = *k
+		out[i] = Kind{Status: k.Status, Code: k.Code, Title: k.Title, Hint: k.Hint}
 	}
 	return out
 }
@@ -82,12 +88,25 @@ func Write(w http.ResponseWriter, k *Kind, b Body) {
 	h := w.Header()
 	h["Content-Type"] = contentType
 	FromSeawall(h)
-	h["Seawall-Error"] = []string{k.Code}
-	b.Type, b.Title, b.Status, b.Hint = TypePrefix+k.Code, k.Title, k.Status, k.Hint
+	typeURI, code := k.typeURI, k.codeField
+	if code == nil {
+		typeURI, code = TypePrefix+k.Code, &[1]string{k.Code}
+	}
+	h["Seawall-Error"] = code[:] // shared: a field's values are replaced, never changed in place
+	b.Type, b.Title, b.Status, b.Hint = typeURI, k.Title, k.Status, k.Hint
 	w.WriteHeader(k.Status)
-	// Most problems fit; a longer one grows it.
-	_, _ = w.Write(b.AppendJSON(make([]byte, 0, 512)))
+	// Most problems fit; a longer one grows it. Write copies it (an
+	// io.Writer keeps nothing of what it is given), so it is lent.
+	buf := bodies.Get().(*[]byte)
+	*buf = b.AppendJSON((*buf)[:0])
+	_, _ = w.Write(*buf)
+	if cap(*buf) <= 4<<10 {
+		bodies.Put(buf)
+	}
 }
+
+// bodies lend Write its JSON buffers.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // AppendJSON appends b's JSON to dst as encoding/json's Encoder writes it,
 // byte for byte (TestBodyJSONIsEncodingJSONs): encoding/json walked the

@@ -3,6 +3,7 @@ package problem
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -60,4 +61,31 @@ func FuzzProblemJSON(f *testing.F) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// Write answers each problem with its own body and fields, one after
+// another on buffers it lends itself (a long body, then a short one, has
+// none of the long one's tail), and a kind made without Define is written
+// as one made with it.
+func TestWriteAnswersEachProblemWhole(t *testing.T) {
+	defined := Define(503, "test-write", "Test write", "A hint.")
+	literal := &Kind{Status: 503, Code: "test-write", Title: "Test write", Hint: "A hint."}
+	long := Body{Detail: string(bytes.Repeat([]byte("x"), 2000)), Upstream: "u", RequestID: "r1", Attempts: 2}
+	short := Body{Detail: "short", RequestID: "r2"}
+	for i, tc := range []struct {
+		k *Kind
+		b Body
+	}{{defined, long}, {defined, short}, {literal, long}, {literal, short}, {defined, short}} {
+		rec := httptest.NewRecorder()
+		Write(rec, tc.k, tc.b)
+		want := tc.b
+		want.Type, want.Title, want.Status, want.Hint = TypePrefix+"test-write", "Test write", 503, "A hint."
+		wantJSON := want.AppendJSON(nil)
+		if got := rec.Body.Bytes(); !bytes.Equal(got, wantJSON) {
+			t.Errorf("%d: body\n got %s\nwant %s", i, got, wantJSON)
+		}
+		if rec.Code != 503 || rec.Header().Get("Seawall-Error") != "test-write" || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%d: %d %v", i, rec.Code, rec.Header())
+		}
+	}
 }

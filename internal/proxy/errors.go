@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/seawall/seawall/internal/breaker"
@@ -204,11 +205,31 @@ func writeProblem(w http.ResponseWriter, err error, upstream, requestID string, 
 		h["Connection"] = []string{"close"}
 	}
 	if d, ok := retryAfter(err); ok {
-		h["Retry-After"] = []string{strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second)))}
+		h["Retry-After"] = retryAfterField(int(max(1, (d+time.Second-1)/time.Second)))
 	}
 	problem.Write(w, k, problem.Body{Detail: err.Error(), Upstream: upstream, RequestID: requestID, Attempts: attempts})
 	return k.Status
 }
+
+// retryAfterField is the Retry-After field's value for secs: the one
+// made last when it is the same, as it is for every refusal of an open
+// breaker within a second. Shared: a field's values are replaced, never
+// changed in place.
+func retryAfterField(secs int) []string {
+	if last := lastRetryAfter.Load(); last != nil && last.secs == secs {
+		return last.field[:]
+	}
+	f := &retryAfterValue{secs: secs, field: [1]string{strconv.Itoa(secs)}}
+	lastRetryAfter.Store(f)
+	return f.field[:]
+}
+
+type retryAfterValue struct {
+	secs  int
+	field [1]string
+}
+
+var lastRetryAfter atomic.Pointer[retryAfterValue]
 
 func retryAfter(err error) (time.Duration, bool) {
 	// The fail-fast path's bare refusal, without the walks below.
