@@ -257,8 +257,9 @@ func abortAsNetHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// request is the *http.Request of a fasthttp request: its context ctx
-// (marked as proxy.ConnContext marks a request on net/http), its body
+// request is the *http.Request of a fasthttp request: its context base
+// (which carries proxy.ConnContext's mark, as a request on net/http
+// does), its body
 // streamed from the connection as it arrives; remote is the app's
 // address; its fields are put in fields, which must be empty (nil: a
 // new map). Made with few allocations (BenchmarkFastRequest): a common

@@ -47,8 +47,11 @@ func (h *hangup) Done() <-chan struct{} {
 	return h.done
 }
 
+// Err is context.Canceled once h has ended; by then Done is closed (end
+// closes it holding the lock Done takes), as the context contract asks.
 func (h *hangup) Err() error {
 	if h.ended.Load() {
+		<-h.Done()
 		return context.Canceled
 	}
 	return nil
@@ -96,12 +99,12 @@ func (h *hangup) end() {
 		h.mu.Unlock()
 		return
 	}
+	h.ended.Store(true) // before Done closes: whoever sees it closed sees Err
 	if h.done == nil {
 		h.done = closedChan
 	} else {
 		close(h.done)
 	}
-	h.ended.Store(true)
 	after := h.after
 	h.after = nil
 	h.mu.Unlock()
