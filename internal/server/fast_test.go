@@ -335,27 +335,39 @@ var deadlined = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // answered "ok", and returns it, open until the test ends.
 func keptAlive(t *testing.T, addr string, n int) net.Conn {
 	t.Helper()
+	c, br := dialApp(t, addr)
+	for i := range n {
+		if resp, body := ask(t, c, br, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	return c
+}
+
+// dialApp is an app's keep-alive connection to addr, closed when t ends.
+func dialApp(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	br := bufio.NewReader(c)
-	for i := range n {
-		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(body) != "ok" {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
-		}
+	return c, bufio.NewReader(c)
+}
+
+// ask sends a request's head on c and reads its answer whole.
+func ask(t *testing.T, c net.Conn, br *bufio.Reader, head string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
 	}
-	return c
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%q: %v", head, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, string(body)
 }
 
 // A keep-alive connection's requests keep one deadline each way on the

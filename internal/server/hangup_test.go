@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -89,23 +87,10 @@ func TestFastHangUpEndsTheRequestsContext(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	br := bufio.NewReader(c)
+	c, br := dialApp(t, addr)
 	var first context.Context
 	for i := range 2 {
-		if _, err := io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+		ask(t, c, br, "GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
 		s := <-seenc
 		if i == 0 {
 			first = s.ctx
@@ -150,26 +135,13 @@ func TestFastRequestsOnAConnectionShareNoFields(t *testing.T) {
 		w.Header().Set("X-Answer", r.URL.Path)
 		_, _ = io.WriteString(w, "ok")
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	br := bufio.NewReader(c)
+	c, br := dialApp(t, addr)
 	var answers []http.Header
 	for _, head := range []string{
 		"GET /first HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer caller-1\r\nX-Tenant: one\r\n\r\n",
 		"GET /second HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
-		if _, err := io.WriteString(c, head); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+		resp, _ := ask(t, c, br, head)
 		answers = append(answers, resp.Header)
 	}
 	first, second := <-seen, <-seen
