@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/seawall/seawall/internal/testwait"
 )
 
 // A request's context behaves as context.WithCancel's for what is
@@ -156,5 +159,41 @@ func TestFastRequestsOnAConnectionShareNoFields(t *testing.T) {
 	}
 	if answers[1].Get("Set-Cookie") != "" || answers[1].Get("X-Answer") != "/second" {
 		t.Errorf("the second answer carries the first's fields: %v", answers[1])
+	}
+}
+
+// A connection leaves the sweep when it closes, whoever closes it: the
+// app, or the server after a handler's abort; the sweep would otherwise
+// keep every connection the server ever accepted.
+func TestFastSweepForgetsClosedConnections(t *testing.T) {
+	addr, s := serveFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/abort" {
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	swept := func() int {
+		s.gone.mu.Lock()
+		defer s.gone.mu.Unlock()
+		return len(s.gone.conns)
+	}
+	var conns []net.Conn
+	for range 3 {
+		c, br := dialApp(t, addr)
+		ask(t, c, br, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		conns = append(conns, c)
+	}
+	if n := swept(); n != 3 {
+		t.Fatalf("%d connections in the sweep, want the 3 open", n)
+	}
+	aborted, _ := dialApp(t, addr)
+	if _, err := io.WriteString(aborted, "GET /abort HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	if _, ok := testwait.Within(5*time.Second, func() bool { return swept() == 0 }); !ok {
+		t.Errorf("%d connections still in the sweep after all closed", swept())
 	}
 }
