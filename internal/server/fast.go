@@ -213,8 +213,8 @@ func (s *fastServer) serve(ctx *fasthttp.RequestCtx, raw *rawConn, r *http.Reque
 // the handler is run on what fasthttp read of it.
 func (s *fastServer) refuse(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
-	if proxy.FaultyFraming(proxy.ConnContext(context.Background(), ctx.Conn())) {
-		r := request(ctx, proxy.ConnContext(context.Background(), ctx.Conn()), ctx.RemoteAddr().String(), nil)
+	if base := proxy.ConnContext(context.Background(), ctx.Conn()); proxy.FaultyFraming(base) {
+		r := request(ctx, base, ctx.RemoteAddr().String(), nil)
 		r.Proto, r.ProtoMinor, r.Body, r.ContentLength, r.TransferEncoding = "HTTP/1.0", 0, http.NoBody, 0, nil
 		s.serve(ctx, nil, r)
 		ctx.SetConnectionClose()
